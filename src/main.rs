@@ -1,0 +1,3 @@
+//! picket command-line entry point.
+#![forbid(unsafe_code)]
+fn main() {}
