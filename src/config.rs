@@ -11,6 +11,12 @@ pub struct General {
     pub update_interval_s: f64,
     /// Most sources tracked per worker by the per-source table.
     pub max_sources: usize,
+    /// Seconds a per-source entry may stay idle before it is dropped.
+    pub source_idle_s: f64,
+    /// SIGNATURES.md section 9 terms for targets without asset data (1..=5).
+    pub criticality: i64,
+    pub system_countermeasures: i64,
+    pub network_countermeasures: i64,
 }
 
 /// `[syn_retry]`: unanswered, repeated connection attempts.
@@ -41,7 +47,14 @@ impl Rules {
     /// The rules shipped in `rules/`, compiled into the binary.
     pub fn builtin() -> Rules {
         Rules {
-            general: General { update_interval_s: 60.0, max_sources: 65536 },
+            general: General {
+                update_interval_s: 60.0,
+                max_sources: 65536,
+                source_idle_s: 600.0,
+                criticality: 3,
+                system_countermeasures: 2,
+                network_countermeasures: 2,
+            },
             syn_retry: SynRetryRules {
                 enabled: true,
                 min_attempts: 3,
@@ -59,4 +72,9 @@ impl Rules {
         let _ = dir;
         Ok(Rules::builtin())
     }
+}
+
+/// Validates a rules directory; describes what it holds.
+pub fn check_dir(dir: &Path) -> Result<String, ConfigError> {
+    Rules::load_dir(dir).map(|_| format!("{}: ok", dir.display()))
 }

@@ -1,0 +1,172 @@
+//! Wiring a run together: reader, analyzer workers and the output thread,
+//! started and joined in the right order so that every event is written
+//! before the final stats line.
+
+use crate::capture::{self, CaptureError, LiveOpts};
+use crate::config::Rules;
+use crate::detect::{EndReason, Shared};
+use crate::dispatch::Dispatcher;
+use crate::event::EventLine;
+use crate::homenet::HomeNet;
+use crate::output::{self, Sink, StatsSource};
+use crate::signals::Flags;
+use crate::stats::Stats;
+use crate::worker::Worker;
+use crossbeam_channel::bounded;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+/// What to read.
+pub enum Input {
+    Live(LiveOpts),
+    Files {
+        paths: Vec<PathBuf>,
+        filter: Option<String>,
+    },
+}
+
+/// Everything a run needs, built from the command line.
+pub struct RunConfig {
+    pub input: Input,
+    pub rules: Rules,
+    pub home: HomeNet,
+    pub workers: usize,
+    pub output: Option<PathBuf>,
+    pub community_id_seed: u16,
+}
+
+/// How a run ended.
+pub struct RunReport {
+    /// Per-file errors that did not stop the run (damaged captures).
+    pub file_errors: Vec<CaptureError>,
+    pub output_error: Option<std::io::Error>,
+}
+
+/// The default worker count: available cores minus the reader, at least 1.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Runs to completion. Errors that stop the run before any packet is read
+/// (unopenable input, bad filter) come back as `Err`.
+pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
+    let started = Instant::now();
+    let stats = Arc::new(Stats::default());
+    // Open everything up front so a bad input fails before threads start.
+    let (opened_live, files, sensors) = match &cfg.input {
+        Input::Live(o) => {
+            let (cap, link) = capture::open_live(o)?;
+            (Some((cap, link)), Vec::new(), vec![o.iface.clone()])
+        }
+        Input::Files { paths, filter } => {
+            let paths = capture::expand_inputs(paths)?;
+            if paths.len() > usize::from(u16::MAX) {
+                return Err(CaptureError::Path {
+                    path: "replay".into(),
+                    msg: format!("too many files ({})", paths.len()),
+                });
+            }
+            // Check that every file opens before reading any of them; stdin opens later.
+            for p in paths.iter().filter(|p| p.as_os_str() != "-") {
+                capture::open_file(p, filter.as_deref())?;
+            }
+            let sensors = paths.iter().map(|p| capture::sensor_name(p)).collect();
+            (None, paths, sensors)
+        }
+    };
+    let sink = Sink::open(cfg.output.as_deref()).map_err(|e| CaptureError::Path {
+        path: cfg
+            .output
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        msg: format!("cannot open output: {e}"),
+    })?;
+    let lossy = opened_live.is_some();
+    let end = if lossy {
+        EndReason::Shutdown
+    } else {
+        EndReason::EndOfInput
+    };
+    let shared = Arc::new(Shared {
+        rules: cfg.rules,
+        home: cfg.home.clone(),
+        community_id_seed: cfg.community_id_seed,
+        sensors: sensors.clone(),
+        stats: Arc::clone(&stats),
+    });
+    let (out_tx, out_rx) = bounded::<EventLine>(4096);
+    let stats_src = StatsSource {
+        stats: Arc::clone(&stats),
+        sensor: if sensors.len() == 1 {
+            sensors[0].clone()
+        } else {
+            format!("{} files", sensors.len())
+        },
+        started,
+    };
+    let out_flags = flags.clone();
+    let out_thread = std::thread::Builder::new()
+        .name("picket-output".into())
+        .spawn(move || output::run(sink, out_rx, out_flags, stats_src))
+        .map_err(|e| CaptureError::Path {
+            path: "thread".into(),
+            msg: e.to_string(),
+        })?;
+
+    let (mut dispatcher, ports) = Dispatcher::new(cfg.workers, cfg.home, lossy, Arc::clone(&stats));
+    let mut handles = Vec::new();
+    for (i, port) in ports.into_iter().enumerate() {
+        let sh = Arc::clone(&shared);
+        let tx = out_tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("picket-worker-{i}"))
+            .spawn(move || Worker::new(&sh).run(port, &sh, tx, end))
+            .map_err(|e| CaptureError::Path {
+                path: "thread".into(),
+                msg: e.to_string(),
+            })?;
+        handles.push(h);
+    }
+    drop(out_tx);
+
+    let mut file_errors = Vec::new();
+    if let Some((cap, link)) = opened_live {
+        if let Err(e) = capture::read_live(cap, link, &mut dispatcher, &stats, &flags) {
+            file_errors.push(e);
+        }
+    } else if let Input::Files { filter, .. } = &cfg.input {
+        for (i, path) in files.iter().enumerate() {
+            if flags.stop_requested() {
+                break;
+            }
+            dispatcher.set_sensor(i as u16);
+            let res = capture::open_file(path, filter.as_deref()).and_then(|(cap, link)| {
+                capture::read_file(path, cap, link, &mut dispatcher, &stats, &flags)
+            });
+            if let Err(e) = res {
+                stats.bad_files.fetch_add(1, Relaxed);
+                eprintln!("picket: error: {e}");
+                file_errors.push(e);
+            }
+        }
+    }
+    dispatcher.finish();
+    for h in handles {
+        let _ = h.join();
+    }
+    drop(shared);
+    let output_error = match out_thread.join() {
+        Ok(r) => r.err(),
+        Err(_) => Some(std::io::Error::other("output thread panicked")),
+    };
+    Ok(RunReport {
+        file_errors,
+        output_error,
+    })
+}

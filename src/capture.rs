@@ -1,0 +1,281 @@
+//! The reader: opens a live interface or a list of capture files through
+//! libpcap, decodes every frame into a `PacketSummary`, and hands it to the
+//! dispatcher. Also where capture errors become messages that name the file
+//! and the position.
+
+use crate::decode::decode;
+use crate::dispatch::Dispatcher;
+use crate::signals::Flags;
+use crate::stats::{LocalCounts, Stats};
+use crate::summary::LinkKind;
+use pcap::{Active, Capture, Offline};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// File name endings replay picks up when given a directory.
+pub const CAPTURE_EXTENSIONS: [&str; 5] = ["pcap", "pcapng", "cap", "dmp", "pcap0"];
+
+/// Live-capture settings.
+#[derive(Clone, Debug)]
+pub struct LiveOpts {
+    pub iface: String,
+    pub promisc: bool,
+    pub snaplen: i32,
+    pub filter: Option<String>,
+    pub buffer_mb: Option<u32>,
+}
+
+/// What the reader could not do. `Display` is one line for stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{path}: cannot open capture: {msg}")]
+    Open { path: String, msg: String },
+    #[error(
+        "{path}: unsupported link type {dlt} ({name}); picket decodes Ethernet, Linux SLL/SLL2, raw IP and BSD loopback"
+    )]
+    LinkType {
+        path: String,
+        dlt: i32,
+        name: String,
+    },
+    #[error(
+        "{path}: capture is damaged after packet {packet} (byte offset unknown to libpcap): {msg}"
+    )]
+    Damaged {
+        path: String,
+        packet: u64,
+        msg: String,
+    },
+    #[error("bad BPF filter {filter:?}: {msg}")]
+    Filter { filter: String, msg: String },
+    #[error("interface {iface}: {msg}")]
+    Interface { iface: String, msg: String },
+    #[error("{path}: {msg}")]
+    Path { path: String, msg: String },
+}
+
+/// Expands replay arguments: directories become their capture files, sorted
+/// by name; `-` stays as stdin.
+pub fn expand_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.as_os_str() == "-" {
+            out.push(a.clone());
+            continue;
+        }
+        let meta = std::fs::metadata(a).map_err(|e| CaptureError::Path {
+            path: a.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        if !meta.is_dir() {
+            out.push(a.clone());
+            continue;
+        }
+        let rd = std::fs::read_dir(a).map_err(|e| CaptureError::Path {
+            path: a.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && is_capture_name(p))
+            .collect();
+        if files.is_empty() {
+            return Err(CaptureError::Path {
+                path: a.display().to_string(),
+                msg: "directory holds no capture files (.pcap, .pcapng, .cap)".into(),
+            });
+        }
+        files.sort();
+        out.extend(files);
+    }
+    Ok(out)
+}
+
+fn is_capture_name(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| CAPTURE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// The name a file's events carry in `sensor`.
+pub fn sensor_name(p: &Path) -> String {
+    if p.as_os_str() == "-" {
+        return "stdin".to_string();
+    }
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+fn link_of(path: &str, dlt: pcap::Linktype) -> Result<LinkKind, CaptureError> {
+    LinkKind::from_dlt(dlt.0).ok_or_else(|| CaptureError::LinkType {
+        path: path.to_string(),
+        dlt: dlt.0,
+        name: dlt.get_name().unwrap_or_else(|_| "unknown".into()),
+    })
+}
+
+/// Opens a capture file (or stdin for `-`) and checks its link type.
+pub fn open_file(
+    path: &Path,
+    filter: Option<&str>,
+) -> Result<(Capture<Offline>, LinkKind), CaptureError> {
+    let name = path.display().to_string();
+    let mut cap = Capture::from_file(path).map_err(|e| CaptureError::Open {
+        path: name.clone(),
+        msg: e.to_string(),
+    })?;
+    let link = link_of(&name, cap.get_datalink())?;
+    if let Some(f) = filter {
+        cap.filter(f, true).map_err(|e| CaptureError::Filter {
+            filter: f.to_string(),
+            msg: e.to_string(),
+        })?;
+    }
+    Ok((cap, link))
+}
+
+/// Opens a live interface.
+pub fn open_live(o: &LiveOpts) -> Result<(Capture<Active>, LinkKind), CaptureError> {
+    let err = |e: pcap::Error| CaptureError::Interface {
+        iface: o.iface.clone(),
+        msg: e.to_string(),
+    };
+    let mut inactive = Capture::from_device(o.iface.as_str())
+        .map_err(err)?
+        .promisc(o.promisc)
+        .snaplen(o.snaplen)
+        .timeout(100);
+    if let Some(mb) = o.buffer_mb {
+        inactive =
+            inactive.buffer_size(i32::try_from(u64::from(mb) * 1024 * 1024).unwrap_or(i32::MAX));
+    }
+    let mut cap = inactive.open().map_err(err)?;
+    let link = link_of(&o.iface, cap.get_datalink())?;
+    if let Some(f) = &o.filter {
+        cap.filter(f, true).map_err(|e| CaptureError::Filter {
+            filter: f.clone(),
+            msg: e.to_string(),
+        })?;
+    }
+    Ok((cap, link))
+}
+
+#[inline]
+fn ts_us(h: &pcap::PacketHeader) -> i64 {
+    i64::from(h.ts.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(h.ts.tv_usec))
+}
+
+/// Reads one opened file to its end (or until a stop signal). Returns the
+/// number of packets read; an error mid-file keeps what was read before it.
+pub fn read_file(
+    path: &Path,
+    mut cap: Capture<Offline>,
+    link: LinkKind,
+    d: &mut Dispatcher,
+    stats: &Stats,
+    flags: &Flags,
+) -> Result<u64, CaptureError> {
+    let mut local = LocalCounts::default();
+    let mut n: u64 = 0;
+    let result = loop {
+        match cap.next_packet() {
+            Ok(pkt) => {
+                n += 1;
+                let s = decode(link, ts_us(pkt.header), pkt.header.len, pkt.data);
+                local.count(link, &s);
+                d.push(s);
+                if n % 256 == 0 {
+                    local.flush_into(stats);
+                    if flags.stop_requested() {
+                        break Ok(n);
+                    }
+                    if flags.take_stats_request() {
+                        d.report();
+                        flags.request_stats_write();
+                    }
+                }
+            }
+            Err(pcap::Error::NoMorePackets) => break Ok(n),
+            Err(e) => {
+                break Err(CaptureError::Damaged {
+                    path: path.display().to_string(),
+                    packet: n,
+                    msg: e.to_string(),
+                });
+            }
+        }
+    };
+    local.flush_into(stats);
+    result
+}
+
+/// Reads a live capture until a stop signal, then drains what the kernel
+/// still holds (until the link is idle for one read timeout, at most 1 s).
+pub fn read_live(
+    mut cap: Capture<Active>,
+    link: LinkKind,
+    d: &mut Dispatcher,
+    stats: &Stats,
+    flags: &Flags,
+) -> Result<(), CaptureError> {
+    let mut local = LocalCounts::default();
+    let mut n: u64 = 0;
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        match cap.next_packet() {
+            Ok(pkt) => {
+                n += 1;
+                let s = decode(link, ts_us(pkt.header), pkt.header.len, pkt.data);
+                local.count(link, &s);
+                d.push(s);
+                if n % 256 != 0 && drain_until.is_none_or(|t| Instant::now() < t) {
+                    continue;
+                }
+            }
+            Err(pcap::Error::TimeoutExpired) => {
+                d.flush_all();
+                if drain_until.is_some() {
+                    break;
+                }
+            }
+            Err(pcap::Error::NoMorePackets) => break,
+            Err(e) => {
+                return Err(CaptureError::Interface {
+                    iface: "capture".into(),
+                    msg: e.to_string(),
+                });
+            }
+        }
+        local.flush_into(stats);
+        publish_pcap_stats(&mut cap, stats);
+        if let Some(t) = drain_until {
+            if Instant::now() >= t {
+                break;
+            }
+        } else if flags.stop_requested() {
+            drain_until = Some(Instant::now() + Duration::from_secs(1));
+        }
+        if flags.take_stats_request() {
+            d.report();
+            flags.request_stats_write();
+        }
+    }
+    local.flush_into(stats);
+    publish_pcap_stats(&mut cap, stats);
+    Ok(())
+}
+
+fn publish_pcap_stats(cap: &mut Capture<Active>, stats: &Stats) {
+    if let Ok(st) = cap.stats() {
+        stats.pcap_received.store(u64::from(st.received), Relaxed);
+        stats.pcap_dropped.store(u64::from(st.dropped), Relaxed);
+        stats
+            .pcap_if_dropped
+            .store(u64::from(st.if_dropped), Relaxed);
+    }
+}

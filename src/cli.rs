@@ -1,0 +1,88 @@
+//! The command line as the user typed it (clap). Nothing here opens files or
+//! devices: `main` turns these values into a `RunConfig`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// picket: tells you what the traffic hitting your firewall really is.
+#[derive(Parser, Debug)]
+#[command(name = "picket", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Capture live on an interface (a span port) until SIGINT/SIGTERM.
+    Live(LiveArgs),
+    /// Replay pcap/pcapng files, directories of them, or `-` for stdin.
+    Replay(ReplayArgs),
+    /// Work with rules directories.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Validate a rules directory without running.
+    Check {
+        /// The directory holding picket.toml and ports.toml.
+        dir: PathBuf,
+    },
+}
+
+/// Options every run shares.
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// Our side of the firewall: CIDR[,CIDR...] (e.g. 192.0.2.0/24,2001:db8::/32).
+    #[arg(long, value_name = "CIDRS")]
+    pub home_net: Option<String>,
+    /// Rules directory (default: the rules built into picket).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Append events to FILE instead of stdout (reopened on SIGHUP).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Analyzer threads (default: available cores minus one, at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// Community ID seed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Interface to capture on.
+    #[arg(short = 'i', long, value_name = "IFACE")]
+    pub interface: String,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Bytes captured per packet.
+    #[arg(long, default_value_t = 65535, value_parser = clap::value_parser!(i32).range(64..=262144))]
+    pub snaplen: i32,
+    /// BPF filter expression.
+    #[arg(short = 'f', long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Kernel capture buffer in MiB.
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub buffer_mb: Option<u32>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Capture files or directories; `-` reads stdin (`tcpdump -w - | picket replay -`).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// BPF filter expression applied while reading.
+    #[arg(short = 'f', long, value_name = "BPF")]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}

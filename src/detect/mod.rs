@@ -1,0 +1,183 @@
+//! The analyzers that run inside each worker, and what they share: the
+//! per-worker context (rules, home net, output) and small bounded building
+//! blocks (distinct-value sketches, the detection lifecycle).
+//!
+//! A detection is emitted with `status: "new"` when first confirmed, again
+//! with `"update"` as it grows (at most once per `general.update_interval_s`
+//! of packet time), and exactly once with `"final"` when it ends: its state
+//! expired, its table entry was evicted, or the input ended / picket shut
+//! down. A detection first confirmed at the end of input gets only `final`.
+
+pub mod sources;
+pub mod syn_retry;
+
+use crate::config::Rules;
+use crate::event::EventLine;
+use crate::homenet::HomeNet;
+use crate::stats::Stats;
+use crossbeam_channel::Sender;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Read-only facts every worker shares.
+pub struct Shared {
+    pub rules: Rules,
+    pub home: HomeNet,
+    pub community_id_seed: u16,
+    /// Sensor names (interface or file names), indexed by `Batch::sensor`.
+    pub sensors: Vec<String>,
+    pub stats: Arc<Stats>,
+}
+
+/// What a detector may use while handling one packet or tick.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub out: &'a Sender<EventLine>,
+    /// Current packet time (monotonic per worker).
+    pub now: i64,
+}
+
+impl Ctx<'_> {
+    /// Sends an event to the output thread. A closed output (broken pipe,
+    /// shutdown) is not the detector's problem: the line is dropped.
+    pub fn emit(&self, ev: EventLine) {
+        let _ = self.out.send(ev);
+    }
+
+    pub fn sensor(&self, idx: u16) -> &str {
+        self.shared
+            .sensors
+            .get(usize::from(idx))
+            .map(String::as_str)
+            .unwrap_or("?")
+    }
+
+    /// `inbound`, `outbound`, `internal`, `external`, or None without a home net.
+    pub fn direction(&self, src: IpAddr, dst: IpAddr) -> Option<&'static str> {
+        let h = &self.shared.home;
+        if h.is_empty() {
+            return None;
+        }
+        Some(match (h.contains(src), h.contains(dst)) {
+            (false, true) => "inbound",
+            (true, false) => "outbound",
+            (true, true) => "internal",
+            (false, false) => "external",
+        })
+    }
+
+    /// A port's service name from the port table, if known.
+    pub fn service(&self, proto: u8, port: u16) -> Option<&str> {
+        self.shared
+            .rules
+            .ports
+            .lookup(proto, port)
+            .map(|i| i.name.as_str())
+    }
+
+    /// SIGNATURES.md section 9: (criticality + lethality) - (system + network
+    /// countermeasures), each 1..5, so -8..+8. Until per-asset data exists the
+    /// target terms come from `[general]`.
+    pub fn severity(&self, lethality: i64) -> i64 {
+        let g = &self.shared.rules.general;
+        (g.criticality + lethality) - (g.system_countermeasures + g.network_countermeasures)
+    }
+}
+
+/// Why a detection's final event was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// No activity for the detector's window.
+    Expired,
+    /// The replay reached the end of its input.
+    EndOfInput,
+    /// picket was asked to stop (signal).
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Expired => "expired",
+            EndReason::EndOfInput => "end_of_input",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A fixed-size distinct-value sketch (linear counting) of `64 * W` bits:
+/// exact for a handful of values, within a few percent up to about `64 * W`,
+/// and never larger than `8 * W` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Distinct<const W: usize>([u64; W]);
+
+/// 256 bits: distinct ports or hosts per source.
+pub type Distinct256 = Distinct<4>;
+/// 1024 bits: distinct source ports of a retry loop.
+pub type Distinct1024 = Distinct<16>;
+
+impl<const W: usize> Default for Distinct<W> {
+    fn default() -> Self {
+        Distinct([0; W])
+    }
+}
+
+impl<const W: usize> Distinct<W> {
+    const BITS: u64 = 64 * W as u64;
+
+    /// Adds a value; returns true if its bit was new.
+    #[inline]
+    pub fn insert(&mut self, v: u64) -> bool {
+        let h = (v.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % Self::BITS;
+        let (w, b) = ((h / 64) as usize, h % 64);
+        let Some(word) = self.0.get_mut(w) else {
+            return false;
+        };
+        let new = *word & (1 << b) == 0;
+        *word |= 1 << b;
+        new
+    }
+
+    /// The estimated number of distinct values inserted.
+    pub fn estimate(&self) -> u64 {
+        let ones: u64 = self.0.iter().map(|w| u64::from(w.count_ones())).sum();
+        let zeros = Self::BITS - ones;
+        if zeros == 0 {
+            return Self::BITS * 6; // saturated: "very many"
+        }
+        let m = Self::BITS as f64;
+        (-m * (zeros as f64 / m).ln()).round() as u64
+    }
+}
+
+/// Hashes an address for the sketches.
+#[inline]
+pub fn addr_key(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(v) => u64::from(u32::from(v)),
+        IpAddr::V6(v) => {
+            let x = u128::from(v);
+            (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_is_exact_when_small_and_close_when_large() {
+        let mut d = Distinct256::default();
+        for p in [1024u64, 1025, 1026, 1024] {
+            d.insert(p);
+        }
+        assert_eq!(d.estimate(), 3);
+        let mut d = Distinct256::default();
+        for p in 0..150u64 {
+            d.insert(p);
+        }
+        let e = d.estimate();
+        assert!((135..=165).contains(&e), "{e}");
+    }
+}

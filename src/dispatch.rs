@@ -1,0 +1,351 @@
+//! Sharding and batching: which analyzer thread owns a packet, and how
+//! summaries travel there.
+//!
+//! Every packet is keyed on the address of the side that *initiated* the
+//! exchange (see `shard_addr`), so a SYN, its SYN-ACK or RST, and an ICMP
+//! error quoting it all reach the same worker, and a source's probes across
+//! many hosts and ports meet in one per-source table. Each worker owns its
+//! state outright; nothing on the hot path takes a lock.
+//!
+//! The reader fills one batch per worker and sends it when full, when packet
+//! time crosses a tick boundary (then every worker gets a `Tick`, so idle
+//! workers still expire state on packet time), or when a live capture idles.
+//! Batch buffers come back through a return channel and are reused.
+
+use crate::homenet::HomeNet;
+use crate::stats::Stats;
+use crate::summary::{L4, PacketSummary, tcpflag};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Packets per batch.
+pub const BATCH: usize = 256;
+/// Batches in flight per worker.
+pub const QUEUE: usize = 64;
+/// Packet-time interval between ticks.
+pub const TICK_US: i64 = 1_000_000;
+
+/// A run of summaries for one worker, all from one sensor (file/interface).
+pub struct Batch {
+    pub sensor: u16,
+    pub pkts: Vec<PacketSummary>,
+}
+
+/// What a worker receives.
+pub enum Msg {
+    Batch(Batch),
+    /// Packet time advanced to this instant.
+    Tick(i64),
+    /// Write a stats snapshot of your tables (SIGUSR1).
+    Report,
+}
+
+/// The address that owns a packet's state.
+///
+/// - ICMP errors belong to the packet they quote (its source).
+/// - A SYN belongs to its source; a SYN-ACK or RST to its destination.
+/// - ICMP queries belong to their source, replies to their destination.
+/// - Otherwise, with a home net, the outside address; without one (or when
+///   both or neither side is inside), the side with the higher port, taken as
+///   the client.
+pub fn shard_addr(p: &PacketSummary, home: &HomeNet) -> Option<IpAddr> {
+    let ip = p.ip.as_ref()?;
+    let (src, dst) = (ip.src, ip.dst);
+    let by_ports = |sp: u16, dp: u16| if sp < dp { dst } else { src };
+    let by_home = || {
+        if home.is_empty() {
+            return None;
+        }
+        match (home.contains(src), home.contains(dst)) {
+            (true, false) => Some(dst),
+            (false, true) => Some(src),
+            _ => None,
+        }
+    };
+    Some(match &p.l4 {
+        L4::Icmp(i) => match (&i.quoted, icmp_is_reply(i.v6, i.icmp_type)) {
+            (Some(q), _) => q.src,
+            (None, true) => dst,
+            (None, false) => src,
+        },
+        L4::Tcp(t) if t.is_syn_only() => src,
+        L4::Tcp(t) if t.is_syn_ack() || t.has(tcpflag::RST) => dst,
+        L4::Tcp(t) => by_home().unwrap_or_else(|| by_ports(t.sport, t.dport)),
+        L4::Udp(u) => by_home().unwrap_or_else(|| by_ports(u.sport, u.dport)),
+        _ => by_home().unwrap_or(src),
+    })
+}
+
+fn icmp_is_reply(v6: bool, t: u8) -> bool {
+    if v6 {
+        matches!(t, 129 | 131 | 136)
+    } else {
+        matches!(t, 0 | 14 | 16 | 18)
+    }
+}
+
+/// Maps an address to one of `n` workers.
+#[inline]
+pub fn worker_of(addr: IpAddr, n: usize) -> usize {
+    let h = match addr {
+        IpAddr::V4(a) => u64::from(u32::from(a)).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            ((v as u64) ^ ((v >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+    };
+    (((h >> 32) * n as u64) >> 32) as usize
+}
+
+/// The reader's end of the worker channels.
+pub struct Dispatcher {
+    home: HomeNet,
+    txs: Vec<Sender<Msg>>,
+    pool: Receiver<Vec<PacketSummary>>,
+    pending: Vec<Vec<PacketSummary>>,
+    sensor: u16,
+    /// Live capture: never block; count drops instead.
+    lossy: bool,
+    next_tick: i64,
+    last_ts: i64,
+    stats: std::sync::Arc<Stats>,
+}
+
+/// The worker's end: its inbox and the channel that returns empty buffers.
+pub struct WorkerPort {
+    pub rx: Receiver<Msg>,
+    pub recycle: Sender<Vec<PacketSummary>>,
+}
+
+impl Dispatcher {
+    /// Creates the channels for `workers` analyzer threads.
+    pub fn new(
+        workers: usize,
+        home: HomeNet,
+        lossy: bool,
+        stats: std::sync::Arc<Stats>,
+    ) -> (Dispatcher, Vec<WorkerPort>) {
+        let workers = workers.max(1);
+        let (recycle, pool) = bounded(workers * (QUEUE + 2));
+        let mut txs = Vec::with_capacity(workers);
+        let mut ports = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = bounded(QUEUE);
+            txs.push(tx);
+            ports.push(WorkerPort {
+                rx,
+                recycle: recycle.clone(),
+            });
+        }
+        let pending = (0..workers).map(|_| Vec::with_capacity(BATCH)).collect();
+        let d = Dispatcher {
+            home,
+            txs,
+            pool,
+            pending,
+            sensor: 0,
+            lossy,
+            next_tick: i64::MIN,
+            last_ts: 0,
+            stats,
+        };
+        (d, ports)
+    }
+
+    /// Starts a new sensor (file); flushes what belongs to the previous one.
+    pub fn set_sensor(&mut self, sensor: u16) {
+        if sensor != self.sensor {
+            self.flush_all();
+            self.sensor = sensor;
+        }
+    }
+
+    /// Routes one summary.
+    #[inline]
+    pub fn push(&mut self, p: PacketSummary) {
+        if p.ts_us >= self.next_tick {
+            self.tick(p.ts_us);
+        }
+        let n = self.txs.len();
+        let w = match shard_addr(&p, &self.home) {
+            Some(a) if n > 1 => worker_of(a, n),
+            _ => 0,
+        };
+        self.last_ts = self.last_ts.max(p.ts_us);
+        let buf = &mut self.pending[w];
+        buf.push(p);
+        if buf.len() >= BATCH {
+            self.flush(w);
+        }
+    }
+
+    fn tick(&mut self, ts: i64) {
+        let first = self.next_tick == i64::MIN;
+        self.next_tick = ts.saturating_add(TICK_US);
+        self.last_ts = ts;
+        self.stats.clock_us.store(ts, Relaxed);
+        if first {
+            return;
+        }
+        self.flush_all();
+        for w in 0..self.txs.len() {
+            self.send(w, Msg::Tick(ts), 0);
+        }
+    }
+
+    /// Asks every worker to publish its table sizes.
+    pub fn report(&mut self) {
+        for w in 0..self.txs.len() {
+            self.send(w, Msg::Report, 0);
+        }
+    }
+
+    /// Sends every partial batch (idle live link, end of a file).
+    pub fn flush_all(&mut self) {
+        for w in 0..self.txs.len() {
+            self.flush(w);
+        }
+    }
+
+    fn flush(&mut self, w: usize) {
+        if self.pending[w].is_empty() {
+            return;
+        }
+        let fresh = self
+            .pool
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let pkts = std::mem::replace(&mut self.pending[w], fresh);
+        let n = pkts.len() as u64;
+        self.send(
+            w,
+            Msg::Batch(Batch {
+                sensor: self.sensor,
+                pkts,
+            }),
+            n,
+        );
+    }
+
+    fn send(&mut self, w: usize, msg: Msg, pkts: u64) {
+        let tx = &self.txs[w];
+        if !self.lossy {
+            // A worker that hung up has already failed; its error surfaces at join.
+            let _ = tx.send(msg);
+            return;
+        }
+        match tx.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
+                self.stats.channel_drops.fetch_add(pkts, Relaxed);
+                if let Msg::Batch(mut b) = m {
+                    b.pkts.clear();
+                    self.pending[w] = if self.pending[w].is_empty() {
+                        b.pkts
+                    } else {
+                        Vec::new()
+                    };
+                }
+            }
+        }
+    }
+
+    /// Flushes everything and closes the channels, so workers finish.
+    pub fn finish(mut self) {
+        self.stats.clock_us.store(self.last_ts, Relaxed);
+        self.flush_all();
+        self.txs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::{IcmpInfo, IpInfo, Quoted, TcpInfo, TcpOpts};
+
+    fn ip(src: &str, dst: &str, proto: u8) -> IpInfo {
+        IpInfo {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            ttl: 64,
+            ip_id: 0,
+            df: false,
+            mf: false,
+            frag_offset: 0,
+            options: 0,
+            proto,
+            total_len: 40,
+        }
+    }
+
+    fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u16) -> PacketSummary {
+        let mut p = PacketSummary::new(0, 60, 60);
+        p.ip = Some(ip(src, dst, 6));
+        p.l4 = L4::Tcp(TcpInfo {
+            sport,
+            dport,
+            flags,
+            seq: 1,
+            ack: 0,
+            window: 0,
+            opts: TcpOpts::default(),
+        });
+        p
+    }
+
+    #[test]
+    fn syn_and_answers_share_an_owner() {
+        let h = HomeNet::default();
+        let a: IpAddr = "198.51.100.2".parse().unwrap();
+        let syn = tcp("198.51.100.2", "192.0.2.10", 2000, 3306, tcpflag::SYN);
+        let rst = tcp(
+            "192.0.2.10",
+            "198.51.100.2",
+            3306,
+            2000,
+            tcpflag::RST | tcpflag::ACK,
+        );
+        let sa = tcp(
+            "192.0.2.10",
+            "198.51.100.2",
+            3306,
+            2000,
+            tcpflag::SYN | tcpflag::ACK,
+        );
+        assert_eq!(shard_addr(&syn, &h), Some(a));
+        assert_eq!(shard_addr(&rst, &h), Some(a));
+        assert_eq!(shard_addr(&sa, &h), Some(a));
+        let mut icmp = PacketSummary::new(0, 70, 70);
+        icmp.ip = Some(ip("192.0.2.1", "198.51.100.2", 1));
+        icmp.l4 = L4::Icmp(IcmpInfo {
+            v6: false,
+            icmp_type: 3,
+            code: 3,
+            echo: None,
+            quoted: Some(Quoted {
+                src: a,
+                dst: "192.0.2.10".parse().unwrap(),
+                proto: 6,
+                ttl: 60,
+                ip_id: 1,
+                sport: 2000,
+                dport: 3306,
+                has_ports: true,
+                tcp_seq: Some(1),
+                icmp_type: None,
+            }),
+        });
+        assert_eq!(shard_addr(&icmp, &h), Some(a));
+    }
+
+    #[test]
+    fn workers_spread_and_stay_in_range() {
+        let mut seen = [0usize; 4];
+        for i in 0..4096u32 {
+            let w = worker_of(IpAddr::V4(i.into()), 4);
+            seen[w] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 700), "{seen:?}");
+    }
+}

@@ -1,0 +1,142 @@
+//! The output thread: the only writer of event lines, to stdout or appended
+//! to `-o FILE`. Reopens the file on SIGHUP, writes SIGUSR1 stats snapshots,
+//! counts events by type, and treats a closed pipe (`picket ... | head`) as a
+//! request to stop, not an error.
+
+use crate::event::{EventBuilder, EventLine};
+use crate::signals::Flags;
+use crate::stats::Stats;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Where events go.
+pub enum Sink {
+    Stdout(BufWriter<io::Stdout>),
+    File { path: PathBuf, w: BufWriter<File> },
+}
+
+impl Sink {
+    /// Opens `path` for appending, or stdout when None.
+    pub fn open(path: Option<&Path>) -> io::Result<Sink> {
+        match path {
+            None => Ok(Sink::Stdout(BufWriter::with_capacity(
+                1 << 16,
+                io::stdout(),
+            ))),
+            Some(p) => {
+                let f = OpenOptions::new().create(true).append(true).open(p)?;
+                Ok(Sink::File {
+                    path: p.to_path_buf(),
+                    w: BufWriter::with_capacity(1 << 16, f),
+                })
+            }
+        }
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Stdout(w) => w,
+            Sink::File { w, .. } => w,
+        }
+    }
+
+    fn write_line(&mut self, line: &str) -> io::Result<()> {
+        let w = self.writer();
+        w.write_all(line.as_bytes())?;
+        w.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer().flush()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        if let Sink::File { path, w } = self {
+            w.flush()?;
+            let f = OpenOptions::new().create(true).append(true).open(&*path)?;
+            *w = BufWriter::with_capacity(1 << 16, f);
+        }
+        Ok(())
+    }
+}
+
+/// What the output thread needs to write stats snapshots.
+pub struct StatsSource {
+    pub stats: Arc<Stats>,
+    pub sensor: String,
+    pub started: Instant,
+}
+
+impl StatsSource {
+    /// A complete `stats` event line.
+    pub fn event(&self, is_final: bool) -> EventLine {
+        let wall = self.started.elapsed().as_secs_f64();
+        EventBuilder::new(
+            "stats",
+            self.stats.clock_us.load(Relaxed).max(0),
+            &self.sensor,
+        )
+        .details("stats", self.stats.to_json(wall, is_final))
+    }
+}
+
+/// Writes events until every sender is gone. Returns the first write error
+/// other than a broken pipe.
+pub fn run(
+    mut sink: Sink,
+    rx: Receiver<EventLine>,
+    flags: Flags,
+    src: StatsSource,
+) -> io::Result<()> {
+    let mut broken = false;
+    let mut first_err: Option<io::Error> = None;
+    let mut write = |sink: &mut Sink, ev: &EventLine, broken: &mut bool| {
+        src.stats.count_event(ev.kind);
+        if *broken {
+            return;
+        }
+        if let Err(e) = sink.write_line(&ev.line) {
+            *broken = true;
+            flags.request_stop();
+            if e.kind() != io::ErrorKind::BrokenPipe && first_err.is_none() {
+                first_err = Some(e);
+            }
+        }
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(ev) => {
+                write(&mut sink, &ev, &mut broken);
+                if !rx.is_empty() {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if flags.take_stats_write() {
+            write(&mut sink, &src.event(false), &mut broken);
+        }
+        if flags.take_reopen() && !broken {
+            let _ = sink.reopen();
+        }
+        if !broken {
+            let _ = sink.flush();
+        }
+    }
+    write(&mut sink, &src.event(true), &mut broken);
+    if !broken && let Err(e) = sink.flush() {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e);
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,189 @@
+//! Run-wide counters and the `stats` event.
+//!
+//! Threads keep plain local tallies on the hot path and add them into the
+//! shared atomics once per batch (`LocalCounts::flush_into`), so a SIGUSR1
+//! snapshot is at most one batch behind and no packet pays for an atomic.
+
+use crate::summary::{DecodeError, L4, LinkKind, PacketSummary};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Transport classes counted in `stats.protocols`.
+pub const PROTOS: [&str; 6] = ["tcp", "udp", "icmp", "icmpv6", "other_ip", "non_ip"];
+
+/// Bounded state tables, for eviction and cap accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// `syn_retry`'s (source, destination, port) entries.
+    SynRetry,
+    /// The per-source table (distinct ports and hosts per source).
+    Sources,
+}
+
+impl Table {
+    pub const ALL: [Table; 2] = [Table::SynRetry, Table::Sources];
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::SynRetry => "syn_retry",
+            Table::Sources => "sources",
+        }
+    }
+}
+const NTABLES: usize = Table::ALL.len();
+
+/// Per-table counters.
+#[derive(Default)]
+pub struct TableCounters {
+    /// Entries removed because they went idle (normal expiry).
+    pub expired: AtomicU64,
+    /// New entries refused because the table was full.
+    pub cap_hits: AtomicU64,
+    /// Entries currently held (summed over workers, updated per tick).
+    pub entries: AtomicU64,
+}
+
+/// Shared, lock-free run counters.
+#[derive(Default)]
+pub struct Stats {
+    /// Latest packet time the reader has seen (updated per tick).
+    pub clock_us: AtomicI64,
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub by_link: [AtomicU64; LinkKind::ALL.len()],
+    pub by_proto: [AtomicU64; PROTOS.len()],
+    pub decode_errors: [AtomicU64; DecodeError::ALL.len()],
+    /// Packets dropped because an analyzer channel was full (live only).
+    pub channel_drops: AtomicU64,
+    /// libpcap's counters (live only): received, dropped, if_dropped.
+    pub pcap_received: AtomicU64,
+    pub pcap_dropped: AtomicU64,
+    pub pcap_if_dropped: AtomicU64,
+    /// Files that could not be read to the end.
+    pub bad_files: AtomicU64,
+    pub tables: [TableCounters; NTABLES],
+    /// Detections a detector declined because a per-source rule said "scan".
+    pub syn_retry_suppressed_scan: AtomicU64,
+    /// Events written, by type (written by the output thread only).
+    pub events: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A thread's private tallies, flushed into `Stats` once per batch.
+#[derive(Default)]
+pub struct LocalCounts {
+    pub packets: u64,
+    pub bytes: u64,
+    pub by_link: [u64; LinkKind::ALL.len()],
+    pub by_proto: [u64; PROTOS.len()],
+    pub decode_errors: [u64; DecodeError::ALL.len()],
+}
+
+impl LocalCounts {
+    /// Counts one decoded frame.
+    #[inline]
+    pub fn count(&mut self, link: LinkKind, p: &PacketSummary) {
+        self.packets += 1;
+        self.bytes += u64::from(p.wire_len);
+        self.by_link[link.index()] += 1;
+        self.by_proto[proto_index(p)] += 1;
+        if let Some(e) = p.error {
+            self.decode_errors[e.index()] += 1;
+        }
+    }
+
+    /// Adds the tallies into `stats` and zeroes them.
+    pub fn flush_into(&mut self, stats: &Stats) {
+        if self.packets == 0 {
+            return;
+        }
+        stats.packets.fetch_add(self.packets, Relaxed);
+        stats.bytes.fetch_add(self.bytes, Relaxed);
+        add_all(&stats.by_link, &self.by_link);
+        add_all(&stats.by_proto, &self.by_proto);
+        add_all(&stats.decode_errors, &self.decode_errors);
+        *self = LocalCounts::default();
+    }
+}
+
+fn add_all(dst: &[AtomicU64], src: &[u64]) {
+    for (d, s) in dst.iter().zip(src) {
+        if *s != 0 {
+            d.fetch_add(*s, Relaxed);
+        }
+    }
+}
+
+fn proto_index(p: &PacketSummary) -> usize {
+    match (&p.ip, &p.l4) {
+        (None, _) => 5,
+        (Some(_), L4::Tcp(_)) => 0,
+        (Some(_), L4::Udp(_)) => 1,
+        (Some(_), L4::Icmp(i)) if i.v6 => 3,
+        (Some(_), L4::Icmp(_)) => 2,
+        (Some(_), _) => 4,
+    }
+}
+
+impl Stats {
+    pub fn table(&self, t: Table) -> &TableCounters {
+        &self.tables[t as usize]
+    }
+
+    /// Counts one event of `kind` written to the output.
+    pub fn count_event(&self, kind: &'static str) {
+        if let Ok(mut m) = self.events.lock() {
+            *m.entry(kind).or_insert(0) += 1;
+        }
+    }
+
+    /// The body of a `stats` event.
+    pub fn to_json(&self, wall_s: f64, is_final: bool) -> Value {
+        let packets = self.packets.load(Relaxed);
+        let named = |names: &mut dyn Iterator<Item = &'static str>, vals: &[AtomicU64]| {
+            let mut m = Map::new();
+            for (n, v) in names.zip(vals) {
+                m.insert(n.to_string(), json!(v.load(Relaxed)));
+            }
+            Value::Object(m)
+        };
+        let mut tables = Map::new();
+        for t in Table::ALL {
+            let c = self.table(t);
+            tables.insert(
+                t.name().to_string(),
+                json!({
+                    "entries": c.entries.load(Relaxed),
+                    "expired": c.expired.load(Relaxed),
+                    "cap_hits": c.cap_hits.load(Relaxed),
+                }),
+            );
+        }
+        let events: BTreeMap<&str, u64> = self.events.lock().map(|m| m.clone()).unwrap_or_default();
+        let pps = if wall_s > 0.0 {
+            packets as f64 / wall_s
+        } else {
+            0.0
+        };
+        json!({
+            "final": is_final,
+            "packets": packets,
+            "bytes": self.bytes.load(Relaxed),
+            "link_types": named(&mut LinkKind::ALL.iter().map(|l| l.name()), &self.by_link),
+            "protocols": named(&mut PROTOS.iter().copied(), &self.by_proto),
+            "decode_errors": named(&mut DecodeError::ALL.iter().map(|e| e.name()), &self.decode_errors),
+            "drops": {
+                "kernel": self.pcap_dropped.load(Relaxed),
+                "interface": self.pcap_if_dropped.load(Relaxed),
+                "channel": self.channel_drops.load(Relaxed),
+            },
+            "pcap": { "received": self.pcap_received.load(Relaxed) },
+            "state": tables,
+            "suppressed": { "syn_retry_as_scan": self.syn_retry_suppressed_scan.load(Relaxed) },
+            "bad_files": self.bad_files.load(Relaxed),
+            "events": events,
+            "wall_time_s": (wall_s * 1000.0).round() / 1000.0,
+            "packets_per_second": pps.round(),
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! An analyzer thread: owns the detector state for its shard of addresses,
+//! runs every detector on each summary it receives, and advances its clock
+//! on packet time only (batches and ticks from the reader).
+
+use crate::detect::sources::Sources;
+use crate::detect::syn_retry::SynRetry;
+use crate::detect::{Ctx, EndReason, Shared};
+use crate::dispatch::{Msg, WorkerPort, shard_addr};
+use crate::event::EventLine;
+use crate::stats::Table;
+use crate::summary::PacketSummary;
+use crossbeam_channel::Sender;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// One worker's detectors.
+pub struct Worker {
+    sources: Sources,
+    syn_retry: SynRetry,
+    now: i64,
+    /// Table sizes last added to the shared stats (so updates are deltas).
+    published: [u64; Table::ALL.len()],
+}
+
+impl Worker {
+    pub fn new(shared: &Shared) -> Worker {
+        let r = &shared.rules;
+        Worker {
+            sources: Sources::new(r.general.max_sources, r.general.source_idle_s),
+            syn_retry: SynRetry::new(&r.syn_retry, r.general.update_interval_s),
+            now: i64::MIN,
+            published: [0; Table::ALL.len()],
+        }
+    }
+
+    /// Runs until the reader closes the channel, then ends every detection.
+    pub fn run(
+        mut self,
+        port: WorkerPort,
+        shared: &Shared,
+        out: Sender<EventLine>,
+        end: EndReason,
+    ) {
+        for msg in port.rx.iter() {
+            match msg {
+                Msg::Batch(mut b) => {
+                    for p in &b.pkts {
+                        self.packet(p, b.sensor, shared, &out);
+                    }
+                    b.pkts.clear();
+                    let _ = port.recycle.try_send(b.pkts);
+                }
+                Msg::Tick(ts) => self.tick(ts, shared, &out),
+                Msg::Report => self.publish(shared),
+            }
+        }
+        let cx = Ctx {
+            shared,
+            out: &out,
+            now: self.now.max(0),
+        };
+        self.syn_retry.flush(end, &self.sources, &cx);
+        self.publish(shared);
+    }
+
+    #[inline]
+    fn packet(&mut self, p: &PacketSummary, sensor: u16, shared: &Shared, out: &Sender<EventLine>) {
+        self.now = self.now.max(p.ts_us);
+        if let Some(ip) = &p.ip
+            && shard_addr(p, &shared.home) == Some(ip.src)
+        {
+            self.sources.observe(p, &shared.stats);
+        }
+        let cx = Ctx {
+            shared,
+            out,
+            now: self.now,
+        };
+        self.syn_retry.on_packet(p, sensor, &self.sources, &cx);
+    }
+
+    fn tick(&mut self, ts: i64, shared: &Shared, out: &Sender<EventLine>) {
+        self.now = self.now.max(ts);
+        let cx = Ctx {
+            shared,
+            out,
+            now: self.now,
+        };
+        self.syn_retry.on_tick(&self.sources, &cx);
+        self.sources.expire(self.now, &shared.stats);
+        self.publish(shared);
+    }
+
+    /// Adds the change in this worker's table sizes to the shared stats.
+    fn publish(&mut self, shared: &Shared) {
+        let sizes = [self.syn_retry.len() as u64, self.sources.len() as u64];
+        for (t, (now, before)) in Table::ALL
+            .iter()
+            .zip(sizes.iter().zip(self.published.iter_mut()))
+        {
+            let c = &shared.stats.table(*t).entries;
+            if *now >= *before {
+                c.fetch_add(*now - *before, Relaxed);
+            } else {
+                c.fetch_sub(*before - *now, Relaxed);
+            }
+            *before = *now;
+        }
+    }
+}
