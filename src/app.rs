@@ -21,10 +21,7 @@ use std::time::Instant;
 /// What to read.
 pub enum Input {
     Live(LiveOpts),
-    Files {
-        paths: Vec<PathBuf>,
-        filter: Option<String>,
-    },
+    Files { paths: Vec<PathBuf>, filter: Option<String> },
 }
 
 /// Everything a run needs, built from the command line.
@@ -46,10 +43,7 @@ pub struct RunReport {
 
 /// The default worker count: available cores minus the reader, at least 1.
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().saturating_sub(1))
-        .unwrap_or(1)
-        .max(1)
+    std::thread::available_parallelism().map(|n| n.get().saturating_sub(1)).unwrap_or(1).max(1)
 }
 
 /// Runs to completion. Errors that stop the run before any packet is read
@@ -80,19 +74,11 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         }
     };
     let sink = Sink::open(cfg.output.as_deref()).map_err(|e| CaptureError::Path {
-        path: cfg
-            .output
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
+        path: cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         msg: format!("cannot open output: {e}"),
     })?;
     let lossy = opened_live.is_some();
-    let end = if lossy {
-        EndReason::Shutdown
-    } else {
-        EndReason::EndOfInput
-    };
+    let end = if lossy { EndReason::Shutdown } else { EndReason::EndOfInput };
     let shared = Arc::new(Shared {
         rules: cfg.rules,
         home: cfg.home.clone(),
@@ -103,21 +89,14 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let (out_tx, out_rx) = bounded::<EventLine>(4096);
     let stats_src = StatsSource {
         stats: Arc::clone(&stats),
-        sensor: if sensors.len() == 1 {
-            sensors[0].clone()
-        } else {
-            format!("{} files", sensors.len())
-        },
+        sensor: if sensors.len() == 1 { sensors[0].clone() } else { format!("{} files", sensors.len()) },
         started,
     };
     let out_flags = flags.clone();
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
         .spawn(move || output::run(sink, out_rx, out_flags, stats_src))
-        .map_err(|e| CaptureError::Path {
-            path: "thread".into(),
-            msg: e.to_string(),
-        })?;
+        .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
 
     let (mut dispatcher, ports) = Dispatcher::new(cfg.workers, cfg.home, lossy, Arc::clone(&stats));
     let mut handles = Vec::new();
@@ -127,10 +106,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         let h = std::thread::Builder::new()
             .name(format!("picket-worker-{i}"))
             .spawn(move || Worker::new(&sh).run(port, &sh, tx, end))
-            .map_err(|e| CaptureError::Path {
-                path: "thread".into(),
-                msg: e.to_string(),
-            })?;
+            .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
         handles.push(h);
     }
     drop(out_tx);
@@ -146,9 +122,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
                 break;
             }
             dispatcher.set_sensor(i as u16);
-            let res = capture::open_file(path, filter.as_deref()).and_then(|(cap, link)| {
-                capture::read_file(path, cap, link, &mut dispatcher, &stats, &flags)
-            });
+            let res = capture::open_file(path, filter.as_deref())
+                .and_then(|(cap, link)| capture::read_file(path, cap, link, &mut dispatcher, &stats, &flags));
             if let Err(e) = res {
                 stats.bad_files.fetch_add(1, Relaxed);
                 eprintln!("picket: error: {e}");
@@ -165,8 +140,5 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         Ok(r) => r.err(),
         Err(_) => Some(std::io::Error::other("output thread panicked")),
     };
-    Ok(RunReport {
-        file_errors,
-        output_error,
-    })
+    Ok(RunReport { file_errors, output_error })
 }

@@ -34,19 +34,9 @@ pub enum CaptureError {
     #[error(
         "{path}: unsupported link type {dlt} ({name}); picket decodes Ethernet, Linux SLL/SLL2, raw IP and BSD loopback"
     )]
-    LinkType {
-        path: String,
-        dlt: i32,
-        name: String,
-    },
-    #[error(
-        "{path}: capture is damaged after packet {packet} (byte offset unknown to libpcap): {msg}"
-    )]
-    Damaged {
-        path: String,
-        packet: u64,
-        msg: String,
-    },
+    LinkType { path: String, dlt: i32, name: String },
+    #[error("{path}: capture is damaged at packet {packet}{at}: {msg}")]
+    Damaged { path: String, packet: u64, at: String, msg: String },
     #[error("bad BPF filter {filter:?}: {msg}")]
     Filter { filter: String, msg: String },
     #[error("interface {iface}: {msg}")]
@@ -64,23 +54,16 @@ pub fn expand_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
             out.push(a.clone());
             continue;
         }
-        let meta = std::fs::metadata(a).map_err(|e| CaptureError::Path {
-            path: a.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let meta = std::fs::metadata(a)
+            .map_err(|e| CaptureError::Path { path: a.display().to_string(), msg: e.to_string() })?;
         if !meta.is_dir() {
             out.push(a.clone());
             continue;
         }
-        let rd = std::fs::read_dir(a).map_err(|e| CaptureError::Path {
-            path: a.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        let mut files: Vec<PathBuf> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && is_capture_name(p))
-            .collect();
+        let rd = std::fs::read_dir(a)
+            .map_err(|e| CaptureError::Path { path: a.display().to_string(), msg: e.to_string() })?;
+        let mut files: Vec<PathBuf> =
+            rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file() && is_capture_name(p)).collect();
         if files.is_empty() {
             return Err(CaptureError::Path {
                 path: a.display().to_string(),
@@ -94,9 +77,7 @@ pub fn expand_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
 }
 
 fn is_capture_name(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| CAPTURE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| CAPTURE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 /// The name a file's events carry in `sensor`.
@@ -104,9 +85,7 @@ pub fn sensor_name(p: &Path) -> String {
     if p.as_os_str() == "-" {
         return "stdin".to_string();
     }
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| p.display().to_string())
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string())
 }
 
 fn link_of(path: &str, dlt: pcap::Linktype) -> Result<LinkKind, CaptureError> {
@@ -118,56 +97,44 @@ fn link_of(path: &str, dlt: pcap::Linktype) -> Result<LinkKind, CaptureError> {
 }
 
 /// Opens a capture file (or stdin for `-`) and checks its link type.
-pub fn open_file(
-    path: &Path,
-    filter: Option<&str>,
-) -> Result<(Capture<Offline>, LinkKind), CaptureError> {
+pub fn open_file(path: &Path, filter: Option<&str>) -> Result<(Capture<Offline>, LinkKind), CaptureError> {
     let name = path.display().to_string();
-    let mut cap = Capture::from_file(path).map_err(|e| CaptureError::Open {
-        path: name.clone(),
-        msg: e.to_string(),
-    })?;
+    let mut cap =
+        Capture::from_file(path).map_err(|e| CaptureError::Open { path: name.clone(), msg: e.to_string() })?;
     let link = link_of(&name, cap.get_datalink())?;
     if let Some(f) = filter {
-        cap.filter(f, true).map_err(|e| CaptureError::Filter {
-            filter: f.to_string(),
-            msg: e.to_string(),
-        })?;
+        cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), msg: e.to_string() })?;
     }
     Ok((cap, link))
 }
 
+/// True when the file starts with a pcapng Section Header Block.
+fn is_pcapng(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| magic == [0x0a, 0x0d, 0x0d, 0x0a])
+}
+
 /// Opens a live interface.
 pub fn open_live(o: &LiveOpts) -> Result<(Capture<Active>, LinkKind), CaptureError> {
-    let err = |e: pcap::Error| CaptureError::Interface {
-        iface: o.iface.clone(),
-        msg: e.to_string(),
-    };
-    let mut inactive = Capture::from_device(o.iface.as_str())
-        .map_err(err)?
-        .promisc(o.promisc)
-        .snaplen(o.snaplen)
-        .timeout(100);
+    let err = |e: pcap::Error| CaptureError::Interface { iface: o.iface.clone(), msg: e.to_string() };
+    let mut inactive =
+        Capture::from_device(o.iface.as_str()).map_err(err)?.promisc(o.promisc).snaplen(o.snaplen).timeout(100);
     if let Some(mb) = o.buffer_mb {
-        inactive =
-            inactive.buffer_size(i32::try_from(u64::from(mb) * 1024 * 1024).unwrap_or(i32::MAX));
+        inactive = inactive.buffer_size(i32::try_from(u64::from(mb) * 1024 * 1024).unwrap_or(i32::MAX));
     }
     let mut cap = inactive.open().map_err(err)?;
     let link = link_of(&o.iface, cap.get_datalink())?;
     if let Some(f) = &o.filter {
-        cap.filter(f, true).map_err(|e| CaptureError::Filter {
-            filter: f.clone(),
-            msg: e.to_string(),
-        })?;
+        cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.clone(), msg: e.to_string() })?;
     }
     Ok((cap, link))
 }
 
 #[inline]
 fn ts_us(h: &pcap::PacketHeader) -> i64 {
-    i64::from(h.ts.tv_sec)
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(h.ts.tv_usec))
+    i64::from(h.ts.tv_sec).saturating_mul(1_000_000).saturating_add(i64::from(h.ts.tv_usec))
 }
 
 /// Reads one opened file to its end (or until a stop signal). Returns the
@@ -182,10 +149,15 @@ pub fn read_file(
 ) -> Result<u64, CaptureError> {
     let mut local = LocalCounts::default();
     let mut n: u64 = 0;
+    // Classic pcap: a 24-byte file header, then 16 bytes + data per record,
+    // so the damaged record's offset is known. pcapng blocks vary: not tracked.
+    let classic = cap.major_version() == 2 && !is_pcapng(path);
+    let mut offset: u64 = 24;
     let result = loop {
         match cap.next_packet() {
             Ok(pkt) => {
                 n += 1;
+                offset += 16 + u64::from(pkt.header.caplen);
                 let s = decode(link, ts_us(pkt.header), pkt.header.len, pkt.data);
                 local.count(link, &s);
                 d.push(s);
@@ -202,9 +174,11 @@ pub fn read_file(
             }
             Err(pcap::Error::NoMorePackets) => break Ok(n),
             Err(e) => {
+                let at = if classic { format!(" (byte offset {offset})") } else { String::new() };
                 break Err(CaptureError::Damaged {
                     path: path.display().to_string(),
-                    packet: n,
+                    packet: n + 1,
+                    at,
                     msg: e.to_string(),
                 });
             }
@@ -245,10 +219,7 @@ pub fn read_live(
             }
             Err(pcap::Error::NoMorePackets) => break,
             Err(e) => {
-                return Err(CaptureError::Interface {
-                    iface: "capture".into(),
-                    msg: e.to_string(),
-                });
+                return Err(CaptureError::Interface { iface: "capture".into(), msg: e.to_string() });
             }
         }
         local.flush_into(stats);
@@ -274,8 +245,6 @@ fn publish_pcap_stats(cap: &mut Capture<Active>, stats: &Stats) {
     if let Ok(st) = cap.stats() {
         stats.pcap_received.store(u64::from(st.received), Relaxed);
         stats.pcap_dropped.store(u64::from(st.dropped), Relaxed);
-        stats
-            .pcap_if_dropped
-            .store(u64::from(st.if_dropped), Relaxed);
+        stats.pcap_if_dropped.store(u64::from(st.if_dropped), Relaxed);
     }
 }

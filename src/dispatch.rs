@@ -78,11 +78,7 @@ pub fn shard_addr(p: &PacketSummary, home: &HomeNet) -> Option<IpAddr> {
 }
 
 fn icmp_is_reply(v6: bool, t: u8) -> bool {
-    if v6 {
-        matches!(t, 129 | 131 | 136)
-    } else {
-        matches!(t, 0 | 14 | 16 | 18)
-    }
+    if v6 { matches!(t, 129 | 131 | 136) } else { matches!(t, 0 | 14 | 16 | 18) }
 }
 
 /// Maps an address to one of `n` workers.
@@ -133,23 +129,10 @@ impl Dispatcher {
         for _ in 0..workers {
             let (tx, rx) = bounded(QUEUE);
             txs.push(tx);
-            ports.push(WorkerPort {
-                rx,
-                recycle: recycle.clone(),
-            });
+            ports.push(WorkerPort { rx, recycle: recycle.clone() });
         }
         let pending = (0..workers).map(|_| Vec::with_capacity(BATCH)).collect();
-        let d = Dispatcher {
-            home,
-            txs,
-            pool,
-            pending,
-            sensor: 0,
-            lossy,
-            next_tick: i64::MIN,
-            last_ts: 0,
-            stats,
-        };
+        let d = Dispatcher { home, txs, pool, pending, sensor: 0, lossy, next_tick: i64::MIN, last_ts: 0, stats };
         (d, ports)
     }
 
@@ -212,20 +195,10 @@ impl Dispatcher {
         if self.pending[w].is_empty() {
             return;
         }
-        let fresh = self
-            .pool
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let fresh = self.pool.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
         let pkts = std::mem::replace(&mut self.pending[w], fresh);
         let n = pkts.len() as u64;
-        self.send(
-            w,
-            Msg::Batch(Batch {
-                sensor: self.sensor,
-                pkts,
-            }),
-            n,
-        );
+        self.send(w, Msg::Batch(Batch { sensor: self.sensor, pkts }), n);
     }
 
     fn send(&mut self, w: usize, msg: Msg, pkts: u64) {
@@ -241,11 +214,7 @@ impl Dispatcher {
                 self.stats.channel_drops.fetch_add(pkts, Relaxed);
                 if let Msg::Batch(mut b) = m {
                     b.pkts.clear();
-                    self.pending[w] = if self.pending[w].is_empty() {
-                        b.pkts
-                    } else {
-                        Vec::new()
-                    };
+                    self.pending[w] = if self.pending[w].is_empty() { b.pkts } else { Vec::new() };
                 }
             }
         }
@@ -282,15 +251,7 @@ mod tests {
     fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u16) -> PacketSummary {
         let mut p = PacketSummary::new(0, 60, 60);
         p.ip = Some(ip(src, dst, 6));
-        p.l4 = L4::Tcp(TcpInfo {
-            sport,
-            dport,
-            flags,
-            seq: 1,
-            ack: 0,
-            window: 0,
-            opts: TcpOpts::default(),
-        });
+        p.l4 = L4::Tcp(TcpInfo { sport, dport, flags, seq: 1, ack: 0, window: 0, opts: TcpOpts::default() });
         p
     }
 
@@ -299,20 +260,8 @@ mod tests {
         let h = HomeNet::default();
         let a: IpAddr = "198.51.100.2".parse().unwrap();
         let syn = tcp("198.51.100.2", "192.0.2.10", 2000, 3306, tcpflag::SYN);
-        let rst = tcp(
-            "192.0.2.10",
-            "198.51.100.2",
-            3306,
-            2000,
-            tcpflag::RST | tcpflag::ACK,
-        );
-        let sa = tcp(
-            "192.0.2.10",
-            "198.51.100.2",
-            3306,
-            2000,
-            tcpflag::SYN | tcpflag::ACK,
-        );
+        let rst = tcp("192.0.2.10", "198.51.100.2", 3306, 2000, tcpflag::RST | tcpflag::ACK);
+        let sa = tcp("192.0.2.10", "198.51.100.2", 3306, 2000, tcpflag::SYN | tcpflag::ACK);
         assert_eq!(shard_addr(&syn, &h), Some(a));
         assert_eq!(shard_addr(&rst, &h), Some(a));
         assert_eq!(shard_addr(&sa, &h), Some(a));

@@ -29,20 +29,14 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("picket: error: {e:#}");
-            if e.downcast_ref::<BadInput>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            if e.downcast_ref::<BadInput>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Rules {
-            command: RulesCommand::Check { dir },
-        } => {
+        Command::Rules { command: RulesCommand::Check { dir } } => {
             let summary = config::check_dir(&dir).map_err(|e| BadInput(e.to_string()))?;
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
@@ -57,13 +51,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             run(input, a.common)
         }
-        Command::Replay(a) => run(
-            Input::Files {
-                paths: a.paths,
-                filter: a.filter,
-            },
-            a.common,
-        ),
+        Command::Replay(a) => run(Input::Files { paths: a.paths, filter: a.filter }, a.common),
     }
 }
 
@@ -87,10 +75,7 @@ fn run(input: Input, common: CommonArgs) -> anyhow::Result<ExitCode> {
         input,
         rules,
         home,
-        workers: common
-            .workers
-            .map(usize::from)
-            .unwrap_or_else(app::default_workers),
+        workers: common.workers.map(usize::from).unwrap_or_else(app::default_workers),
         output: common.output,
         community_id_seed: common.community_id_seed,
     };

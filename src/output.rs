@@ -24,16 +24,10 @@ impl Sink {
     /// Opens `path` for appending, or stdout when None.
     pub fn open(path: Option<&Path>) -> io::Result<Sink> {
         match path {
-            None => Ok(Sink::Stdout(BufWriter::with_capacity(
-                1 << 16,
-                io::stdout(),
-            ))),
+            None => Ok(Sink::Stdout(BufWriter::with_capacity(1 << 16, io::stdout()))),
             Some(p) => {
                 let f = OpenOptions::new().create(true).append(true).open(p)?;
-                Ok(Sink::File {
-                    path: p.to_path_buf(),
-                    w: BufWriter::with_capacity(1 << 16, f),
-                })
+                Ok(Sink::File { path: p.to_path_buf(), w: BufWriter::with_capacity(1 << 16, f) })
             }
         }
     }
@@ -76,23 +70,14 @@ impl StatsSource {
     /// A complete `stats` event line.
     pub fn event(&self, is_final: bool) -> EventLine {
         let wall = self.started.elapsed().as_secs_f64();
-        EventBuilder::new(
-            "stats",
-            self.stats.clock_us.load(Relaxed).max(0),
-            &self.sensor,
-        )
-        .details("stats", self.stats.to_json(wall, is_final))
+        EventBuilder::new("stats", self.stats.clock_us.load(Relaxed).max(0), &self.sensor)
+            .details("stats", self.stats.to_json(wall, is_final))
     }
 }
 
 /// Writes events until every sender is gone. Returns the first write error
 /// other than a broken pipe.
-pub fn run(
-    mut sink: Sink,
-    rx: Receiver<EventLine>,
-    flags: Flags,
-    src: StatsSource,
-) -> io::Result<()> {
+pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSource) -> io::Result<()> {
     let mut broken = false;
     let mut first_err: Option<io::Error> = None;
     let mut write = |sink: &mut Sink, ev: &EventLine, broken: &mut bool| {

@@ -160,11 +160,7 @@ impl Stats {
             );
         }
         let events: BTreeMap<&str, u64> = self.events.lock().map(|m| m.clone()).unwrap_or_default();
-        let pps = if wall_s > 0.0 {
-            packets as f64 / wall_s
-        } else {
-            0.0
-        };
+        let pps = if wall_s > 0.0 { packets as f64 / wall_s } else { 0.0 };
         json!({
             "final": is_final,
             "packets": packets,

@@ -268,35 +268,19 @@ pub struct IcmpInfo {
 impl IcmpInfo {
     /// ICMPv4 type 3 / ICMPv6 type 1.
     pub fn is_unreachable(&self) -> bool {
-        if self.v6 {
-            self.icmp_type == 1
-        } else {
-            self.icmp_type == 3
-        }
+        if self.v6 { self.icmp_type == 1 } else { self.icmp_type == 3 }
     }
     /// ICMPv4 type 11 / ICMPv6 type 3.
     pub fn is_time_exceeded(&self) -> bool {
-        if self.v6 {
-            self.icmp_type == 3
-        } else {
-            self.icmp_type == 11
-        }
+        if self.v6 { self.icmp_type == 3 } else { self.icmp_type == 11 }
     }
     /// ICMPv4 type 8 / ICMPv6 type 128.
     pub fn is_echo_request(&self) -> bool {
-        if self.v6 {
-            self.icmp_type == 128
-        } else {
-            self.icmp_type == 8
-        }
+        if self.v6 { self.icmp_type == 128 } else { self.icmp_type == 8 }
     }
     /// ICMPv4 type 0 / ICMPv6 type 129.
     pub fn is_echo_reply(&self) -> bool {
-        if self.v6 {
-            self.icmp_type == 129
-        } else {
-            self.icmp_type == 0
-        }
+        if self.v6 { self.icmp_type == 129 } else { self.icmp_type == 0 }
     }
 }
 

@@ -33,13 +33,7 @@ impl Worker {
     }
 
     /// Runs until the reader closes the channel, then ends every detection.
-    pub fn run(
-        mut self,
-        port: WorkerPort,
-        shared: &Shared,
-        out: Sender<EventLine>,
-        end: EndReason,
-    ) {
+    pub fn run(mut self, port: WorkerPort, shared: &Shared, out: Sender<EventLine>, end: EndReason) {
         for msg in port.rx.iter() {
             match msg {
                 Msg::Batch(mut b) => {
@@ -53,11 +47,7 @@ impl Worker {
                 Msg::Report => self.publish(shared),
             }
         }
-        let cx = Ctx {
-            shared,
-            out: &out,
-            now: self.now.max(0),
-        };
+        let cx = Ctx { shared, out: &out, now: self.now.max(0) };
         self.syn_retry.flush(end, &self.sources, &cx);
         self.publish(shared);
     }
@@ -70,21 +60,13 @@ impl Worker {
         {
             self.sources.observe(p, &shared.stats);
         }
-        let cx = Ctx {
-            shared,
-            out,
-            now: self.now,
-        };
+        let cx = Ctx { shared, out, now: self.now };
         self.syn_retry.on_packet(p, sensor, &self.sources, &cx);
     }
 
     fn tick(&mut self, ts: i64, shared: &Shared, out: &Sender<EventLine>) {
         self.now = self.now.max(ts);
-        let cx = Ctx {
-            shared,
-            out,
-            now: self.now,
-        };
+        let cx = Ctx { shared, out, now: self.now };
         self.syn_retry.on_tick(&self.sources, &cx);
         self.sources.expire(self.now, &shared.stats);
         self.publish(shared);
@@ -93,10 +75,7 @@ impl Worker {
     /// Adds the change in this worker's table sizes to the shared stats.
     fn publish(&mut self, shared: &Shared) {
         let sizes = [self.syn_retry.len() as u64, self.sources.len() as u64];
-        for (t, (now, before)) in Table::ALL
-            .iter()
-            .zip(sizes.iter().zip(self.published.iter_mut()))
-        {
+        for (t, (now, before)) in Table::ALL.iter().zip(sizes.iter().zip(self.published.iter_mut())) {
             let c = &shared.stats.table(*t).entries;
             if *now >= *before {
                 c.fetch_add(*now - *before, Relaxed);

@@ -45,11 +45,7 @@ impl Ctx<'_> {
     }
 
     pub fn sensor(&self, idx: u16) -> &str {
-        self.shared
-            .sensors
-            .get(usize::from(idx))
-            .map(String::as_str)
-            .unwrap_or("?")
+        self.shared.sensors.get(usize::from(idx)).map(String::as_str).unwrap_or("?")
     }
 
     /// `inbound`, `outbound`, `internal`, `external`, or None without a home net.
@@ -68,11 +64,7 @@ impl Ctx<'_> {
 
     /// A port's service name from the port table, if known.
     pub fn service(&self, proto: u8, port: u16) -> Option<&str> {
-        self.shared
-            .rules
-            .ports
-            .lookup(proto, port)
-            .map(|i| i.name.as_str())
+        self.shared.rules.ports.lookup(proto, port).map(|i| i.name.as_str())
     }
 
     /// SIGNATURES.md section 9: (criticality + lethality) - (system + network

@@ -31,11 +31,7 @@ pub struct Sources {
 
 impl Sources {
     pub fn new(cap: usize, idle_s: f64) -> Sources {
-        Sources {
-            map: HashMap::with_capacity(cap.min(4096)),
-            cap,
-            idle_us: (idle_s * 1e6) as i64,
-        }
+        Sources { map: HashMap::with_capacity(cap.min(4096)), cap, idle_us: (idle_s * 1e6) as i64 }
     }
 
     /// Records `p` if it is a probe sent by its source: a TCP segment without
@@ -70,8 +66,7 @@ impl Sources {
             e.probes = 0;
         }
         e.last_us = e.last_us.max(p.ts_us);
-        e.dports
-            .insert(u64::from(dport) | (u64::from(ip.proto) << 16));
+        e.dports.insert(u64::from(dport) | (u64::from(ip.proto) << 16));
         e.hosts.insert(addr_key(ip.dst));
         e.probes = e.probes.saturating_add(1);
     }
@@ -90,8 +85,7 @@ impl Sources {
     pub fn expire(&mut self, now: i64, stats: &Stats) {
         let idle = self.idle_us;
         let before = self.map.len();
-        self.map
-            .retain(|_, e| now.saturating_sub(e.last_us) <= idle);
+        self.map.retain(|_, e| now.saturating_sub(e.last_us) <= idle);
         let gone = (before - self.map.len()) as u64;
         stats.table(Table::Sources).expired.fetch_add(gone, Relaxed);
     }

@@ -139,12 +139,7 @@ impl Entry {
             a.packets = a.packets.saturating_add(1);
             self.retransmissions += 1;
         } else {
-            self.attempts[self.next_attempt] = Attempt {
-                sport,
-                isn,
-                packets: 1,
-                outcome: Outcome::Pending,
-            };
+            self.attempts[self.next_attempt] = Attempt { sport, isn, packets: 1, outcome: Outcome::Pending };
             self.next_attempt = (self.next_attempt + 1) % RING;
             self.failed_attempts += 1;
             self.ports.insert(u64::from(sport));
@@ -240,29 +235,17 @@ impl SynRetry {
         let Some(ip) = &p.ip else { return };
         match &p.l4 {
             L4::Tcp(t) if t.is_syn_only() => {
-                let key = Key {
-                    src: ip.src,
-                    dst: ip.dst,
-                    dport: t.dport,
-                };
+                let key = Key { src: ip.src, dst: ip.dst, dport: t.dport };
                 self.on_syn(key, p, sensor, t.sport, t.seq, ip.ttl, src_table, cx);
             }
             L4::Tcp(t) if t.is_syn_ack() => {
-                let key = Key {
-                    src: ip.dst,
-                    dst: ip.src,
-                    dport: t.sport,
-                };
+                let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
                 if let Some(e) = self.map.get_mut(&key) {
                     e.succeed(t.dport, t.ack.wrapping_sub(1));
                 }
             }
             L4::Tcp(t) if t.has(tcpflag::RST) => {
-                let key = Key {
-                    src: ip.dst,
-                    dst: ip.src,
-                    dport: t.sport,
-                };
+                let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
                 let isn = t.has(tcpflag::ACK).then(|| t.ack.wrapping_sub(1));
                 if let Some(e) = self.map.get_mut(&key)
                     && e.reject(t.dport, isn, Outcome::Rst)
@@ -275,11 +258,7 @@ impl SynRetry {
                 if q.proto != 6 || !q.has_ports {
                     return;
                 }
-                let key = Key {
-                    src: q.src,
-                    dst: q.dst,
-                    dport: q.dport,
-                };
+                let key = Key { src: q.src, dst: q.dst, dport: q.dport };
                 if let Some(e) = self.map.get_mut(&key)
                     && e.reject(q.sport, q.tcp_seq, Outcome::Icmp)
                 {
@@ -305,11 +284,7 @@ impl SynRetry {
     ) {
         if !self.map.contains_key(&key) {
             if self.map.len() >= self.rules.max_tracked {
-                cx.shared
-                    .stats
-                    .table(Table::SynRetry)
-                    .cap_hits
-                    .fetch_add(1, Relaxed);
+                cx.shared.stats.table(Table::SynRetry).cap_hits.fetch_add(1, Relaxed);
                 return;
             }
             self.map.insert(key, Entry::new(p, sensor, sport, ttl));
@@ -346,11 +321,7 @@ impl SynRetry {
     /// Confirms `key` if its pending time has come and it is still over the
     /// threshold.
     fn check_pending(&mut self, key: &Key, cx: &Ctx, src_table: &Sources, now: i64) {
-        let (min, window, max_ports) = (
-            self.min(),
-            self.window_us,
-            self.rules.max_dest_ports_per_source,
-        );
+        let (min, window, max_ports) = (self.min(), self.window_us, self.rules.max_dest_ports_per_source);
         let Some(e) = self.map.get_mut(key) else {
             return;
         };
@@ -362,11 +333,7 @@ impl SynRetry {
     /// Expires idle entries and confirms pending ones (called once per tick).
     pub fn on_tick(&mut self, src_table: &Sources, cx: &Ctx) {
         let now = cx.now;
-        let (min, window, max_ports) = (
-            self.min(),
-            self.window_us,
-            self.rules.max_dest_ports_per_source,
-        );
+        let (min, window, max_ports) = (self.min(), self.window_us, self.rules.max_dest_ports_per_source);
         let stats = &cx.shared.stats;
         let mut expired = 0u64;
         self.map.retain(|key, e| {
@@ -382,33 +349,16 @@ impl SynRetry {
             expired += 1;
             false
         });
-        stats
-            .table(Table::SynRetry)
-            .expired
-            .fetch_add(expired, Relaxed);
+        stats.table(Table::SynRetry).expired.fetch_add(expired, Relaxed);
     }
 
     /// Ends every detection (end of input or shutdown). Pending attempts that
     /// were never answered count as failed: the input shows no answer.
     pub fn flush(&mut self, reason: EndReason, src_table: &Sources, cx: &Ctx) {
-        let (min, window, max_ports) = (
-            self.min(),
-            self.window_us,
-            self.rules.max_dest_ports_per_source,
-        );
+        let (min, window, max_ports) = (self.min(), self.window_us, self.rules.max_dest_ports_per_source);
         for (key, e) in self.map.iter_mut() {
             if e.pending_at.is_some() && !e.confirmed {
-                confirm(
-                    key,
-                    e,
-                    min,
-                    window,
-                    max_ports,
-                    src_table,
-                    cx,
-                    cx.now,
-                    Some(reason),
-                );
+                confirm(key, e, min, window, max_ports, src_table, cx, cx.now, Some(reason));
                 continue;
             }
             if e.confirmed {
@@ -439,10 +389,7 @@ fn confirm(
     }
     if src_table.distinct_ports(key.src) > u64::from(max_ports) {
         e.suppressed = true;
-        cx.shared
-            .stats
-            .syn_retry_suppressed_scan
-            .fetch_add(1, Relaxed);
+        cx.shared.stats.syn_retry_suppressed_scan.fetch_add(1, Relaxed);
         return;
     }
     e.confirmed = true;
@@ -461,22 +408,10 @@ fn rejected_by(e: &Entry) -> &'static str {
     }
 }
 
-fn render(
-    key: &Key,
-    e: &Entry,
-    status: &str,
-    end: Option<EndReason>,
-    cx: &Ctx,
-    now: i64,
-) -> crate::event::EventLine {
+fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> crate::event::EventLine {
     let id = detection_id(
         KIND,
-        &[
-            &ip_bytes(&key.src),
-            &ip_bytes(&key.dst),
-            &key.dport.to_be_bytes(),
-            &e.first_us.to_be_bytes(),
-        ],
+        &[&ip_bytes(&key.src), &ip_bytes(&key.dst), &key.dport.to_be_bytes(), &e.first_us.to_be_bytes()],
     );
     let service = cx.service(6, key.dport);
     let details = json!({
@@ -500,12 +435,7 @@ fn render(
         "last_seen": rfc3339_us(e.last_us),
         "duration_s": secs(e.last_us - e.first_us),
     });
-    let flow = Flow {
-        src: key.src,
-        dst: key.dst,
-        proto: 6,
-        ports: Some((e.first_sport, key.dport)),
-    };
+    let flow = Flow { src: key.src, dst: key.dst, proto: 6, ports: Some((e.first_sport, key.dport)) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
         .severity(cx.severity(LETHALITY))
@@ -528,30 +458,22 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
         )
     } else {
         let ports = e.ports.estimate();
-        let sport_note = if ports >= u64::from(e.failed_attempts) {
-            "each from a new source port"
-        } else {
-            "reusing source ports"
-        };
+        let sport_note =
+            if ports >= u64::from(e.failed_attempts) { "each from a new source port" } else { "reusing source ports" };
         format!(
             "{} made {} failed connection attempts ({} retransmissions) to TCP {target}{svc} over {span} s, {sport_note}",
             key.src, e.failed_attempts, e.retransmissions
         )
     };
     let answer = match rejected_by(e) {
-        "rst" => "; the target answers RST: nothing listens there, yet the client keeps trying"
-            .to_string(),
-        "icmp" => format!(
-            "; rejected by ICMP unreachable from {}",
-            e.icmp_from.map(|a| a.to_string()).unwrap_or_default()
-        ),
+        "rst" => "; the target answers RST: nothing listens there, yet the client keeps trying".to_string(),
+        "icmp" => {
+            format!("; rejected by ICMP unreachable from {}", e.icmp_from.map(|a| a.to_string()).unwrap_or_default())
+        }
         _ => "; nothing came back: the SYNs are dropped (firewall) or the host is gone".to_string(),
     };
     let payload = if e.payload_bytes > 0 {
-        format!(
-            "; the SYNs carried {} payload bytes, unusual outside scanners and fingerprinting",
-            e.payload_bytes
-        )
+        format!("; the SYNs carried {} payload bytes, unusual outside scanners and fingerprinting", e.payload_bytes)
     } else {
         String::new()
     };
