@@ -1,0 +1,38 @@
+# shellcheck shell=bash
+# Installs what picket's scripts need on Debian, when it is missing.
+# Sourced by scripts/demo, scripts/test and scripts/bench.
+
+# need_pkgs CMD:PKG ... installs PKG when CMD (or, for "lib:NAME", the
+# pkg-config-less header check) is missing.
+picket_need() {
+    local missing=() spec cmd pkg
+    for spec in "$@"; do
+        cmd=${spec%%:*}
+        pkg=${spec#*:}
+        case "$cmd" in
+            libpcap) [ -e /usr/include/pcap.h ] || [ -e /usr/include/pcap/pcap.h ] || missing+=("$pkg") ;;
+            *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg") ;;
+        esac
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "picket: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+        return 1
+    fi
+    echo "picket: installing ${missing[*]} ..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || true
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The build needs libpcap's headers and a C toolchain for the pcap crate.
+picket_build_deps() {
+    picket_need libpcap:libpcap-dev cc:gcc
+    command -v cargo >/dev/null 2>&1 || { echo "picket: cargo not found; install Rust from rustup.rs" >&2; return 1; }
+}
+
+# The tests also drive real tools inside network namespaces.
+picket_test_deps() {
+    picket_build_deps
+    picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3
+}
