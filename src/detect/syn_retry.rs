@@ -6,10 +6,12 @@
 //! - An attempt that draws a SYN-ACK succeeded and stops counting. A RST or an
 //!   ICMP unreachable quoting it rejects it: it still failed, and the event
 //!   says who rejected it.
-//! - The detection is confirmed once `min_attempts` failed SYNs (attempts or
-//!   retransmissions) fall within `window_s`, and the newest has stayed
-//!   unanswered for `settle_s` (or the input ended), so one SYN retransmitted
-//!   and then answered never fires.
+//! - An attempt has *failed* once it is rejected, once the client has moved on
+//!   to a newer attempt, or once `settle_s` passed after its last SYN with no
+//!   SYN-ACK (at the end of input, every unanswered attempt has failed). The
+//!   detection is confirmed when `min_attempts` SYNs (attempts or
+//!   retransmissions) of failed attempts fall within `window_s`. So one SYN
+//!   retransmitted and then answered never fires.
 //! - A source that is probing more than `max_dest_ports_per_source` ports is a
 //!   scanner, not a retry loop: it is left to the scan detectors and counted.
 //!
@@ -56,6 +58,9 @@ enum Outcome {
 struct Attempt {
     sport: u16,
     isn: u32,
+    /// Order of the attempt within its entry (0, 1, ...).
+    ord: u32,
+    last_us: i64,
     packets: u16,
     outcome: Outcome,
 }
@@ -88,8 +93,8 @@ struct Entry {
     icmp_from: Option<IpAddr>,
     ttl_min: u8,
     ttl_max: u8,
-    /// Packet time at which the pending confirmation is re-checked.
-    pending_at: Option<i64>,
+    /// Attempts started so far (the next attempt's `ord`).
+    started: u32,
     confirmed: bool,
     suppressed: bool,
     last_emit_us: i64,
@@ -117,7 +122,7 @@ impl Entry {
             icmp_from: None,
             ttl_min: ttl,
             ttl_max: ttl,
-            pending_at: None,
+            started: 0,
             confirmed: false,
             suppressed: false,
             last_emit_us: p.ts_us,
@@ -137,9 +142,13 @@ impl Entry {
                 return false;
             }
             a.packets = a.packets.saturating_add(1);
+            a.last_us = ts;
             self.retransmissions += 1;
         } else {
-            self.attempts[self.next_attempt] = Attempt { sport, isn, packets: 1, outcome: Outcome::Pending };
+            let ord = self.started;
+            self.started += 1;
+            self.attempts[self.next_attempt] =
+                Attempt { sport, isn, ord, last_us: ts, packets: 1, outcome: Outcome::Pending };
             self.next_attempt = (self.next_attempt + 1) % RING;
             self.failed_attempts += 1;
             self.ports.insert(u64::from(sport));
@@ -189,21 +198,51 @@ impl Entry {
         true
     }
 
-    /// `min` failed SYNs within `window_us` of each other.
-    fn over_threshold(&self, min: usize, window_us: i64) -> bool {
+    /// Whether the attempt (sport, isn) has failed by `now` (see the module
+    /// comment). `ended`: the input is over, so unanswered means failed.
+    fn failed(&self, sport: u16, isn: u32, now: i64, settle_us: i64, ended: bool) -> bool {
+        let newest = self.started.saturating_sub(1);
+        let Some(a) = self.attempts.iter().find(|a| a.packets > 0 && a.sport == sport && a.isn == isn) else {
+            return true; // pushed out of the ring by newer attempts
+        };
+        match a.outcome {
+            Outcome::SynAck => false,
+            Outcome::Rst | Outcome::Icmp => true,
+            Outcome::Pending => ended || a.ord < newest || now.saturating_sub(a.last_us) >= settle_us,
+        }
+    }
+
+    /// `min` SYNs of failed attempts within `window_us` of each other.
+    fn over_threshold(&self, min: usize, window_us: i64, now: i64, settle_us: i64, ended: bool) -> bool {
         if min == 0 || self.win_len < min {
             return false;
         }
-        self.win[self.win_len - 1].ts - self.win[self.win_len - min].ts <= window_us
+        let mut ts = [0i64; WIN];
+        let mut n = 0;
+        for f in &self.win[..self.win_len] {
+            if self.failed(f.sport, f.isn, now, settle_us, ended) {
+                ts[n] = f.ts;
+                n += 1;
+            }
+        }
+        n >= min && (0..=n - min).any(|i| ts[i + min - 1] - ts[i] <= window_us)
     }
+}
+
+/// Thresholds in packet-time microseconds.
+#[derive(Clone, Copy)]
+struct Limits {
+    min: usize,
+    window_us: i64,
+    settle_us: i64,
+    max_ports: u32,
 }
 
 /// The detector's per-worker state.
 pub struct SynRetry {
     map: HashMap<Key, Entry>,
     rules: SynRetryRules,
-    window_us: i64,
-    settle_us: i64,
+    lim: Limits,
     update_us: i64,
 }
 
@@ -212,8 +251,12 @@ impl SynRetry {
         SynRetry {
             map: HashMap::with_capacity(rules.max_tracked.min(4096)),
             rules: rules.clone(),
-            window_us: (rules.window_s * 1e6) as i64,
-            settle_us: (rules.settle_s * 1e6) as i64,
+            lim: Limits {
+                min: rules.min_attempts as usize,
+                window_us: (rules.window_s * 1e6) as i64,
+                settle_us: (rules.settle_s * 1e6) as i64,
+                max_ports: rules.max_dest_ports_per_source,
+            },
             update_us: (update_interval_s * 1e6) as i64,
         }
     }
@@ -288,13 +331,9 @@ impl SynRetry {
                 return;
             }
             self.map.insert(key, Entry::new(p, sensor, sport, ttl));
-        } else {
-            self.check_pending(&key, cx, src_table, p.ts_us);
         }
-        let (min, window) = (self.min(), self.window_us);
-        let Some(e) = self.map.get_mut(&key) else {
-            return;
-        };
+        let (lim, update_us) = (self.lim, self.update_us);
+        let Some(e) = self.map.get_mut(&key) else { return };
         e.last_us = e.last_us.max(p.ts_us);
         e.sensor = sensor;
         e.ttl_min = e.ttl_min.min(ttl);
@@ -303,44 +342,23 @@ impl SynRetry {
         if !e.add_syn(sport, isn, p.ts_us) {
             return;
         }
-        if e.confirmed {
-            if p.ts_us - e.last_emit_us >= self.update_us {
-                e.last_emit_us = p.ts_us;
-                let ev = render(&key, e, "update", None, cx, p.ts_us);
-                cx.emit(ev);
-            }
-        } else if e.pending_at.is_none() && e.over_threshold(min, window) {
-            e.pending_at = Some(p.ts_us.saturating_add(self.settle_us));
+        if !e.confirmed {
+            try_confirm(&key, e, lim, src_table, cx, p.ts_us, None);
+        } else if p.ts_us - e.last_emit_us >= update_us {
+            e.last_emit_us = p.ts_us;
+            cx.emit(render(&key, e, "update", None, cx, p.ts_us));
         }
     }
 
-    fn min(&self) -> usize {
-        self.rules.min_attempts as usize
-    }
-
-    /// Confirms `key` if its pending time has come and it is still over the
-    /// threshold.
-    fn check_pending(&mut self, key: &Key, cx: &Ctx, src_table: &Sources, now: i64) {
-        let (min, window, max_ports) = (self.min(), self.window_us, self.rules.max_dest_ports_per_source);
-        let Some(e) = self.map.get_mut(key) else {
-            return;
-        };
-        if e.pending_at.is_some_and(|t| t <= now) {
-            confirm(key, e, min, window, max_ports, src_table, cx, now, None);
-        }
-    }
-
-    /// Expires idle entries and confirms pending ones (called once per tick).
+    /// Expires idle entries and confirms settled ones (called once per tick).
     pub fn on_tick(&mut self, src_table: &Sources, cx: &Ctx) {
-        let now = cx.now;
-        let (min, window, max_ports) = (self.min(), self.window_us, self.rules.max_dest_ports_per_source);
-        let stats = &cx.shared.stats;
+        let (now, lim) = (cx.now, self.lim);
         let mut expired = 0u64;
         self.map.retain(|key, e| {
-            if e.pending_at.is_some_and(|t| t <= now) {
-                confirm(key, e, min, window, max_ports, src_table, cx, now, None);
+            if !e.confirmed && !e.suppressed && e.win_len >= lim.min {
+                try_confirm(key, e, lim, src_table, cx, now, None);
             }
-            if now.saturating_sub(e.last_us) <= window {
+            if now.saturating_sub(e.last_us) <= lim.window_us {
                 return true;
             }
             if e.confirmed {
@@ -349,45 +367,32 @@ impl SynRetry {
             expired += 1;
             false
         });
-        stats.table(Table::SynRetry).expired.fetch_add(expired, Relaxed);
+        cx.shared.stats.table(Table::SynRetry).expired.fetch_add(expired, Relaxed);
     }
 
-    /// Ends every detection (end of input or shutdown). Pending attempts that
-    /// were never answered count as failed: the input shows no answer.
+    /// Ends every detection (end of input or shutdown). Attempts still
+    /// unanswered count as failed: the input shows no answer.
     pub fn flush(&mut self, reason: EndReason, src_table: &Sources, cx: &Ctx) {
-        let (min, window, max_ports) = (self.min(), self.window_us, self.rules.max_dest_ports_per_source);
+        let lim = self.lim;
         for (key, e) in self.map.iter_mut() {
-            if e.pending_at.is_some() && !e.confirmed {
-                confirm(key, e, min, window, max_ports, src_table, cx, cx.now, Some(reason));
-                continue;
-            }
             if e.confirmed {
                 cx.emit(render(key, e, "final", Some(reason), cx, cx.now));
+            } else if !e.suppressed && e.win_len >= lim.min {
+                try_confirm(key, e, lim, src_table, cx, cx.now, Some(reason));
             }
         }
         self.map.clear();
     }
 }
 
-/// Re-checks and, if still valid, confirms a pending detection. With `end`
-/// set the input is over, so the first event is also the final one.
-#[allow(clippy::too_many_arguments)]
-fn confirm(
-    key: &Key,
-    e: &mut Entry,
-    min: usize,
-    window: i64,
-    max_ports: u32,
-    src_table: &Sources,
-    cx: &Ctx,
-    now: i64,
-    end: Option<EndReason>,
-) {
-    e.pending_at = None;
-    if e.confirmed || e.suppressed || !e.over_threshold(min, window) {
+/// Confirms the detection if it is over the threshold and its source is not
+/// a scanner. With `end` set the input is over, so the first event is also
+/// the final one.
+fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &Ctx, now: i64, end: Option<EndReason>) {
+    if e.confirmed || e.suppressed || !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
         return;
     }
-    if src_table.distinct_ports(key.src) > u64::from(max_ports) {
+    if src_table.distinct_ports(key.src) > u64::from(lim.max_ports) {
         e.suppressed = true;
         cx.shared.stats.syn_retry_suppressed_scan.fetch_add(1, Relaxed);
         return;
@@ -478,4 +483,255 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
         String::new()
     };
     format!("{what}{answer}{payload}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rules;
+    use crate::detect::Shared;
+    use crate::event::EventLine;
+    use crate::homenet::HomeNet;
+    use crate::stats::Stats;
+    use crate::summary::{IcmpInfo, IpInfo, Quoted, TcpInfo, TcpOpts};
+    use crossbeam_channel::{Receiver, unbounded};
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    const CLIENT: &str = "198.51.100.7";
+    const SERVER: &str = "192.0.2.10";
+
+    struct Rig {
+        det: SynRetry,
+        src: Sources,
+        shared: Shared,
+        tx: crossbeam_channel::Sender<EventLine>,
+        rx: Receiver<EventLine>,
+        now: i64,
+    }
+
+    impl Rig {
+        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
+            let mut rules = Rules::builtin();
+            tweak(&mut rules);
+            let shared = Shared {
+                rules,
+                home: HomeNet::parse("192.0.2.0/24").unwrap(),
+                community_id_seed: 0,
+                sensors: vec!["test".into()],
+                stats: Arc::new(Stats::default()),
+            };
+            let (tx, rx) = unbounded();
+            let det = SynRetry::new(&shared.rules.syn_retry, shared.rules.general.update_interval_s);
+            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
+        }
+        fn feed(&mut self, p: PacketSummary) {
+            self.now = self.now.max(p.ts_us);
+            self.src.observe(&p, &self.shared.stats);
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.on_packet(&p, 0, &self.src, &cx);
+        }
+        fn tick(&mut self, t: f64) {
+            self.now = s(t);
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.on_tick(&self.src, &cx);
+        }
+        fn end(&mut self) -> Vec<Value> {
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
+            self.events()
+        }
+        fn events(&self) -> Vec<Value> {
+            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
+        }
+    }
+
+    fn s(t: f64) -> i64 {
+        (t * 1e6) as i64
+    }
+
+    fn tcp(ts: f64, src: &str, dst: &str, sport: u16, dport: u16, flags: u16, seq: u32, ack: u32) -> PacketSummary {
+        let mut p = PacketSummary::new(s(ts), 60, 60);
+        p.ip = Some(IpInfo {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            ttl: 52,
+            ip_id: 1,
+            df: true,
+            mf: false,
+            frag_offset: 0,
+            options: 0,
+            proto: 6,
+            total_len: 60,
+        });
+        p.l4 = L4::Tcp(TcpInfo { sport, dport, flags, seq, ack, window: 64240, opts: TcpOpts::default() });
+        p
+    }
+
+    fn syn(ts: f64, sport: u16, isn: u32) -> PacketSummary {
+        tcp(ts, CLIENT, SERVER, sport, 158, tcpflag::SYN, isn, 0)
+    }
+
+    #[test]
+    fn unanswered_attempts_with_new_ports_fire_once_new_then_final() {
+        let mut r = Rig::new(|_| {});
+        for i in 0..5u16 {
+            r.feed(syn(f64::from(i) * 30.0, 1024 + i, 1000 * u32::from(i)));
+        }
+        let live = r.events();
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert_eq!(live[0]["syn_retry"]["status"], "new");
+        let fin = r.end();
+        assert_eq!(fin.len(), 1);
+        let d = &fin[0]["syn_retry"];
+        assert_eq!(d["status"], "final");
+        assert_eq!(d["attempts"], 5);
+        assert_eq!(d["retransmissions"], 0);
+        assert_eq!(d["source_ports"], 5);
+        assert_eq!(d["answered"], false);
+        assert_eq!(d["rejected_by"], "none");
+        assert_eq!(d["direction"], "inbound");
+        assert_eq!(d["id"], live[0]["syn_retry"]["id"]);
+        assert_eq!(fin[0]["dest_port"], 158);
+    }
+
+    #[test]
+    fn retransmitted_then_answered_never_fires() {
+        let mut r = Rig::new(|_| {});
+        for t in [0.0, 1.0, 3.0, 7.0] {
+            r.feed(syn(t, 40000, 555));
+        }
+        r.feed(tcp(7.05, SERVER, CLIENT, 158, 40000, tcpflag::SYN | tcpflag::ACK, 9, 556));
+        r.tick(20.0);
+        assert!(r.end().is_empty());
+    }
+
+    #[test]
+    fn unanswered_retransmissions_count_at_end_of_input() {
+        let mut r = Rig::new(|_| {});
+        for t in [0.0, 3.0, 9.0] {
+            r.feed(syn(t, 40000, 555));
+        }
+        let ev = r.end();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0]["syn_retry"]["attempts"], 1);
+        assert_eq!(ev[0]["syn_retry"]["retransmissions"], 2);
+        assert_eq!(ev[0]["syn_retry"]["end_reason"], "end_of_input");
+    }
+
+    #[test]
+    fn rst_and_icmp_rejections_are_reported() {
+        let mut r = Rig::new(|_| {});
+        for i in 0..3u16 {
+            let t = f64::from(i);
+            r.feed(syn(t, 2000 + i, 7 + u32::from(i)));
+            r.feed(tcp(t + 0.001, SERVER, CLIENT, 158, 2000 + i, tcpflag::RST | tcpflag::ACK, 0, 8 + u32::from(i)));
+        }
+        let ev = r.end();
+        assert_eq!(ev[0]["syn_retry"]["rejected_by"], "rst");
+        assert_eq!(ev[0]["syn_retry"]["answered"], true);
+        assert_eq!(ev[0]["syn_retry"]["rejections"]["rst"], 3);
+
+        let mut r = Rig::new(|_| {});
+        for i in 0..3u16 {
+            let t = f64::from(i);
+            r.feed(syn(t, 2000 + i, 7 + u32::from(i)));
+            let mut p = PacketSummary::new(s(t + 0.001), 70, 70);
+            p.ip = Some(IpInfo { src: "192.0.2.1".parse().unwrap(), dst: CLIENT.parse().unwrap(), proto: 1, ..r_ip() });
+            p.l4 = L4::Icmp(IcmpInfo {
+                v6: false,
+                icmp_type: 3,
+                code: 13,
+                echo: None,
+                quoted: Some(Quoted {
+                    src: CLIENT.parse().unwrap(),
+                    dst: SERVER.parse().unwrap(),
+                    proto: 6,
+                    ttl: 51,
+                    ip_id: 1,
+                    sport: 2000 + i,
+                    dport: 158,
+                    has_ports: true,
+                    tcp_seq: Some(7 + u32::from(i)),
+                    icmp_type: None,
+                }),
+            });
+            r.feed(p);
+        }
+        let ev = r.end();
+        assert_eq!(ev[0]["syn_retry"]["rejected_by"], "icmp");
+        assert_eq!(ev[0]["syn_retry"]["answered"], false);
+        assert_eq!(ev[0]["syn_retry"]["rejections"]["icmp_from"], "192.0.2.1");
+    }
+
+    fn r_ip() -> IpInfo {
+        IpInfo {
+            src: CLIENT.parse().unwrap(),
+            dst: SERVER.parse().unwrap(),
+            ttl: 64,
+            ip_id: 0,
+            df: false,
+            mf: false,
+            frag_offset: 0,
+            options: 0,
+            proto: 6,
+            total_len: 40,
+        }
+    }
+
+    #[test]
+    fn a_port_scan_with_retries_is_not_a_retry_loop() {
+        let mut r = Rig::new(|_| {});
+        let mut t = 0.0;
+        for round in 0..3 {
+            for port in 1..=100u16 {
+                t += 0.01;
+                r.feed(tcp(t, CLIENT, SERVER, 45000, port, tcpflag::SYN, 99 + round, 0));
+            }
+        }
+        r.tick(t + 10.0);
+        assert!(r.end().is_empty());
+        assert!(r.shared.stats.syn_retry_suppressed_scan.load(Relaxed) > 0);
+    }
+
+    #[test]
+    fn attempts_spread_wider_than_the_window_do_not_fire() {
+        let mut r = Rig::new(|rules| rules.syn_retry.window_s = 60.0);
+        for i in 0..4u16 {
+            r.feed(syn(f64::from(i) * 50.0, 3000 + i, u32::from(i)));
+            r.tick(f64::from(i) * 50.0 + 1.0);
+        }
+        assert!(r.end().is_empty());
+    }
+
+    #[test]
+    fn cap_is_counted_not_exceeded() {
+        let mut r = Rig::new(|rules| rules.syn_retry.max_tracked = 10);
+        for i in 0..50u16 {
+            r.feed(tcp(f64::from(i) * 0.001, CLIENT, SERVER, 5000, 1000 + i, tcpflag::SYN, 1, 0));
+        }
+        assert_eq!(r.det.len(), 10);
+        assert_eq!(r.shared.stats.table(Table::SynRetry).cap_hits.load(Relaxed), 40);
+    }
+
+    #[test]
+    fn updates_are_rate_limited_and_expiry_ends_the_detection() {
+        let mut r = Rig::new(|_| {});
+        for i in 0..20u16 {
+            let t = f64::from(i) * 10.0;
+            r.feed(syn(t, 1024 + i, u32::from(i)));
+            r.tick(t + 0.5);
+        }
+        let ev = r.events();
+        let statuses: Vec<&str> = ev.iter().map(|e| e["syn_retry"]["status"].as_str().unwrap()).collect();
+        // new at ~23 s; updates at most once per 60 s over the remaining ~170 s.
+        assert_eq!(statuses.iter().filter(|s| **s == "new").count(), 1, "{statuses:?}");
+        let updates = statuses.iter().filter(|s| **s == "update").count();
+        assert!((1..=3).contains(&updates), "{statuses:?}");
+        r.tick(190.0 + 601.0);
+        let ev = r.events();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0]["syn_retry"]["end_reason"], "expired");
+        assert_eq!(ev[0]["syn_retry"]["attempts"], 20);
+    }
 }
