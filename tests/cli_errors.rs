@@ -1,0 +1,90 @@
+//! Bad input on the command line: each case gives one clear stderr line
+//! naming the problem, a non-zero exit status, and never a panic.
+
+mod common;
+use common::*;
+
+fn assert_one_error(r: &Run, needle: &str) {
+    assert_ne!(r.code, Some(0), "expected failure, stderr: {}", r.stderr);
+    assert!(r.code.is_some(), "killed by a signal");
+    let lines = r.error_lines();
+    assert_eq!(lines.len(), 1, "expected one error line, got {lines:?}");
+    assert!(lines[0].contains(needle), "{:?} does not name {needle:?}", lines[0]);
+}
+
+#[test]
+fn missing_file() {
+    let r = picket(&["replay", "/nonexistent/picket.pcap"]);
+    assert_one_error(&r, "/nonexistent/picket.pcap");
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn not_a_pcap() {
+    let p = root().join("Cargo.toml");
+    let r = picket(&["replay", p.to_str().unwrap()]);
+    assert_one_error(&r, "Cargo.toml");
+    assert!(r.error_lines()[0].contains("unknown file format"));
+}
+
+#[test]
+fn truncated_pcap_keeps_what_was_read_and_names_the_position() {
+    let d = tempdir("trunc");
+    let p = d.join("cut.pcap");
+    let frame = vec![0u8; 60];
+    write_pcap(&p, &[(1_000_000, frame.clone()), (2_000_000, frame.clone()), (3_000_000, frame)]);
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() - 20]).unwrap();
+    let r = picket(&["replay", "--home-net", "192.0.2.0/24", p.to_str().unwrap()]);
+    assert_eq!(r.code, Some(2));
+    let lines = r.error_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("cut.pcap") && lines[0].contains("packet 3"), "{}", lines[0]);
+    assert!(lines[0].contains("byte offset 176"), "{}", lines[0]); // 24 + 2 * (16 + 60)
+    let s = r.stats();
+    assert_eq!(s.packets, 2);
+    assert_eq!(s.bad_files, 1);
+}
+
+#[test]
+fn bad_bpf_filter() {
+    let d = tempdir("bpf");
+    let p = d.join("ok.pcap");
+    write_pcap(&p, &[(1_000_000, vec![0u8; 60])]);
+    let r = picket(&["replay", "-f", "tcp and and", p.to_str().unwrap()]);
+    assert_one_error(&r, "tcp and and");
+}
+
+#[test]
+fn unknown_interface() {
+    let r = picket(&["live", "-i", "picketnosuch0", "--home-net", "192.0.2.0/24"]);
+    assert_one_error(&r, "picketnosuch0");
+}
+
+#[test]
+fn bad_rules_file_names_file_line_and_key() {
+    let d = tempdir("rules");
+    std::fs::write(d.join("picket.toml"), "[syn_retry]\nmin_attempts = 3\nmin_atempts = 4\n").unwrap();
+    let p = d.join("x.pcap");
+    write_pcap(&p, &[(1_000_000, vec![0u8; 60])]);
+    let r = picket(&["replay", "--rules", d.to_str().unwrap(), p.to_str().unwrap()]);
+    assert_one_error(&r, "picket.toml:3");
+    assert!(r.error_lines()[0].contains("min_atempts"));
+    let r = picket_raw(&["rules", "check", d.to_str().unwrap()]);
+    assert_one_error(&r, "min_atempts");
+}
+
+#[test]
+fn bad_home_net() {
+    let d = tempdir("home");
+    let p = d.join("x.pcap");
+    write_pcap(&p, &[(1_000_000, vec![0u8; 60])]);
+    let r = picket(&["replay", "--home-net", "192.0.2.0/33", p.to_str().unwrap()]);
+    assert_one_error(&r, "192.0.2.0/33");
+}
+
+#[test]
+fn shipped_rules_check_clean() {
+    let r = picket_raw(&["rules", "check", root().join("rules").to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}

@@ -1,0 +1,195 @@
+//! Shared helpers for the integration tests: run the picket binary and read
+//! its JSON lines back as typed values.
+#![allow(dead_code)]
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One output line, as the README documents it.
+#[derive(Debug, Deserialize, Clone)]
+pub struct Event {
+    pub timestamp: String,
+    pub event_type: String,
+    pub sensor: String,
+    pub src_ip: Option<String>,
+    pub src_port: Option<u16>,
+    pub dest_ip: Option<String>,
+    pub dest_port: Option<u16>,
+    pub proto: Option<String>,
+    pub community_id: Option<String>,
+    pub severity: Option<i64>,
+    pub summary: Option<String>,
+    pub syn_retry: Option<SynRetry>,
+    pub stats: Option<Stats>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct SynRetry {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub attempts: u64,
+    pub retransmissions: u64,
+    pub succeeded: u64,
+    pub source_ports: u64,
+    pub first_source_port: u16,
+    pub last_source_port: u16,
+    pub payload_bytes: u64,
+    pub answered: bool,
+    pub rejected_by: String,
+    pub service: Option<String>,
+    pub direction: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Drops {
+    pub kernel: u64,
+    pub interface: u64,
+    pub channel: u64,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Stats {
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub link_types: BTreeMap<String, u64>,
+    pub protocols: BTreeMap<String, u64>,
+    pub decode_errors: BTreeMap<String, u64>,
+    pub drops: Drops,
+    pub events: BTreeMap<String, u64>,
+    pub bad_files: u64,
+    pub pcap: BTreeMap<String, u64>,
+    pub wall_time_s: f64,
+    pub packets_per_second: f64,
+}
+
+/// A finished run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub events: Vec<Event>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of_type(&self, t: &str) -> Vec<&Event> {
+        self.events.iter().filter(|e| e.event_type == t).collect()
+    }
+    /// The final stats event (must be the last line).
+    pub fn stats(&self) -> &Stats {
+        let last = self.events.last().expect("no output at all");
+        assert_eq!(last.event_type, "stats", "last line is not stats");
+        let s = last.stats.as_ref().expect("stats body");
+        assert!(s.is_final);
+        s
+    }
+    /// syn_retry detections, final events only.
+    pub fn syn_retry_finals(&self) -> Vec<&SynRetry> {
+        self.events.iter().filter_map(|e| e.syn_retry.as_ref()).filter(|d| d.status == "final").collect()
+    }
+    /// stderr lines that are not notes.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| !l.starts_with("picket: note:") && !l.trim().is_empty()).collect()
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_picket")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A capture from the project's own `pcaps/`.
+pub fn pcap(name: &str) -> PathBuf {
+    let p = root().join("pcaps").join(name);
+    assert!(p.exists(), "missing test capture {}", p.display());
+    p
+}
+
+/// `../shared/corpus/pcaps`, if present.
+pub fn corpus() -> Option<PathBuf> {
+    let p = root().join("../shared/corpus/pcaps");
+    p.is_dir().then_some(p)
+}
+
+/// Parses stdout into events; panics (failing the test) on a bad line.
+pub fn parse(stdout: &str) -> Vec<Event> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Event>(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn finish(out: Output) -> Run {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "picket panicked: {stderr}");
+    Run { code: out.status.code(), events: parse(&stdout), stdout, stderr }
+}
+
+/// Runs `picket ARGS...`.
+pub fn picket(args: &[&str]) -> Run {
+    let out = Command::new(bin()).args(args).output().expect("run picket");
+    finish(out)
+}
+
+/// Runs `picket ARGS...` whose stdout is not JSON (e.g. `rules check`).
+pub fn picket_raw(args: &[&str]) -> Run {
+    let out = Command::new(bin()).args(args).output().expect("run picket");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "picket panicked: {stderr}");
+    Run { code: out.status.code(), events: Vec::new(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr }
+}
+
+/// Replays `paths` with the lab's home net.
+pub fn replay(paths: &[&Path], extra: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.arg("replay").args(paths).args(["--home-net", "192.0.2.0/24,2001:db8::/32"]).args(extra);
+    finish(cmd.output().expect("run picket"))
+}
+
+/// Counts packets with libpcap directly, as an independent tally.
+pub fn count_packets(p: &Path) -> u64 {
+    let mut cap = pcap::Capture::from_file(p).expect("open capture");
+    let mut n = 0;
+    while cap.next_packet().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// A fresh temporary directory.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("picket-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tempdir");
+    d
+}
+
+/// Writes a classic pcap (Ethernet, microseconds) holding `frames`.
+pub fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    b.extend_from_slice(&0i32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&65535u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    for (ts, f) in frames {
+        b.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
+        b.extend_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
+        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        b.extend_from_slice(f);
+    }
+    std::fs::write(path, b).expect("write pcap");
+}
