@@ -96,12 +96,30 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Keep it one line whatever the parser put in the message.
-        let msg = one_line(&self.message);
+        let msg = printable(&self.message, MAX_MESSAGE_CHARS);
+        let file = printable(&self.file, MAX_MESSAGE_CHARS);
         match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, msg),
-            None => write!(f, "{}: {}", self.file, msg),
+            Some(line) => write!(f, "{file}:{line}: {msg}"),
+            None => write!(f, "{file}: {msg}"),
         }
     }
+}
+
+/// Longest file name or message shown by [`ConfigError`]'s `Display`.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// One printable line: whitespace runs become one space, other control
+/// characters become `?`, and the text is cut to `max` characters.
+fn printable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in one_line(s).chars().enumerate() {
+        if n == max {
+            out.push_str("...");
+            break;
+        }
+        out.push(if c.is_control() { '?' } else { c });
+    }
+    out
 }
 
 /// Collapses whitespace runs (including newlines) into single spaces.
@@ -567,11 +585,16 @@ impl Rules {
     /// A unit test proves the shipped files parse; should they ever not, the
     /// hard-coded defaults (and an empty port table) are used instead.
     pub fn builtin() -> Rules {
-        Rules::try_builtin().unwrap_or_else(|_| Rules {
-            general: General::default(),
-            syn_retry: SynRetryRules::default(),
-            ports: PortTable::default(),
-        })
+        static BUILTIN: std::sync::OnceLock<Rules> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                Rules::try_builtin().unwrap_or_else(|_| Rules {
+                    general: General::default(),
+                    syn_retry: SynRetryRules::default(),
+                    ports: PortTable::default(),
+                })
+            })
+            .clone()
     }
 
     /// The built-in rules, or the error that keeps them from parsing.
@@ -971,6 +994,29 @@ mod tests {
                 .map(|_| ())
                 .map_err(|e| e.to_string());
         }
+    }
+
+    #[test]
+    fn display_is_one_short_printable_line() {
+        let long = "A".repeat(100_000);
+        let e = picket_err(&format!("[syn_retry]\nmin_attempts = \"{long}\x1b[31m\"\n"));
+        let s = e.to_string();
+        assert!(s.len() < 600, "{}", s.len());
+        assert!(
+            s.starts_with("rules/picket.toml:2: [syn_retry] min_attempts: "),
+            "{s}"
+        );
+        let e = ConfigError::file("a\nb.toml", "x\n\ty\u{1b}z");
+        assert_eq!(e.to_string(), "a b.toml: x y?z");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let n = 200_000;
+        let t = format!("[syn_retry]\nenabled = {}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_picket_toml("x", &t).is_err());
+        let t = format!("[[port]]\nport = {}1{}", "{a=".repeat(n), "}".repeat(n));
+        assert!(PortTable::parse("x", &t).is_err());
     }
 
     #[test]
