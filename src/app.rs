@@ -55,6 +55,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let (opened_live, files, sensors) = match &cfg.input {
         Input::Live(o) => {
             let (cap, link) = capture::open_live(o)?;
+            let mode = if o.promisc { "promiscuous" } else { "not promiscuous" };
+            eprintln!("picket: note: capturing on {} ({}, {mode}, snaplen {})", o.iface, link.name(), o.snaplen);
             (Some((cap, link)), Vec::new(), vec![o.iface.clone()])
         }
         Input::Files { paths, filter } => {

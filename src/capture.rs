@@ -134,7 +134,8 @@ pub fn open_live(o: &LiveOpts) -> Result<(Capture<Active>, LinkKind), CaptureErr
 
 #[inline]
 fn ts_us(h: &pcap::PacketHeader) -> i64 {
-    i64::from(h.ts.tv_sec).saturating_mul(1_000_000).saturating_add(i64::from(h.ts.tv_usec))
+    // libc time_t and suseconds_t are i64 on the 64-bit Linux picket targets.
+    h.ts.tv_sec.saturating_mul(1_000_000).saturating_add(h.ts.tv_usec)
 }
 
 /// Reads one opened file to its end (or until a stop signal). Returns the
@@ -189,17 +190,23 @@ pub fn read_file(
 }
 
 /// Reads a live capture until a stop signal, then drains what the kernel
-/// still holds (until the link is idle for one read timeout, at most 1 s).
+/// still holds.
+///
+/// The capture is non-blocking: with TPACKET_V3 libpcap may otherwise wait in
+/// poll() with no timeout, and a signal would not wake it. When the ring is
+/// empty the reader flushes partial batches and sleeps `IDLE_SLEEP`.
 pub fn read_live(
-    mut cap: Capture<Active>,
+    cap: Capture<Active>,
     link: LinkKind,
     d: &mut Dispatcher,
     stats: &Stats,
     flags: &Flags,
 ) -> Result<(), CaptureError> {
+    let mut cap =
+        cap.setnonblock().map_err(|e| CaptureError::Interface { iface: "capture".into(), msg: e.to_string() })?;
     let mut local = LocalCounts::default();
     let mut n: u64 = 0;
-    let mut drain_until: Option<Instant> = None;
+    let mut drain: Option<(Instant, Instant)> = None; // (hard deadline, last packet)
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
@@ -207,29 +214,29 @@ pub fn read_live(
                 let s = decode(link, ts_us(pkt.header), pkt.header.len, pkt.data);
                 local.count(link, &s);
                 d.push(s);
-                if n % 256 != 0 && drain_until.is_none_or(|t| Instant::now() < t) {
+                if let Some((_, last)) = &mut drain {
+                    *last = Instant::now();
+                }
+                if n % 256 != 0 {
                     continue;
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {
                 d.flush_all();
-                if drain_until.is_some() {
-                    break;
-                }
+                std::thread::sleep(IDLE_SLEEP);
             }
             Err(pcap::Error::NoMorePackets) => break,
-            Err(e) => {
-                return Err(CaptureError::Interface { iface: "capture".into(), msg: e.to_string() });
-            }
+            Err(e) => return Err(CaptureError::Interface { iface: "capture".into(), msg: e.to_string() }),
         }
         local.flush_into(stats);
         publish_pcap_stats(&mut cap, stats);
-        if let Some(t) = drain_until {
-            if Instant::now() >= t {
-                break;
-            }
-        } else if flags.stop_requested() {
-            drain_until = Some(Instant::now() + Duration::from_secs(1));
+        match drain {
+            // Packets still sitting in an unretired TPACKET_V3 block show up
+            // within one read timeout; wait a little longer than that.
+            Some((deadline, last)) if Instant::now() >= deadline || last.elapsed() >= DRAIN_QUIET => break,
+            Some(_) => {}
+            None if flags.stop_requested() => drain = Some((Instant::now() + DRAIN_MAX, Instant::now())),
+            None => {}
         }
         if flags.take_stats_request() {
             d.report();
@@ -240,6 +247,13 @@ pub fn read_live(
     publish_pcap_stats(&mut cap, stats);
     Ok(())
 }
+
+/// Pause when the capture ring is empty.
+const IDLE_SLEEP: Duration = Duration::from_millis(2);
+/// Shutdown drain: stop once the ring stayed empty this long...
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// ...or after this long in any case.
+const DRAIN_MAX: Duration = Duration::from_secs(2);
 
 fn publish_pcap_stats(cap: &mut Capture<Active>, stats: &Stats) {
     if let Ok(st) = cap.stats() {

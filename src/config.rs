@@ -1,11 +1,34 @@
 //! Rules loading: detector thresholds and the port knowledge base, from TOML
 //! files in a rules directory (or the copies built into the binary).
+//!
+//! Rule files are hostile input: nothing here panics, files over
+//! [`MAX_RULES_FILE_BYTES`] are refused, unknown keys and out-of-range values
+//! are errors, and every error is one line naming the file, the line and the
+//! key (`rules/picket.toml:14: [syn_retry] min_attempts: must be between 2
+//! and 16, got 40`).
 
 use crate::ports::PortTable;
+use serde::Deserialize;
+use std::fmt;
+use std::io::Read;
 use std::path::Path;
+use toml::Spanned;
+
+/// Largest rules file accepted, in bytes.
+pub const MAX_RULES_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The shipped detector settings (`rules/picket.toml`).
+pub const BUILTIN_PICKET_TOML: &str = include_str!("../rules/picket.toml");
+/// The shipped port knowledge base (`rules/ports.toml`).
+pub const BUILTIN_PORTS_TOML: &str = include_str!("../rules/ports.toml");
+
+/// Label used in errors for the built-in copy of `picket.toml`.
+const BUILTIN_PICKET_LABEL: &str = "<built-in>/picket.toml";
+/// Label used in errors for the built-in copy of `ports.toml`.
+const BUILTIN_PORTS_LABEL: &str = "<built-in>/ports.toml";
 
 /// Settings shared by every analyzer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct General {
     /// Minimum packet-time seconds between re-emissions of a growing detection.
     pub update_interval_s: f64,
@@ -19,8 +42,21 @@ pub struct General {
     pub network_countermeasures: i64,
 }
 
+impl Default for General {
+    fn default() -> General {
+        General {
+            update_interval_s: 60.0,
+            max_sources: 65536,
+            source_idle_s: 600.0,
+            criticality: 3,
+            system_countermeasures: 2,
+            network_countermeasures: 2,
+        }
+    }
+}
+
 /// `[syn_retry]`: unanswered, repeated connection attempts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SynRetryRules {
     pub enabled: bool,
     pub min_attempts: u32,
@@ -28,6 +64,19 @@ pub struct SynRetryRules {
     pub settle_s: f64,
     pub max_dest_ports_per_source: u32,
     pub max_tracked: usize,
+}
+
+impl Default for SynRetryRules {
+    fn default() -> SynRetryRules {
+        SynRetryRules {
+            enabled: true,
+            min_attempts: 3,
+            window_s: 600.0,
+            settle_s: 3.0,
+            max_dest_ports_per_source: 8,
+            max_tracked: 65536,
+        }
+    }
 }
 
 /// Everything loaded from a rules directory.
@@ -39,42 +88,816 @@ pub struct Rules {
 }
 
 /// A rules file that could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+///
+/// `Display` is one line: `FILE:LINE: MESSAGE`, or `FILE: MESSAGE` when no line
+/// applies (unreadable file, unknown file name, missing directory).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file (or directory) the error is about, as given to the loader.
+    pub file: String,
+    /// 1-based line in `file`, when the error points into the document.
+    pub line: Option<usize>,
+    /// The offending key, e.g. `[syn_retry] min_attempts`, when known.
+    pub key: Option<String>,
+    /// What is wrong; already mentions `key` when there is one.
+    pub message: String,
+}
 
-impl Rules {
-    /// The rules shipped in `rules/`, compiled into the binary.
-    pub fn builtin() -> Rules {
-        Rules {
-            general: General {
-                update_interval_s: 60.0,
-                max_sources: 65536,
-                source_idle_s: 600.0,
-                criticality: 3,
-                system_countermeasures: 2,
-                network_countermeasures: 2,
-            },
-            syn_retry: SynRetryRules {
-                enabled: true,
-                min_attempts: 3,
-                window_s: 600.0,
-                settle_s: 3.0,
-                max_dest_ports_per_source: 8,
-                max_tracked: 65536,
-            },
-            ports: PortTable::default(),
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keep it one line whatever the parser put in the message.
+        let msg = printable(&self.message, MAX_MESSAGE_CHARS);
+        let file = printable(&self.file, MAX_MESSAGE_CHARS);
+        match self.line {
+            Some(line) => write!(f, "{file}:{line}: {msg}"),
+            None => write!(f, "{file}: {msg}"),
         }
-    }
-
-    /// Loads every `*.toml` in `dir`.
-    pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
-        let _ = dir;
-        Ok(Rules::builtin())
     }
 }
 
-/// Validates a rules directory; describes what it holds.
+/// Longest file name or message shown by [`ConfigError`]'s `Display`.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// One printable line: whitespace runs become one space, other control
+/// characters become `?`, and the text is cut to `max` characters.
+fn printable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in one_line(s).chars().enumerate() {
+        if n == max {
+            out.push_str("...");
+            break;
+        }
+        out.push(if c.is_control() { '?' } else { c });
+    }
+    out
+}
+
+/// Collapses whitespace runs (including newlines) into single spaces.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl ConfigError {
+    /// An error about a whole file or directory (no line).
+    pub fn file(file: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: file.into(), line: None, key: None, message: message.into() }
+    }
+
+    /// An error at byte offset `at` of `text`, about `key`.
+    pub fn at(file: &str, text: &str, at: usize, key: Option<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: file.to_string(), line: Some(line_of(text, at)), key, message: message.into() }
+    }
+
+    /// A value error for `key` whose value sits at `span` in `text`:
+    /// `FILE:LINE: KEY: MESSAGE`.
+    pub fn value(
+        file: &str,
+        text: &str,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl fmt::Display,
+    ) -> ConfigError {
+        ConfigError::at(file, text, span.start, Some(key.to_string()), format!("{key}: {message}"))
+    }
+
+    /// Converts a TOML syntax or type error into a one-line error.
+    pub fn from_toml(file: &str, text: &str, err: &toml::de::Error) -> ConfigError {
+        let raw = friendly_types(&one_line(err.message()));
+        let start = err.span().map(|s| s.start);
+        let table = start.map(|s| table_at(text, s)).unwrap_or_default();
+        let on_header = start.is_some_and(|s| line_text(text, s).trim_start().starts_with('['));
+        // serde's deny_unknown_fields message: "unknown field `x`, expected ...".
+        let (key, message) = if let Some(name) =
+            raw.strip_prefix("unknown field `").and_then(|r| r.split_once('`')).map(|(n, _)| n.to_string())
+        {
+            let expected = raw.split_once(", expected ").map(|(_, e)| format!(" (expected {e})")).unwrap_or_default();
+            let what = if on_header {
+                format!("unknown table `{name}`")
+            } else if table.is_empty() {
+                format!("unknown key `{name}` at top level")
+            } else {
+                format!("unknown key `{name}` in {table}")
+            };
+            (Some(name.clone()), format!("{what}{expected}"))
+        } else if let Some(name) =
+            raw.strip_prefix("missing field `").and_then(|r| r.split_once('`')).map(|(n, _)| n.to_string())
+        {
+            let where_ = if table.is_empty() { "at top level".to_string() } else { format!("in {table}") };
+            (Some(name.clone()), format!("missing key `{name}` {where_}"))
+        } else if let Some(name) =
+            raw.strip_prefix("unknown variant `").and_then(|r| r.split_once('`')).map(|(n, _)| n.to_string())
+        {
+            (None, format!("unknown table `{name}`: {raw}"))
+        } else {
+            // Type errors point at the value; name the key on that line.
+            let key = start.and_then(|s| key_on_line(text, s));
+            let message = match (&key, table.is_empty()) {
+                (Some(k), false) => format!("{table} {k}: {raw}"),
+                (Some(k), true) => format!("{k}: {raw}"),
+                (None, false) if on_header => format!("{table}: {raw}"),
+                (None, _) => raw,
+            };
+            (key, message)
+        };
+        ConfigError { file: file.to_string(), line: start.map(|s| line_of(text, s)), key, message }
+    }
+}
+
+/// Rewrites serde's Rust type names into words an operator knows.
+fn friendly_types(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (from, to) in [
+        (" as i128", ""),
+        ("expected i64", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected f64", "expected a number"),
+    ] {
+        m = m.replace(from, to);
+    }
+    if m.starts_with("invalid type: integer") && m.ends_with("expected an integer") {
+        m = m.replace("invalid type: integer", "integer out of range:");
+        m = m.replace(", expected an integer", "");
+    }
+    m
+}
+
+/// The text of the line holding byte offset `at`.
+fn line_text(text: &str, at: usize) -> &str {
+    let at = floor_char_boundary(text, at);
+    let start = text[..at].rfind('\n').map_or(0, |p| p + 1);
+    text[start..].split('\n').next().unwrap_or("")
+}
+
+/// Largest char boundary <= `at` (clamped to the text).
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// 1-based line number of byte offset `at` in `text` (clamped to the text).
+pub fn line_of(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The `[table]` / `[[array]]` header in force at byte offset `at`, or "".
+fn table_at(text: &str, at: usize) -> String {
+    let at = at.min(text.len());
+    let mut header = String::new();
+    let mut pos = 0usize;
+    for line in text.split_inclusive('\n') {
+        if pos > at {
+            break;
+        }
+        let t = line.trim();
+        if t.starts_with('[') {
+            let close = if t.starts_with("[[") { "]]" } else { "]" };
+            header = match t.find(close) {
+                Some(end) => t[..end + close.len()].to_string(),
+                None => t.to_string(),
+            };
+        }
+        pos += line.len();
+    }
+    header
+}
+
+/// The bare key at the start of the line holding byte offset `at`, if any.
+fn key_on_line(text: &str, at: usize) -> Option<String> {
+    let line = line_text(text, at);
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim();
+    if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
+        Some(k.to_string())
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// picket.toml
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PicketFile {
+    general: Option<GeneralFile>,
+    syn_retry: Option<SynRetryFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GeneralFile {
+    update_interval_s: Option<Spanned<f64>>,
+    max_sources: Option<Spanned<i64>>,
+    source_idle_s: Option<Spanned<f64>>,
+    criticality: Option<Spanned<i64>>,
+    system_countermeasures: Option<Spanned<i64>>,
+    network_countermeasures: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SynRetryFile {
+    enabled: Option<Spanned<bool>>,
+    min_attempts: Option<Spanned<i64>>,
+    window_s: Option<Spanned<f64>>,
+    settle_s: Option<Spanned<f64>>,
+    max_dest_ports_per_source: Option<Spanned<i64>>,
+    max_tracked: Option<Spanned<i64>>,
+}
+
+/// Most entries any per-worker table may be configured to hold.
+pub const MAX_TABLE_ENTRIES: u64 = 16 * 1024 * 1024;
+
+/// Checks integer `v` is within `lo..=hi`.
+fn int_in(file: &str, text: &str, key: &str, v: &Spanned<i64>, lo: i64, hi: i64) -> Result<i64, ConfigError> {
+    let x = *v.get_ref();
+    if x < lo || x > hi {
+        return Err(ConfigError::value(file, text, v.span(), key, format!("must be between {lo} and {hi}, got {x}")));
+    }
+    Ok(x)
+}
+
+/// Checks float `v` is finite and within `lo..=hi` (`lo` excluded when
+/// `lo_open`).
+fn float_in(
+    file: &str,
+    text: &str,
+    key: &str,
+    v: &Spanned<f64>,
+    lo: f64,
+    lo_open: bool,
+    hi: f64,
+) -> Result<f64, ConfigError> {
+    let x = *v.get_ref();
+    let low_ok = if lo_open { x > lo } else { x >= lo };
+    if !x.is_finite() || !low_ok || x > hi {
+        let range = if lo_open {
+            format!("must be greater than {lo} and at most {hi}")
+        } else {
+            format!("must be between {lo} and {hi}")
+        };
+        return Err(ConfigError::value(file, text, v.span(), key, format!("{range}, got {x}")));
+    }
+    Ok(x)
+}
+
+/// Parses the text of a `picket.toml`; `file` names it in errors. Missing keys
+/// take the built-in defaults ([`General::default`], [`SynRetryRules::default`]).
+pub fn parse_picket_toml(file: &str, text: &str) -> Result<(General, SynRetryRules), ConfigError> {
+    if text.len() as u64 > MAX_RULES_FILE_BYTES {
+        return Err(too_big(file, text.len() as u64));
+    }
+    let doc: PicketFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let mut general = General::default();
+    let mut syn = SynRetryRules::default();
+
+    if let Some(g) = doc.general {
+        if let Some(v) = &g.update_interval_s {
+            general.update_interval_s = float_in(file, text, "[general] update_interval_s", v, 0.0, false, 86_400.0)?;
+        }
+        if let Some(v) = &g.max_sources {
+            general.max_sources = int_in(file, text, "[general] max_sources", v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+        }
+        if let Some(v) = &g.source_idle_s {
+            general.source_idle_s = float_in(file, text, "[general] source_idle_s", v, 0.0, true, 86_400.0)?;
+        }
+        for (key, slot, val) in [
+            ("[general] criticality", &mut general.criticality, &g.criticality),
+            ("[general] system_countermeasures", &mut general.system_countermeasures, &g.system_countermeasures),
+            ("[general] network_countermeasures", &mut general.network_countermeasures, &g.network_countermeasures),
+        ] {
+            if let Some(v) = val {
+                *slot = int_in(file, text, key, v, 1, 5)?;
+            }
+        }
+    }
+
+    if let Some(s) = doc.syn_retry {
+        if let Some(v) = &s.enabled {
+            syn.enabled = *v.get_ref();
+        }
+        if let Some(v) = &s.min_attempts {
+            syn.min_attempts = int_in(file, text, "[syn_retry] min_attempts", v, 2, 16)? as u32;
+        }
+        if let Some(v) = &s.window_s {
+            syn.window_s = float_in(file, text, "[syn_retry] window_s", v, 0.0, true, 86_400.0)?;
+        }
+        if let Some(v) = &s.settle_s {
+            syn.settle_s = float_in(file, text, "[syn_retry] settle_s", v, 0.0, false, 60.0)?;
+        }
+        if let Some(v) = &s.max_dest_ports_per_source {
+            syn.max_dest_ports_per_source =
+                int_in(file, text, "[syn_retry] max_dest_ports_per_source", v, 1, 65_536)? as u32;
+        }
+        if let Some(v) = &s.max_tracked {
+            syn.max_tracked = int_in(file, text, "[syn_retry] max_tracked", v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+        }
+        // Cross-field check: an attempt must be able to settle inside the window.
+        if syn.settle_s >= syn.window_s {
+            let (span, key) = match (&s.settle_s, &s.window_s) {
+                (Some(v), _) => (v.span(), "[syn_retry] settle_s"),
+                (None, Some(v)) => (v.span(), "[syn_retry] window_s"),
+                (None, None) => (0..0, "[syn_retry] settle_s"),
+            };
+            return Err(ConfigError::value(
+                file,
+                text,
+                span,
+                key,
+                format!("settle_s ({}) must be less than window_s ({})", syn.settle_s, syn.window_s),
+            ));
+        }
+    }
+    Ok((general, syn))
+}
+
+fn too_big(file: &str, len: u64) -> ConfigError {
+    ConfigError::file(file, format!("file is {len} bytes; rules files are limited to {MAX_RULES_FILE_BYTES} bytes"))
+}
+
+/// Reads a rules file as UTF-8, refusing anything over [`MAX_RULES_FILE_BYTES`].
+fn read_rules_file(path: &Path) -> Result<String, ConfigError> {
+    let label = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|e| ConfigError::file(&label, format!("cannot open: {e}")))?;
+    if let Ok(meta) = f.metadata() {
+        if !meta.is_file() {
+            return Err(ConfigError::file(&label, "not a regular file"));
+        }
+        if meta.len() > MAX_RULES_FILE_BYTES {
+            return Err(too_big(&label, meta.len()));
+        }
+    }
+    let mut buf = Vec::new();
+    f.take(MAX_RULES_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ConfigError::file(&label, format!("cannot read: {e}")))?;
+    if buf.len() as u64 > MAX_RULES_FILE_BYTES {
+        return Err(too_big(&label, buf.len() as u64));
+    }
+    String::from_utf8(buf)
+        .map_err(|e| ConfigError::file(&label, format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to())))
+}
+
+/// Where a loaded piece of the rules came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Read from this file.
+    File(String),
+    /// The copy built into the binary.
+    Builtin,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => f.write_str(p),
+            Source::Builtin => f.write_str("built-in"),
+        }
+    }
+}
+
+/// What [`Rules::load_dir_with_summary`] loaded, for `picket rules check`.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub dir: String,
+    pub picket: Source,
+    pub ports: Source,
+    pub port_entries: usize,
+    pub port_numbers: usize,
+    pub detectors_enabled: Vec<&'static str>,
+    pub detectors_disabled: Vec<&'static str>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: &[&str]| {
+            if v.is_empty() { "none".to_string() } else { v.join(", ") }
+        };
+        write!(
+            f,
+            "rules directory {}: detector settings from {} (picket.toml), port knowledge base \
+             from {} (ports.toml) with {} entries covering {} protocol/port pairs; \
+             detectors enabled: {}; disabled: {}.",
+            self.dir,
+            self.picket,
+            self.ports,
+            self.port_entries,
+            self.port_numbers,
+            list(&self.detectors_enabled),
+            list(&self.detectors_disabled),
+        )
+    }
+}
+
+impl Rules {
+    /// The rules shipped in `rules/`, compiled into the binary.
+    ///
+    /// A unit test proves the shipped files parse; should they ever not, the
+    /// hard-coded defaults (and an empty port table) are used instead.
+    pub fn builtin() -> Rules {
+        static BUILTIN: std::sync::OnceLock<Rules> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                Rules::try_builtin().unwrap_or_else(|_| Rules {
+                    general: General::default(),
+                    syn_retry: SynRetryRules::default(),
+                    ports: PortTable::default(),
+                })
+            })
+            .clone()
+    }
+
+    /// The built-in rules, or the error that keeps them from parsing.
+    pub fn try_builtin() -> Result<Rules, ConfigError> {
+        let (general, syn_retry) = parse_picket_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
+        let ports = PortTable::parse(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML)?;
+        Ok(Rules { general, syn_retry, ports })
+    }
+
+    /// Loads every `*.toml` in `dir`.
+    ///
+    /// `picket.toml` and `ports.toml` are the known names; any other `.toml`
+    /// file is an error naming it, other files are ignored. A missing
+    /// `picket.toml` or `ports.toml` falls back to the built-in copy. A
+    /// missing or unreadable directory is an error naming it.
+    pub fn load_dir(dir: &Path) -> Result<Rules, ConfigError> {
+        Rules::load_dir_with_summary(dir).map(|(r, _)| r)
+    }
+
+    /// [`Rules::load_dir`] plus a description of what was loaded.
+    pub fn load_dir_with_summary(dir: &Path) -> Result<(Rules, Summary), ConfigError> {
+        let dir_label = dir.display().to_string();
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| ConfigError::file(&dir_label, format!("cannot read rules directory: {e}")))?;
+        let mut picket_path = None;
+        let mut ports_path = None;
+        let mut names = Vec::new();
+        for entry in rd {
+            let entry =
+                entry.map_err(|e| ConfigError::file(&dir_label, format!("cannot list rules directory: {e}")))?;
+            let path = entry.path();
+            let is_toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+            if is_toml {
+                names.push(path);
+            }
+        }
+        names.sort();
+        for path in names {
+            match path.file_name().and_then(|n| n.to_str()) {
+                Some("picket.toml") => picket_path = Some(path),
+                Some("ports.toml") => ports_path = Some(path),
+                _ => {
+                    return Err(ConfigError::file(
+                        path.display().to_string(),
+                        "unknown rules file (expected picket.toml or ports.toml)",
+                    ));
+                }
+            }
+        }
+
+        let (general, syn_retry, picket_src) = match &picket_path {
+            Some(p) => {
+                let label = p.display().to_string();
+                let text = read_rules_file(p)?;
+                let (g, s) = parse_picket_toml(&label, &text)?;
+                (g, s, Source::File(label))
+            }
+            None => {
+                let (g, s) = parse_picket_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
+                (g, s, Source::Builtin)
+            }
+        };
+        let (ports, ports_src) = match &ports_path {
+            Some(p) => {
+                let label = p.display().to_string();
+                let text = read_rules_file(p)?;
+                (PortTable::parse(&label, &text)?, Source::File(label))
+            }
+            None => (PortTable::parse(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML)?, Source::Builtin),
+        };
+        let rules = Rules { general, syn_retry, ports };
+        let summary = rules.summary(dir_label, picket_src, ports_src);
+        Ok((rules, summary))
+    }
+
+    fn summary(&self, dir: String, picket: Source, ports: Source) -> Summary {
+        let mut enabled = Vec::new();
+        let mut disabled = Vec::new();
+        if self.syn_retry.enabled {
+            enabled.push("syn_retry");
+        } else {
+            disabled.push("syn_retry");
+        }
+        Summary {
+            dir,
+            picket,
+            ports,
+            port_entries: self.ports.entries().len(),
+            port_numbers: self.ports.len(),
+            detectors_enabled: enabled,
+            detectors_disabled: disabled,
+        }
+    }
+}
+
+/// Loads `dir` as [`Rules::load_dir`] does and describes what was loaded, in
+/// one paragraph (for `picket rules check DIR`).
 pub fn check_dir(dir: &Path) -> Result<String, ConfigError> {
-    Rules::load_dir(dir).map(|_| format!("{}: ok", dir.display()))
+    Rules::load_dir_with_summary(dir).map(|(_, s)| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh, empty directory under the system temp dir; removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let p = std::env::temp_dir().join(format!("picket-config-test-{}-{}-{}", std::process::id(), tag, n));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn picket_err(text: &str) -> ConfigError {
+        parse_picket_toml("rules/picket.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn builtin_files_parse() {
+        let r = Rules::try_builtin().unwrap();
+        assert_eq!(r.general, General::default());
+        assert_eq!(r.syn_retry, SynRetryRules::default());
+        assert!(r.ports.len() > 200, "{}", r.ports.len());
+        let b = Rules::builtin();
+        assert_eq!(b.ports.len(), r.ports.len());
+    }
+
+    #[test]
+    fn builtin_has_every_key_with_a_section_comment() {
+        for key in [
+            "update_interval_s",
+            "max_sources",
+            "source_idle_s",
+            "criticality",
+            "system_countermeasures",
+            "network_countermeasures",
+            "enabled",
+            "min_attempts",
+            "window_s",
+            "settle_s",
+            "max_dest_ports_per_source",
+            "max_tracked",
+        ] {
+            let line = BUILTIN_PICKET_TOML
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{key} ")))
+                .unwrap_or_else(|| panic!("{key} missing from rules/picket.toml"));
+            assert!(line.contains("SIGNATURES.md section"), "{line}");
+        }
+    }
+
+    #[test]
+    fn missing_keys_take_defaults() {
+        let (g, s) = parse_picket_toml("x.toml", "").unwrap();
+        assert_eq!(g, General::default());
+        assert_eq!(s, SynRetryRules::default());
+        let (g, s) = parse_picket_toml("x.toml", "[syn_retry]\nmin_attempts = 5\n").unwrap();
+        assert_eq!(g, General::default());
+        assert_eq!(s.min_attempts, 5);
+        assert_eq!(s.window_s, 600.0);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_key() {
+        let e = picket_err("[general]\nmax_sources = 10\n\n[syn_retry]\nenabled = true\nmin_atempts = 3\n");
+        assert_eq!(e.line, Some(6));
+        let s = e.to_string();
+        assert!(s.starts_with("rules/picket.toml:6: unknown key `min_atempts` in [syn_retry]"), "{s}");
+        assert!(!s.contains('\n'));
+    }
+
+    #[test]
+    fn unknown_table_is_an_error() {
+        let e = picket_err("[syn_retyr]\nenabled = true\n");
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.to_string().contains("syn_retyr"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_type() {
+        let e = picket_err("[syn_retry]\n\nmin_attempts = \"three\"\n");
+        let s = e.to_string();
+        assert!(s.starts_with("rules/picket.toml:3: "), "{s}");
+        assert!(s.contains("min_attempts"), "{s}");
+        assert!(!s.contains('\n'));
+        let e = picket_err("[syn_retry]\nenabled = 1\n");
+        assert!(e.to_string().starts_with("rules/picket.toml:2: "), "{e}");
+        assert!(e.to_string().contains("enabled"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value() {
+        let text = "# c\n[syn_retry]\nmin_attempts = 40\n";
+        let e = picket_err(text);
+        assert_eq!(e.to_string(), "rules/picket.toml:3: [syn_retry] min_attempts: must be between 2 and 16, got 40");
+        assert_eq!(e.key.as_deref(), Some("[syn_retry] min_attempts"));
+        for bad in [
+            "[syn_retry]\nmin_attempts = 1",
+            "[syn_retry]\nmin_attempts = -5",
+            "[syn_retry]\nwindow_s = 0",
+            "[syn_retry]\nwindow_s = 86401",
+            "[syn_retry]\nwindow_s = nan",
+            "[syn_retry]\nsettle_s = 61",
+            "[syn_retry]\nsettle_s = -1",
+            "[syn_retry]\nmax_dest_ports_per_source = 0",
+            "[syn_retry]\nmax_tracked = 0",
+            "[syn_retry]\nmax_tracked = 99999999999",
+            "[general]\nmax_sources = 0",
+            "[general]\nupdate_interval_s = -1",
+            "[general]\nupdate_interval_s = inf",
+            "[syn_retry]\nwindow_s = 2\nsettle_s = 3",
+        ] {
+            let e = picket_err(bad);
+            assert!(e.line.is_some(), "{bad}: {e}");
+            assert!(e.to_string().starts_with("rules/picket.toml:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn floats_accept_integers_and_fractions() {
+        let (g, s) =
+            parse_picket_toml("x", "[general]\nupdate_interval_s = 2.5\n[syn_retry]\nwindow_s = 30\nsettle_s = 0.5\n")
+                .unwrap();
+        assert_eq!(g.update_interval_s, 2.5);
+        assert_eq!(s.window_s, 30.0);
+        assert_eq!(s.settle_s, 0.5);
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = picket_err("[syn_retry]\nmin_attempts = = 3\n");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn valid_override() {
+        let d = TempDir::new("override");
+        d.write("picket.toml", "[syn_retry]\nenabled = false\nmin_attempts = 4\nwindow_s = 1200\n");
+        let r = Rules::load_dir(&d.0).unwrap();
+        assert!(!r.syn_retry.enabled);
+        assert_eq!(r.syn_retry.min_attempts, 4);
+        assert_eq!(r.syn_retry.window_s, 1200.0);
+        assert_eq!(r.syn_retry.settle_s, 3.0);
+        assert_eq!(r.general, General::default());
+        // ports.toml missing: built-in port table.
+        assert_eq!(r.ports.lookup(6, 158).unwrap().name, "pcmail-srv");
+
+        let d2 = TempDir::new("override-ports");
+        d2.write("ports.toml", "[[port]]\nport = 4242\nproto = \"udp\"\nname = \"x\"\ncategory = \"service\"\n");
+        d2.write("README.txt", "ignored");
+        let r = Rules::load_dir(&d2.0).unwrap();
+        assert_eq!(r.ports.len(), 1);
+        assert_eq!(r.ports.lookup(17, 4242).unwrap().name, "x");
+        assert!(r.ports.lookup(6, 158).is_none());
+        assert!(r.syn_retry.enabled);
+        let summary = check_dir(&d2.0).unwrap();
+        assert!(summary.contains("built-in (picket.toml)"), "{summary}");
+        assert!(summary.contains("1 entries"), "{summary}");
+        assert!(summary.contains("detectors enabled: syn_retry"), "{summary}");
+    }
+
+    #[test]
+    fn empty_dir_is_builtin() {
+        let d = TempDir::new("empty");
+        let r = Rules::load_dir(&d.0).unwrap();
+        assert_eq!(r.ports.len(), Rules::builtin().ports.len());
+        let s = check_dir(&d.0).unwrap();
+        assert!(!s.contains('\n'), "{s}");
+    }
+
+    #[test]
+    fn error_in_dir_file_names_path() {
+        let d = TempDir::new("bad-in-dir");
+        let p = d.write("picket.toml", "[syn_retry]\nmax_tracked = 0\n");
+        let e = Rules::load_dir(&d.0).unwrap_err();
+        assert_eq!(e.file, p.display().to_string());
+        assert_eq!(e.line, Some(2));
+        assert!(e.to_string().contains("[syn_retry] max_tracked"), "{e}");
+    }
+
+    #[test]
+    fn unknown_file_name() {
+        let d = TempDir::new("unknown-file");
+        d.write("picket.toml", "");
+        let p = d.write("extra.toml", "");
+        let e = Rules::load_dir(&d.0).unwrap_err();
+        assert_eq!(e.file, p.display().to_string());
+        assert!(e.to_string().contains("extra.toml"), "{e}");
+        assert!(e.to_string().contains("unknown rules file"), "{e}");
+    }
+
+    #[test]
+    fn missing_dir() {
+        let p = std::env::temp_dir().join(format!("picket-no-such-dir-{}", std::process::id()));
+        let e = Rules::load_dir(&p).unwrap_err();
+        assert!(e.to_string().contains(&p.display().to_string()), "{e}");
+        assert!(check_dir(&p).is_err());
+    }
+
+    #[test]
+    fn huge_file_rejected() {
+        let d = TempDir::new("huge");
+        let mut text = String::from("# padding\n");
+        while (text.len() as u64) <= MAX_RULES_FILE_BYTES {
+            text.push_str(&"#".repeat(1023));
+            text.push('\n');
+        }
+        d.write("ports.toml", &text);
+        let e = Rules::load_dir(&d.0).unwrap_err();
+        assert!(e.to_string().contains("limited to"), "{e}");
+        assert!(parse_picket_toml("x", &text).is_err());
+    }
+
+    #[test]
+    fn non_utf8_rejected() {
+        let d = TempDir::new("utf8");
+        std::fs::write(d.0.join("picket.toml"), b"[general]\n\xff\xfe = 1\n").unwrap();
+        let e = Rules::load_dir(&d.0).unwrap_err();
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn hostile_inputs_do_not_panic() {
+        for text in [
+            "[",
+            "[[",
+            "\u{0}",
+            "[general]\nupdate_interval_s = 1e400",
+            "[general]\nmax_sources = 9223372036854775807",
+            "[general]\nmax_sources = 1.5",
+            "general = 3",
+            "[syn_retry]\nenabled = [true]",
+            "[syn_retry.sub]\nx = 1",
+            "[[syn_retry]]\nenabled = true",
+            "a = \"\u{202e}\"",
+            "[general]\n[general]\n",
+        ] {
+            let _ = parse_picket_toml("x", text).map(|_| ()).map_err(|e| e.to_string());
+            let _ = PortTable::parse("x", text).map(|_| ()).map_err(|e| e.to_string());
+        }
+    }
+
+    #[test]
+    fn display_is_one_short_printable_line() {
+        let long = "A".repeat(100_000);
+        let e = picket_err(&format!("[syn_retry]\nmin_attempts = \"{long}\x1b[31m\"\n"));
+        let s = e.to_string();
+        assert!(s.len() < 600, "{}", s.len());
+        assert!(s.starts_with("rules/picket.toml:2: [syn_retry] min_attempts: "), "{s}");
+        let e = ConfigError::file("a\nb.toml", "x\n\ty\u{1b}z");
+        assert_eq!(e.to_string(), "a b.toml: x y?z");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let n = 200_000;
+        let t = format!("[syn_retry]\nenabled = {}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_picket_toml("x", &t).is_err());
+        let t = format!("[[port]]\nport = {}1{}", "{a=".repeat(n), "}".repeat(n));
+        assert!(PortTable::parse("x", &t).is_err());
+    }
+
+    #[test]
+    fn line_of_counts_newlines() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 4), 3);
+        assert_eq!(line_of("a\nb\nc", 999), 3);
+    }
 }

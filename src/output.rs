@@ -115,10 +115,11 @@ pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSour
         }
     }
     write(&mut sink, &src.event(true), &mut broken);
-    if !broken && let Err(e) = sink.flush() {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(e);
-        }
+    if !broken
+        && let Err(e) = sink.flush()
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(e);
     }
     match first_err {
         Some(e) => Err(e),

@@ -550,6 +550,7 @@ mod tests {
         (t * 1e6) as i64
     }
 
+    #[allow(clippy::too_many_arguments)] // mirrors the TCP header fields a test sets
     fn tcp(ts: f64, src: &str, dst: &str, sport: u16, dport: u16, flags: u16, seq: u32, ack: u32) -> PacketSummary {
         let mut p = PacketSummary::new(s(ts), 60, 60);
         p.ip = Some(IpInfo {

@@ -146,7 +146,12 @@ pub fn picket_raw(args: &[&str]) -> Run {
     let out = Command::new(bin()).args(args).output().expect("run picket");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "picket panicked: {stderr}");
-    Run { code: out.status.code(), events: Vec::new(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr }
+    Run {
+        code: out.status.code(),
+        events: Vec::new(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    }
 }
 
 /// Replays `paths` with the lab's home net.
