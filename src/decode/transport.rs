@@ -1,0 +1,82 @@
+//! Transport dispatch: picks the TCP / UDP / ICMP decoder for an IP payload,
+//! reusing etherparse's transport slice when it already made one. Also owns
+//! UDP (RFC 768) and the `payload_len` / `payload_head` fields.
+
+use etherparse::{IpNumber, TransportSlice, UdpSlice, ip_number};
+
+use super::ip::IpPayload;
+use super::{icmp, nbns, tcp};
+use crate::summary::{DecodeError, L4, PAYLOAD_HEAD, PacketSummary, UdpInfo};
+
+/// UDP header length (RFC 768).
+const UDP_HEADER_LEN: u16 = 8;
+
+/// Decodes the transport header of `p`. `sliced` is etherparse's slice of
+/// it, when etherparse made one (it skips fragmented payloads and stops
+/// at the first error). Non-first fragments carry no header: their payload
+/// is fragment data.
+pub(super) fn decode(
+    p: &IpPayload<'_>,
+    sliced: Option<&TransportSlice<'_>>,
+    s: &mut PacketSummary,
+) {
+    if !p.first_fragment {
+        set_payload(s, p.bytes, p.claimed_len);
+        return;
+    }
+    match sliced {
+        Some(TransportSlice::Tcp(t)) => tcp::from_slice(t, p, s),
+        Some(TransportSlice::Udp(u)) => udp(u, p, s),
+        Some(TransportSlice::Icmpv4(i)) => icmp::v4(i, p, s),
+        Some(TransportSlice::Icmpv6(i)) => icmp::v6(i, p, s),
+        Some(TransportSlice::Igmp(_)) => other(p, s),
+        None => slice_and_decode(p, s),
+    }
+}
+
+/// Slices the transport header etherparse did not.
+fn slice_and_decode(p: &IpPayload<'_>, s: &mut PacketSummary) {
+    match IpNumber(p.proto) {
+        ip_number::TCP => tcp::decode(p, s),
+        ip_number::UDP => match UdpSlice::from_slice_lax(p.bytes) {
+            Ok(u) => udp(&u, p, s),
+            Err(_) => s.error = Some(DecodeError::TruncatedUdp),
+        },
+        ip_number::ICMP => icmp::decode_v4(p, s),
+        ip_number::IPV6_ICMP => icmp::decode_v6(p, s),
+        _ => other(p, s),
+    }
+}
+
+/// UDP ports, payload and NBNS facts. A length field below the header size
+/// is impossible (0 is left alone: IPv6 jumbograms and offloaded sends).
+fn udp(u: &UdpSlice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
+    let (sport, dport) = (u.source_port(), u.destination_port());
+    s.l4 = L4::Udp(UdpInfo { sport, dport });
+    let claimed = match u.length() {
+        0 => p.claimed_len.saturating_sub(u32::from(UDP_HEADER_LEN)),
+        len => {
+            if len < UDP_HEADER_LEN {
+                s.error = Some(DecodeError::TruncatedUdp);
+            }
+            u32::from(len.saturating_sub(UDP_HEADER_LEN))
+        }
+    };
+    set_payload(s, u.payload(), claimed);
+    s.payload_facts = nbns::facts(sport, dport, u.payload());
+}
+
+/// A protocol picket does not decode: the whole IP payload is payload.
+fn other(p: &IpPayload<'_>, s: &mut PacketSummary) {
+    s.l4 = L4::Other;
+    set_payload(s, p.bytes, p.claimed_len);
+}
+
+/// Records the claimed payload length and the first captured payload bytes.
+pub(super) fn set_payload(s: &mut PacketSummary, captured: &[u8], claimed_len: u32) {
+    s.payload_len = claimed_len;
+    let n = captured.len().min(PAYLOAD_HEAD);
+    if let (Some(head), Some(src)) = (s.payload_head.get_mut(..n), captured.get(..n)) {
+        head.copy_from_slice(src);
+    }
+}
