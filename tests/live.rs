@@ -77,7 +77,7 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     // below reaches picket.
     let netns = format!("--net=/var/run/netns/{}", lab.a);
     let mut child = Command::new("nsenter")
-        .args([netns.as_str(), bin(), "live", "-i", dev, "--home-net", "192.0.2.0/25"])
+        .args([netns.as_str(), bin(), "live", "-i", dev, "--home-net", "192.0.2.0/28"])
         .args(["-o", out.to_str().unwrap(), "--workers", "2"])
         .stderr(Stdio::piped())
         .spawn()
