@@ -8,9 +8,7 @@ use crate::summary::LinkKind;
 /// followed by the EtherType in each fixture.
 macro_rules! macs {
     () => {
-        [
-            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
-        ]
+        [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb]
     };
 }
 
@@ -483,24 +481,12 @@ pub const ALL: &[(&str, LinkKind, &[u8])] = &[
     ("nbns_star", LinkKind::Ethernet, ETH_NBNS_STAR),
     ("udp_137_not_nbns", LinkKind::Ethernet, ETH_UDP_137_NOT_NBNS),
     ("icmp_echo", LinkKind::Ethernet, ETH_ICMP_ECHO),
-    (
-        "icmp_port_unreach",
-        LinkKind::Ethernet,
-        ETH_ICMP_PORT_UNREACH_UDP,
-    ),
-    (
-        "icmp_time_exceeded",
-        LinkKind::Ethernet,
-        ETH_ICMP_TIME_EXCEEDED_TCP,
-    ),
+    ("icmp_port_unreach", LinkKind::Ethernet, ETH_ICMP_PORT_UNREACH_UDP),
+    ("icmp_time_exceeded", LinkKind::Ethernet, ETH_ICMP_TIME_EXCEEDED_TCP),
     ("icmpv6_echo", LinkKind::Ethernet, ETH_ICMPV6_ECHO),
     ("icmpv6_unreach", LinkKind::Ethernet, ETH_ICMPV6_UNREACH_TCP),
     ("ipv4_lsrr", LinkKind::Ethernet, ETH_IPV4_LSRR),
     ("ipv4_fragment", LinkKind::Ethernet, ETH_IPV4_FRAGMENT),
-    (
-        "ipv6_first_fragment",
-        LinkKind::Ethernet,
-        ETH_IPV6_FIRST_FRAGMENT,
-    ),
+    ("ipv6_first_fragment", LinkKind::Ethernet, ETH_IPV6_FIRST_FRAGMENT),
     ("arp", LinkKind::Ethernet, ETH_ARP),
 ];

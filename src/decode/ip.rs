@@ -71,10 +71,7 @@ pub(super) fn v4<'a>(ip: &LaxIpv4Slice<'a>) -> (IpInfo, IpPayload<'a>) {
         proto: payload.ip_number.0,
         total_len: u32::from(h.total_len()),
     };
-    (
-        info,
-        ip_payload(payload, info.total_len, headers_len, frag_offset),
-    )
+    (info, ip_payload(payload, info.total_len, headers_len, frag_offset))
 }
 
 /// Facts and payload of an IPv6 packet; the fragment header, if any,
@@ -99,10 +96,7 @@ pub(super) fn v6<'a>(ip: &LaxIpv6Slice<'a>) -> (IpInfo, IpPayload<'a>) {
         proto: payload.ip_number.0,
         total_len,
     };
-    (
-        info,
-        ip_payload(payload, total_len, headers_len, frag_offset),
-    )
+    (info, ip_payload(payload, total_len, headers_len, frag_offset))
 }
 
 /// The IPv6 fragment header's fields (RFC 8200 section 4.5), zero if absent.
@@ -125,9 +119,7 @@ fn fragment(ip: &LaxIpv6Slice<'_>) -> Fragment {
     let mut at = 0;
     while at < b.len() {
         let len = match next {
-            ext::HOP_BY_HOP | ext::ROUTING | ext::DEST_OPTS => {
-                u8_at(b, at + 1).map(|l| (usize::from(l) + 1) * 8)
-            }
+            ext::HOP_BY_HOP | ext::ROUTING | ext::DEST_OPTS => u8_at(b, at + 1).map(|l| (usize::from(l) + 1) * 8),
             ext::AUTH => u8_at(b, at + 1).map(|l| (usize::from(l) + 2) * 4),
             ext::FRAGMENT => return fragment_at(b, at),
             _ => None,
@@ -143,33 +135,19 @@ fn fragment(ip: &LaxIpv6Slice<'_>) -> Fragment {
 /// The fragment header at `at` (RFC 8200 section 4.5).
 fn fragment_at(b: &[u8], at: usize) -> Fragment {
     let offset_and_m = be16(b, at + ext::FRAG_OFFSET).unwrap_or(0);
-    Fragment {
-        id: be32(b, at + ext::FRAG_ID).unwrap_or(0),
-        offset: offset_and_m >> 3,
-        more: offset_and_m & 1 != 0,
-    }
+    Fragment { id: be32(b, at + ext::FRAG_ID).unwrap_or(0), offset: offset_and_m >> 3, more: offset_and_m & 1 != 0 }
 }
 
 /// The transport's view of the IP payload. When the length field was
 /// unusable (0 or smaller than the headers, as with segmentation offload)
 /// etherparse fell back to the captured bytes, and so does the claim.
-fn ip_payload<'a>(
-    p: &LaxIpPayloadSlice<'a>,
-    total_len: u32,
-    headers_len: u32,
-    frag_offset: u16,
-) -> IpPayload<'a> {
+fn ip_payload<'a>(p: &LaxIpPayloadSlice<'a>, total_len: u32, headers_len: u32, frag_offset: u16) -> IpPayload<'a> {
     let claimed_len = if p.len_source == LenSource::Slice && !p.incomplete {
         len32(p.payload.len())
     } else {
         total_len.saturating_sub(headers_len)
     };
-    IpPayload {
-        proto: p.ip_number.0,
-        bytes: p.payload,
-        claimed_len,
-        first_fragment: frag_offset == 0,
-    }
+    IpPayload { proto: p.ip_number.0, bytes: p.payload, claimed_len, first_fragment: frag_offset == 0 }
 }
 
 /// Walks the IPv4 options (RFC 791 section 3.1) into `ipopt` bits. Bounded by

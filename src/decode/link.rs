@@ -44,11 +44,7 @@ mod null {
 
 /// Slices the frame below the link header. Returns `None` (with `s.error`
 /// set when the link header was cut short) when there is nothing to slice.
-pub(super) fn slice<'a>(
-    link: LinkKind,
-    data: &'a [u8],
-    s: &mut PacketSummary,
-) -> Option<LaxSlicedPacket<'a>> {
+pub(super) fn slice<'a>(link: LinkKind, data: &'a [u8], s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
     let pkt = match link {
         LinkKind::Ethernet => ethernet(data, s)?,
         LinkKind::LinuxSll => cooked(data, sll::LEN, sll::PROTOCOL, s)?,
@@ -72,12 +68,7 @@ fn ethernet<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<LaxSlicedPacket
 }
 
 /// Linux cooked v1/v2: a fixed header carrying an EtherType at `proto_at`.
-fn cooked<'a>(
-    data: &'a [u8],
-    len: usize,
-    proto_at: usize,
-    s: &mut PacketSummary,
-) -> Option<LaxSlicedPacket<'a>> {
+fn cooked<'a>(data: &'a [u8], len: usize, proto_at: usize, s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
     let (Some(proto), Some(rest)) = (be16(data, proto_at), data.get(len..)) else {
         s.error = Some(DecodeError::TruncatedLink);
         return None;
@@ -89,8 +80,7 @@ fn cooked<'a>(
 /// BSD loopback: the address family, in either byte order, picks IPv4 or
 /// IPv6. Other families (e.g. AF_LINK) are not IP and decode to nothing.
 fn loopback<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
-    let (Some(be), Some(le), Some(rest)) = (be32(data, 0), le32(data, 0), data.get(null::LEN..))
-    else {
+    let (Some(be), Some(le), Some(rest)) = (be32(data, 0), le32(data, 0), data.get(null::LEN..)) else {
         s.error = Some(DecodeError::TruncatedLink);
         return None;
     };

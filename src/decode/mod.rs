@@ -83,11 +83,7 @@ fn stop_error(err: &SliceError, layer: Layer) -> Option<DecodeError> {
         | Layer::Ipv6HopByHopHeader
         | Layer::Ipv6DestOptionsHeader
         | Layer::Ipv6RouteHeader
-        | Layer::Ipv6FragHeader => Some(if truncated {
-            DecodeError::TruncatedIp
-        } else {
-            DecodeError::MalformedIp
-        }),
+        | Layer::Ipv6FragHeader => Some(if truncated { DecodeError::TruncatedIp } else { DecodeError::MalformedIp }),
         _ => None,
     }
 }

@@ -72,9 +72,7 @@ fn partial(bytes: &[u8], s: &mut PacketSummary) {
         return;
     };
     let captured = bytes.get(MIN_HEADER_LEN..).unwrap_or_default();
-    let opts = captured
-        .get(..header_len - MIN_HEADER_LEN)
-        .unwrap_or(captured);
+    let opts = captured.get(..header_len - MIN_HEADER_LEN).unwrap_or(captured);
     s.l4 = L4::Tcp(info(&t, walk_options(opts).0));
 }
 
@@ -169,9 +167,7 @@ mod tests {
     #[test]
     fn linux_syn_options() {
         // MSS 1460, SACKP, TS (1, 0), NOP, WS 7.
-        let o = [
-            2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
-        ];
+        let o = [2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
         let (opts, bad) = walk_options(&o);
         assert!(!bad);
         assert_eq!(opts.mss, Some(1460));

@@ -6,8 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::decode;
 use super::fixtures::*;
 use crate::summary::{
-    DecodeError, IcmpInfo, IpInfo, L4, LinkKind, PacketSummary, Quoted, TcpInfo, UdpInfo, fact,
-    ipopt, tcpflag,
+    DecodeError, IcmpInfo, IpInfo, L4, LinkKind, PacketSummary, Quoted, TcpInfo, UdpInfo, fact, ipopt, tcpflag,
 };
 
 fn run(link: LinkKind, data: &[u8]) -> PacketSummary {
@@ -46,24 +45,15 @@ fn quoted(s: &PacketSummary) -> Quoted {
 fn ethernet_ipv4_tcp_syn_with_options() {
     let s = run(LinkKind::Ethernet, ETH_IPV4_TCP_SYN);
     assert_eq!(s.error, None);
-    assert_eq!(
-        (s.ts_us, s.wire_len, s.cap_len),
-        (1_700_000_000_000_000, 1514, 74)
-    );
+    assert_eq!((s.ts_us, s.wire_len, s.cap_len), (1_700_000_000_000_000, 1514, 74));
     assert_eq!((s.ether_type, s.vlan), (0x0800, None));
     let i = ip(&s);
     assert_eq!((i.src, i.dst), (v4(203, 0, 113, 5), v4(192, 0, 2, 10)));
-    assert_eq!(
-        (i.ttl, i.ip_id, i.df, i.mf, i.frag_offset),
-        (64, 0x1234, true, false, 0)
-    );
+    assert_eq!((i.ttl, i.ip_id, i.df, i.mf, i.frag_offset), (64, 0x1234, true, false, 0));
     assert_eq!((i.proto, i.total_len, i.options), (6, 60, 0));
     assert!(!i.is_v6());
     let t = tcp(&s);
-    assert_eq!(
-        (t.sport, t.dport, t.seq, t.ack, t.window),
-        (40000, 158, 0x0102_0304, 0, 64240)
-    );
+    assert_eq!((t.sport, t.dport, t.seq, t.ack, t.window), (40000, 158, 0x0102_0304, 0, 64240));
     assert_eq!(t.flags, tcpflag::SYN);
     assert!(t.is_syn_only());
     assert_eq!(t.opts.mss, Some(1460));
@@ -72,10 +62,7 @@ fn ethernet_ipv4_tcp_syn_with_options() {
     assert_eq!(t.opts.wscale, Some(7));
     // MSS, SACKP, TS, NOP, WS in wire order, first in the low nibble.
     assert_eq!((t.opts.layout, t.opts.count), (0x0003_1842, 5));
-    assert_eq!(
-        (s.payload_len, s.payload_head, s.payload_facts),
-        (0, [0; 8], 0)
-    );
+    assert_eq!((s.payload_len, s.payload_head, s.payload_facts), (0, [0; 8], 0));
 }
 
 #[test]
@@ -115,27 +102,15 @@ fn ns_flag_is_bit_8() {
     f[14 + 20 + 12] |= 0x01;
     f[14 + 20 + 13] = 0xc2; // CWR ECE SYN
     let t = tcp(&run(LinkKind::Ethernet, &f));
-    assert_eq!(
-        t.flags,
-        tcpflag::NS | tcpflag::CWR | tcpflag::ECE | tcpflag::SYN
-    );
+    assert_eq!(t.flags, tcpflag::NS | tcpflag::CWR | tcpflag::ECE | tcpflag::SYN);
 }
 
 fn assert_dns_udp(s: &PacketSummary) {
     assert_eq!(s.error, None);
     assert_eq!(s.ether_type, 0x0800);
     let i = ip(s);
-    assert_eq!(
-        (i.src, i.dst, i.proto),
-        (v4(192, 0, 2, 10), v4(198, 51, 100, 7), 17)
-    );
-    assert_eq!(
-        udp(s),
-        UdpInfo {
-            sport: 53000,
-            dport: 53
-        }
-    );
+    assert_eq!((i.src, i.dst, i.proto), (v4(192, 0, 2, 10), v4(198, 51, 100, 7), 17));
+    assert_eq!(udp(s), UdpInfo { sport: 53000, dport: 53 });
     assert_eq!(s.payload_len, 4);
     assert_eq!(s.payload_head, [0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]);
 }
@@ -179,22 +154,16 @@ fn linux_cooked_v2() {
     assert_eq!(s.ether_type, 0x0800);
     assert_eq!(ip(&s).ttl, 128);
     let t = tcp(&s);
-    assert_eq!(
-        (t.sport, t.dport, t.seq, t.ack, t.window),
-        (443, 50000, 100, 200, 256)
-    );
+    assert_eq!((t.sport, t.dport, t.seq, t.ack, t.window), (443, 50000, 100, 200, 256));
     assert_eq!(t.flags, tcpflag::ACK);
     assert_eq!((t.opts.count, t.opts.layout), (0, 0));
 }
 
 #[test]
 fn short_link_headers() {
-    for (link, len) in [
-        (LinkKind::Ethernet, 13),
-        (LinkKind::LinuxSll, 15),
-        (LinkKind::LinuxSll2, 19),
-        (LinkKind::Null, 3),
-    ] {
+    for (link, len) in
+        [(LinkKind::Ethernet, 13), (LinkKind::LinuxSll, 15), (LinkKind::LinuxSll2, 19), (LinkKind::Null, 3)]
+    {
         let s = run(link, &SLL2_IPV4_TCP[..len]);
         assert_eq!(s.error, Some(DecodeError::TruncatedLink), "{link:?}");
     }
@@ -207,10 +176,7 @@ fn bsd_null_little_endian_ipv4() {
     assert_eq!(s.ether_type, 0);
     assert_eq!(ip(&s).src, v4(127, 0, 0, 1));
     let i = icmp(&s);
-    assert_eq!(
-        (i.v6, i.icmp_type, i.code, i.echo),
-        (false, 8, 0, Some((42, 1)))
-    );
+    assert_eq!((i.v6, i.icmp_type, i.code, i.echo), (false, 8, 0, Some((42, 1))));
     assert!(i.is_echo_request());
     assert_eq!(s.payload_head, *b"abcdefgh");
 }
@@ -220,13 +186,7 @@ fn bsd_loop_big_endian_ipv6_and_every_af_inet6() {
     let s = run(LinkKind::Null, LOOP_BE_IPV6_UDP);
     assert_eq!(s.error, None);
     assert_eq!(ip(&s).src, IpAddr::V6(Ipv6Addr::LOCALHOST));
-    assert_eq!(
-        udp(&s),
-        UdpInfo {
-            sport: 54321,
-            dport: 53
-        }
-    );
+    assert_eq!(udp(&s), UdpInfo { sport: 54321, dport: 53 });
     for af in [10u32, 24, 28, 30] {
         for bytes in [af.to_le_bytes(), af.to_be_bytes()] {
             let mut f = LOOP_BE_IPV6_UDP.to_vec();
@@ -247,13 +207,7 @@ fn raw_ipv4_traceroute_probe() {
         assert_eq!(s.error, None);
         assert_eq!(s.ether_type, 0);
         assert_eq!((ip(&s).ttl, ip(&s).ip_id), (1, 0x4a4b));
-        assert_eq!(
-            udp(&s),
-            UdpInfo {
-                sport: 40001,
-                dport: 33434
-            }
-        );
+        assert_eq!(udp(&s), UdpInfo { sport: 40001, dport: 33434 });
         assert_eq!((s.payload_len, s.payload_head), (32, [0x40; 8]));
     }
 }
@@ -265,10 +219,7 @@ fn raw_ipv6_icmpv6_echo() {
         assert_eq!(s.error, None);
         let i = ip(&s);
         assert!(i.is_v6());
-        assert_eq!(
-            (i.src, i.dst, i.ttl, i.proto, i.total_len),
-            (v6(1), v6(2), 64, 58, 56)
-        );
+        assert_eq!((i.src, i.dst, i.ttl, i.proto, i.total_len), (v6(1), v6(2), 64, 58, 56));
         let m = icmp(&s);
         assert!(m.v6 && m.is_echo_request());
         assert_eq!(m.echo, Some((0x1234, 7)));
@@ -278,22 +229,10 @@ fn raw_ipv6_icmpv6_echo() {
 
 #[test]
 fn raw_garbage_and_empty() {
-    assert_eq!(
-        run(LinkKind::Raw, &[]).error,
-        Some(DecodeError::TruncatedIp)
-    );
-    assert_eq!(
-        run(LinkKind::Raw, &[0x50; 40]).error,
-        Some(DecodeError::MalformedIp)
-    );
-    assert_eq!(
-        run(LinkKind::Raw, &[0x44; 40]).error,
-        Some(DecodeError::MalformedIp)
-    );
-    assert_eq!(
-        run(LinkKind::Raw, &RAW_IPV4_TRACEROUTE[..19]).error,
-        Some(DecodeError::TruncatedIp)
-    );
+    assert_eq!(run(LinkKind::Raw, &[]).error, Some(DecodeError::TruncatedIp));
+    assert_eq!(run(LinkKind::Raw, &[0x50; 40]).error, Some(DecodeError::MalformedIp));
+    assert_eq!(run(LinkKind::Raw, &[0x44; 40]).error, Some(DecodeError::MalformedIp));
+    assert_eq!(run(LinkKind::Raw, &RAW_IPV4_TRACEROUTE[..19]).error, Some(DecodeError::TruncatedIp));
 }
 
 #[test]
@@ -302,20 +241,11 @@ fn ipv6_tcp_syn_ack() {
     assert_eq!(s.error, None);
     assert_eq!(s.ether_type, 0x86dd);
     let i = ip(&s);
-    assert_eq!(
-        (i.src, i.dst, i.ttl, i.proto, i.ip_id, i.total_len),
-        (v6(2), v6(1), 57, 6, 0, 64)
-    );
+    assert_eq!((i.src, i.dst, i.ttl, i.proto, i.ip_id, i.total_len), (v6(2), v6(1), 57, 6, 0, 64));
     let t = tcp(&s);
     assert!(t.is_syn_ack());
-    assert_eq!(
-        (t.sport, t.dport, t.seq, t.ack),
-        (80, 40000, 0x0a0b_0c0d, 0x0102_0305)
-    );
-    assert_eq!(
-        (t.opts.mss, t.opts.layout, t.opts.count),
-        (Some(1440), 2, 1)
-    );
+    assert_eq!((t.sport, t.dport, t.seq, t.ack), (80, 40000, 0x0a0b_0c0d, 0x0102_0305));
+    assert_eq!((t.opts.mss, t.opts.layout, t.opts.count), (Some(1440), 2, 1));
 }
 
 #[test]
@@ -323,13 +253,7 @@ fn nbns_node_status_star() {
     assert_eq!(ETH_NBNS_STAR.len(), 92);
     let s = run(LinkKind::Ethernet, ETH_NBNS_STAR);
     assert_eq!(s.error, None);
-    assert_eq!(
-        udp(&s),
-        UdpInfo {
-            sport: 137,
-            dport: 137
-        }
-    );
+    assert_eq!(udp(&s), UdpInfo { sport: 137, dport: 137 });
     assert_eq!(s.payload_len, 50);
     assert_eq!(s.payload_facts, fact::NBNS_NODESTATUS_STAR);
     assert_eq!(ip(&s).ip_id, 0x0100);
@@ -377,18 +301,12 @@ fn icmp_port_unreachable_quotes_traceroute_probe() {
 
 #[test]
 fn icmp_quote_without_ip_header_is_malformed() {
-    let s = run(
-        LinkKind::Ethernet,
-        &ETH_ICMP_PORT_UNREACH_UDP[..14 + 20 + 8 + 10],
-    );
+    let s = run(LinkKind::Ethernet, &ETH_ICMP_PORT_UNREACH_UDP[..14 + 20 + 8 + 10]);
     assert_eq!(s.error, Some(DecodeError::MalformedIcmpQuote));
     assert_eq!(icmp(&s).icmp_type, 3);
     assert_eq!(icmp(&s).quoted, None);
     // Quote cut inside the ports: addresses still count, ports do not.
-    let s = run(
-        LinkKind::Ethernet,
-        &ETH_ICMP_PORT_UNREACH_UDP[..14 + 20 + 8 + 22],
-    );
+    let s = run(LinkKind::Ethernet, &ETH_ICMP_PORT_UNREACH_UDP[..14 + 20 + 8 + 22]);
     assert_eq!(s.error, None);
     assert!(!quoted(&s).has_ports);
 }
@@ -419,10 +337,7 @@ fn icmp_error_quoting_an_echo() {
     f[14 + 20 + 8 + 9] = 1; // quoted proto ICMP
     f[14 + 20 + 8 + 20..].copy_from_slice(&[8, 0, 0, 0, 0x02, 0x00, 0x00, 0x2a]);
     let q = quoted(&run(LinkKind::Ethernet, &f));
-    assert_eq!(
-        (q.icmp_type, q.sport, q.dport, q.has_ports),
-        (Some(8), 0x0200, 42, true)
-    );
+    assert_eq!((q.icmp_type, q.sport, q.dport, q.has_ports), (Some(8), 0x0200, 42, true));
     assert_eq!(q.tcp_seq, None);
 }
 
@@ -444,10 +359,7 @@ fn icmpv6_unreachable_quotes_tcp() {
     assert!(i.v6 && i.is_unreachable());
     assert_eq!(i.code, 4);
     let q = quoted(&s);
-    assert_eq!(
-        (q.src, q.dst, q.proto, q.ttl, q.ip_id),
-        (v6(1), v6(2), 6, 63, 0)
-    );
+    assert_eq!((q.src, q.dst, q.proto, q.ttl, q.ip_id), (v6(1), v6(2), 6, 63, 0));
     assert_eq!((q.sport, q.dport, q.has_ports), (40000, 443, true));
     assert_eq!(q.tcp_seq, Some(0x1122_3344));
 }
@@ -457,13 +369,7 @@ fn ipv4_lsrr_option() {
     let s = run(LinkKind::Ethernet, ETH_IPV4_LSRR);
     assert_eq!(s.error, None);
     assert_eq!(ip(&s).options, ipopt::PRESENT | ipopt::LSRR);
-    assert_eq!(
-        udp(&s),
-        UdpInfo {
-            sport: 1024,
-            dport: 23
-        }
-    );
+    assert_eq!(udp(&s), UdpInfo { sport: 1024, dport: 23 });
     assert_eq!(s.payload_len, 0);
     let mut f = ETH_IPV4_LSRR.to_vec();
     f[14 + 22] = 9; // LSRR length past the option area
@@ -477,15 +383,9 @@ fn non_first_fragment_has_no_l4() {
     let s = run(LinkKind::Ethernet, ETH_IPV4_FRAGMENT);
     assert_eq!(s.error, None);
     let i = ip(&s);
-    assert_eq!(
-        (i.ip_id, i.mf, i.frag_offset, i.proto),
-        (0xabcd, false, 185, 17)
-    );
+    assert_eq!((i.ip_id, i.mf, i.frag_offset, i.proto), (0xabcd, false, 185, 17));
     assert_eq!(s.l4, L4::None);
-    assert_eq!(
-        (s.payload_len, s.payload_head),
-        (16, [0, 1, 2, 3, 4, 5, 6, 7])
-    );
+    assert_eq!((s.payload_len, s.payload_head), (16, [0, 1, 2, 3, 4, 5, 6, 7]));
 }
 
 #[test]
@@ -496,13 +396,7 @@ fn ipv4_first_fragment_keeps_l4() {
     let s = run(LinkKind::Ethernet, &f);
     assert_eq!(s.error, None);
     assert!(ip(&s).mf);
-    assert_eq!(
-        udp(&s),
-        UdpInfo {
-            sport: 1,
-            dport: 0x0203
-        }
-    );
+    assert_eq!(udp(&s), UdpInfo { sport: 1, dport: 0x0203 });
     assert_eq!(s.payload_len, 0x0405 - 8);
 }
 
@@ -511,27 +405,15 @@ fn ipv6_first_fragment_keeps_l4_and_id() {
     let s = run(LinkKind::Ethernet, ETH_IPV6_FIRST_FRAGMENT);
     assert_eq!(s.error, None);
     let i = ip(&s);
-    assert_eq!(
-        (i.ip_id, i.mf, i.frag_offset, i.proto),
-        (0xdead_beef, true, 0, 17)
-    );
-    assert_eq!(
-        udp(&s),
-        UdpInfo {
-            sport: 5000,
-            dport: 5001
-        }
-    );
+    assert_eq!((i.ip_id, i.mf, i.frag_offset, i.proto), (0xdead_beef, true, 0, 17));
+    assert_eq!(udp(&s), UdpInfo { sport: 5000, dport: 5001 });
     assert_eq!((s.payload_len, s.payload_head), (1492, *b"fragment"));
 }
 
 #[test]
 fn arp_is_not_ip_and_not_an_error() {
     let s = run(LinkKind::Ethernet, ETH_ARP);
-    assert_eq!(
-        (s.ether_type, s.ip, s.l4, s.error),
-        (0x0806, None, L4::None, None)
-    );
+    assert_eq!((s.ether_type, s.ip, s.l4, s.error), (0x0806, None, L4::None, None));
     let s = run(LinkKind::Ethernet, &ETH_ARP[..20]);
     assert_eq!((s.ip, s.error), (None, None));
 }
@@ -563,11 +445,7 @@ fn assert_consistent(name: &str, n: usize, p: &PacketSummary, full: &PacketSumma
     }
     if let Some(ip) = p.ip {
         let f = full.ip.expect(&at);
-        assert_eq!(
-            (ip.src, ip.dst, ip.ttl, ip.total_len),
-            (f.src, f.dst, f.ttl, f.total_len),
-            "{at}"
-        );
+        assert_eq!((ip.src, ip.dst, ip.ttl, ip.total_len), (f.src, f.dst, f.ttl, f.total_len), "{at}");
         if p.error.is_none() {
             assert_eq!(ip, f, "{at}");
         }
@@ -575,31 +453,16 @@ fn assert_consistent(name: &str, n: usize, p: &PacketSummary, full: &PacketSumma
     match (&p.l4, &full.l4) {
         (L4::None, _) => {}
         (L4::Tcp(a), L4::Tcp(b)) => {
-            assert_eq!(
-                (a.sport, a.dport, a.flags, a.seq, a.ack),
-                (b.sport, b.dport, b.flags, b.seq, b.ack),
-                "{at}"
-            );
+            assert_eq!((a.sport, a.dport, a.flags, a.seq, a.ack), (b.sport, b.dport, b.flags, b.seq, b.ack), "{at}");
             assert!(a.opts.count <= b.opts.count, "{at}");
             assert!(a.opts.mss.is_none() || a.opts.mss == b.opts.mss, "{at}");
         }
         (L4::Icmp(a), L4::Icmp(b)) => {
-            assert_eq!(
-                (a.v6, a.icmp_type, a.code),
-                (b.v6, b.icmp_type, b.code),
-                "{at}"
-            );
+            assert_eq!((a.v6, a.icmp_type, a.code), (b.v6, b.icmp_type, b.code), "{at}");
             assert!(a.echo.is_none() || a.echo == b.echo, "{at}");
             if let (Some(qa), Some(qb)) = (a.quoted, b.quoted) {
-                assert_eq!(
-                    (qa.src, qa.dst, qa.proto),
-                    (qb.src, qb.dst, qb.proto),
-                    "{at}"
-                );
-                assert!(
-                    !qa.has_ports || (qa.sport, qa.dport) == (qb.sport, qb.dport),
-                    "{at}"
-                );
+                assert_eq!((qa.src, qa.dst, qa.proto), (qb.src, qb.dst, qb.proto), "{at}");
+                assert!(!qa.has_ports || (qa.sport, qa.dport) == (qb.sport, qb.dport), "{at}");
             }
         }
         (a, b) => assert_eq!(a, b, "{at}"),

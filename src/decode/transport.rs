@@ -15,11 +15,7 @@ const UDP_HEADER_LEN: u16 = 8;
 /// it, when etherparse made one (it skips fragmented payloads and stops
 /// at the first error). Non-first fragments carry no header: their payload
 /// is fragment data.
-pub(super) fn decode(
-    p: &IpPayload<'_>,
-    sliced: Option<&TransportSlice<'_>>,
-    s: &mut PacketSummary,
-) {
+pub(super) fn decode(p: &IpPayload<'_>, sliced: Option<&TransportSlice<'_>>, s: &mut PacketSummary) {
     if !p.first_fragment {
         set_payload(s, p.bytes, p.claimed_len);
         return;

@@ -8,23 +8,17 @@ pub(super) fn u8_at(b: &[u8], at: usize) -> Option<u8> {
 
 /// The big-endian `u16` at `at..at + 2`, if captured.
 pub(super) fn be16(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..)?
-        .first_chunk::<2>()
-        .map(|c| u16::from_be_bytes(*c))
+    b.get(at..)?.first_chunk::<2>().map(|c| u16::from_be_bytes(*c))
 }
 
 /// The big-endian `u32` at `at..at + 4`, if captured.
 pub(super) fn be32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..)?
-        .first_chunk::<4>()
-        .map(|c| u32::from_be_bytes(*c))
+    b.get(at..)?.first_chunk::<4>().map(|c| u32::from_be_bytes(*c))
 }
 
 /// The little-endian `u32` at `at..at + 4`, if captured.
 pub(super) fn le32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..)?
-        .first_chunk::<4>()
-        .map(|c| u32::from_le_bytes(*c))
+    b.get(at..)?.first_chunk::<4>().map(|c| u32::from_le_bytes(*c))
 }
 
 /// Saturating `usize` to `u32` conversion for lengths.

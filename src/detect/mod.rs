@@ -130,6 +130,15 @@ impl<const W: usize> Distinct<W> {
         new
     }
 
+    /// The sketch of the union of both sets.
+    pub fn union(&self, other: &Self) -> Self {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(other.0.iter()) {
+            *a |= *b;
+        }
+        out
+    }
+
     /// The estimated number of distinct values inserted.
     pub fn estimate(&self) -> u64 {
         let ones: u64 = self.0.iter().map(|w| u64::from(w.count_ones())).sum();

@@ -3,6 +3,11 @@
 //! a source behaves like a scanner (SIGNATURES.md section 2: many
 //! destination ports from one source is a vertical scan).
 //!
+//! "Lately" means the current and the previous period of
+//! `general.source_idle_s`: each entry keeps two sketches and rotates them,
+//! so a scan ages out after two periods even while the source stays active
+//! (a retry client that once scanned is not a scanner forever).
+//!
 //! Bounded by `general.max_sources`; an entry idle for `general.source_idle_s`
 //! is dropped on the next tick. A full table refuses new sources and counts
 //! the refusal.
@@ -17,9 +22,31 @@ use std::sync::atomic::Ordering::Relaxed;
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     last_us: i64,
-    dports: Distinct256,
-    hosts: Distinct256,
+    /// Start of the current period.
+    period_us: i64,
+    dports: [Distinct256; 2],
+    hosts: [Distinct256; 2],
     probes: u32,
+}
+
+impl Entry {
+    /// Moves to the period holding `now`: the current sketches become the
+    /// previous ones, or both are cleared after a long silence.
+    fn rotate(&mut self, now: i64, period: i64) {
+        let age = now.saturating_sub(self.period_us);
+        if age < period {
+            return;
+        }
+        if age >= 2 * period {
+            self.dports = [Distinct256::default(); 2];
+            self.hosts = [Distinct256::default(); 2];
+            self.probes = 0;
+        } else {
+            self.dports = [Distinct256::default(), self.dports[0]];
+            self.hosts = [Distinct256::default(), self.hosts[0]];
+        }
+        self.period_us = now;
+    }
 }
 
 /// Per-source probe counts.
@@ -55,30 +82,27 @@ impl Sources {
             }
             None => self.map.entry(ip.src).or_insert(Entry {
                 last_us: p.ts_us,
-                dports: Distinct256::default(),
-                hosts: Distinct256::default(),
+                period_us: p.ts_us,
+                dports: [Distinct256::default(); 2],
+                hosts: [Distinct256::default(); 2],
                 probes: 0,
             }),
         };
-        if p.ts_us.saturating_sub(e.last_us) > self.idle_us {
-            e.dports = Distinct256::default();
-            e.hosts = Distinct256::default();
-            e.probes = 0;
-        }
+        e.rotate(p.ts_us, self.idle_us);
         e.last_us = e.last_us.max(p.ts_us);
-        e.dports.insert(u64::from(dport) | (u64::from(ip.proto) << 16));
-        e.hosts.insert(addr_key(ip.dst));
+        e.dports[0].insert(u64::from(dport) | (u64::from(ip.proto) << 16));
+        e.hosts[0].insert(addr_key(ip.dst));
         e.probes = e.probes.saturating_add(1);
     }
 
     /// Distinct destination ports `src` has probed lately (estimate).
     pub fn distinct_ports(&self, src: IpAddr) -> u64 {
-        self.map.get(&src).map(|e| e.dports.estimate()).unwrap_or(0)
+        self.map.get(&src).map(|e| e.dports[0].union(&e.dports[1]).estimate()).unwrap_or(0)
     }
 
     /// Distinct destination hosts `src` has probed lately (estimate).
     pub fn distinct_hosts(&self, src: IpAddr) -> u64 {
-        self.map.get(&src).map(|e| e.hosts.estimate()).unwrap_or(0)
+        self.map.get(&src).map(|e| e.hosts[0].union(&e.hosts[1]).estimate()).unwrap_or(0)
     }
 
     /// Drops sources idle for longer than the idle time.
@@ -96,5 +120,67 @@ impl Sources {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::{IpInfo, TcpInfo, TcpOpts};
+
+    fn syn(t: i64, dport: u16) -> PacketSummary {
+        let mut p = PacketSummary::new(t * 1_000_000, 60, 60);
+        p.ip = Some(IpInfo {
+            src: "198.51.100.7".parse().unwrap(),
+            dst: "192.0.2.10".parse().unwrap(),
+            ttl: 50,
+            ip_id: 0,
+            df: false,
+            mf: false,
+            frag_offset: 0,
+            options: 0,
+            proto: 6,
+            total_len: 40,
+        });
+        p.l4 = L4::Tcp(TcpInfo {
+            sport: 1,
+            dport,
+            flags: tcpflag::SYN,
+            seq: 0,
+            ack: 0,
+            window: 0,
+            opts: TcpOpts::default(),
+        });
+        p
+    }
+
+    #[test]
+    fn a_scan_ages_out_while_the_source_stays_active() {
+        let st = Stats::default();
+        let mut s = Sources::new(10, 600.0);
+        let src: IpAddr = "198.51.100.7".parse().unwrap();
+        for port in 1..=50 {
+            s.observe(&syn(0, port), &st);
+        }
+        assert!(s.distinct_ports(src) >= 45);
+        // The source keeps retrying one port every 30 s.
+        for i in 1..=60 {
+            s.observe(&syn(i * 30, 158), &st);
+        }
+        assert!(s.distinct_ports(src) <= 2, "{}", s.distinct_ports(src));
+    }
+
+    #[test]
+    fn the_cap_refuses_and_counts() {
+        let st = Stats::default();
+        let mut s = Sources::new(1, 600.0);
+        s.observe(&syn(0, 1), &st);
+        let mut p = syn(0, 1);
+        if let Some(ip) = &mut p.ip {
+            ip.src = "198.51.100.8".parse().unwrap();
+        }
+        s.observe(&p, &st);
+        assert_eq!(s.len(), 1);
+        assert_eq!(st.table(Table::Sources).cap_hits.load(Relaxed), 1);
     }
 }

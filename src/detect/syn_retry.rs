@@ -355,7 +355,7 @@ impl SynRetry {
         let (now, lim) = (cx.now, self.lim);
         let mut expired = 0u64;
         self.map.retain(|key, e| {
-            if !e.confirmed && !e.suppressed && e.win_len >= lim.min {
+            if !e.confirmed && e.win_len >= lim.min {
                 try_confirm(key, e, lim, src_table, cx, now, None);
             }
             if now.saturating_sub(e.last_us) <= lim.window_us {
@@ -377,7 +377,7 @@ impl SynRetry {
         for (key, e) in self.map.iter_mut() {
             if e.confirmed {
                 cx.emit(render(key, e, "final", Some(reason), cx, cx.now));
-            } else if !e.suppressed && e.win_len >= lim.min {
+            } else if e.win_len >= lim.min {
                 try_confirm(key, e, lim, src_table, cx, cx.now, Some(reason));
             }
         }
@@ -389,12 +389,16 @@ impl SynRetry {
 /// a scanner. With `end` set the input is over, so the first event is also
 /// the final one.
 fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &Ctx, now: i64, end: Option<EndReason>) {
-    if e.confirmed || e.suppressed || !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
+    if e.confirmed || !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
         return;
     }
     if src_table.distinct_ports(key.src) > u64::from(lim.max_ports) {
-        e.suppressed = true;
-        cx.shared.stats.syn_retry_suppressed_scan.fetch_add(1, Relaxed);
+        // Re-checked on every later attempt: the scan may age out while the
+        // retries go on. Counted once per entry.
+        if !e.suppressed {
+            e.suppressed = true;
+            cx.shared.stats.syn_retry_suppressed_scan.fetch_add(1, Relaxed);
+        }
         return;
     }
     e.confirmed = true;
