@@ -63,7 +63,7 @@ pub(super) fn decode_v6(p: &IpPayload<'_>, s: &mut PacketSummary) {
 }
 
 /// Fills the facts of a sliced ICMPv4 message.
-pub(super) fn v4(i: &Icmpv4Slice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
+fn v4(i: &Icmpv4Slice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
     let msg = Message {
         v6: false,
         icmp_type: i.type_u8(),
@@ -74,7 +74,7 @@ pub(super) fn v4(i: &Icmpv4Slice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) 
 }
 
 /// Fills the facts of a sliced ICMPv6 message.
-pub(super) fn v6(i: &Icmpv6Slice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
+fn v6(i: &Icmpv6Slice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
     let msg = Message {
         v6: true,
         icmp_type: i.type_u8(),
