@@ -103,7 +103,11 @@ fn fill(m: &Message, body: &[u8], p: &IpPayload<'_>, s: &mut PacketSummary) {
         quoted: None,
     };
     if is_echo(m.v6, m.icmp_type) {
-        info.echo = Some((be16(&m.rest, 0).unwrap_or(0), be16(&m.rest, 2).unwrap_or(0)));
+        let [id0, id1, seq0, seq1] = m.rest;
+        info.echo = Some((
+            u16::from_be_bytes([id0, id1]),
+            u16::from_be_bytes([seq0, seq1]),
+        ));
     }
     if is_error(m.v6, m.icmp_type) {
         info.quoted = quoted(body);
@@ -119,13 +123,12 @@ fn fill(m: &Message, body: &[u8], p: &IpPayload<'_>, s: &mut PacketSummary) {
 fn partial(v6: bool, bytes: &[u8], s: &mut PacketSummary) {
     s.error = Some(DecodeError::TruncatedIcmp);
     if let (Some(icmp_type), Some(code)) = (u8_at(bytes, 0), u8_at(bytes, 1)) {
-        let (echo, quoted) = (None, None);
         s.l4 = L4::Icmp(IcmpInfo {
             v6,
             icmp_type,
             code,
-            echo,
-            quoted,
+            echo: None,
+            quoted: None,
         });
     }
 }

@@ -92,18 +92,23 @@ fn loopback<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
 }
 
 /// Walks VLAN tags (802.1Q 0x8100, 802.1ad 0x88a8, legacy QinQ 0x9100) and
-/// returns the payload if the inner EtherType is IPv4 or IPv6.
+/// returns the payload if the inner EtherType is IPv4 or IPv6. A cut tag
+/// leaves its own type as the EtherType, which is not IP.
 fn ether_payload<'a>(mut p: EtherPayloadSlice<'a>, s: &mut PacketSummary) -> Option<&'a [u8]> {
     for _ in 0..MAX_TAGS {
-        s.ether_type = p.ether_type.0;
         if !is_tag(p.ether_type) {
             break;
         }
-        let Ok(tag) = SingleVlanSlice::from_slice(p.payload) else {
-            return truncated(s);
-        };
-        s.vlan = s.vlan.or(Some(tag.vlan_identifier().value()));
-        p = tag.payload();
+        match SingleVlanSlice::from_slice(p.payload) {
+            Ok(tag) => {
+                s.vlan = s.vlan.or(Some(tag.vlan_identifier().value()));
+                p = tag.payload();
+            }
+            Err(_) => {
+                s.error = Some(DecodeError::TruncatedLink);
+                break;
+            }
+        }
     }
     s.ether_type = p.ether_type.0;
     matches!(p.ether_type, ether_type::IPV4 | ether_type::IPV6).then_some(p.payload)
