@@ -1,13 +1,12 @@
-//! Link layer: turns a captured frame of any supported `LinkKind` into
-//! etherparse's lax slicing of everything below it, and records the link
-//! facts (inner EtherType, outermost VLAN id).
+//! Link layer: strips the capture's link header (Ethernet II with 802.1Q /
+//! QinQ tags, Linux cooked v1/v2, BSD loopback, raw IP) and returns the IP
+//! packet behind it, recording the inner EtherType and outermost VLAN id.
 //!
-//! etherparse handles Ethernet II with 802.1Q / QinQ (0x8100, 0x88a8, 0x9100)
-//! tags and bare IP. The capture pseudo-headers it does not know (Linux
-//! cooked v2, BSD loopback) are stripped here by hand; Linux cooked v1 is
-//! stripped the same way so both cooked formats share one path.
+//! Ethernet and VLAN tags are sliced by etherparse; the capture
+//! pseudo-headers it does not know (cooked v2, loopback) and cooked v1 (so
+//! both cooked formats share one path) are read by hand.
 
-use etherparse::{EtherType, LaxLinkExtSlice, LaxSlicedPacket, ether_type};
+use etherparse::{EtherPayloadSlice, EtherType, Ethernet2Slice, SingleVlanSlice, ether_type};
 
 use super::wire::{be16, be32, le32};
 use crate::summary::{DecodeError, LinkKind, PacketSummary};
@@ -42,83 +41,97 @@ mod null {
     pub const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 }
 
-/// Slices the frame below the link header. Returns `None` (with `s.error`
-/// set when the link header was cut short) when there is nothing to slice.
-pub(super) fn slice<'a>(link: LinkKind, data: &'a [u8], s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
-    let pkt = match link {
-        LinkKind::Ethernet => ethernet(data, s)?,
-        LinkKind::LinuxSll => cooked(data, sll::LEN, sll::PROTOCOL, s)?,
-        LinkKind::LinuxSll2 => cooked(data, sll2::LEN, sll2::PROTOCOL, s)?,
-        LinkKind::Null => return loopback(data, s),
-        LinkKind::Raw | LinkKind::Ipv4 | LinkKind::Ipv6 => return raw_ip(data, s),
-    };
-    record_link_facts(&pkt, s);
-    Some(pkt)
+/// VLAN tags walked before giving up: S-tag + C-tag, with room for one
+/// more (etherparse's `LaxSlicedPacket` stops at 3 as well).
+const MAX_TAGS: usize = 3;
+
+/// The IP packet carried by the frame, or `None` for non-IP frames and
+/// link headers cut short (then `s.error` is set).
+pub(super) fn strip<'a>(link: LinkKind, data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
+    match link {
+        LinkKind::Ethernet => ethernet(data, s),
+        LinkKind::LinuxSll => cooked(data, sll::LEN, sll::PROTOCOL, s),
+        LinkKind::LinuxSll2 => cooked(data, sll2::LEN, sll2::PROTOCOL, s),
+        LinkKind::Null => loopback(data, s),
+        LinkKind::Raw | LinkKind::Ipv4 | LinkKind::Ipv6 => Some(data),
+    }
 }
 
 /// Ethernet II, tags included.
-fn ethernet<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
-    match LaxSlicedPacket::from_ethernet(data) {
-        Ok(pkt) => Some(pkt),
-        Err(_) => {
-            s.error = Some(DecodeError::TruncatedLink);
-            None
-        }
+fn ethernet<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
+    match Ethernet2Slice::from_slice_without_fcs(data) {
+        Ok(eth) => ether_payload(eth.payload(), s),
+        Err(_) => truncated(s),
     }
 }
 
 /// Linux cooked v1/v2: a fixed header carrying an EtherType at `proto_at`.
-fn cooked<'a>(data: &'a [u8], len: usize, proto_at: usize, s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
-    let (Some(proto), Some(rest)) = (be16(data, proto_at), data.get(len..)) else {
-        s.error = Some(DecodeError::TruncatedLink);
-        return None;
-    };
-    s.ether_type = proto;
-    Some(LaxSlicedPacket::from_ether_type(EtherType(proto), rest))
+fn cooked<'a>(
+    data: &'a [u8],
+    len: usize,
+    proto_at: usize,
+    s: &mut PacketSummary,
+) -> Option<&'a [u8]> {
+    match (be16(data, proto_at), data.get(len..)) {
+        (Some(proto), Some(payload)) => ether_payload(ether(proto, payload), s),
+        _ => truncated(s),
+    }
 }
 
-/// BSD loopback: the address family, in either byte order, picks IPv4 or
-/// IPv6. Other families (e.g. AF_LINK) are not IP and decode to nothing.
-fn loopback<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
-    let (Some(be), Some(le), Some(rest)) = (be32(data, 0), le32(data, 0), data.get(null::LEN..)) else {
-        s.error = Some(DecodeError::TruncatedLink);
-        return None;
+/// BSD loopback: the address family, in either byte order, says IPv4 or
+/// IPv6. Other families (e.g. AF_LINK) are not IP. No EtherType is set:
+/// this link type carries none.
+fn loopback<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
+    let (Some(be), Some(le), Some(payload)) = (be32(data, 0), le32(data, 0), data.get(null::LEN..))
+    else {
+        return truncated(s);
     };
     let is = |af: u32| be == af || le == af;
-    let ether = if is(null::AF_INET) {
-        ether_type::IPV4
-    } else if null::AF_INET6.iter().any(|&af| is(af)) {
-        ether_type::IPV6
-    } else {
-        return None;
-    };
-    let pkt = LaxSlicedPacket::from_ether_type(ether, rest);
-    super::record_stop(&pkt, s);
-    Some(pkt)
+    let ip = is(null::AF_INET) || null::AF_INET6.iter().any(|&af| is(af));
+    ip.then_some(payload)
 }
 
-/// Bare IPv4 or IPv6; etherparse dispatches on the version nibble.
-fn raw_ip<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<LaxSlicedPacket<'a>> {
-    match LaxSlicedPacket::from_ip(data) {
-        Ok(pkt) => {
-            super::record_stop(&pkt, s);
-            Some(pkt)
+/// Walks VLAN tags (802.1Q 0x8100, 802.1ad 0x88a8, legacy QinQ 0x9100) and
+/// returns the payload if the inner EtherType is IPv4 or IPv6. A cut tag
+/// leaves its own type as the EtherType, which is not IP.
+fn ether_payload<'a>(mut p: EtherPayloadSlice<'a>, s: &mut PacketSummary) -> Option<&'a [u8]> {
+    for _ in 0..MAX_TAGS {
+        if !is_tag(p.ether_type) {
+            break;
         }
-        Err(e) => {
-            s.error = Some(super::ip_header_error(&e));
-            None
+        match SingleVlanSlice::from_slice(p.payload) {
+            Ok(tag) => {
+                s.vlan = s.vlan.or(Some(tag.vlan_identifier().value()));
+                p = tag.payload();
+            }
+            Err(_) => {
+                s.error = Some(DecodeError::TruncatedLink);
+                break;
+            }
         }
+    }
+    s.ether_type = p.ether_type.0;
+    matches!(p.ether_type, ether_type::IPV4 | ether_type::IPV6).then_some(p.payload)
+}
+
+fn is_tag(t: EtherType) -> bool {
+    matches!(
+        t,
+        ether_type::VLAN_TAGGED_FRAME
+            | ether_type::PROVIDER_BRIDGING
+            | ether_type::VLAN_DOUBLE_TAGGED_FRAME
+    )
+}
+
+fn ether(proto: u16, payload: &[u8]) -> EtherPayloadSlice<'_> {
+    EtherPayloadSlice {
+        ether_type: EtherType(proto),
+        len_source: etherparse::LenSource::Slice,
+        payload,
     }
 }
 
-/// Inner EtherType, outermost VLAN id, and any stop in the link or IP layer.
-fn record_link_facts(pkt: &LaxSlicedPacket<'_>, s: &mut PacketSummary) {
-    if let Some(p) = pkt.ether_payload() {
-        s.ether_type = p.ether_type.0;
-    }
-    s.vlan = pkt.link_exts.iter().find_map(|ext| match ext {
-        LaxLinkExtSlice::Vlan(v) => Some(v.vlan_identifier().value()),
-        LaxLinkExtSlice::Macsec(_) => None,
-    });
-    super::record_stop(pkt, s);
+fn truncated<'a>(s: &mut PacketSummary) -> Option<&'a [u8]> {
+    s.error = Some(DecodeError::TruncatedLink);
+    None
 }

@@ -44,7 +44,7 @@ pub(super) fn decode(p: &IpPayload<'_>, s: &mut PacketSummary) {
 }
 
 /// Fills the TCP facts and payload from a complete header.
-pub(super) fn from_slice(t: &TcpSlice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
+fn from_slice(t: &TcpSlice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
     let (opts, malformed) = walk_options(t.options());
     s.l4 = L4::Tcp(info(t, opts));
     if malformed {

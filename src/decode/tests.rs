@@ -419,6 +419,27 @@ fn arp_is_not_ip_and_not_an_error() {
 }
 
 #[test]
+fn tagged_arp_keeps_tag_and_ethertype() {
+    let mut f = ETH_ARP[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]); // 802.1Q, VID 10
+    f.extend_from_slice(&ETH_ARP[12..]);
+    let s = run(LinkKind::Ethernet, &f);
+    assert_eq!(
+        (s.ether_type, s.vlan, s.ip, s.error),
+        (0x0806, Some(10), None, None)
+    );
+}
+
+#[test]
+fn ipv6_cut_inside_extension_header() {
+    let s = run(LinkKind::Ethernet, &ETH_IPV6_FIRST_FRAGMENT[..14 + 40 + 4]);
+    assert_eq!(s.error, Some(DecodeError::TruncatedIp));
+    let i = ip(&s);
+    assert_eq!((i.src, i.proto, i.ip_id), (v6(1), 44, 0));
+    assert_eq!(s.l4, L4::None);
+}
+
+#[test]
 fn unknown_ip_protocol_is_other() {
     let mut f = ETH_UDP_137_NOT_NBNS.to_vec();
     f[14 + 9] = 47; // GRE

@@ -1,8 +1,8 @@
-//! Transport dispatch: picks the TCP / UDP / ICMP decoder for an IP payload,
-//! reusing etherparse's transport slice when it already made one. Also owns
-//! UDP (RFC 768) and the `payload_len` / `payload_head` fields.
+//! Transport dispatch: picks the TCP / UDP / ICMP decoder for an IP payload
+//! (first fragments included). Also owns UDP (RFC 768) and the
+//! `payload_len` / `payload_head` fields.
 
-use etherparse::{IpNumber, TransportSlice, UdpSlice, ip_number};
+use etherparse::{IpNumber, UdpSlice, ip_number};
 
 use super::ip::IpPayload;
 use super::{icmp, nbns, tcp};
@@ -11,27 +11,13 @@ use crate::summary::{DecodeError, L4, PAYLOAD_HEAD, PacketSummary, UdpInfo};
 /// UDP header length (RFC 768).
 const UDP_HEADER_LEN: u16 = 8;
 
-/// Decodes the transport header of `p`. `sliced` is etherparse's slice of
-/// it, when etherparse made one (it skips fragmented payloads and stops
-/// at the first error). Non-first fragments carry no header: their payload
-/// is fragment data.
-pub(super) fn decode(p: &IpPayload<'_>, sliced: Option<&TransportSlice<'_>>, s: &mut PacketSummary) {
+/// Decodes the transport header of `p`. Non-first fragments carry no
+/// header: their payload is fragment data.
+pub(super) fn decode(p: &IpPayload<'_>, s: &mut PacketSummary) {
     if !p.first_fragment {
         set_payload(s, p.bytes, p.claimed_len);
         return;
     }
-    match sliced {
-        Some(TransportSlice::Tcp(t)) => tcp::from_slice(t, p, s),
-        Some(TransportSlice::Udp(u)) => udp(u, p, s),
-        Some(TransportSlice::Icmpv4(i)) => icmp::v4(i, p, s),
-        Some(TransportSlice::Icmpv6(i)) => icmp::v6(i, p, s),
-        Some(TransportSlice::Igmp(_)) => other(p, s),
-        None => slice_and_decode(p, s),
-    }
-}
-
-/// Slices the transport header etherparse did not.
-fn slice_and_decode(p: &IpPayload<'_>, s: &mut PacketSummary) {
     match IpNumber(p.proto) {
         ip_number::TCP => tcp::decode(p, s),
         ip_number::UDP => match UdpSlice::from_slice_lax(p.bytes) {
