@@ -64,23 +64,13 @@ pub(super) fn decode_v6(p: &IpPayload<'_>, s: &mut PacketSummary) {
 
 /// Fills the facts of a sliced ICMPv4 message.
 fn v4(i: &Icmpv4Slice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
-    let msg = Message {
-        v6: false,
-        icmp_type: i.type_u8(),
-        code: i.code_u8(),
-        rest: i.bytes5to8(),
-    };
+    let msg = Message { v6: false, icmp_type: i.type_u8(), code: i.code_u8(), rest: i.bytes5to8() };
     fill(&msg, i.payload(), p, s);
 }
 
 /// Fills the facts of a sliced ICMPv6 message.
 fn v6(i: &Icmpv6Slice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
-    let msg = Message {
-        v6: true,
-        icmp_type: i.type_u8(),
-        code: i.code_u8(),
-        rest: i.bytes5to8(),
-    };
+    let msg = Message { v6: true, icmp_type: i.type_u8(), code: i.code_u8(), rest: i.bytes5to8() };
     fill(&msg, i.payload(), p, s);
 }
 
@@ -95,19 +85,10 @@ struct Message {
 
 /// Echo id/seq, quoted packet and payload of one message.
 fn fill(m: &Message, body: &[u8], p: &IpPayload<'_>, s: &mut PacketSummary) {
-    let mut info = IcmpInfo {
-        v6: m.v6,
-        icmp_type: m.icmp_type,
-        code: m.code,
-        echo: None,
-        quoted: None,
-    };
+    let mut info = IcmpInfo { v6: m.v6, icmp_type: m.icmp_type, code: m.code, echo: None, quoted: None };
     if is_echo(m.v6, m.icmp_type) {
         let [id0, id1, seq0, seq1] = m.rest;
-        info.echo = Some((
-            u16::from_be_bytes([id0, id1]),
-            u16::from_be_bytes([seq0, seq1]),
-        ));
+        info.echo = Some((u16::from_be_bytes([id0, id1]), u16::from_be_bytes([seq0, seq1])));
     }
     if is_error(m.v6, m.icmp_type) {
         info.quoted = quoted(body);
@@ -123,22 +104,12 @@ fn fill(m: &Message, body: &[u8], p: &IpPayload<'_>, s: &mut PacketSummary) {
 fn partial(v6: bool, bytes: &[u8], s: &mut PacketSummary) {
     s.error = Some(DecodeError::TruncatedIcmp);
     if let (Some(icmp_type), Some(code)) = (u8_at(bytes, 0), u8_at(bytes, 1)) {
-        s.l4 = L4::Icmp(IcmpInfo {
-            v6,
-            icmp_type,
-            code,
-            echo: None,
-            quoted: None,
-        });
+        s.l4 = L4::Icmp(IcmpInfo { v6, icmp_type, code, echo: None, quoted: None });
     }
 }
 
 fn is_echo(v6: bool, t: u8) -> bool {
-    if v6 {
-        t == v6::ECHO_REQUEST || t == v6::ECHO_REPLY
-    } else {
-        t == v4::ECHO_REQUEST || t == v4::ECHO_REPLY
-    }
+    if v6 { t == v6::ECHO_REQUEST || t == v6::ECHO_REPLY } else { t == v4::ECHO_REQUEST || t == v4::ECHO_REPLY }
 }
 
 /// Error messages, which quote the offending packet.
@@ -146,14 +117,7 @@ fn is_error(v6: bool, t: u8) -> bool {
     if v6 {
         (v6::UNREACHABLE..=v6::PARAMETER_PROBLEM).contains(&t)
     } else {
-        matches!(
-            t,
-            v4::UNREACHABLE
-                | v4::SOURCE_QUENCH
-                | v4::REDIRECT
-                | v4::TIME_EXCEEDED
-                | v4::PARAMETER_PROBLEM
-        )
+        matches!(t, v4::UNREACHABLE | v4::SOURCE_QUENCH | v4::REDIRECT | v4::TIME_EXCEEDED | v4::PARAMETER_PROBLEM)
     }
 }
 
@@ -198,9 +162,7 @@ fn quoted_transport(q: &mut Quoted, b: &[u8]) {
             let v6 = q.proto == ip_number::IPV6_ICMP.0;
             q.icmp_type = u8_at(b, quote::ICMP_TYPE);
             let echo = q.icmp_type.is_some_and(|t| is_echo(v6, t));
-            if let (true, Some(id), Some(seq)) =
-                (echo, be16(b, quote::ECHO_ID), be16(b, quote::ECHO_SEQ))
-            {
+            if let (true, Some(id), Some(seq)) = (echo, be16(b, quote::ECHO_ID), be16(b, quote::ECHO_SEQ)) {
                 (q.sport, q.dport, q.has_ports) = (id, seq, true);
             }
         }

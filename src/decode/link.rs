@@ -66,12 +66,7 @@ fn ethernet<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
 }
 
 /// Linux cooked v1/v2: a fixed header carrying an EtherType at `proto_at`.
-fn cooked<'a>(
-    data: &'a [u8],
-    len: usize,
-    proto_at: usize,
-    s: &mut PacketSummary,
-) -> Option<&'a [u8]> {
+fn cooked<'a>(data: &'a [u8], len: usize, proto_at: usize, s: &mut PacketSummary) -> Option<&'a [u8]> {
     match (be16(data, proto_at), data.get(len..)) {
         (Some(proto), Some(payload)) => ether_payload(ether(proto, payload), s),
         _ => truncated(s),
@@ -82,8 +77,7 @@ fn cooked<'a>(
 /// IPv6. Other families (e.g. AF_LINK) are not IP. No EtherType is set:
 /// this link type carries none.
 fn loopback<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
-    let (Some(be), Some(le), Some(payload)) = (be32(data, 0), le32(data, 0), data.get(null::LEN..))
-    else {
+    let (Some(be), Some(le), Some(payload)) = (be32(data, 0), le32(data, 0), data.get(null::LEN..)) else {
         return truncated(s);
     };
     let is = |af: u32| be == af || le == af;
@@ -115,20 +109,11 @@ fn ether_payload<'a>(mut p: EtherPayloadSlice<'a>, s: &mut PacketSummary) -> Opt
 }
 
 fn is_tag(t: EtherType) -> bool {
-    matches!(
-        t,
-        ether_type::VLAN_TAGGED_FRAME
-            | ether_type::PROVIDER_BRIDGING
-            | ether_type::VLAN_DOUBLE_TAGGED_FRAME
-    )
+    matches!(t, ether_type::VLAN_TAGGED_FRAME | ether_type::PROVIDER_BRIDGING | ether_type::VLAN_DOUBLE_TAGGED_FRAME)
 }
 
 fn ether(proto: u16, payload: &[u8]) -> EtherPayloadSlice<'_> {
-    EtherPayloadSlice {
-        ether_type: EtherType(proto),
-        len_source: etherparse::LenSource::Slice,
-        payload,
-    }
+    EtherPayloadSlice { ether_type: EtherType(proto), len_source: etherparse::LenSource::Slice, payload }
 }
 
 fn truncated<'a>(s: &mut PacketSummary) -> Option<&'a [u8]> {

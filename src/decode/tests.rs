@@ -424,10 +424,7 @@ fn tagged_arp_keeps_tag_and_ethertype() {
     f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]); // 802.1Q, VID 10
     f.extend_from_slice(&ETH_ARP[12..]);
     let s = run(LinkKind::Ethernet, &f);
-    assert_eq!(
-        (s.ether_type, s.vlan, s.ip, s.error),
-        (0x0806, Some(10), None, None)
-    );
+    assert_eq!((s.ether_type, s.vlan, s.ip, s.error), (0x0806, Some(10), None, None));
 }
 
 #[test]
