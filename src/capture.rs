@@ -32,7 +32,7 @@ pub enum CaptureError {
     #[error("{path}: cannot open capture: {msg}")]
     Open { path: String, msg: String },
     #[error(
-        "{path}: unsupported link type {dlt} ({name}); picket decodes Ethernet, Linux SLL/SLL2, raw IP and BSD loopback"
+        "{path}: unsupported link type {dlt} ({name}); picket decodes Ethernet, Linux SLL/SLL2, PPP/Cisco HDLC, raw IP and BSD loopback"
     )]
     LinkType { path: String, dlt: i32, name: String },
     #[error("{path}: capture is damaged at packet {packet}{at}: {msg}")]

@@ -25,11 +25,13 @@ pub enum LinkKind {
     LinuxSll,
     /// LINKTYPE_LINUX_SLL2 (276): Linux cooked capture v2.
     LinuxSll2,
+    /// LINKTYPE_PPP (9) and LINKTYPE_PPP_HDLC (50), including Cisco HDLC framing.
+    Ppp,
 }
 
 impl LinkKind {
     /// Every supported kind, in the order stats report them.
-    pub const ALL: [LinkKind; 7] = [
+    pub const ALL: [LinkKind; 8] = [
         LinkKind::Ethernet,
         LinkKind::Null,
         LinkKind::Raw,
@@ -37,6 +39,7 @@ impl LinkKind {
         LinkKind::Ipv6,
         LinkKind::LinuxSll,
         LinkKind::LinuxSll2,
+        LinkKind::Ppp,
     ];
 
     /// Maps a pcap data-link type number to a supported kind.
@@ -49,6 +52,7 @@ impl LinkKind {
             229 => Some(LinkKind::Ipv6),
             113 => Some(LinkKind::LinuxSll),
             276 => Some(LinkKind::LinuxSll2),
+            9 | 50 => Some(LinkKind::Ppp),
             _ => None,
         }
     }
@@ -63,6 +67,7 @@ impl LinkKind {
             LinkKind::Ipv6 => "ipv6",
             LinkKind::LinuxSll => "linux_sll",
             LinkKind::LinuxSll2 => "linux_sll2",
+            LinkKind::Ppp => "ppp",
         }
     }
 

@@ -188,6 +188,29 @@ pub const RAW_IPV4_TRACEROUTE: &[u8] = frame!(
     [0x40; 32], // 32 payload bytes
 );
 
+/// PPP (address/control FF 03, protocol 0x0021) + the IPv4 traceroute probe.
+pub const PPP_IPV4: &[u8] = frame!([0xff, 0x03, 0x00, 0x21], RAW_IPV4_TRACEROUTE);
+
+/// PPP without address/control, protocol 0x0281 (MPLS unicast), two labels
+/// (16, 17; the second with bottom-of-stack), then the IPv4 probe.
+pub const PPP_MPLS_IPV4: &[u8] = frame!(
+    [0x02, 0x81],             // PPP protocol MPLS unicast
+    [0x00, 0x01, 0x00, 0x40], // label 16, TC 0, S 0, TTL 64
+    [0x00, 0x01, 0x11, 0x40], // label 17, TC 0, S 1, TTL 64
+    RAW_IPV4_TRACEROUTE,
+);
+
+/// Ethernet, EtherType 0x8847 (MPLS unicast), one label with S set, IPv4 probe.
+pub const ETH_MPLS_IPV4: &[u8] = frame!(
+    macs!(),
+    [0x88, 0x47],             // MPLS unicast
+    [0x00, 0x01, 0x01, 0x3f], // label 16, S 1, TTL 63
+    RAW_IPV4_TRACEROUTE,
+);
+
+/// Cisco HDLC (unicast 0x0f, control 0x00, EtherType 0x0800) + IPv4 probe.
+pub const CHDLC_IPV4: &[u8] = frame!([0x0f, 0x00, 0x08, 0x00], RAW_IPV4_TRACEROUTE);
+
 /// Raw IPv6 + ICMPv6 echo request.
 pub const RAW_IPV6_ICMPV6_ECHO: &[u8] = frame!(
     [
@@ -489,4 +512,8 @@ pub const ALL: &[(&str, LinkKind, &[u8])] = &[
     ("ipv4_fragment", LinkKind::Ethernet, ETH_IPV4_FRAGMENT),
     ("ipv6_first_fragment", LinkKind::Ethernet, ETH_IPV6_FIRST_FRAGMENT),
     ("arp", LinkKind::Ethernet, ETH_ARP),
+    ("ppp_ipv4", LinkKind::Ppp, PPP_IPV4),
+    ("ppp_mpls_ipv4", LinkKind::Ppp, PPP_MPLS_IPV4),
+    ("eth_mpls_ipv4", LinkKind::Ethernet, ETH_MPLS_IPV4),
+    ("chdlc_ipv4", LinkKind::Ppp, CHDLC_IPV4),
 ];

@@ -1,6 +1,7 @@
 //! Link layer: strips the capture's link header (Ethernet II with 802.1Q /
-//! QinQ tags, Linux cooked v1/v2, BSD loopback, raw IP) and returns the IP
-//! packet behind it, recording the inner EtherType and outermost VLAN id.
+//! QinQ tags, Linux cooked v1/v2, BSD loopback, PPP / Cisco HDLC, raw IP)
+//! and any MPLS label stack, and returns the IP packet behind it, recording
+//! the inner EtherType and outermost VLAN id.
 //!
 //! Ethernet and VLAN tags are sliced by etherparse; the capture
 //! pseudo-headers it does not know (cooked v2, loopback) and cooked v1 (so
@@ -41,6 +42,31 @@ mod null {
     pub const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 }
 
+/// PPP (RFC 1661) and Cisco HDLC framing.
+/// <https://www.tcpdump.org/linktypes/LINKTYPE_PPP.html>
+mod ppp {
+    /// HDLC address and control bytes that may precede the protocol (RFC 1662).
+    pub const ADDR_CTRL: [u8; 2] = [0xff, 0x03];
+    /// Cisco HDLC unicast / multicast address byte; an EtherType follows at 2.
+    pub const CISCO: [u8; 2] = [0x0f, 0x8f];
+    pub const IPV4: u16 = 0x0021;
+    pub const IPV6: u16 = 0x0057;
+    pub const MPLS_UC: u16 = 0x0281;
+    pub const MPLS_MC: u16 = 0x0283;
+}
+
+/// MPLS label stack entries (RFC 3032): 4 bytes each, bottom-of-stack bit
+/// in byte 2; the payload's IP version nibble says what follows.
+mod mpls {
+    pub const ENTRY: usize = 4;
+    pub const BOS_BYTE: usize = 2;
+    pub const BOS_BIT: u8 = 0x01;
+    /// Labels walked before giving up.
+    pub const MAX_LABELS: usize = 8;
+    pub const ETHER_UC: u16 = 0x8847;
+    pub const ETHER_MC: u16 = 0x8848;
+}
+
 /// VLAN tags walked before giving up: S-tag + C-tag, with room for one
 /// more (etherparse's `LaxSlicedPacket` stops at 3 as well).
 const MAX_TAGS: usize = 3;
@@ -54,7 +80,46 @@ pub(super) fn strip<'a>(link: LinkKind, data: &'a [u8], s: &mut PacketSummary) -
         LinkKind::LinuxSll2 => cooked(data, sll2::LEN, sll2::PROTOCOL, s),
         LinkKind::Null => loopback(data, s),
         LinkKind::Raw | LinkKind::Ipv4 | LinkKind::Ipv6 => Some(data),
+        LinkKind::Ppp => point_to_point(data, s),
     }
+}
+
+/// PPP with or without address/control bytes and with a compressed (odd,
+/// 1-byte) or full protocol field; or Cisco HDLC with an EtherType.
+fn point_to_point<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
+    let first = *data.first()?;
+    if ppp::CISCO.contains(&first) {
+        return cooked(data, 4, 2, s);
+    }
+    let rest = if data.starts_with(&ppp::ADDR_CTRL) { data.get(2..)? } else { data };
+    let (proto, payload) = match rest.first() {
+        Some(b) if b & 1 == 1 => (u16::from(*b), rest.get(1..)),
+        Some(_) => (be16(rest, 0).unwrap_or(0), rest.get(2..)),
+        None => return truncated(s),
+    };
+    let Some(payload) = payload else { return truncated(s) };
+    match proto {
+        ppp::IPV4 | ppp::IPV6 => Some(payload),
+        ppp::MPLS_UC | ppp::MPLS_MC => {
+            s.ether_type = mpls::ETHER_UC;
+            label_stack(payload, s)
+        }
+        _ => None,
+    }
+}
+
+/// Skips an MPLS label stack; returns the IP packet under it.
+fn label_stack<'a>(mut data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
+    for _ in 0..mpls::MAX_LABELS {
+        let (Some(entry), Some(rest)) = (data.get(..mpls::ENTRY), data.get(mpls::ENTRY..)) else {
+            return truncated(s);
+        };
+        data = rest;
+        if entry[mpls::BOS_BYTE] & mpls::BOS_BIT != 0 {
+            return matches!(data.first().map(|b| b >> 4), Some(4 | 6)).then_some(data);
+        }
+    }
+    None
 }
 
 /// Ethernet II, tags included.
@@ -105,7 +170,10 @@ fn ether_payload<'a>(mut p: EtherPayloadSlice<'a>, s: &mut PacketSummary) -> Opt
         }
     }
     s.ether_type = p.ether_type.0;
-    matches!(p.ether_type, ether_type::IPV4 | ether_type::IPV6).then_some(p.payload)
+    match p.ether_type.0 {
+        mpls::ETHER_UC | mpls::ETHER_MC => label_stack(p.payload, s),
+        _ => matches!(p.ether_type, ether_type::IPV4 | ether_type::IPV6).then_some(p.payload),
+    }
 }
 
 fn is_tag(t: EtherType) -> bool {

@@ -213,6 +213,25 @@ fn raw_ipv4_traceroute_probe() {
 }
 
 #[test]
+fn ppp_hdlc_and_mpls_reach_the_ip_packet() {
+    for (link, frame) in [
+        (LinkKind::Ppp, PPP_IPV4),
+        (LinkKind::Ppp, PPP_MPLS_IPV4),
+        (LinkKind::Ethernet, ETH_MPLS_IPV4),
+        (LinkKind::Ppp, CHDLC_IPV4),
+    ] {
+        let s = run(link, frame);
+        assert_eq!(s.error, None);
+        assert_eq!((ip(&s).ttl, ip(&s).ip_id), (1, 0x4a4b));
+        assert_eq!(udp(&s), UdpInfo { sport: 40001, dport: 33434 });
+    }
+    // A label stack cut before its bottom entry is a truncated link header.
+    assert_eq!(run(LinkKind::Ppp, &PPP_MPLS_IPV4[..5]).error, Some(DecodeError::TruncatedLink));
+    // PPP LCP (0xc021) is not IP.
+    assert_eq!(run(LinkKind::Ppp, &[0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4]).ip, None);
+}
+
+#[test]
 fn raw_ipv6_icmpv6_echo() {
     for link in [LinkKind::Raw, LinkKind::Ipv6] {
         let s = run(link, RAW_IPV6_ICMPV6_ECHO);
