@@ -231,28 +231,11 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::{IcmpInfo, IpInfo, Quoted, TcpInfo, TcpOpts};
-
-    fn ip(src: &str, dst: &str, proto: u8) -> IpInfo {
-        IpInfo {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            ttl: 64,
-            ip_id: 0,
-            df: false,
-            mf: false,
-            frag_offset: 0,
-            options: 0,
-            proto,
-            total_len: 40,
-        }
-    }
+    use crate::summary::testutil::ipv4;
+    use crate::summary::{IcmpInfo, Quoted};
 
     fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u16) -> PacketSummary {
-        let mut p = PacketSummary::new(0, 60, 60);
-        p.ip = Some(ip(src, dst, 6));
-        p.l4 = L4::Tcp(TcpInfo { sport, dport, flags, seq: 1, ack: 0, window: 0, opts: TcpOpts::default() });
-        p
+        crate::summary::testutil::tcp(0, src, dst, (sport, dport), flags, 1, 0)
     }
 
     #[test]
@@ -266,7 +249,7 @@ mod tests {
         assert_eq!(shard_addr(&rst, &h), Some(a));
         assert_eq!(shard_addr(&sa, &h), Some(a));
         let mut icmp = PacketSummary::new(0, 70, 70);
-        icmp.ip = Some(ip("192.0.2.1", "198.51.100.2", 1));
+        icmp.ip = Some(ipv4("192.0.2.1", "198.51.100.2", 1));
         icmp.l4 = L4::Icmp(IcmpInfo {
             v6: false,
             icmp_type: 3,

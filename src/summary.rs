@@ -377,6 +377,37 @@ impl PacketSummary {
     }
 }
 
+/// Builders for unit tests that drive analyzers with summaries.
+#[cfg(test)]
+pub mod testutil {
+    use super::*;
+
+    /// A plain IPv4 header (TTL 64) from `src` to `dst` carrying `proto`.
+    pub fn ipv4(src: &str, dst: &str, proto: u8) -> IpInfo {
+        IpInfo {
+            src: src.parse().expect("test address"),
+            dst: dst.parse().expect("test address"),
+            ttl: 64,
+            ip_id: 0,
+            df: false,
+            mf: false,
+            frag_offset: 0,
+            options: 0,
+            proto,
+            total_len: 40,
+        }
+    }
+
+    /// An IPv4 TCP segment at `ts_us`.
+    pub fn tcp(ts_us: i64, src: &str, dst: &str, ports: (u16, u16), flags: u16, seq: u32, ack: u32) -> PacketSummary {
+        let mut p = PacketSummary::new(ts_us, 60, 60);
+        p.ip = Some(ipv4(src, dst, 6));
+        let (sport, dport) = ports;
+        p.l4 = L4::Tcp(TcpInfo { sport, dport, flags, seq, ack, window: 64240, opts: TcpOpts::default() });
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

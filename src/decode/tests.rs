@@ -1,5 +1,6 @@
 //! Decoder tests over the fixtures: one per case, every truncation of every
-//! fixture, and random mutations. None of them may panic.
+//! fixture, and random mutations. None of them may panic. The file is
+//! compiled only under #[cfg(test)] (see `mod tests` in mod.rs).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -126,32 +126,9 @@ impl Sources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::{IpInfo, TcpInfo, TcpOpts};
 
     fn syn(t: i64, dport: u16) -> PacketSummary {
-        let mut p = PacketSummary::new(t * 1_000_000, 60, 60);
-        p.ip = Some(IpInfo {
-            src: "198.51.100.7".parse().unwrap(),
-            dst: "192.0.2.10".parse().unwrap(),
-            ttl: 50,
-            ip_id: 0,
-            df: false,
-            mf: false,
-            frag_offset: 0,
-            options: 0,
-            proto: 6,
-            total_len: 40,
-        });
-        p.l4 = L4::Tcp(TcpInfo {
-            sport: 1,
-            dport,
-            flags: tcpflag::SYN,
-            seq: 0,
-            ack: 0,
-            window: 0,
-            opts: TcpOpts::default(),
-        });
-        p
+        crate::summary::testutil::tcp(t * 1_000_000, "198.51.100.7", "192.0.2.10", (1, dport), tcpflag::SYN, 0, 0)
     }
 
     #[test]

@@ -497,7 +497,7 @@ mod tests {
     use crate::event::EventLine;
     use crate::homenet::HomeNet;
     use crate::stats::Stats;
-    use crate::summary::{IcmpInfo, IpInfo, Quoted, TcpInfo, TcpOpts};
+    use crate::summary::{IcmpInfo, Quoted};
     use crossbeam_channel::{Receiver, unbounded};
     use serde_json::Value;
     use std::sync::Arc;
@@ -556,20 +556,10 @@ mod tests {
 
     #[allow(clippy::too_many_arguments)] // mirrors the TCP header fields a test sets
     fn tcp(ts: f64, src: &str, dst: &str, sport: u16, dport: u16, flags: u16, seq: u32, ack: u32) -> PacketSummary {
-        let mut p = PacketSummary::new(s(ts), 60, 60);
-        p.ip = Some(IpInfo {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            ttl: 52,
-            ip_id: 1,
-            df: true,
-            mf: false,
-            frag_offset: 0,
-            options: 0,
-            proto: 6,
-            total_len: 60,
-        });
-        p.l4 = L4::Tcp(TcpInfo { sport, dport, flags, seq, ack, window: 64240, opts: TcpOpts::default() });
+        let mut p = crate::summary::testutil::tcp(s(ts), src, dst, (sport, dport), flags, seq, ack);
+        if let Some(ip) = &mut p.ip {
+            ip.ttl = 52;
+        }
         p
     }
 
@@ -642,7 +632,7 @@ mod tests {
             let t = f64::from(i);
             r.feed(syn(t, 2000 + i, 7 + u32::from(i)));
             let mut p = PacketSummary::new(s(t + 0.001), 70, 70);
-            p.ip = Some(IpInfo { src: "192.0.2.1".parse().unwrap(), dst: CLIENT.parse().unwrap(), proto: 1, ..r_ip() });
+            p.ip = Some(crate::summary::testutil::ipv4("192.0.2.1", CLIENT, 1));
             p.l4 = L4::Icmp(IcmpInfo {
                 v6: false,
                 icmp_type: 3,
@@ -667,21 +657,6 @@ mod tests {
         assert_eq!(ev[0]["syn_retry"]["rejected_by"], "icmp");
         assert_eq!(ev[0]["syn_retry"]["answered"], false);
         assert_eq!(ev[0]["syn_retry"]["rejections"]["icmp_from"], "192.0.2.1");
-    }
-
-    fn r_ip() -> IpInfo {
-        IpInfo {
-            src: CLIENT.parse().unwrap(),
-            dst: SERVER.parse().unwrap(),
-            ttl: 64,
-            ip_id: 0,
-            df: false,
-            mf: false,
-            frag_offset: 0,
-            options: 0,
-            proto: 6,
-            total_len: 40,
-        }
     }
 
     #[test]
