@@ -105,6 +105,15 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     // 5 SYNs 200 ms apart, each from the next source port (hping3 increments it).
     // hping3 exits non-zero when nothing answers, which is the point here.
     sh(&["ip", "netns", "exec", &lab.b, "hping3", "-q", "-S", "-p", "158", "-c", "5", "-i", "u200000", "192.0.2.10"]);
+    // SIGUSR1: a stats snapshot now. Then logrotate's dance: move the file
+    // away and SIGHUP; later events must land in a new file at the old path.
+    let pid = child.id().to_string();
+    must(&["kill", "-USR1", &pid]);
+    std::thread::sleep(Duration::from_millis(400));
+    let rotated = dir.join("events.json.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    must(&["kill", "-HUP", &pid]);
+    std::thread::sleep(Duration::from_millis(400));
     // A burst of 3000 UDP datagrams, sent as fast as hping3 can, right before SIGTERM:
     // everything the kernel captured must still be counted after shutdown.
     sh(&["ip", "netns", "exec", &lab.b, "hping3", "-q", "-2", "-p", "9", "-c", "3000", "-i", "u50", "192.0.2.10"]);
@@ -120,7 +129,13 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     drop(stderr);
     assert!(status.success(), "exit status {status:?}");
 
+    let before = parse(&std::fs::read_to_string(&rotated).unwrap());
+    let snapshot: Vec<_> = before.iter().filter_map(|e| e.stats.as_ref()).collect();
+    assert_eq!(snapshot.len(), 1, "one SIGUSR1 snapshot before the rotation: {before:?}");
+    assert!(!snapshot[0].is_final);
+    assert!(snapshot[0].protocols["tcp"] >= 5, "{:?}", snapshot[0]);
     let events = parse(&std::fs::read_to_string(&out).unwrap());
+    assert!(events.iter().all(|e| e.stats.as_ref().is_none_or(|s| s.is_final)), "snapshot written after rotation");
     let retries: Vec<_> = events.iter().filter_map(|e| e.syn_retry.as_ref()).filter(|d| d.status == "final").collect();
     assert_eq!(retries.len(), 1, "{events:?}");
     let d = retries[0];
