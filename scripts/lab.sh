@@ -5,6 +5,9 @@
 #   scripts/lab.sh up|down|status
 #   source scripts/lab.sh   # then lab_up / lab_down / lab_status / lab_exec NS CMD...
 #
+# Sourcing does not change the caller's shell options: the public functions
+# run in subshells with `set -euo pipefail` and return non-zero on failure.
+#
 # Nothing here routes out of the lab: no namespace has a default route, and
 # every address is from the documentation ranges (RFC 5737, RFC 3849).
 #
@@ -26,7 +29,11 @@
 #
 # Home net: 192.0.2.0/24,2001:db8:d::/48
 
-set -euo pipefail
+# Strict mode when executed; when sourced, each public function sets it in
+# its own subshell (see below) so an interactive shell is never killed.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  set -euo pipefail
+fi
 
 LAB_PREFIX=pk-
 LAB_NAMESPACES=(pk-o1 pk-o2 pk-o3 pk-r1 pk-r2 pk-edge pk-tap pk-fw pk-dmz1 pk-dmz2 pk-dmz3 pk-dmz4)
@@ -155,7 +162,8 @@ _lab_bridge_port() { # NS BR IF
   ip netns exec "$1" ip link set "$3" master "$2"
 }
 
-lab_up() {
+lab_up() (
+  set -euo pipefail
   lab_require_root
   lab_ensure_tools
   if lab_is_up; then
@@ -285,10 +293,11 @@ lab_up() {
 
   lab_fw_reset
   lab_log "up (home net $LAB_HOME_NET, span ${LAB_SPAN_NS}/${LAB_SPAN_IF})"
-}
+)
 
 # Firewall back to its neutral state: forward everything, no rules.
-lab_fw_reset() {
+lab_fw_reset() (
+  set -euo pipefail
   local t
   for t in iptables ip6tables; do
     ip netns exec pk-fw "$t" -P FORWARD ACCEPT
@@ -296,10 +305,11 @@ lab_fw_reset() {
     ip netns exec pk-fw "$t" -P INPUT ACCEPT
     ip netns exec pk-fw "$t" -F INPUT
   done
-}
+)
 
 # Idempotent: removes every pk- namespace (and with it every veth and bridge).
-lab_down() {
+lab_down() (
+  set -euo pipefail
   local quiet=${1:-} ns pid removed=0
   lab_require_root
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -- "^${LAB_PREFIX}" || true); do
@@ -311,9 +321,10 @@ lab_down() {
     removed=$((removed + 1))
   done
   [[ $quiet == quiet ]] || lab_log "down (removed $removed namespaces)"
-}
+)
 
-lab_status() {
+lab_status() (
+  set -euo pipefail
   if ! lab_is_up; then
     local n
     n=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -c -- "^${LAB_PREFIX}" || true)
@@ -332,12 +343,13 @@ lab_status() {
         if (a != "") printf "%s[%s] ", $1, a }'
     echo
   done
+  echo "Span: bridge $LAB_SPAN_IF in netns $LAB_SPAN_NS (capture: ip netns exec $LAB_SPAN_NS tcpdump -i $LAB_SPAN_IF)"
   echo "Span bridge ports: $(ip netns exec "$LAB_SPAN_NS" bridge link show | awk '{sub(/@.*/, "", $2); sub(/:$/, "", $2); print $2}' | xargs)"
   echo "Firewall FORWARD (IPv4):"
   ip netns exec pk-fw iptables -S FORWARD | sed 's/^/  /'
   echo "Firewall FORWARD (IPv6):"
   ip netns exec pk-fw ip6tables -S FORWARD | sed 's/^/  /'
-}
+)
 
 lab_main() {
   case ${1:-} in
