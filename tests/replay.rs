@@ -77,6 +77,8 @@ fn icmp_rejections_are_matched_through_the_quoted_header() {
 fn ipv6_retries_are_detected() {
     let (r, d) = one_final("syn_retry_v6.pcap");
     assert_eq!(d.attempts, 3);
+    assert_eq!(d.retransmissions, 3);
+    assert_eq!(d.direction.as_deref(), Some("inbound"));
     let ev = r.of_type("syn_retry");
     assert!(ev.last().unwrap().dest_ip.as_deref().unwrap().starts_with("2001:db8:"));
 }
@@ -142,7 +144,7 @@ fn stdin_replay_matches_file_replay() {
     let f = pcap("syn_retry_hping_drop.pcap");
     let bytes = std::fs::read(&f).unwrap();
     let mut child = Command::new(bin())
-        .args(["replay", "-", "--home-net", "192.0.2.0/24,2001:db8::/32"])
+        .args(["replay", "-", "--home-net", "192.0.2.0/24,2001:db8:d::/48"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

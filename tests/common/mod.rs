@@ -157,7 +157,7 @@ pub fn picket_raw(args: &[&str]) -> Run {
 /// Replays `paths` with the lab's home net.
 pub fn replay(paths: &[&Path], extra: &[&str]) -> Run {
     let mut cmd = Command::new(bin());
-    cmd.arg("replay").args(paths).args(["--home-net", "192.0.2.0/24,2001:db8::/32"]).args(extra);
+    cmd.arg("replay").args(paths).args(["--home-net", "192.0.2.0/24,2001:db8:d::/48"]).args(extra);
     finish(cmd.output().expect("run picket"))
 }
 
