@@ -1,0 +1,49 @@
+//! The replay baseline: a bare libpcap read loop, nothing else.
+//!
+//! ```text
+//! cargo run --release --example bare_read -- FILE
+//! ```
+//!
+//! Opens FILE with the `pcap` crate, calls `next_packet` until
+//! `NoMorePackets`, touches every packet (sums its lengths and first byte so
+//! the read cannot be optimized away) and prints
+//! `packets=N seconds=S pps=P bytes=B`. `scripts/bench` compares picket's
+//! replay rate against this.
+
+use std::time::Instant;
+
+fn main() {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: bare_read FILE");
+        std::process::exit(2);
+    };
+    let mut cap = match pcap::Capture::from_file(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bare_read: {path}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let started = Instant::now();
+    let mut packets: u64 = 0;
+    let mut bytes: u64 = 0;
+    let mut touch: u64 = 0;
+    loop {
+        match cap.next_packet() {
+            Ok(p) => {
+                packets += 1;
+                bytes += u64::from(p.header.len);
+                touch = touch.wrapping_add(p.data.len() as u64 + u64::from(p.data.first().copied().unwrap_or(0)));
+            }
+            Err(pcap::Error::NoMorePackets) => break,
+            Err(e) => {
+                eprintln!("bare_read: {path}: error after {packets} packets: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    std::hint::black_box(touch);
+    let pps = if secs > 0.0 { packets as f64 / secs } else { 0.0 };
+    println!("packets={packets} seconds={secs:.4} pps={pps:.0} bytes={bytes}");
+}
