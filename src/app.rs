@@ -87,6 +87,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         community_id_seed: cfg.community_id_seed,
         sensors: sensors.clone(),
         stats: Arc::clone(&stats),
+        workers: cfg.workers.max(1),
     });
     let (out_tx, out_rx) = bounded::<EventLine>(4096);
     let stats_src = StatsSource {

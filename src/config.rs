@@ -63,6 +63,7 @@ pub struct SynRetryRules {
     pub window_s: f64,
     pub settle_s: f64,
     pub max_dest_ports_per_source: u32,
+    pub max_dest_hosts_per_source: u32,
     pub max_tracked: usize,
 }
 
@@ -74,6 +75,7 @@ impl Default for SynRetryRules {
             window_s: 600.0,
             settle_s: 3.0,
             max_dest_ports_per_source: 8,
+            max_dest_hosts_per_source: 16,
             max_tracked: 65536,
         }
     }
@@ -308,6 +310,7 @@ struct SynRetryFile {
     window_s: Option<Spanned<f64>>,
     settle_s: Option<Spanned<f64>>,
     max_dest_ports_per_source: Option<Spanned<i64>>,
+    max_dest_hosts_per_source: Option<Spanned<i64>>,
     max_tracked: Option<Spanned<i64>>,
 }
 
@@ -394,6 +397,10 @@ pub fn parse_picket_toml(file: &str, text: &str) -> Result<(General, SynRetryRul
         if let Some(v) = &s.max_dest_ports_per_source {
             syn.max_dest_ports_per_source =
                 int_in(file, text, "[syn_retry] max_dest_ports_per_source", v, 1, 65_536)? as u32;
+        }
+        if let Some(v) = &s.max_dest_hosts_per_source {
+            syn.max_dest_hosts_per_source =
+                int_in(file, text, "[syn_retry] max_dest_hosts_per_source", v, 1, 1 << 24)? as u32;
         }
         if let Some(v) = &s.max_tracked {
             syn.max_tracked = int_in(file, text, "[syn_retry] max_tracked", v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
@@ -671,6 +678,7 @@ mod tests {
             "window_s",
             "settle_s",
             "max_dest_ports_per_source",
+            "max_dest_hosts_per_source",
             "max_tracked",
         ] {
             let line = BUILTIN_PICKET_TOML

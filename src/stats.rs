@@ -40,6 +40,8 @@ pub struct TableCounters {
     pub expired: AtomicU64,
     /// New entries refused because the table was full.
     pub cap_hits: AtomicU64,
+    /// Entries without evidence (one packet) dropped to make room when full.
+    pub evicted: AtomicU64,
     /// Entries currently held (summed over workers, updated per tick).
     pub entries: AtomicU64,
 }
@@ -155,6 +157,7 @@ impl Stats {
                 json!({
                     "entries": c.entries.load(Relaxed),
                     "expired": c.expired.load(Relaxed),
+                    "evicted": c.evicted.load(Relaxed),
                     "cap_hits": c.cap_hits.load(Relaxed),
                 }),
             );

@@ -25,8 +25,12 @@ impl Worker {
     pub fn new(shared: &Shared) -> Worker {
         let r = &shared.rules;
         Worker {
-            sources: Sources::new(r.general.max_sources, r.general.source_idle_s),
-            syn_retry: SynRetry::new(&r.syn_retry, r.general.update_interval_s),
+            sources: Sources::new(shared.per_worker(r.general.max_sources), r.general.source_idle_s),
+            syn_retry: SynRetry::new(
+                &r.syn_retry,
+                shared.per_worker(r.syn_retry.max_tracked),
+                r.general.update_interval_s,
+            ),
             now: i64::MIN,
             published: [0; Table::ALL.len()],
         }

@@ -27,7 +27,25 @@ pub struct Shared {
     /// Sensor names (interface or file names), indexed by `Batch::sensor`.
     pub sensors: Vec<String>,
     pub stats: Arc<Stats>,
+    /// Analyzer threads: table caps in the rules are split between them.
+    pub workers: usize,
 }
+
+impl Shared {
+    /// One worker's share of a run-wide table cap.
+    pub fn per_worker(&self, cap: usize) -> usize {
+        cap.div_ceil(self.workers.max(1)).max(1)
+    }
+}
+
+/// Packet time between expiry sweeps of a whole table: expiry is checked to
+/// within this much, and a tick does not walk every entry.
+pub const SWEEP_US: i64 = 10_000_000;
+
+/// The hash map every detector table uses: foldhash is several times faster
+/// than SipHash on small keys and is seeded per process, so spoofed keys
+/// cannot be chosen to collide.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a detector may use while handling one packet or tick.
 pub struct Ctx<'a> {

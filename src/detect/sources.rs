@@ -12,10 +12,9 @@
 //! is dropped on the next tick. A full table refuses new sources and counts
 //! the refusal.
 
-use super::{Distinct256, addr_key};
+use super::{Distinct256, FastMap, SWEEP_US, addr_key};
 use crate::stats::{Stats, Table};
 use crate::summary::{L4, PacketSummary, tcpflag};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -51,14 +50,24 @@ impl Entry {
 
 /// Per-source probe counts.
 pub struct Sources {
-    map: HashMap<IpAddr, Entry>,
+    map: FastMap<IpAddr, Entry>,
     cap: usize,
     idle_us: i64,
+    /// Packet time of the last make-room sweep (at most one per second).
+    last_evict_us: i64,
+    /// Packet time of the last expiry sweep (one per `SWEEP_US`).
+    last_sweep_us: i64,
 }
 
 impl Sources {
     pub fn new(cap: usize, idle_s: f64) -> Sources {
-        Sources { map: HashMap::with_capacity(cap.min(4096)), cap, idle_us: (idle_s * 1e6) as i64 }
+        Sources {
+            map: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            cap,
+            idle_us: (idle_s * 1e6) as i64,
+            last_evict_us: i64::MIN,
+            last_sweep_us: i64::MIN,
+        }
     }
 
     /// Records `p` if it is a probe sent by its source: a TCP segment without
@@ -73,7 +82,7 @@ impl Sources {
             L4::Icmp(i) if i.is_echo_request() => 0,
             _ => return,
         };
-        let full = self.map.len() >= self.cap;
+        let full = self.map.len() >= self.cap && !self.make_room(p.ts_us, stats);
         let e = match self.map.get_mut(&ip.src) {
             Some(e) => e,
             None if full => {
@@ -95,6 +104,20 @@ impl Sources {
         e.probes = e.probes.saturating_add(1);
     }
 
+    /// When full, drops every source seen only once (a spoofed flood leaves
+    /// thousands of those) so real sources keep their place. Returns true if
+    /// room was made. Runs at most once per second of packet time.
+    fn make_room(&mut self, now: i64, stats: &Stats) -> bool {
+        if now.saturating_sub(self.last_evict_us) < 1_000_000 {
+            return false;
+        }
+        self.last_evict_us = now;
+        let before = self.map.len();
+        self.map.retain(|_, e| e.probes > 1);
+        stats.table(Table::Sources).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
+        self.map.len() < self.cap
+    }
+
     /// Distinct destination ports `src` has probed lately (estimate).
     pub fn distinct_ports(&self, src: IpAddr) -> u64 {
         self.map.get(&src).map(|e| e.dports[0].union(&e.dports[1]).estimate()).unwrap_or(0)
@@ -105,8 +128,13 @@ impl Sources {
         self.map.get(&src).map(|e| e.hosts[0].union(&e.hosts[1]).estimate()).unwrap_or(0)
     }
 
-    /// Drops sources idle for longer than the idle time.
+    /// Drops sources idle for longer than the idle time (at most once per
+    /// `SWEEP_US`).
     pub fn expire(&mut self, now: i64, stats: &Stats) {
+        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+            return;
+        }
+        self.last_sweep_us = now;
         let idle = self.idle_us;
         let before = self.map.len();
         self.map.retain(|_, e| now.saturating_sub(e.last_us) <= idle);
@@ -147,17 +175,27 @@ mod tests {
         assert!(s.distinct_ports(src) <= 2, "{}", s.distinct_ports(src));
     }
 
-    #[test]
-    fn the_cap_refuses_and_counts() {
-        let st = Stats::default();
-        let mut s = Sources::new(1, 600.0);
-        s.observe(&syn(0, 1), &st);
-        let mut p = syn(0, 1);
+    fn from(src: &str, t: i64) -> PacketSummary {
+        let mut p = syn(t, 1);
         if let Some(ip) = &mut p.ip {
-            ip.src = "198.51.100.8".parse().unwrap();
+            ip.src = src.parse().unwrap();
         }
-        s.observe(&p, &st);
-        assert_eq!(s.len(), 1);
+        p
+    }
+
+    #[test]
+    fn a_full_table_evicts_one_packet_sources_then_refuses_and_counts() {
+        let st = Stats::default();
+        let mut s = Sources::new(2, 600.0);
+        s.observe(&from("198.51.100.7", 0), &st);
+        s.observe(&from("198.51.100.7", 0), &st); // two probes: kept
+        s.observe(&from("203.0.113.1", 0), &st); // one probe: evictable
+        s.observe(&from("203.0.113.2", 5), &st); // full: 203.0.113.1 goes
+        assert_eq!(s.len(), 2);
+        assert_eq!(st.table(Table::Sources).evicted.load(Relaxed), 1);
+        assert_eq!(s.distinct_ports("198.51.100.7".parse().unwrap()), 1);
+        s.observe(&from("203.0.113.3", 5), &st); // same second: refused
         assert_eq!(st.table(Table::Sources).cap_hits.load(Relaxed), 1);
+        assert_eq!(s.len(), 2);
     }
 }

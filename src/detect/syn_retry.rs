@@ -12,21 +12,31 @@
 //!   detection is confirmed when `min_attempts` SYNs (attempts or
 //!   retransmissions) of failed attempts fall within `window_s`. So one SYN
 //!   retransmitted and then answered never fires.
-//! - A source that is probing more than `max_dest_ports_per_source` ports is a
-//!   scanner, not a retry loop: it is left to the scan detectors and counted.
+//! - A source that is probing more than `max_dest_ports_per_source` ports or
+//!   `max_dest_hosts_per_source` hosts is a scanner or a sweeper, not a retry
+//!   loop: it is left to the scan detectors and counted.
 //!
-//! State: one bounded entry per (source, destination, port), capped at
-//! `max_tracked`, expired after `window_s` without a SYN.
+//! State, in two tiers so a flood of one-off SYNs costs little memory:
+//! - `first`: a 24-byte record of a key's first SYN. Most keys (scans, a
+//!   spoofed flood, ordinary connections) never get further. When full it is
+//!   emptied (at most once per second) and the loss counted as evictions.
+//! - `map`: the full entry, made when a key gets a second SYN or its first is
+//!   rejected. When full it drops entries still holding a single failed SYN,
+//!   then refuses new keys, counted as cap hits.
+//!
+//! Both are capped at `max_tracked` (split between workers) and expire after
+//! `window_s` without a SYN (checked every `SWEEP_US` of packet time).
+//! Entries that may confirm once their attempts settle sit in a short
+//! pending list, so a tick never walks the whole table.
 
 use super::sources::Sources;
-use super::{Ctx, Distinct1024, EndReason};
+use super::{Ctx, Distinct1024, EndReason, FastMap, SWEEP_US};
 use crate::config::SynRetryRules;
 use crate::event::{EventBuilder, Flow, detection_id, ip_bytes, secs};
 use crate::stats::Table;
 use crate::summary::{L4, PacketSummary, tcpflag};
 use crate::timefmt::rfc3339_us;
 use serde_json::json;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -35,6 +45,8 @@ const KIND: &str = "syn_retry";
 const RING: usize = 8;
 /// Failed SYN times remembered per entry, for the window test (>= min_attempts).
 const WIN: usize = 16;
+/// Packet time between make-room sweeps of a full table.
+const EVICT_US: i64 = 1_000_000;
 /// SIGNATURES.md section 9: lethality of a retry loop is low.
 const LETHALITY: i64 = 1;
 
@@ -72,6 +84,17 @@ struct Failed {
     isn: u32,
 }
 
+/// A key's first SYN, before it has shown any repetition.
+#[derive(Clone, Copy, Debug)]
+struct FirstSyn {
+    ts: i64,
+    isn: u32,
+    payload: u32,
+    sport: u16,
+    sensor: u16,
+    ttl: u8,
+}
+
 #[derive(Clone, Debug)]
 struct Entry {
     sensor: u16,
@@ -97,15 +120,29 @@ struct Entry {
     started: u32,
     confirmed: bool,
     suppressed: bool,
+    /// SYN packets seen (any outcome): one means no evidence yet.
+    syns: u32,
+    /// In the pending list.
+    queued: bool,
     last_emit_us: i64,
 }
 
 impl Entry {
-    fn new(p: &PacketSummary, sensor: u16, sport: u16, ttl: u8) -> Entry {
+    /// A full entry for a key, replaying its first SYN.
+    fn promote(f: &FirstSyn) -> Entry {
+        let mut e = Entry::empty(f);
+        e.payload_bytes = u64::from(f.payload);
+        e.syns = 1;
+        e.add_syn(f.sport, f.isn, f.ts);
+        e
+    }
+
+    fn empty(f: &FirstSyn) -> Entry {
+        let (sport, ttl) = (f.sport, f.ttl);
         Entry {
-            sensor,
-            first_us: p.ts_us,
-            last_us: p.ts_us,
+            sensor: f.sensor,
+            first_us: f.ts,
+            last_us: f.ts,
             attempts: [Attempt::default(); RING],
             next_attempt: 0,
             win: [Failed::default(); WIN],
@@ -125,7 +162,9 @@ impl Entry {
             started: 0,
             confirmed: false,
             suppressed: false,
-            last_emit_us: p.ts_us,
+            syns: 0,
+            queued: false,
+            last_emit_us: f.ts,
         }
     }
 
@@ -236,37 +275,67 @@ struct Limits {
     window_us: i64,
     settle_us: i64,
     max_ports: u32,
+    max_hosts: u32,
 }
 
 /// The detector's per-worker state.
 pub struct SynRetry {
-    map: HashMap<Key, Entry>,
+    first: FastMap<Key, FirstSyn>,
+    map: FastMap<Key, Entry>,
     rules: SynRetryRules,
     lim: Limits,
     update_us: i64,
+    /// This worker's share of `max_tracked`.
+    cap: usize,
+    /// Keys over the threshold whose attempts have not all settled.
+    pending: Vec<Key>,
+    last_sweep_us: i64,
+    last_evict_us: i64,
+    last_first_evict_us: i64,
 }
 
 impl SynRetry {
-    pub fn new(rules: &SynRetryRules, update_interval_s: f64) -> SynRetry {
+    pub fn new(rules: &SynRetryRules, cap: usize, update_interval_s: f64) -> SynRetry {
         SynRetry {
-            map: HashMap::with_capacity(rules.max_tracked.min(4096)),
+            first: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            map: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            cap,
+            pending: Vec::new(),
+            last_sweep_us: i64::MIN,
+            last_evict_us: i64::MIN,
+            last_first_evict_us: i64::MIN,
             rules: rules.clone(),
             lim: Limits {
                 min: rules.min_attempts as usize,
                 window_us: (rules.window_s * 1e6) as i64,
                 settle_us: (rules.settle_s * 1e6) as i64,
                 max_ports: rules.max_dest_ports_per_source,
+                max_hosts: rules.max_dest_hosts_per_source,
             },
             update_us: (update_interval_s * 1e6) as i64,
         }
     }
 
+    /// Keys tracked, in both tiers.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.first.len() + self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
+    }
+
+    /// The full entry for `key`, promoting its first SYN if there is one.
+    fn entry_mut(&mut self, key: &Key, cx: &Ctx, now: i64) -> Option<&mut Entry> {
+        if !self.map.contains_key(key) {
+            let f = self.first.remove(key)?;
+            if self.map.len() >= self.cap && !self.make_room(now, cx) {
+                cx.shared.stats.table(Table::SynRetry).cap_hits.fetch_add(1, Relaxed);
+                return None;
+            }
+            self.map.insert(*key, Entry::promote(&f));
+        }
+        self.map.get_mut(key)
     }
 
     /// Handles one packet.
@@ -283,14 +352,21 @@ impl SynRetry {
             }
             L4::Tcp(t) if t.is_syn_ack() => {
                 let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
+                let isn = t.ack.wrapping_sub(1);
                 if let Some(e) = self.map.get_mut(&key) {
-                    e.succeed(t.dport, t.ack.wrapping_sub(1));
+                    e.succeed(t.dport, isn);
+                } else if self.first.get(&key).is_some_and(|f| f.sport == t.dport && f.isn == isn) {
+                    // An ordinary connection: nothing left to watch.
+                    self.first.remove(&key);
                 }
             }
             L4::Tcp(t) if t.has(tcpflag::RST) => {
                 let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
                 let isn = t.has(tcpflag::ACK).then(|| t.ack.wrapping_sub(1));
-                if let Some(e) = self.map.get_mut(&key)
+                if !self.map.contains_key(&key) && !self.first.contains_key(&key) {
+                    return;
+                }
+                if let Some(e) = self.entry_mut(&key, cx, p.ts_us)
                     && e.reject(t.dport, isn, Outcome::Rst)
                 {
                     e.rst += 1;
@@ -302,7 +378,10 @@ impl SynRetry {
                     return;
                 }
                 let key = Key { src: q.src, dst: q.dst, dport: q.dport };
-                if let Some(e) = self.map.get_mut(&key)
+                if !self.map.contains_key(&key) && !self.first.contains_key(&key) {
+                    return;
+                }
+                if let Some(e) = self.entry_mut(&key, cx, p.ts_us)
                     && e.reject(q.sport, q.tcp_seq, Outcome::Icmp)
                 {
                     e.icmp += 1;
@@ -325,39 +404,81 @@ impl SynRetry {
         src_table: &Sources,
         cx: &Ctx,
     ) {
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.rules.max_tracked {
-                cx.shared.stats.table(Table::SynRetry).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            self.map.insert(key, Entry::new(p, sensor, sport, ttl));
+        if !self.map.contains_key(&key) && !self.first.contains_key(&key) {
+            self.remember_first(key, FirstSyn { ts: p.ts_us, isn, payload: p.payload_len, sport, sensor, ttl }, cx);
+            return;
         }
         let (lim, update_us) = (self.lim, self.update_us);
-        let Some(e) = self.map.get_mut(&key) else { return };
+        let Some(e) = self.entry_mut(&key, cx, p.ts_us) else { return };
         e.last_us = e.last_us.max(p.ts_us);
         e.sensor = sensor;
         e.ttl_min = e.ttl_min.min(ttl);
         e.ttl_max = e.ttl_max.max(ttl);
         e.payload_bytes += u64::from(p.payload_len);
+        e.syns = e.syns.saturating_add(1);
         if !e.add_syn(sport, isn, p.ts_us) {
             return;
         }
         if !e.confirmed {
             try_confirm(&key, e, lim, src_table, cx, p.ts_us, None);
+            if !e.confirmed && !e.queued && e.win_len >= lim.min {
+                e.queued = true;
+                self.pending.push(key);
+            }
         } else if p.ts_us - e.last_emit_us >= update_us {
             e.last_emit_us = p.ts_us;
             cx.emit(render(&key, e, "update", None, cx, p.ts_us));
         }
     }
 
-    /// Expires idle entries and confirms settled ones (called once per tick).
+    /// Records a key's first SYN; a full tier is emptied once per `EVICT_US`.
+    fn remember_first(&mut self, key: Key, f: FirstSyn, cx: &Ctx) {
+        if self.first.len() >= self.cap {
+            if f.ts.saturating_sub(self.last_first_evict_us) < EVICT_US {
+                cx.shared.stats.table(Table::SynRetry).cap_hits.fetch_add(1, Relaxed);
+                return;
+            }
+            self.last_first_evict_us = f.ts;
+            let n = self.first.len() as u64;
+            self.first.clear();
+            cx.shared.stats.table(Table::SynRetry).evicted.fetch_add(n, Relaxed);
+        }
+        self.first.insert(key, f);
+    }
+
+    /// When full, drops the entries holding a single SYN and nothing else.
+    /// Returns true if room was made. At most once per `EVICT_US`.
+    fn make_room(&mut self, now: i64, cx: &Ctx) -> bool {
+        if now.saturating_sub(self.last_evict_us) < EVICT_US {
+            return false;
+        }
+        self.last_evict_us = now;
+        let before = self.map.len();
+        self.map.retain(|_, e| e.confirmed || e.syns > 1);
+        cx.shared.stats.table(Table::SynRetry).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
+        self.map.len() < self.cap
+    }
+
+    /// Confirms pending entries whose attempts have settled, and every
+    /// `SWEEP_US` expires idle entries (called once per tick).
     pub fn on_tick(&mut self, src_table: &Sources, cx: &Ctx) {
         let (now, lim) = (cx.now, self.lim);
+        let map = &mut self.map;
+        self.pending.retain(|key| {
+            let Some(e) = map.get_mut(key) else { return false };
+            try_confirm(key, e, lim, src_table, cx, now, None);
+            // Keep waiting while an attempt may still be answered. A
+            // suppressed entry is re-checked by its next SYN instead.
+            let keep = !e.confirmed && !e.suppressed && e.win_len >= lim.min && now - e.last_us <= lim.settle_us;
+            e.queued = keep;
+            keep
+        });
+        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+            return;
+        }
+        self.last_sweep_us = now;
         let mut expired = 0u64;
         self.map.retain(|key, e| {
-            if !e.confirmed && e.win_len >= lim.min {
-                try_confirm(key, e, lim, src_table, cx, now, None);
-            }
             if now.saturating_sub(e.last_us) <= lim.window_us {
                 return true;
             }
@@ -367,6 +488,9 @@ impl SynRetry {
             expired += 1;
             false
         });
+        let before = self.first.len();
+        self.first.retain(|_, f| now.saturating_sub(f.ts) <= lim.window_us);
+        expired += (before - self.first.len()) as u64;
         cx.shared.stats.table(Table::SynRetry).expired.fetch_add(expired, Relaxed);
     }
 
@@ -382,6 +506,8 @@ impl SynRetry {
             }
         }
         self.map.clear();
+        self.first.clear();
+        self.pending.clear();
     }
 }
 
@@ -392,7 +518,9 @@ fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &
     if e.confirmed || !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
         return;
     }
-    if src_table.distinct_ports(key.src) > u64::from(lim.max_ports) {
+    if src_table.distinct_ports(key.src) > u64::from(lim.max_ports)
+        || src_table.distinct_hosts(key.src) > u64::from(lim.max_hosts)
+    {
         // Re-checked on every later attempt: the scan may age out while the
         // retries go on. Counted once per entry.
         if !e.suppressed {
@@ -524,9 +652,14 @@ mod tests {
                 community_id_seed: 0,
                 sensors: vec!["test".into()],
                 stats: Arc::new(Stats::default()),
+                workers: 1,
             };
             let (tx, rx) = unbounded();
-            let det = SynRetry::new(&shared.rules.syn_retry, shared.rules.general.update_interval_s);
+            let det = SynRetry::new(
+                &shared.rules.syn_retry,
+                shared.rules.syn_retry.max_tracked,
+                shared.rules.general.update_interval_s,
+            );
             Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
         }
         fn feed(&mut self, p: PacketSummary) {
@@ -685,13 +818,30 @@ mod tests {
     }
 
     #[test]
-    fn cap_is_counted_not_exceeded() {
+    fn a_spoofed_flood_is_evicted_first_and_the_cap_is_counted_not_exceeded() {
         let mut r = Rig::new(|rules| rules.syn_retry.max_tracked = 10);
+        // A real retry client: two SYNs so far.
+        r.feed(syn(0.0, 1024, 1));
+        r.feed(syn(0.5, 1025, 2));
         for i in 0..50u16 {
-            r.feed(tcp(f64::from(i) * 0.001, CLIENT, SERVER, 5000, 1000 + i, tcpflag::SYN, 1, 0));
+            let src = format!("203.0.113.{}", i + 1);
+            r.feed(tcp(1.0 + f64::from(i) * 0.001, &src, SERVER, 5000, 80, tcpflag::SYN, 1, 0));
         }
-        assert_eq!(r.det.len(), 10);
-        assert_eq!(r.shared.stats.table(Table::SynRetry).cap_hits.load(Relaxed), 40);
+        // The client's full entry plus a full first-SYN tier.
+        assert_eq!((r.det.map.len(), r.det.first.len()), (1, 10));
+        let t = r.shared.stats.table(Table::SynRetry);
+        let (evicted, refused) = (t.evicted.load(Relaxed), t.cap_hits.load(Relaxed));
+        assert_eq!(evicted, 10, "the full first-SYN tier is emptied once");
+        // Every flood SYN was stored (and maybe evicted since), or refused.
+        assert_eq!(evicted + refused + r.det.first.len() as u64, 50);
+        assert!(refused > 0);
+        // The client survives the flood and is confirmed by its third attempt.
+        r.feed(syn(30.0, 1026, 3));
+        r.tick(40.0);
+        let ev = r.end();
+        let fin: Vec<_> = ev.iter().filter(|e| e["syn_retry"]["status"] == "final").collect();
+        assert_eq!(fin.len(), 1, "{ev:?}");
+        assert_eq!(fin[0]["syn_retry"]["attempts"], 3);
     }
 
     #[test]
