@@ -249,7 +249,8 @@ pub struct Quoted {
     pub sport: u16,
     /// TCP/UDP destination port; for a quoted ICMP echo, its sequence number.
     pub dport: u16,
-    /// Whether the 8 quoted payload bytes were present (ports are valid).
+    /// Whether the quoted ports (the first 4 payload bytes) were present;
+    /// `tcp_seq` needs all 8.
     pub has_ports: bool,
     /// Quoted TCP sequence number (bytes 4..8 of the TCP header).
     pub tcp_seq: Option<u32>,
