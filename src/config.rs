@@ -62,6 +62,7 @@ pub struct SynRetryRules {
     pub min_attempts: u32,
     pub window_s: f64,
     pub settle_s: f64,
+    pub min_retransmit_gap_s: f64,
     pub max_dest_ports_per_source: u32,
     pub max_dest_hosts_per_source: u32,
     pub max_tracked: usize,
@@ -74,6 +75,7 @@ impl Default for SynRetryRules {
             min_attempts: 3,
             window_s: 600.0,
             settle_s: 3.0,
+            min_retransmit_gap_s: 0.5,
             max_dest_ports_per_source: 8,
             max_dest_hosts_per_source: 16,
             max_tracked: 65536,
@@ -309,6 +311,7 @@ struct SynRetryFile {
     min_attempts: Option<Spanned<i64>>,
     window_s: Option<Spanned<f64>>,
     settle_s: Option<Spanned<f64>>,
+    min_retransmit_gap_s: Option<Spanned<f64>>,
     max_dest_ports_per_source: Option<Spanned<i64>>,
     max_dest_hosts_per_source: Option<Spanned<i64>>,
     max_tracked: Option<Spanned<i64>>,
@@ -393,6 +396,9 @@ pub fn parse_picket_toml(file: &str, text: &str) -> Result<(General, SynRetryRul
         }
         if let Some(v) = &s.settle_s {
             syn.settle_s = float_in(file, text, "[syn_retry] settle_s", v, 0.0, false, 60.0)?;
+        }
+        if let Some(v) = &s.min_retransmit_gap_s {
+            syn.min_retransmit_gap_s = float_in(file, text, "[syn_retry] min_retransmit_gap_s", v, 0.0, false, 10.0)?;
         }
         if let Some(v) = &s.max_dest_ports_per_source {
             syn.max_dest_ports_per_source =
@@ -679,6 +685,7 @@ mod tests {
             "settle_s",
             "max_dest_ports_per_source",
             "max_dest_hosts_per_source",
+            "min_retransmit_gap_s",
             "max_tracked",
         ] {
             let line = BUILTIN_PICKET_TOML

@@ -225,6 +225,13 @@ impl TcpInfo {
     pub fn is_syn_only(&self) -> bool {
         self.has(tcpflag::SYN) && !self.has(tcpflag::ACK)
     }
+    /// A connection attempt a real stack would send: SYN, and none of ACK,
+    /// FIN, RST, PSH, URG (ECN's ECE/CWR are allowed). SYN+FIN and friends
+    /// are crafted probes (nmap -O, Xmas variants), not attempts.
+    pub fn is_connection_attempt(&self) -> bool {
+        let others = tcpflag::ACK | tcpflag::FIN | tcpflag::RST | tcpflag::PSH | tcpflag::URG;
+        self.has(tcpflag::SYN) && self.flags & others == 0
+    }
     /// A handshake answer: SYN and ACK set.
     pub fn is_syn_ack(&self) -> bool {
         self.has(tcpflag::SYN) && self.has(tcpflag::ACK)

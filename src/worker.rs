@@ -51,9 +51,10 @@ impl Worker {
                 Msg::Report => self.publish(shared),
             }
         }
+        // Publish first: the final stats show the tables as the input left them.
+        self.publish(shared);
         let cx = Ctx { shared, out: &out, now: self.now.max(0) };
         self.syn_retry.flush(end, &self.sources, &cx);
-        self.publish(shared);
     }
 
     #[inline]

@@ -72,12 +72,15 @@ fn retransmitted_then_answered_is_not_a_syn_retry() {
 }
 
 #[test]
-fn nmap_and_masscan_port_scans_are_not_syn_retries() {
+fn scans_and_os_fingerprinting_are_not_syn_retries() {
     for name in [
         "evilfingers_nmap_tcp_syn_scan.pcap",
         "sgr_nmap_syn_ports_1_10000.pcapng",
         "esnet_masscan_tcp_0_1000.pcap",
         "cs_synscan.pcapng",
+        // nmap -O: SYN+FIN probes and same-ISN re-sends 0.17 s apart with new IP IDs.
+        "cs_activeosfingerprinting.pcapng",
+        "evilfingers_xscan.pcap",
     ] {
         let Some(f) = corpus_file(name) else {
             println!("skipping {name}: corpus absent");

@@ -70,6 +70,8 @@ enum Outcome {
 struct Attempt {
     sport: u16,
     isn: u32,
+    /// IP ID of the latest copy.
+    ip_id: u32,
     /// Order of the attempt within its entry (0, 1, ...).
     ord: u32,
     last_us: i64,
@@ -89,6 +91,7 @@ struct Failed {
 struct FirstSyn {
     ts: i64,
     isn: u32,
+    ip_id: u32,
     payload: u32,
     sport: u16,
     sensor: u16,
@@ -122,6 +125,8 @@ struct Entry {
     suppressed: bool,
     /// SYN packets seen (any outcome): one means no evidence yet.
     syns: u32,
+    /// Same-port, same-ISN repeats too fast to be a stack's retransmission.
+    rapid_repeats: u32,
     /// In the pending list.
     queued: bool,
     last_emit_us: i64,
@@ -133,7 +138,7 @@ impl Entry {
         let mut e = Entry::empty(f);
         e.payload_bytes = u64::from(f.payload);
         e.syns = 1;
-        e.add_syn(f.sport, f.isn, f.ts);
+        e.add_syn(f.sport, f.isn, f.ip_id, f.ts, 0);
         e
     }
 
@@ -163,6 +168,7 @@ impl Entry {
             confirmed: false,
             suppressed: false,
             syns: 0,
+            rapid_repeats: 0,
             queued: false,
             last_emit_us: f.ts,
         }
@@ -175,11 +181,24 @@ impl Entry {
 
     /// Records a SYN; returns false if it retransmits an attempt that
     /// already succeeded (and so proves nothing).
-    fn add_syn(&mut self, sport: u16, isn: u32, ts: i64) -> bool {
+    fn add_syn(&mut self, sport: u16, isn: u32, ip_id: u32, ts: i64, min_gap_us: i64) -> bool {
+        let mut rapid = false;
         if let Some(a) = self.find(sport, Some(isn)) {
             if a.outcome == Outcome::SynAck {
                 return false;
             }
+            // A new IP ID sooner than any stack's back-off: a crafted probe
+            // re-sent by a scanner (nmap -O), not a retransmission. The same
+            // IP ID is the same packet again (Windows keeps it on retransmit).
+            rapid = ip_id != a.ip_id && ts.saturating_sub(a.last_us) < min_gap_us;
+            a.last_us = ts;
+            a.ip_id = ip_id;
+        }
+        if rapid {
+            self.rapid_repeats += 1;
+            return false;
+        }
+        if let Some(a) = self.find(sport, Some(isn)) {
             a.packets = a.packets.saturating_add(1);
             a.last_us = ts;
             self.retransmissions += 1;
@@ -187,7 +206,7 @@ impl Entry {
             let ord = self.started;
             self.started += 1;
             self.attempts[self.next_attempt] =
-                Attempt { sport, isn, ord, last_us: ts, packets: 1, outcome: Outcome::Pending };
+                Attempt { sport, isn, ip_id, ord, last_us: ts, packets: 1, outcome: Outcome::Pending };
             self.next_attempt = (self.next_attempt + 1) % RING;
             self.failed_attempts += 1;
             self.ports.insert(u64::from(sport));
@@ -276,6 +295,7 @@ struct Limits {
     settle_us: i64,
     max_ports: u32,
     max_hosts: u32,
+    min_gap_us: i64,
 }
 
 /// The detector's per-worker state.
@@ -311,6 +331,7 @@ impl SynRetry {
                 settle_us: (rules.settle_s * 1e6) as i64,
                 max_ports: rules.max_dest_ports_per_source,
                 max_hosts: rules.max_dest_hosts_per_source,
+                min_gap_us: (rules.min_retransmit_gap_s * 1e6) as i64,
             },
             update_us: (update_interval_s * 1e6) as i64,
         }
@@ -346,7 +367,7 @@ impl SynRetry {
         }
         let Some(ip) = &p.ip else { return };
         match &p.l4 {
-            L4::Tcp(t) if t.is_syn_only() => {
+            L4::Tcp(t) if t.is_connection_attempt() => {
                 let key = Key { src: ip.src, dst: ip.dst, dport: t.dport };
                 self.on_syn(key, p, sensor, t.sport, t.seq, ip.ttl, src_table, cx);
             }
@@ -405,7 +426,9 @@ impl SynRetry {
         cx: &Ctx,
     ) {
         if !self.map.contains_key(&key) && !self.first.contains_key(&key) {
-            self.remember_first(key, FirstSyn { ts: p.ts_us, isn, payload: p.payload_len, sport, sensor, ttl }, cx);
+            let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
+            let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, ttl };
+            self.remember_first(key, first, cx);
             return;
         }
         let (lim, update_us) = (self.lim, self.update_us);
@@ -416,7 +439,8 @@ impl SynRetry {
         e.ttl_max = e.ttl_max.max(ttl);
         e.payload_bytes += u64::from(p.payload_len);
         e.syns = e.syns.saturating_add(1);
-        if !e.add_syn(sport, isn, p.ts_us) {
+        let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
+        if !e.add_syn(sport, isn, ip_id, p.ts_us, lim.min_gap_us) {
             return;
         }
         if !e.confirmed {
@@ -557,6 +581,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
         "end_reason": end.map(EndReason::name),
         "attempts": e.failed_attempts,
         "retransmissions": e.retransmissions,
+        "rapid_repeats": e.rapid_repeats,
         "succeeded": e.succeeded,
         "source_ports": e.ports.estimate(),
         "first_source_port": e.first_sport,
@@ -732,6 +757,27 @@ mod tests {
         r.feed(tcp(7.05, SERVER, CLIENT, 158, 40000, tcpflag::SYN | tcpflag::ACK, 9, 556));
         r.tick(20.0);
         assert!(r.end().is_empty());
+    }
+
+    #[test]
+    fn crafted_probes_are_not_retransmissions() {
+        // nmap -O style: the same port and ISN re-sent 0.1 s apart, and SYN+FIN.
+        let mut r = Rig::new(|_| {});
+        for i in 0..4u16 {
+            let mut p = syn(f64::from(i) * 0.1, 53953, 7);
+            if let Some(ip) = &mut p.ip {
+                ip.ip_id = 1000 + u32::from(i) * 7919; // nmap picks a new IP ID each time
+            }
+            r.feed(p);
+            r.feed(tcp(f64::from(i) * 0.1, CLIENT, SERVER, 53951, 158, tcpflag::SYN | tcpflag::FIN, 7, 0));
+        }
+        assert!(r.end().is_empty());
+        // The same repeats at a stack's back-off are retransmissions.
+        let mut r = Rig::new(|_| {});
+        for t in [0.0, 1.0, 3.0] {
+            r.feed(syn(t, 53953, 7));
+        }
+        assert_eq!(r.end()[0]["syn_retry"]["retransmissions"], 2);
     }
 
     #[test]
