@@ -3,8 +3,7 @@
 //! on packet time only (batches and ticks from the reader).
 
 use crate::detect::sources::Sources;
-use crate::detect::syn_retry::SynRetry;
-use crate::detect::{Ctx, EndReason, Shared};
+use crate::detect::{self, Ctx, Detector, EndReason, Shared};
 use crate::dispatch::{Msg, WorkerPort, shard_addr};
 use crate::event::EventLine;
 use crate::stats::Table;
@@ -15,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 /// One worker's detectors.
 pub struct Worker {
     sources: Sources,
-    syn_retry: SynRetry,
+    detectors: Vec<Box<dyn Detector>>,
     now: i64,
     /// Table sizes last added to the shared stats (so updates are deltas).
     published: [u64; Table::ALL.len()],
@@ -23,14 +22,10 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(shared: &Shared) -> Worker {
-        let r = &shared.rules;
+        let g = &shared.rules.general;
         Worker {
-            sources: Sources::new(shared.per_worker(r.general.max_sources), r.general.source_idle_s),
-            syn_retry: SynRetry::new(
-                &r.syn_retry,
-                shared.per_worker(r.syn_retry.max_tracked),
-                r.general.update_interval_s,
-            ),
+            sources: Sources::new(shared.per_worker(g.max_sources), g.source_idle_s),
+            detectors: detect::all(shared),
             now: i64::MIN,
             published: [0; Table::ALL.len()],
         }
@@ -54,7 +49,9 @@ impl Worker {
         // Publish first: the final stats show the tables as the input left them.
         self.publish(shared);
         let cx = Ctx { shared, out: &out, now: self.now.max(0) };
-        self.syn_retry.flush(end, &self.sources, &cx);
+        for d in &mut self.detectors {
+            d.flush(end, &self.sources, &cx);
+        }
     }
 
     #[inline]
@@ -66,20 +63,28 @@ impl Worker {
             self.sources.observe(p, &shared.stats);
         }
         let cx = Ctx { shared, out, now: self.now };
-        self.syn_retry.on_packet(p, sensor, &self.sources, &cx);
+        for d in &mut self.detectors {
+            d.on_packet(p, sensor, &self.sources, &cx);
+        }
     }
 
     fn tick(&mut self, ts: i64, shared: &Shared, out: &Sender<EventLine>) {
         self.now = self.now.max(ts);
         let cx = Ctx { shared, out, now: self.now };
-        self.syn_retry.on_tick(&self.sources, &cx);
+        for d in &mut self.detectors {
+            d.on_tick(&self.sources, &cx);
+        }
         self.sources.expire(self.now, &shared.stats);
         self.publish(shared);
     }
 
     /// Adds the change in this worker's table sizes to the shared stats.
     fn publish(&mut self, shared: &Shared) {
-        let sizes = [self.syn_retry.len() as u64, self.sources.len() as u64];
+        let mut sizes = [0u64; Table::ALL.len()];
+        sizes[Table::Sources as usize] = self.sources.len() as u64;
+        for d in &self.detectors {
+            sizes[d.table() as usize] += d.len() as u64;
+        }
         for (t, (now, before)) in Table::ALL.iter().zip(sizes.iter().zip(self.published.iter_mut())) {
             let c = &shared.stats.table(*t).entries;
             if *now >= *before {

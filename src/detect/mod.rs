@@ -14,10 +14,40 @@ pub mod syn_retry;
 use crate::config::Rules;
 use crate::event::EventLine;
 use crate::homenet::HomeNet;
-use crate::stats::Stats;
+use crate::stats::{Stats, Table};
+use crate::summary::PacketSummary;
 use crossbeam_channel::Sender;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// One analyzer inside a worker. The worker calls `on_packet` for every
+/// summary it owns, `on_tick` once per second of packet time, and `flush`
+/// once at the end. `sources` is the worker's per-source table, already
+/// updated with the current packet.
+pub trait Detector: Send {
+    /// The detector's state table, for the stats.
+    fn table(&self) -> Table;
+    /// Keys currently held.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn on_packet(&mut self, p: &PacketSummary, sensor: u16, sources: &sources::Sources, cx: &Ctx);
+    fn on_tick(&mut self, sources: &sources::Sources, cx: &Ctx);
+    /// Ends every open detection (end of input or shutdown).
+    fn flush(&mut self, reason: EndReason, sources: &sources::Sources, cx: &Ctx);
+}
+
+/// Every detector, built from the rules for one worker. A new detector is
+/// one line here.
+pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
+    let r = &shared.rules;
+    vec![Box::new(syn_retry::SynRetry::new(
+        &r.syn_retry,
+        shared.per_worker(r.syn_retry.max_tracked),
+        r.general.update_interval_s,
+    ))]
+}
 
 /// Read-only facts every worker shares.
 pub struct Shared {

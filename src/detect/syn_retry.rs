@@ -30,7 +30,7 @@
 //! pending list, so a tick never walks the whole table.
 
 use super::sources::Sources;
-use super::{Ctx, Distinct1024, EndReason, FastMap, SWEEP_US};
+use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, SWEEP_US};
 use crate::config::SynRetryRules;
 use crate::event::{EventBuilder, Flow, detection_id, ip_bytes, secs};
 use crate::stats::Table;
@@ -337,15 +337,6 @@ impl SynRetry {
         }
     }
 
-    /// Keys tracked, in both tiers.
-    pub fn len(&self) -> usize {
-        self.first.len() + self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The full entry for `key`, promoting its first SYN if there is one.
     fn entry_mut(&mut self, key: &Key, cx: &Ctx, now: i64) -> Option<&mut Entry> {
         if !self.map.contains_key(key) {
@@ -361,7 +352,7 @@ impl SynRetry {
 
     /// Handles one packet.
     #[inline]
-    pub fn on_packet(&mut self, p: &PacketSummary, sensor: u16, src_table: &Sources, cx: &Ctx) {
+    fn packet(&mut self, p: &PacketSummary, sensor: u16, src_table: &Sources, cx: &Ctx) {
         if !self.rules.enabled {
             return;
         }
@@ -485,7 +476,7 @@ impl SynRetry {
 
     /// Confirms pending entries whose attempts have settled, and every
     /// `SWEEP_US` expires idle entries (called once per tick).
-    pub fn on_tick(&mut self, src_table: &Sources, cx: &Ctx) {
+    fn tick(&mut self, src_table: &Sources, cx: &Ctx) {
         let (now, lim) = (cx.now, self.lim);
         let map = &mut self.map;
         self.pending.retain(|key| {
@@ -520,7 +511,7 @@ impl SynRetry {
 
     /// Ends every detection (end of input or shutdown). Attempts still
     /// unanswered count as failed: the input shows no answer.
-    pub fn flush(&mut self, reason: EndReason, src_table: &Sources, cx: &Ctx) {
+    fn end(&mut self, reason: EndReason, src_table: &Sources, cx: &Ctx) {
         let lim = self.lim;
         for (key, e) in self.map.iter_mut() {
             if e.confirmed {
@@ -532,6 +523,25 @@ impl SynRetry {
         self.map.clear();
         self.first.clear();
         self.pending.clear();
+    }
+}
+
+impl Detector for SynRetry {
+    fn table(&self) -> Table {
+        Table::SynRetry
+    }
+    /// Keys tracked, in both tiers.
+    fn len(&self) -> usize {
+        self.first.len() + self.map.len()
+    }
+    fn on_packet(&mut self, p: &PacketSummary, sensor: u16, sources: &Sources, cx: &Ctx) {
+        self.packet(p, sensor, sources, cx);
+    }
+    fn on_tick(&mut self, sources: &Sources, cx: &Ctx) {
+        self.tick(sources, cx);
+    }
+    fn flush(&mut self, reason: EndReason, sources: &Sources, cx: &Ctx) {
+        self.end(reason, sources, cx);
     }
 }
 
