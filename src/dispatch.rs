@@ -43,7 +43,8 @@ pub enum Msg {
 
 /// The address that owns a packet's state.
 ///
-/// - ICMP errors belong to the packet they quote (its source).
+/// - ICMP errors belong to whoever owns the packet they quote, by the same
+///   rules (a quoted TCP segment is taken as the SYN or probe it usually is).
 /// - A SYN belongs to its source; a SYN-ACK or RST to its destination.
 /// - ICMP queries belong to their source, replies to their destination.
 /// - Otherwise, with a home net, the outside address; without one (or when
@@ -52,29 +53,41 @@ pub enum Msg {
 pub fn shard_addr(p: &PacketSummary, home: &HomeNet) -> Option<IpAddr> {
     let ip = p.ip.as_ref()?;
     let (src, dst) = (ip.src, ip.dst);
-    let by_ports = |sp: u16, dp: u16| if sp < dp { dst } else { src };
-    let by_home = || {
-        if home.is_empty() {
-            return None;
-        }
-        match (home.contains(src), home.contains(dst)) {
-            (true, false) => Some(dst),
-            (false, true) => Some(src),
-            _ => None,
-        }
-    };
     Some(match &p.l4 {
         L4::Icmp(i) => match (&i.quoted, icmp_is_reply(i.v6, i.icmp_type)) {
-            (Some(q), _) => q.src,
+            (Some(q), _) => match q.proto {
+                17 if q.has_ports => unflagged(q.src, q.dst, q.sport, q.dport, home),
+                _ => q.src,
+            },
             (None, true) => dst,
             (None, false) => src,
         },
         L4::Tcp(t) if t.is_syn_only() => src,
         L4::Tcp(t) if t.is_syn_ack() || t.has(tcpflag::RST) => dst,
-        L4::Tcp(t) => by_home().unwrap_or_else(|| by_ports(t.sport, t.dport)),
-        L4::Udp(u) => by_home().unwrap_or_else(|| by_ports(u.sport, u.dport)),
-        _ => by_home().unwrap_or(src),
+        L4::Tcp(t) => unflagged(src, dst, t.sport, t.dport, home),
+        L4::Udp(u) => unflagged(src, dst, u.sport, u.dport, home),
+        _ => outside(src, dst, home).unwrap_or(src),
     })
+}
+
+/// Owner of a packet with no request/answer marker: the outside address,
+/// else the side with the higher port (the client), else the source.
+#[inline]
+fn unflagged(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, home: &HomeNet) -> IpAddr {
+    outside(src, dst, home).unwrap_or(if sport < dport { dst } else { src })
+}
+
+/// The one address outside the home net, when exactly one is.
+#[inline]
+fn outside(src: IpAddr, dst: IpAddr, home: &HomeNet) -> Option<IpAddr> {
+    if home.is_empty() {
+        return None;
+    }
+    match (home.contains(src), home.contains(dst)) {
+        (true, false) => Some(dst),
+        (false, true) => Some(src),
+        _ => None,
+    }
 }
 
 fn icmp_is_reply(v6: bool, t: u8) -> bool {
@@ -269,6 +282,38 @@ mod tests {
             }),
         });
         assert_eq!(shard_addr(&icmp, &h), Some(a));
+    }
+
+    #[test]
+    fn an_icmp_error_follows_the_udp_probe_it_quotes() {
+        // An inside host traces out: the probe and the time-exceeded quoting it
+        // must meet, with and without a home net.
+        for home in [HomeNet::default(), HomeNet::parse("192.0.2.0/24").unwrap()] {
+            let mut probe = PacketSummary::new(0, 60, 60);
+            probe.ip = Some(ipv4("192.0.2.10", "203.0.113.9", 17));
+            probe.l4 = L4::Udp(crate::summary::UdpInfo { sport: 33000, dport: 33440 });
+            let mut err = PacketSummary::new(0, 70, 70);
+            err.ip = Some(ipv4("198.51.100.1", "192.0.2.10", 1));
+            err.l4 = L4::Icmp(IcmpInfo {
+                v6: false,
+                icmp_type: 11,
+                code: 0,
+                echo: None,
+                quoted: Some(Quoted {
+                    src: "192.0.2.10".parse().unwrap(),
+                    dst: "203.0.113.9".parse().unwrap(),
+                    proto: 17,
+                    ttl: 1,
+                    ip_id: 5,
+                    sport: 33000,
+                    dport: 33440,
+                    has_ports: true,
+                    tcp_seq: None,
+                    icmp_type: None,
+                }),
+            });
+            assert_eq!(shard_addr(&probe, &home), shard_addr(&err, &home), "{home}");
+        }
     }
 
     #[test]
