@@ -83,11 +83,79 @@ impl Default for SynRetryRules {
     }
 }
 
+/// `[traceroute]`: probes with rising TTL from one tracer to one target
+/// (SIGNATURES.md section 3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracerouteRules {
+    pub enabled: bool,
+    /// Probes arriving with a TTL above this are ordinary traffic.
+    pub max_probe_ttl: u8,
+    /// Distinct TTL values needed (the hops the trace climbed).
+    pub min_ttls: u32,
+    /// Probes needed.
+    pub min_probes: u32,
+    /// UNIX traceroute's UDP destination ports.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// Seconds without a probe that end a trace.
+    pub idle_s: f64,
+    pub max_tracked: usize,
+}
+
+impl Default for TracerouteRules {
+    fn default() -> TracerouteRules {
+        TracerouteRules {
+            enabled: true,
+            max_probe_ttl: 30,
+            min_ttls: 3,
+            min_probes: 4,
+            udp_port_min: 33434,
+            udp_port_max: 33600,
+            idle_s: 60.0,
+            max_tracked: 16384,
+        }
+    }
+}
+
+/// `[smurf]`: echo requests (smurf) and UDP echo/chargen (fraggle) sent to a
+/// directed broadcast, and the echo/chargen loop (SIGNATURES.md section 4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmurfRules {
+    pub enabled: bool,
+    /// Extra subnets whose all-ones / all-zeros addresses are broadcasts
+    /// (besides the home-net blocks).
+    pub broadcast_subnets: crate::homenet::HomeNet,
+    /// UDP destination ports that make a broadcast datagram a fraggle.
+    pub fraggle_ports: Vec<u16>,
+    /// Packets to broadcasts from one victim needed to fire.
+    pub min_packets: u32,
+    /// Packets between UDP 7 and 19 of two hosts needed to call it a loop.
+    pub loop_min_packets: u32,
+    pub idle_s: f64,
+    pub max_tracked: usize,
+}
+
+impl Default for SmurfRules {
+    fn default() -> SmurfRules {
+        SmurfRules {
+            enabled: true,
+            broadcast_subnets: crate::homenet::HomeNet::default(),
+            fraggle_ports: vec![7, 19],
+            min_packets: 3,
+            loop_min_packets: 4,
+            idle_s: 60.0,
+            max_tracked: 16384,
+        }
+    }
+}
+
 /// Everything loaded from a rules directory.
 #[derive(Clone, Debug)]
 pub struct Rules {
     pub general: General,
     pub syn_retry: SynRetryRules,
+    pub traceroute: TracerouteRules,
+    pub smurf: SmurfRules,
     pub ports: PortTable,
 }
 
@@ -291,6 +359,11 @@ fn key_on_line(text: &str, at: usize) -> Option<String> {
 struct PicketFile {
     general: Option<GeneralFile>,
     syn_retry: Option<SynRetryFile>,
+    // Parsed by `parse_behaviour_sections`.
+    #[allow(dead_code)]
+    traceroute: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    smurf: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -430,6 +503,145 @@ pub fn parse_picket_toml(file: &str, text: &str) -> Result<(General, SynRetryRul
     Ok((general, syn))
 }
 
+// [traceroute] and [smurf] (SIGNATURES.md sections 3 and 4).
+
+#[derive(Deserialize, Default)]
+struct BehaviourFile {
+    traceroute: Option<TracerouteFile>,
+    smurf: Option<SmurfFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TracerouteFile {
+    enabled: Option<Spanned<bool>>,
+    max_probe_ttl: Option<Spanned<i64>>,
+    min_ttls: Option<Spanned<i64>>,
+    min_probes: Option<Spanned<i64>>,
+    udp_port_min: Option<Spanned<i64>>,
+    udp_port_max: Option<Spanned<i64>>,
+    idle_s: Option<Spanned<f64>>,
+    max_tracked: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SmurfFile {
+    enabled: Option<Spanned<bool>>,
+    broadcast_subnets: Option<Spanned<Vec<Spanned<String>>>>,
+    fraggle_ports: Option<Spanned<Vec<Spanned<i64>>>>,
+    min_packets: Option<Spanned<i64>>,
+    loop_min_packets: Option<Spanned<i64>>,
+    idle_s: Option<Spanned<f64>>,
+    max_tracked: Option<Spanned<i64>>,
+}
+
+/// Most entries in `[smurf] broadcast_subnets` and `fraggle_ports`.
+const MAX_RULE_LIST: usize = 256;
+
+/// Parses the `[traceroute]` and `[smurf]` sections of a `picket.toml` (the
+/// rest of the file is checked by [`parse_picket_toml`]).
+pub fn parse_behaviour_sections(file: &str, text: &str) -> Result<(TracerouteRules, SmurfRules), ConfigError> {
+    if text.len() as u64 > MAX_RULES_FILE_BYTES {
+        return Err(too_big(file, text.len() as u64));
+    }
+    let doc: BehaviourFile = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let mut tr = TracerouteRules::default();
+    let mut sm = SmurfRules::default();
+    if let Some(t) = doc.traceroute {
+        if let Some(v) = &t.enabled {
+            tr.enabled = *v.get_ref();
+        }
+        if let Some(v) = &t.max_probe_ttl {
+            tr.max_probe_ttl = int_in(file, text, "[traceroute] max_probe_ttl", v, 2, 64)? as u8;
+        }
+        if let Some(v) = &t.min_ttls {
+            tr.min_ttls = int_in(file, text, "[traceroute] min_ttls", v, 2, 64)? as u32;
+        }
+        if let Some(v) = &t.min_probes {
+            tr.min_probes = int_in(file, text, "[traceroute] min_probes", v, 2, 1000)? as u32;
+        }
+        if let Some(v) = &t.udp_port_min {
+            tr.udp_port_min = int_in(file, text, "[traceroute] udp_port_min", v, 1, 65_535)? as u16;
+        }
+        if let Some(v) = &t.udp_port_max {
+            tr.udp_port_max = int_in(file, text, "[traceroute] udp_port_max", v, 1, 65_535)? as u16;
+        }
+        if let Some(v) = &t.idle_s {
+            tr.idle_s = float_in(file, text, "[traceroute] idle_s", v, 0.0, true, 86_400.0)?;
+        }
+        if let Some(v) = &t.max_tracked {
+            tr.max_tracked = int_in(file, text, "[traceroute] max_tracked", v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+        }
+        if tr.udp_port_min > tr.udp_port_max {
+            let span = t.udp_port_max.as_ref().or(t.udp_port_min.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+            return Err(ConfigError::value(
+                file,
+                text,
+                span,
+                "[traceroute] udp_port_max",
+                format!("udp_port_min ({}) must not exceed udp_port_max ({})", tr.udp_port_min, tr.udp_port_max),
+            ));
+        }
+    }
+    if let Some(s) = doc.smurf {
+        if let Some(v) = &s.enabled {
+            sm.enabled = *v.get_ref();
+        }
+        if let Some(list) = &s.broadcast_subnets {
+            let key = "[smurf] broadcast_subnets";
+            if list.get_ref().len() > MAX_RULE_LIST {
+                return Err(ConfigError::value(
+                    file,
+                    text,
+                    list.span(),
+                    key,
+                    format!("at most {MAX_RULE_LIST} subnets"),
+                ));
+            }
+            let mut all = Vec::new();
+            for item in list.get_ref() {
+                let cidr = item.get_ref().trim();
+                if cidr.is_empty() || cidr.contains(',') {
+                    return Err(ConfigError::value(file, text, item.span(), key, "expected one CIDR per string"));
+                }
+                crate::homenet::HomeNet::parse(cidr)
+                    .map_err(|e| ConfigError::value(file, text, item.span(), key, e))?;
+                all.push(cidr.to_string());
+            }
+            sm.broadcast_subnets = crate::homenet::HomeNet::parse(&all.join(","))
+                .map_err(|e| ConfigError::value(file, text, list.span(), key, e))?;
+        }
+        if let Some(list) = &s.fraggle_ports {
+            let key = "[smurf] fraggle_ports";
+            if list.get_ref().len() > MAX_RULE_LIST {
+                return Err(ConfigError::value(file, text, list.span(), key, format!("at most {MAX_RULE_LIST} ports")));
+            }
+            let mut ports = Vec::new();
+            for item in list.get_ref() {
+                let p = int_in(file, text, key, item, 1, 65_535)? as u16;
+                if !ports.contains(&p) {
+                    ports.push(p);
+                }
+            }
+            sm.fraggle_ports = ports;
+        }
+        if let Some(v) = &s.min_packets {
+            sm.min_packets = int_in(file, text, "[smurf] min_packets", v, 1, 1_000_000)? as u32;
+        }
+        if let Some(v) = &s.loop_min_packets {
+            sm.loop_min_packets = int_in(file, text, "[smurf] loop_min_packets", v, 2, 1_000_000)? as u32;
+        }
+        if let Some(v) = &s.idle_s {
+            sm.idle_s = float_in(file, text, "[smurf] idle_s", v, 0.0, true, 86_400.0)?;
+        }
+        if let Some(v) = &s.max_tracked {
+            sm.max_tracked = int_in(file, text, "[smurf] max_tracked", v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+        }
+    }
+    Ok((tr, sm))
+}
+
 fn too_big(file: &str, len: u64) -> ConfigError {
     ConfigError::file(file, format!("file is {len} bytes; rules files are limited to {MAX_RULES_FILE_BYTES} bytes"))
 }
@@ -520,6 +732,8 @@ impl Rules {
                 Rules::try_builtin().unwrap_or_else(|_| Rules {
                     general: General::default(),
                     syn_retry: SynRetryRules::default(),
+                    traceroute: TracerouteRules::default(),
+                    smurf: SmurfRules::default(),
                     ports: PortTable::default(),
                 })
             })
@@ -529,8 +743,9 @@ impl Rules {
     /// The built-in rules, or the error that keeps them from parsing.
     pub fn try_builtin() -> Result<Rules, ConfigError> {
         let (general, syn_retry) = parse_picket_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
+        let (traceroute, smurf) = parse_behaviour_sections(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let ports = PortTable::parse(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML)?;
-        Ok(Rules { general, syn_retry, ports })
+        Ok(Rules { general, syn_retry, traceroute, smurf, ports })
     }
 
     /// Loads every `*.toml` in `dir`.
@@ -594,7 +809,11 @@ impl Rules {
             }
             None => (PortTable::parse(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML)?, Source::Builtin),
         };
-        let rules = Rules { general, syn_retry, ports };
+        let (traceroute, smurf) = match &picket_path {
+            Some(p) => parse_behaviour_sections(&p.display().to_string(), &read_rules_file(p)?)?,
+            None => parse_behaviour_sections(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?,
+        };
+        let rules = Rules { general, syn_retry, traceroute, smurf, ports };
         let summary = rules.summary(dir_label, picket_src, ports_src);
         Ok((rules, summary))
     }
@@ -606,6 +825,13 @@ impl Rules {
             enabled.push("syn_retry");
         } else {
             disabled.push("syn_retry");
+        }
+        for (name, on) in [("traceroute", self.traceroute.enabled), ("smurf", self.smurf.enabled)] {
+            if on {
+                enabled.push(name);
+            } else {
+                disabled.push(name);
+            }
         }
         Summary {
             dir,
@@ -687,6 +913,16 @@ mod tests {
             "max_dest_hosts_per_source",
             "min_retransmit_gap_s",
             "max_tracked",
+            "max_probe_ttl",
+            "min_ttls",
+            "min_probes",
+            "udp_port_min",
+            "udp_port_max",
+            "idle_s",
+            "broadcast_subnets",
+            "fraggle_ports",
+            "min_packets",
+            "loop_min_packets",
         ] {
             let line = BUILTIN_PICKET_TOML
                 .lines()

@@ -20,14 +20,20 @@ pub enum Table {
     SynRetry,
     /// The per-source table (distinct ports and hosts per source).
     Sources,
+    /// `traceroute`'s (tracer, target, method) entries.
+    Traceroute,
+    /// `smurf`/`fraggle`'s victims and echo/chargen host pairs.
+    Smurf,
 }
 
 impl Table {
-    pub const ALL: [Table; 2] = [Table::SynRetry, Table::Sources];
+    pub const ALL: [Table; 4] = [Table::SynRetry, Table::Sources, Table::Traceroute, Table::Smurf];
     pub fn name(self) -> &'static str {
         match self {
             Table::SynRetry => "syn_retry",
             Table::Sources => "sources",
+            Table::Traceroute => "traceroute",
+            Table::Smurf => "smurf",
         }
     }
 }

@@ -8,8 +8,10 @@
 //! expired, its table entry was evicted, or the input ended / picket shut
 //! down. A detection first confirmed at the end of input gets only `final`.
 
+pub mod smurf;
 pub mod sources;
 pub mod syn_retry;
+pub mod traceroute;
 
 use crate::config::Rules;
 use crate::event::EventLine;
@@ -42,11 +44,24 @@ pub trait Detector: Send {
 /// one line here.
 pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
     let r = &shared.rules;
-    vec![Box::new(syn_retry::SynRetry::new(
-        &r.syn_retry,
-        shared.per_worker(r.syn_retry.max_tracked),
-        r.general.update_interval_s,
-    ))]
+    vec![
+        Box::new(syn_retry::SynRetry::new(
+            &r.syn_retry,
+            shared.per_worker(r.syn_retry.max_tracked),
+            r.general.update_interval_s,
+        )),
+        Box::new(traceroute::Traceroute::new(
+            &r.traceroute,
+            shared.per_worker(r.traceroute.max_tracked),
+            r.general.update_interval_s,
+        )),
+        Box::new(smurf::Smurf::new(
+            &r.smurf,
+            &shared.home,
+            shared.per_worker(r.smurf.max_tracked),
+            r.general.update_interval_s,
+        )),
+    ]
 }
 
 /// Read-only facts every worker shares.

@@ -22,7 +22,61 @@ pub struct Event {
     pub severity: Option<i64>,
     pub summary: Option<String>,
     pub syn_retry: Option<SynRetry>,
+    pub traceroute: Option<Traceroute>,
+    pub smurf: Option<Amplification>,
+    pub fraggle: Option<Amplification>,
     pub stats: Option<Stats>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Traceroute {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub method: String,
+    pub direction: Option<String>,
+    pub probes: u64,
+    pub ttl_min: u8,
+    pub ttl_max: u8,
+    pub distinct_ttls: u64,
+    pub ports: Option<PortRange>,
+    pub dest_port: Option<u16>,
+    pub reached_target: bool,
+    pub target_answers: u64,
+    pub time_exceeded: u64,
+    pub unreachable: u64,
+    pub routers: Vec<String>,
+    pub routers_more: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+/// The details of `smurf` and `fraggle` events.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Amplification {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub pattern: String,
+    pub victim: String,
+    pub amplifiers: Vec<String>,
+    pub amplifiers_more: u64,
+    pub subnets: Vec<String>,
+    pub packets: u64,
+    pub pps: f64,
+    pub replies: u64,
+    pub responders: u64,
+    pub dest_port: Option<u16>,
+    pub dest_ports: Vec<u16>,
+    pub direction: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -92,6 +146,19 @@ impl Run {
     /// syn_retry detections, final events only.
     pub fn syn_retry_finals(&self) -> Vec<&SynRetry> {
         self.events.iter().filter_map(|e| e.syn_retry.as_ref()).filter(|d| d.status == "final").collect()
+    }
+    /// traceroute detections, final events only.
+    pub fn traceroute_finals(&self) -> Vec<&Traceroute> {
+        self.events.iter().filter_map(|e| e.traceroute.as_ref()).filter(|d| d.status == "final").collect()
+    }
+    /// smurf (or fraggle) detections, final events only.
+    pub fn amplification_finals(&self, kind: &str) -> Vec<&Amplification> {
+        self.events
+            .iter()
+            .filter(|e| e.event_type == kind)
+            .filter_map(|e| e.smurf.as_ref().or(e.fraggle.as_ref()))
+            .filter(|d| d.status == "final")
+            .collect()
     }
     /// stderr lines that are not notes.
     pub fn error_lines(&self) -> Vec<&str> {
