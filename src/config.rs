@@ -1145,6 +1145,43 @@ mod tests {
     }
 
     #[test]
+    fn traceroute_and_smurf_sections_parse_and_validate() {
+        let r = Rules::try_builtin().unwrap();
+        assert_eq!(r.traceroute, TracerouteRules::default());
+        assert_eq!(r.smurf, SmurfRules::default());
+        let text = "[smurf]\nbroadcast_subnets = [\"192.0.2.128/26\", \"10.1.2.0/25\"]\nfraggle_ports = [7, 19, 7]\n\
+                    [traceroute]\nmax_probe_ttl = 20\n";
+        let (tr, sm) = parse_behaviour_sections("x", text).unwrap();
+        assert_eq!(tr.max_probe_ttl, 20);
+        assert_eq!(sm.broadcast_subnets.len(), 2);
+        assert!(sm.broadcast_subnets.contains("192.0.2.191".parse().unwrap()));
+        assert_eq!(sm.fraggle_ports, vec![7, 19]);
+        for (bad, line, key) in [
+            ("[smurf]\nbroadcast_subnets = [\"192.0.2.300/26\"]\n", 2, "broadcast_subnets"),
+            ("[smurf]\n\nbroadcast_subnets = [\"a,b\"]\n", 3, "broadcast_subnets"),
+            ("[smurf]\nfraggle_ports = [7, 70000]\n", 2, "fraggle_ports"),
+            ("[smurf]\nmin_packets = 0\n", 2, "min_packets"),
+            ("[traceroute]\nmax_probe_ttl = 65\n", 2, "max_probe_ttl"),
+            ("[traceroute]\nudp_port_min = 40000\nudp_port_max = 33600\n", 3, "udp_port_max"),
+            ("[traceroute]\nmin_tls = 3\n", 2, "min_tls"),
+        ] {
+            let e = parse_behaviour_sections("rules/picket.toml", bad).unwrap_err();
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
+        // The general parser accepts the sections and still rejects typos elsewhere.
+        assert!(parse_picket_toml("x", "[traceroute]\nenabled = false\n[smurf]\nenabled = false\n").is_ok());
+        let d = TempDir::new("behaviour");
+        d.write("picket.toml", "[traceroute]\nenabled = false\n[smurf]\nbroadcast_subnets = [\"192.0.2.128/26\"]\n");
+        let r = Rules::load_dir(&d.0).unwrap();
+        assert!(!r.traceroute.enabled);
+        assert!(r.smurf.broadcast_subnets.contains("192.0.2.128".parse().unwrap()));
+        let summary = check_dir(&d.0).unwrap();
+        assert!(summary.contains("disabled: traceroute"), "{summary}");
+        assert!(summary.contains("smurf"), "{summary}");
+    }
+
+    #[test]
     fn line_of_counts_newlines() {
         assert_eq!(line_of("a\nb\nc", 0), 1);
         assert_eq!(line_of("a\nb\nc", 2), 2);

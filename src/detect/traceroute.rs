@@ -52,6 +52,9 @@ enum Method {
 }
 
 impl Method {
+    fn index(self) -> usize {
+        self as usize
+    }
     fn name(self) -> &'static str {
         match self {
             Method::Udp => "udp",
@@ -189,6 +192,9 @@ struct Limits {
 /// The detector's per-worker state.
 pub struct Traceroute {
     map: FastMap<Key, Entry>,
+    /// Entries per method, so answers of a kind nobody traces (every
+    /// SYN-ACK, every echo reply) skip the hash lookup.
+    per_method: [usize; 3],
     enabled: bool,
     lim: Limits,
     cap: usize,
@@ -201,6 +207,7 @@ impl Traceroute {
     pub fn new(rules: &TracerouteRules, cap: usize, update_interval_s: f64) -> Traceroute {
         Traceroute {
             map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
+            per_method: [0; 3],
             enabled: rules.enabled,
             lim: Limits {
                 max_ttl: rules.max_probe_ttl,
@@ -262,7 +269,7 @@ impl Traceroute {
                     }
                 }
             }
-            L4::Icmp(i) if i.is_echo_reply() => {
+            L4::Icmp(i) if i.is_echo_reply() && self.per_method[Method::Icmp.index()] > 0 => {
                 let key = Key { tracer: ip.dst, target: ip.src, method: Method::Icmp, port: 0 };
                 if let Some(e) = self.map.get_mut(&key)
                     && i.echo.is_some_and(|(id, _)| id == e.echo_id)
@@ -270,7 +277,7 @@ impl Traceroute {
                     e.target_answers = e.target_answers.saturating_add(1);
                 }
             }
-            L4::Tcp(t) if t.is_syn_ack() || t.has(tcpflag::RST) => {
+            L4::Tcp(t) if (t.is_syn_ack() || t.has(tcpflag::RST)) && self.per_method[Method::Tcp.index()] > 0 => {
                 let key = Key { tracer: ip.dst, target: ip.src, method: Method::Tcp, port: t.sport };
                 if let Some(e) = self.map.get_mut(&key) {
                     e.target_answers = e.target_answers.saturating_add(1);
@@ -289,6 +296,7 @@ impl Traceroute {
             }
             let e = Entry::new(ts, sensor, ttl, ports.0, ports.1, echo_id, key.tracer.is_ipv6());
             self.map.insert(key, e);
+            self.per_method[key.method.index()] += 1;
         }
         let (lim, update_us) = (self.lim, self.update_us);
         let Some(e) = self.map.get_mut(&key) else { return };
@@ -315,6 +323,7 @@ impl Traceroute {
         self.last_evict_us = now;
         let before = self.map.len();
         self.map.retain(|_, e| e.confirmed || e.probes > 1);
+        self.recount();
         cx.shared.stats.table(Table::Traceroute).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
         self.map.len() < self.cap
     }
@@ -337,6 +346,7 @@ impl Traceroute {
             expired += 1;
             false
         });
+        self.recount();
         cx.shared.stats.table(Table::Traceroute).expired.fetch_add(expired, Relaxed);
     }
 
@@ -348,6 +358,14 @@ impl Traceroute {
             }
         }
         self.map.clear();
+        self.per_method = [0; 3];
+    }
+
+    fn recount(&mut self) {
+        self.per_method = [0; 3];
+        for k in self.map.keys() {
+            self.per_method[k.method.index()] += 1;
+        }
     }
 }
 
@@ -600,6 +618,42 @@ mod tests {
         assert_eq!(d["time_exceeded"], 3);
         assert_eq!(d["routers"], json!([ROUTER]));
         assert_eq!(fin[0]["proto"], "UDP");
+    }
+
+    #[test]
+    fn ipv6_udp_trace_with_icmpv6_time_exceeded() {
+        let mut r = Rig::new(|_| {});
+        let (tracer, target, router) = ("2001:db8:5::34", "2001:db8:d::10", "2001:db8:d:ff::2");
+        for (n, ttl) in [1u8, 1, 1, 2, 2, 2, 3, 3].iter().enumerate() {
+            let mut p = udp(n as f64 * 0.01, "0.0.0.0", "0.0.0.0", 40000, 33434 + n as u16, *ttl);
+            if let Some(ip) = &mut p.ip {
+                ip.src = tracer.parse().unwrap();
+                ip.dst = target.parse().unwrap();
+            }
+            r.feed(p);
+            if *ttl == 1 {
+                let mut q = quoted_udp(40000, 33434 + n as u16);
+                q.src = tracer.parse().unwrap();
+                q.dst = target.parse().unwrap();
+                let mut e = icmp_err(n as f64 * 0.01, "0.0.0.0", 3, 0, q);
+                if let Some(ip) = &mut e.ip {
+                    ip.src = router.parse().unwrap();
+                    ip.dst = tracer.parse().unwrap();
+                }
+                if let L4::Icmp(i) = &mut e.l4 {
+                    i.v6 = true;
+                }
+                r.feed(e);
+            }
+        }
+        let ev = r.end();
+        let fin: Vec<_> = ev.iter().filter(|e| e["traceroute"]["status"] == "final").collect();
+        assert_eq!(fin.len(), 1, "{ev:?}");
+        let d = &fin[0]["traceroute"];
+        assert_eq!(d["probes"], 8);
+        assert_eq!(d["time_exceeded"], 3);
+        assert_eq!(d["routers"], json!([router]));
+        assert_eq!(d["direction"], "external", "the rig's home net is IPv4 only");
     }
 
     #[test]
