@@ -29,6 +29,7 @@ fn lab_traceroutes_are_three_detections_one_per_method() {
     assert_eq!(udp.probes, 7);
     assert_eq!(udp.ttl_max, 3);
     assert_eq!(udp.ports, Some(PortRange { min: 33443, max: 33449 }));
+    assert_eq!(udp.hops_before_sensor, Some(3), "pk-o2 is 3 hops before the edge");
     assert_eq!(udp.time_exceeded, 3);
     assert_eq!(udp.target_answers, 4, "4 port unreachables from the target");
     let icmp = by_method(&f, "icmp");
@@ -37,6 +38,7 @@ fn lab_traceroutes_are_three_detections_one_per_method() {
     assert_eq!(icmp.time_exceeded, 3);
     assert_eq!(icmp.target_answers, 16, "16 echo replies");
     assert_eq!(icmp.ports, None);
+    assert_eq!(icmp.hops_before_sensor, None);
     let tcp = by_method(&f, "tcp");
     assert_eq!(tcp.probes, 15);
     assert_eq!(tcp.ttl_max, 5);
@@ -138,6 +140,7 @@ fn mpls_udp_traceroute_in_the_corpus() {
     assert_eq!((d[0].ttl_min, d[0].ttl_max), (1, 3));
     assert_eq!(d[0].routers, vec!["10.5.0.1".to_string(), "10.4.0.2".to_string()]);
     assert_eq!(d[0].ports.as_ref().map(|p| p.min), Some(33435));
+    assert_eq!(d[0].hops_before_sensor, Some(0), "captured at the tracer");
 }
 
 #[test]

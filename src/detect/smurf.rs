@@ -341,10 +341,13 @@ impl Smurf {
     }
 
     fn end(&mut self, reason: EndReason, cx: &Ctx) {
-        for (key, e) in self.map.iter() {
-            if e.confirmed || ready(key.kind, e, self.min_packets, self.loop_min) {
-                cx.emit(render(&self.bcast, key, e, "final", Some(reason), cx, cx.now));
-            }
+        let (min, loop_min) = (self.min_packets, self.loop_min);
+        // In order of first packet, so a replay writes the same lines in the same order.
+        let mut done: Vec<(&Key, &Entry)> =
+            self.map.iter().filter(|(k, e)| e.confirmed || ready(k.kind, e, min, loop_min)).collect();
+        done.sort_by_key(|(k, e)| (e.first_us, k.kind as u8));
+        for (key, e) in done {
+            cx.emit(render(&self.bcast, key, e, "final", Some(reason), cx, cx.now));
         }
         self.map.clear();
     }

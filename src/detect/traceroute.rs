@@ -41,6 +41,8 @@ const KIND: &str = "traceroute";
 const ROUTERS: usize = 16;
 /// Packet time between make-room sweeps of a full table.
 const EVICT_US: i64 = 1_000_000;
+/// UNIX traceroute's first destination port (SIGNATURES.md section 3).
+const UDP_BASE: u16 = 33434;
 /// SIGNATURES.md section 9: a traceroute is reconnaissance, low lethality.
 const LETHALITY: i64 = 1;
 
@@ -352,10 +354,11 @@ impl Traceroute {
 
     fn end(&mut self, reason: EndReason, cx: &Ctx) {
         let lim = self.lim;
-        for (key, e) in self.map.iter() {
-            if e.confirmed || e.is_trace(&lim) {
-                cx.emit(render(key, e, "final", Some(reason), cx, cx.now));
-            }
+        // In order of first probe, so a replay writes the same lines in the same order.
+        let mut done: Vec<(&Key, &Entry)> = self.map.iter().filter(|(_, e)| e.confirmed || e.is_trace(&lim)).collect();
+        done.sort_by_key(|(k, e)| (e.first_us, k.method.index()));
+        for (key, e) in done {
+            cx.emit(render(key, e, "final", Some(reason), cx, cx.now));
         }
         self.map.clear();
         self.per_method = [0; 3];
@@ -401,6 +404,10 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
     let direction = cx.direction(key.tracer, key.target);
     let routers = e.router_list();
     let reached = e.target_answers > 0;
+    // SIGNATURES.md section 3: UNIX traceroute spends 3 ports per hop from
+    // 33434, so the first port seen here tells how far away the tracer is.
+    let hops_before =
+        (key.method == Method::Udp && e.ttl_min == 1 && e.port_min >= UDP_BASE).then(|| (e.port_min - UDP_BASE) / 3);
     let details = json!({
         "id": id,
         "status": status,
@@ -413,6 +420,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
         "distinct_ttls": e.distinct_ttls(),
         "ports": (key.method == Method::Udp).then(|| json!({"min": e.port_min, "max": e.port_max})),
         "dest_port": (key.method == Method::Tcp).then_some(key.port),
+        "hops_before_sensor": hops_before,
         "reached_target": reached,
         "target_answers": e.target_answers,
         "time_exceeded": e.time_exceeded,
@@ -613,6 +621,7 @@ mod tests {
         assert_eq!((d["ttl_min"].as_u64(), d["ttl_max"].as_u64()), (Some(1), Some(3)));
         assert_eq!(d["ports"]["min"], 33443);
         assert_eq!(d["ports"]["max"], 33449);
+        assert_eq!(d["hops_before_sensor"], 3);
         assert_eq!(d["reached_target"], true);
         assert_eq!(d["target_answers"], 4);
         assert_eq!(d["time_exceeded"], 3);

@@ -47,6 +47,7 @@ pub struct Traceroute {
     pub distinct_ttls: u64,
     pub ports: Option<PortRange>,
     pub dest_port: Option<u16>,
+    pub hops_before_sensor: Option<u16>,
     pub reached_target: bool,
     pub target_answers: u64,
     pub time_exceeded: u64,
