@@ -164,3 +164,19 @@ fn scans_and_everything_else_in_the_corpus_are_not_traceroutes() {
     // nmap (including -A with its own traceroute), masscan, sweeps, ...
     assert!(checked >= 20, "{checked}");
 }
+
+#[test]
+fn a_home_host_tracing_out_is_outbound() {
+    let Some(f) = corpus_file("cs_icmp_traceroute.pcapng") else {
+        println!("skipping: ../shared/corpus/pcaps is absent");
+        return;
+    };
+    for workers in ["1", "3"] {
+        let r = picket(&["replay", f.to_str().unwrap(), "--home-net", "192.168.100.0/24", "--workers", workers]);
+        let d = r.traceroute_finals();
+        assert_eq!(d.len(), 1, "{}", r.stdout);
+        assert_eq!(d[0].direction.as_deref(), Some("outbound"));
+        assert_eq!(d[0].routers.len(), 8, "every time exceeded meets its probe in one worker");
+        assert!(r.of_type("traceroute")[0].summary.as_deref().unwrap().contains("inside is tracing"));
+    }
+}
