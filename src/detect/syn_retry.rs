@@ -62,8 +62,18 @@ enum Outcome {
     #[default]
     Pending,
     SynAck,
+    /// A router answered time-exceeded: a TTL-limited probe (tcptraceroute),
+    /// not an attempt that reached its target.
+    TtlExpired,
     Rst,
     Icmp,
+}
+
+impl Outcome {
+    /// Attempts that no longer count as failed.
+    fn excluded(self) -> bool {
+        matches!(self, Outcome::SynAck | Outcome::TtlExpired)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -127,6 +137,8 @@ struct Entry {
     syns: u32,
     /// Same-port, same-ISN repeats too fast to be a stack's retransmission.
     rapid_repeats: u32,
+    /// Attempts a router answered with time-exceeded (TTL-limited probes).
+    ttl_expired: u32,
     /// In the pending list.
     queued: bool,
     last_emit_us: i64,
@@ -169,6 +181,7 @@ impl Entry {
             suppressed: false,
             syns: 0,
             rapid_repeats: 0,
+            ttl_expired: 0,
             queued: false,
             last_emit_us: f.ts,
         }
@@ -184,7 +197,7 @@ impl Entry {
     fn add_syn(&mut self, sport: u16, isn: u32, ip_id: u32, ts: i64, min_gap_us: i64) -> bool {
         let mut rapid = false;
         if let Some(a) = self.find(sport, Some(isn)) {
-            if a.outcome == Outcome::SynAck {
+            if a.outcome.excluded() {
                 return false;
             }
             // A new IP ID sooner than any stack's back-off: a crafted probe
@@ -222,18 +235,23 @@ impl Entry {
     }
 
     /// A SYN-ACK for the attempt: it succeeded, so it stops counting.
-    fn succeed(&mut self, sport: u16, isn: u32) {
-        let Some(a) = self.find(sport, Some(isn)) else {
+    fn succeed(&mut self, sport: u16, isn: Option<u32>, how: Outcome) {
+        let Some(a) = self.find(sport, isn) else {
             return;
         };
-        if a.outcome == Outcome::SynAck {
+        let isn = a.isn;
+        if a.outcome.excluded() {
             return;
         }
         let retrans = u32::from(a.packets.saturating_sub(1));
-        a.outcome = Outcome::SynAck;
+        a.outcome = how;
         self.failed_attempts = self.failed_attempts.saturating_sub(1);
         self.retransmissions = self.retransmissions.saturating_sub(retrans);
-        self.succeeded += 1;
+        if how == Outcome::SynAck {
+            self.succeeded += 1;
+        } else {
+            self.ttl_expired += 1;
+        }
         let mut kept = 0;
         for i in 0..self.win_len {
             let f = self.win[i];
@@ -249,7 +267,7 @@ impl Entry {
         let Some(a) = self.find(sport, isn) else {
             return false;
         };
-        if a.outcome == Outcome::SynAck {
+        if a.outcome.excluded() {
             return false;
         }
         a.outcome = how;
@@ -264,7 +282,7 @@ impl Entry {
             return true; // pushed out of the ring by newer attempts
         };
         match a.outcome {
-            Outcome::SynAck => false,
+            Outcome::SynAck | Outcome::TtlExpired => false,
             Outcome::Rst | Outcome::Icmp => true,
             Outcome::Pending => ended || a.ord < newest || now.saturating_sub(a.last_us) >= settle_us,
         }
@@ -366,7 +384,7 @@ impl SynRetry {
                 let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
                 let isn = t.ack.wrapping_sub(1);
                 if let Some(e) = self.map.get_mut(&key) {
-                    e.succeed(t.dport, isn);
+                    e.succeed(t.dport, Some(isn), Outcome::SynAck);
                 } else if self.first.get(&key).is_some_and(|f| f.sport == t.dport && f.isn == isn) {
                     // An ordinary connection: nothing left to watch.
                     self.first.remove(&key);
@@ -398,6 +416,23 @@ impl SynRetry {
                 {
                     e.icmp += 1;
                     e.icmp_from = Some(ip.src);
+                }
+            }
+            L4::Icmp(i) if i.is_time_exceeded() => {
+                let Some(q) = &i.quoted else { return };
+                if q.proto != 6 || !q.has_ports {
+                    return;
+                }
+                let key = Key { src: q.src, dst: q.dst, dport: q.dport };
+                if let Some(e) = self.map.get_mut(&key) {
+                    e.succeed(q.sport, q.tcp_seq, Outcome::TtlExpired);
+                } else if self
+                    .first
+                    .get(&key)
+                    .is_some_and(|f| f.sport == q.sport && q.tcp_seq.is_none_or(|s| s == f.isn))
+                {
+                    // A TTL-limited probe (tcptraceroute): no attempt to watch.
+                    self.first.remove(&key);
                 }
             }
             _ => {}
@@ -592,6 +627,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
         "attempts": e.failed_attempts,
         "retransmissions": e.retransmissions,
         "rapid_repeats": e.rapid_repeats,
+        "ttl_expired": e.ttl_expired,
         "succeeded": e.succeeded,
         "source_ports": e.ports.estimate(),
         "first_source_port": e.first_sport,
@@ -788,6 +824,38 @@ mod tests {
             r.feed(syn(t, 53953, 7));
         }
         assert_eq!(r.end()[0]["syn_retry"]["retransmissions"], 2);
+    }
+
+    #[test]
+    fn ttl_limited_syns_answered_by_time_exceeded_are_not_attempts() {
+        // tcptraceroute: SYNs to one port, each answered by a router's time-exceeded.
+        let mut r = Rig::new(|_| {});
+        for i in 0..5u16 {
+            let t = f64::from(i) * 0.5;
+            r.feed(syn(t, 40000 + i, 100 + u32::from(i)));
+            let mut p = PacketSummary::new(s(t + 0.001), 70, 70);
+            p.ip = Some(crate::summary::testutil::ipv4("198.51.100.1", CLIENT, 1));
+            p.l4 = L4::Icmp(IcmpInfo {
+                v6: false,
+                icmp_type: 11,
+                code: 0,
+                echo: None,
+                quoted: Some(Quoted {
+                    src: CLIENT.parse().unwrap(),
+                    dst: SERVER.parse().unwrap(),
+                    proto: 6,
+                    ttl: 1,
+                    ip_id: 1,
+                    sport: 40000 + i,
+                    dport: 158,
+                    has_ports: true,
+                    tcp_seq: Some(100 + u32::from(i)),
+                    icmp_type: None,
+                }),
+            });
+            r.feed(p);
+        }
+        assert!(r.end().is_empty());
     }
 
     #[test]
