@@ -20,14 +20,17 @@ pub enum Table {
     SynRetry,
     /// The per-source table (distinct ports and hosts per source).
     Sources,
+    /// `netbios_nodestatus`'s (source, stack) entries.
+    Netbios,
 }
 
 impl Table {
-    pub const ALL: [Table; 2] = [Table::SynRetry, Table::Sources];
+    pub const ALL: [Table; 3] = [Table::SynRetry, Table::Sources, Table::Netbios];
     pub fn name(self) -> &'static str {
         match self {
             Table::SynRetry => "syn_retry",
             Table::Sources => "sources",
+            Table::Netbios => "netbios_nodestatus",
         }
     }
 }

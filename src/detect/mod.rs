@@ -8,6 +8,7 @@
 //! expired, its table entry was evicted, or the input ended / picket shut
 //! down. A detection first confirmed at the end of input gets only `final`.
 
+pub mod netbios;
 pub mod sources;
 pub mod syn_retry;
 
@@ -42,11 +43,18 @@ pub trait Detector: Send {
 /// one line here.
 pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
     let r = &shared.rules;
-    vec![Box::new(syn_retry::SynRetry::new(
-        &r.syn_retry,
-        shared.per_worker(r.syn_retry.max_tracked),
-        r.general.update_interval_s,
-    ))]
+    vec![
+        Box::new(syn_retry::SynRetry::new(
+            &r.syn_retry,
+            shared.per_worker(r.syn_retry.max_tracked),
+            r.general.update_interval_s,
+        )),
+        Box::new(netbios::Netbios::new(
+            &r.netbios,
+            shared.per_worker(r.netbios.max_tracked),
+            r.general.update_interval_s,
+        )),
+    ]
 }
 
 /// Read-only facts every worker shares.

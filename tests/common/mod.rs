@@ -22,6 +22,7 @@ pub struct Event {
     pub severity: Option<i64>,
     pub summary: Option<String>,
     pub syn_retry: Option<SynRetry>,
+    pub netbios_nodestatus: Option<Netbios>,
     pub stats: Option<Stats>,
 }
 
@@ -43,6 +44,35 @@ pub struct SynRetry {
     pub direction: Option<String>,
     pub first_seen: String,
     pub last_seen: String,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Netbios {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub stack: String,
+    pub verdict: String,
+    pub queries: u64,
+    pub targets: u64,
+    pub sample_targets: Vec<String>,
+    pub more_targets: u64,
+    pub interval_s: Option<f64>,
+    pub timing: String,
+    pub followed_by_smb: SmbFollowUp,
+    pub answers: u64,
+    pub unreachables: u64,
+    pub source_port: u16,
+    pub direction: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct SmbFollowUp {
+    pub targets: u64,
+    pub syns: u64,
+    pub ports: Vec<u16>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -92,6 +122,14 @@ impl Run {
     /// syn_retry detections, final events only.
     pub fn syn_retry_finals(&self) -> Vec<&SynRetry> {
         self.events.iter().filter_map(|e| e.syn_retry.as_ref()).filter(|d| d.status == "final").collect()
+    }
+    /// netbios_nodestatus detections, final events only, with their envelope.
+    pub fn netbios_finals(&self) -> Vec<(&Event, &Netbios)> {
+        self.events
+            .iter()
+            .filter_map(|e| e.netbios_nodestatus.as_ref().map(|d| (e, d)))
+            .filter(|(_, d)| d.status == "final")
+            .collect()
     }
     /// stderr lines that are not notes.
     pub fn error_lines(&self) -> Vec<&str> {
