@@ -92,6 +92,9 @@ pub struct NetbiosRules {
     pub lookup_max_targets: u32,
     /// From this many targets from one source: a scan.
     pub scan_min_targets: u32,
+    /// A querying source that probed this many destination ports lately is
+    /// a port scanner, not a host looking up a name.
+    pub port_scan_min_ports: u32,
     /// Seconds without a query that end a detection.
     pub idle_s: f64,
     /// Seconds after the last query within which TCP 139/445 counts as a follow-up.
@@ -105,6 +108,7 @@ impl Default for NetbiosRules {
             enabled: true,
             lookup_max_targets: 2,
             scan_min_targets: 10,
+            port_scan_min_ports: 10,
             idle_s: 120.0,
             smb_window_s: 60.0,
             max_tracked: 16384,
@@ -338,6 +342,7 @@ struct NetbiosFile {
     enabled: Option<Spanned<bool>>,
     lookup_max_targets: Option<Spanned<i64>>,
     scan_min_targets: Option<Spanned<i64>>,
+    port_scan_min_ports: Option<Spanned<i64>>,
     idle_s: Option<Spanned<f64>>,
     smb_window_s: Option<Spanned<f64>>,
     max_tracked: Option<Spanned<i64>>,
@@ -501,6 +506,9 @@ pub fn parse_netbios_toml(file: &str, text: &str) -> Result<NetbiosRules, Config
     }
     if let Some(v) = &n.scan_min_targets {
         r.scan_min_targets = int_in(file, text, &format!("{T} scan_min_targets"), v, 2, 65_536)? as u32;
+    }
+    if let Some(v) = &n.port_scan_min_ports {
+        r.port_scan_min_ports = int_in(file, text, &format!("{T} port_scan_min_ports"), v, 2, 65_536)? as u32;
     }
     if let Some(v) = &n.idle_s {
         r.idle_s = float_in(file, text, &format!("{T} idle_s"), v, 0.0, true, 86_400.0)?;
@@ -803,6 +811,7 @@ mod tests {
             "scan_min_targets",
             "idle_s",
             "smb_window_s",
+            "port_scan_min_ports",
         ] {
             let line = BUILTIN_PICKET_TOML
                 .lines()
@@ -895,6 +904,7 @@ mod tests {
             "[netbios_nodestatus]\nscan_min_targets = 2\nlookup_max_targets = 2",
             "[netbios_nodestatus]\nlookup_max_targets = 12",
             "[netbios_nodestatus]\nidle_s = 0",
+            "[netbios_nodestatus]\nport_scan_min_ports = 1",
             "[netbios_nodestatus]\nsmb_window_s = nan",
             "[netbios_nodestatus]\nmax_tracked = 0",
         ] {

@@ -164,3 +164,33 @@ fn the_corpus_nbns_capture_shows_two_answered_lookups() {
         assert_eq!(e.severity, Some(0));
     }
 }
+
+#[test]
+fn nbstat_probes_of_corpus_port_scanners_are_not_called_lookups() {
+    // masscan's UDP scan, xprobe2's fingerprinting and X-Scan each send
+    // NodeStatus "*" among many other probes; X-Scan then hammers 139/445.
+    for (name, src, stack, min_ports, smb_ports) in [
+        ("esnet_masscan_udp_0_1000.pcap", "172.31.15.102", "unix", 900, vec![]),
+        ("evilfingers_xprobe_tcp_scan.pcap", "192.168.1.20", "windows", 100, vec![139]),
+        ("evilfingers_xscan.pcap", "192.168.1.125", "unix", 200, vec![139, 445]),
+    ] {
+        let Some(dir) = corpus() else {
+            println!("skipping: ../shared/corpus/pcaps is absent");
+            return;
+        };
+        let f = dir.join(name);
+        if !f.exists() {
+            println!("skipping {name}: absent");
+            continue;
+        }
+        let r = replay(&[&f], &[]);
+        let (e, d) = find(&r, src, stack);
+        assert_eq!(r.netbios_finals().len(), 1, "{name}: {}", r.stdout);
+        assert_eq!(d.verdict, "port_scan", "{name}: {d:?}");
+        assert_eq!(d.targets, 1, "{name}");
+        assert!(d.ports_probed >= min_ports, "{name}: {d:?}");
+        assert_eq!(d.followed_by_smb.ports, smb_ports, "{name}");
+        assert!(e.severity.unwrap() >= 2, "{name}");
+        assert!(e.summary.as_deref().unwrap().contains("not a name lookup"), "{name}");
+    }
+}

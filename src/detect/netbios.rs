@@ -132,6 +132,9 @@ struct Entry {
     smb_syns: u32,
     smb_139: bool,
     smb_445: bool,
+    /// Most distinct destination ports the source had probed lately (the
+    /// per-source table), seen at a query or follow-up SYN.
+    ports_probed: u64,
     /// `new` was emitted (scans only).
     confirmed: bool,
     last_emit_us: i64,
@@ -161,6 +164,7 @@ impl Entry {
             smb_syns: 0,
             smb_139: false,
             smb_445: false,
+            ports_probed: 0,
             confirmed: false,
             last_emit_us: ts,
         }
@@ -327,14 +331,15 @@ impl Netbios {
     }
 
     #[inline]
-    fn packet(&mut self, p: &PacketSummary, sensor: u16, cx: &Ctx) {
+    fn packet(&mut self, p: &PacketSummary, sensor: u16, sources: &Sources, cx: &Ctx) {
         if !self.rules.enabled {
             return;
         }
         let Some(ip) = &p.ip else { return };
         match &p.l4 {
             L4::Udp(u) if p.payload_facts & fact::NBNS_NODESTATUS_STAR != 0 => {
-                self.on_query(p, sensor, ip.src, ip.dst, u.sport, ip.ttl, cx);
+                let ports = sources.distinct_ports(ip.src);
+                self.on_query(p, sensor, (ip.src, ip.dst), u.sport, ip.ttl, ports, cx);
             }
             L4::Udp(u) if u.sport == NBNS && !self.map.is_empty() && is_nbns_response(p) => {
                 // An answer from a queried target.
@@ -350,12 +355,14 @@ impl Netbios {
             }
             L4::Tcp(t) if (t.dport == 139 || t.dport == 445) && t.is_connection_attempt() && !self.map.is_empty() => {
                 let window = self.smb_window_us;
+                let ports = sources.distinct_ports(ip.src);
                 self.each_of(ip.src, |e| {
                     if p.ts_us.saturating_sub(e.last_query_us) <= window && e.was_queried(ip.dst) {
                         e.smb_syns = e.smb_syns.saturating_add(1);
                         e.smb_targets.insert(mix(addr_key(ip.dst)));
                         e.smb_139 |= t.dport == 139;
                         e.smb_445 |= t.dport == 445;
+                        e.ports_probed = e.ports_probed.max(ports);
                         e.last_us = e.last_us.max(p.ts_us);
                     }
                 });
@@ -387,7 +394,16 @@ impl Netbios {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_query(&mut self, p: &PacketSummary, sensor: u16, src: IpAddr, dst: IpAddr, sport: u16, ttl: u8, cx: &Ctx) {
+    fn on_query(
+        &mut self,
+        p: &PacketSummary,
+        sensor: u16,
+        (src, dst): (IpAddr, IpAddr),
+        sport: u16,
+        ttl: u8,
+        ports_probed: u64,
+        cx: &Ctx,
+    ) {
         let stack = if sport == NBNS { Stack::Windows } else { Stack::Unix };
         let key = Key { src, stack };
         let now = p.ts_us;
@@ -403,6 +419,7 @@ impl Netbios {
         let Some(e) = self.map.get_mut(&key) else { return };
         e.sensor = sensor;
         e.query(dst, now, ttl);
+        e.ports_probed = e.ports_probed.max(ports_probed);
         if e.confirmed {
             if now - e.last_emit_us >= update_us {
                 e.last_emit_us = now;
@@ -492,8 +509,8 @@ impl Detector for Netbios {
     fn len(&self) -> usize {
         self.map.len()
     }
-    fn on_packet(&mut self, p: &PacketSummary, sensor: u16, _sources: &Sources, cx: &Ctx) {
-        self.packet(p, sensor, cx);
+    fn on_packet(&mut self, p: &PacketSummary, sensor: u16, sources: &Sources, cx: &Ctx) {
+        self.packet(p, sensor, sources, cx);
     }
     fn on_tick(&mut self, _sources: &Sources, cx: &Ctx) {
         self.tick(cx);
@@ -520,14 +537,20 @@ impl End {
 }
 
 fn verdict(e: &Entry, rules: &NetbiosRules) -> &'static str {
-    if e.target_count() >= u64::from(rules.scan_min_targets) { "scan" } else { "lookup" }
+    if e.target_count() >= u64::from(rules.scan_min_targets) {
+        "scan"
+    } else if e.ports_probed >= u64::from(rules.port_scan_min_ports) {
+        "port_scan"
+    } else {
+        "lookup"
+    }
 }
 
 fn lethality(e: &Entry, rules: &NetbiosRules) -> i64 {
     let targets = e.target_count();
     match (verdict(e, rules), e.smb_followed()) {
-        ("scan", true) => LETHALITY_SCAN_SMB,
-        ("scan", false) => LETHALITY_SCAN,
+        ("scan" | "port_scan", true) => LETHALITY_SCAN_SMB,
+        ("scan" | "port_scan", false) => LETHALITY_SCAN,
         (_, true) => LETHALITY_LOOKUP_SMB,
         _ if targets > u64::from(rules.lookup_max_targets) => LETHALITY_SEVERAL,
         _ => LETHALITY_LOOKUP,
@@ -570,6 +593,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<End>, rules: &NetbiosR
         },
         "answers": e.answers,
         "unreachables": e.unreachables,
+        "ports_probed": e.ports_probed,
         "source_port": e.first_sport,
         "ttl": {"min": e.ttl_min, "max": e.ttl_max},
         "direction": e.sample[0].and_then(|d| cx.direction(key.src, d)),
@@ -597,7 +621,7 @@ fn summary(key: &Key, e: &Entry, rules: &NetbiosRules) -> String {
     let timing = match (e.timing(), e.median_interval()) {
         ("windows_1.5s", _) => ", 1.5 s apart as Windows retries".to_string(),
         ("progressive", _) => ", with progressive 15/30/60 s timeouts".to_string(),
-        (_, Some(i)) => format!(", repeated every {} s", secs(i)),
+        (_, Some(i)) => format!(", retried every {} s", secs(i)),
         _ => String::new(),
     };
     let answered = if e.answers > 0 {
@@ -610,35 +634,48 @@ fn summary(key: &Key, e: &Entry, rules: &NetbiosRules) -> String {
     let smb = if e.smb_followed() {
         let ports: Vec<String> = smb_ports(e).iter().map(u16::to_string).collect();
         format!(
-            "; then {} connection attempts to TCP {} on {} of the queried hosts",
-            e.smb_syns,
+            "; then {} to TCP {} on {} of the queried hosts",
+            plural(u64::from(e.smb_syns), "connection attempt"),
             ports.join("/"),
             e.smb_targets.estimate()
         )
     } else {
         String::new()
     };
-    if verdict(e, rules) == "scan" {
-        format!(
+    let queries = plural(u64::from(e.queries), "NetBIOS NodeStatus query");
+    let tgt = if targets <= 1 { first } else { plural(targets, "host") };
+    match verdict(e, rules) {
+        "scan" => format!(
             "{} ran a NetBIOS scan: NodeStatus queries to {targets} hosts {how}{answered}{smb}: reconnaissance for file shares, or a worm",
             key.src
-        )
-    } else if targets > u64::from(rules.lookup_max_targets) {
-        format!(
-            "{} sent {} NetBIOS NodeStatus queries to {targets} hosts {how}{timing}{answered}{smb}: name lookups of several peers, short of a scan; check the host",
-            key.src, e.queries
-        )
+        ),
+        "port_scan" => format!(
+            "{} sent {queries} to {tgt} {how}{answered}{smb} while probing {} destination ports: one probe of a port scan or fingerprinting tool, not a name lookup",
+            key.src, e.ports_probed
+        ),
+        _ if targets > u64::from(rules.lookup_max_targets) => format!(
+            "{} sent {queries} to {tgt} {how}{timing}{answered}{smb}: name lookups of several peers, short of a scan; check the host",
+            key.src
+        ),
+        _ => {
+            let tail = if e.smb_followed() {
+                "a name lookup followed by file-sharing attempts"
+            } else {
+                "a harmless name lookup (a reverse DNS lookup that failed falls back to NetBIOS)"
+            };
+            format!("{} sent {queries} to {tgt} {how}{timing}{answered}{smb}: {tail}", key.src)
+        }
+    }
+}
+
+/// "1 query", "2 queries", "3 hosts".
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else if let Some(stem) = what.strip_suffix('y') {
+        format!("{n} {stem}ies")
     } else {
-        let tgt = if targets <= 1 { first } else { format!("{targets} hosts") };
-        let tail = if e.smb_followed() {
-            "a name lookup followed by file-sharing attempts"
-        } else {
-            "a harmless name lookup (a reverse DNS lookup that failed falls back to NetBIOS)"
-        };
-        format!(
-            "{} sent {} NetBIOS NodeStatus queries to {tgt} {how}{timing}{answered}{smb}: {tail}",
-            key.src, e.queries
-        )
+        format!("{n} {what}s")
     }
 }
 
@@ -688,6 +725,7 @@ mod tests {
         }
         fn feed(&mut self, p: PacketSummary) {
             self.now = self.now.max(p.ts_us);
+            self.src.observe(&p, &self.shared.stats);
             let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
             self.det.on_packet(&p, 0, &self.src, &cx);
         }
@@ -956,6 +994,22 @@ mod tests {
         assert!(t.cap_hits.load(Relaxed) > 0);
         let ev = r.end();
         assert!(ev.iter().any(|e| e["src_ip"] == UNIX && d(e)["queries"] == 2), "the real lookup survives");
+    }
+
+    #[test]
+    fn a_query_from_a_port_scanner_is_not_a_lookup() {
+        // masscan's UDP scan includes one NBSTAT probe among its ports.
+        let mut r = Rig::new(|_| {});
+        for port in 100..130u16 {
+            r.feed(udp(f64::from(port) * 0.001, UNIX, "192.0.2.10", 51436, port));
+        }
+        r.feed(nbstat(0.2, UNIX, "192.0.2.10", 51436));
+        let ev = r.end();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(d(&ev[0])["verdict"], "port_scan");
+        assert!(d(&ev[0])["ports_probed"].as_u64().unwrap() >= 25);
+        assert_eq!(ev[0]["severity"], 2, "a scan: lethality 3");
+        assert!(ev[0]["summary"].as_str().unwrap().contains("not a name lookup"), "{}", ev[0]["summary"]);
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub struct Netbios {
     pub followed_by_smb: SmbFollowUp,
     pub answers: u64,
     pub unreachables: u64,
+    pub ports_probed: u64,
     pub source_port: u16,
     pub direction: Option<String>,
     pub first_seen: String,
