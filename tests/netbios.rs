@@ -194,3 +194,64 @@ fn nbstat_probes_of_corpus_port_scanners_are_not_called_lookups() {
         assert!(e.summary.as_deref().unwrap().contains("not a name lookup"), "{name}");
     }
 }
+
+/// An Ethernet + IPv4 + UDP frame carrying `payload`.
+fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0x12, 0x34, 0, 0, ttl, 17, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The 50-byte NodeStatus query for "*" (SIGNATURES.md section 5).
+fn nbstat_payload(txid: u16) -> Vec<u8> {
+    let mut p = txid.to_be_bytes().to_vec();
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x20]);
+    p.extend_from_slice(b"CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    p.extend_from_slice(&[0, 0, 0x21, 0, 1]);
+    assert_eq!(p.len(), 50);
+    p
+}
+
+#[test]
+fn crafted_personal_firewall_progressive_timeouts_are_one_lookup() {
+    // A personal firewall resolving a blocked peer: queries from a dynamic
+    // port with 15 s, 30 s and 1 min timeouts (at 0, 15, 45, 105 s), then
+    // silence; an unrelated DNS query at 400 s moves packet time on so the
+    // lookup expires before the end of the input.
+    let t0 = 1_795_000_000_000_000i64;
+    let mut frames = Vec::new();
+    for (i, t) in [0i64, 15, 45, 105].iter().enumerate() {
+        let f = udp_frame([198, 51, 100, 20], [192, 0, 2, 30], 1030, 137, 120, &nbstat_payload(0x100 + i as u16));
+        frames.push((t0 + t * 1_000_000, f));
+    }
+    frames.push((t0 + 400_000_000, udp_frame([198, 51, 100, 21], [192, 0, 2, 20], 40000, 53, 60, &[0; 30])));
+    let dir = tempdir("netbios-progressive");
+    let path = dir.join("personal_firewall_nbstat.pcap");
+    write_pcap(&path, &frames);
+    let r = replay(&[&path], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let f = r.netbios_finals();
+    assert_eq!(f.len(), 1, "the 1 min pause does not split the lookup: {}", r.stdout);
+    let (e, d) = f[0];
+    assert_eq!(e.src_ip.as_deref(), Some("198.51.100.20"));
+    assert_eq!((d.stack.as_str(), d.verdict.as_str(), d.queries), ("unix", "lookup", 4));
+    assert_eq!(d.timing, "progressive");
+    assert_eq!(d.interval_s, Some(30.0), "median of 15, 30, 60 s");
+    assert_eq!(d.end_reason.as_deref(), Some("expired"));
+    assert_eq!(e.severity, Some(0));
+    assert!(e.summary.as_deref().unwrap().contains("progressive"), "{e:?}");
+    assert_eq!(r.events.len(), 2, "one detection and the stats: {}", r.stdout);
+}
