@@ -14,10 +14,15 @@
 //!   otherwise `lookup` (up to `lookup_max_targets` it is the textbook
 //!   lookup; between the two thresholds it is still called a lookup of
 //!   several targets, a host resolving the names of its peers, with a higher
-//!   severity).
+//!   severity). A source that has lately probed `port_scan_min_ports`
+//!   destination ports (the per-source table) gets `port_scan`: its query is
+//!   one probe of a port scanner or fingerprinting tool, not a lookup.
 //! - `followed_by_smb`: connection attempts (SYN) from the same source to TCP
 //!   139 or 445 of a queried target, within `smb_window_s` after the last
 //!   query. Sharding keys probes by source, so the SYNs reach this worker.
+//!   (With a home net, an inside host querying outside hosts is sharded by
+//!   the outside address, so such an outbound scan is split between workers
+//!   and may stay under the scan threshold in each.)
 //! - Answers are tallied too: NBNS responses from a queried target and ICMP
 //!   unreachables quoting a query.
 //!
