@@ -22,7 +22,11 @@ fn find<'a>(r: &'a Run, src: &str, stack: &str) -> (&'a Event, &'a Netbios) {
 fn the_lab_capture_gives_two_lookups_and_one_scan() {
     let r = netbios_run();
     assert_eq!(r.netbios_finals().len(), 3, "{}", r.stdout);
-    assert_eq!(r.stats().events.get("netbios_nodestatus"), Some(&4), "3 finals + the scan's new");
+    assert_eq!(
+        r.stats().events.get("netbios_nodestatus"),
+        Some(&5),
+        "3 finals, the scan's new, and its update when TCP 445 followed"
+    );
 }
 
 #[test]
@@ -87,6 +91,8 @@ fn nbtscan_of_a_slash_25_followed_by_445_is_a_scan() {
         r.events.iter().filter_map(|e| e.netbios_nodestatus.as_ref()).filter(|x| x.id == d.id).collect();
     assert_eq!(all[0].status, "new");
     assert_eq!(all[0].targets, 10);
+    assert_eq!(all[1].status, "update");
+    assert_eq!(all[1].followed_by_smb.syns, 1, "updated at the first SYN to 445");
     assert_eq!(all.last().unwrap().status, "final");
 }
 

@@ -359,18 +359,28 @@ impl Netbios {
                 });
             }
             L4::Tcp(t) if (t.dport == 139 || t.dport == 445) && t.is_connection_attempt() && !self.map.is_empty() => {
-                let window = self.smb_window_us;
+                let (window, update_us) = (self.smb_window_us, self.update_us);
                 let ports = sources.distinct_ports(ip.src);
-                self.each_of(ip.src, |e| {
-                    if p.ts_us.saturating_sub(e.last_query_us) <= window && e.was_queried(ip.dst) {
-                        e.smb_syns = e.smb_syns.saturating_add(1);
-                        e.smb_targets.insert(mix(addr_key(ip.dst)));
-                        e.smb_139 |= t.dport == 139;
-                        e.smb_445 |= t.dport == 445;
-                        e.ports_probed = e.ports_probed.max(ports);
-                        e.last_us = e.last_us.max(p.ts_us);
+                for stack in [Stack::Windows, Stack::Unix] {
+                    let key = Key { src: ip.src, stack };
+                    let Some(e) = self.map.get_mut(&key) else { continue };
+                    if p.ts_us.saturating_sub(e.last_query_us) > window || !e.was_queried(ip.dst) {
+                        continue;
                     }
-                });
+                    let first = !e.smb_followed();
+                    e.smb_syns = e.smb_syns.saturating_add(1);
+                    e.smb_targets.insert(mix(addr_key(ip.dst)));
+                    e.smb_139 |= t.dport == 139;
+                    e.smb_445 |= t.dport == 445;
+                    e.ports_probed = e.ports_probed.max(ports);
+                    e.last_us = e.last_us.max(p.ts_us);
+                    // A confirmed scan that turns to SMB is news: update at
+                    // once (the severity rises), then at the usual pace.
+                    if e.confirmed && (first || p.ts_us - e.last_emit_us >= update_us) {
+                        e.last_emit_us = p.ts_us;
+                        cx.emit(render(&key, e, "update", None, &self.rules, cx, p.ts_us));
+                    }
+                }
             }
             L4::Icmp(i) if i.is_unreachable() && !self.map.is_empty() => {
                 let Some(q) = &i.quoted else { return };
@@ -859,6 +869,13 @@ mod tests {
         }
         // A SYN to a host that was never queried does not count.
         r.feed(syn(9.0, WIN, "192.0.2.200", 445));
+        let up = r.events();
+        assert_eq!(up.len(), 1, "the first SMB follow-up updates the scan at once: {up:?}");
+        assert_eq!(
+            (d(&up[0])["status"].as_str(), d(&up[0])["followed_by_smb"]["syns"].as_u64()),
+            (Some("update"), Some(1))
+        );
+        assert_eq!(up[0]["severity"], 4);
         let ev = r.end();
         assert_eq!(ev.len(), 1);
         let x = d(&ev[0]);
