@@ -149,11 +149,45 @@ impl Default for SmurfRules {
     }
 }
 
+/// `[netbios_nodestatus]`: NetBIOS NodeStatus lookups and scans
+/// (SIGNATURES.md section 5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetbiosRules {
+    pub enabled: bool,
+    /// Up to this many targets from one source: a lookup.
+    pub lookup_max_targets: u32,
+    /// From this many targets from one source: a scan.
+    pub scan_min_targets: u32,
+    /// A querying source that probed this many destination ports lately is
+    /// a port scanner, not a host looking up a name.
+    pub port_scan_min_ports: u32,
+    /// Seconds without a query that end a detection.
+    pub idle_s: f64,
+    /// Seconds after the last query within which TCP 139/445 counts as a follow-up.
+    pub smb_window_s: f64,
+    pub max_tracked: usize,
+}
+
+impl Default for NetbiosRules {
+    fn default() -> NetbiosRules {
+        NetbiosRules {
+            enabled: true,
+            lookup_max_targets: 2,
+            scan_min_targets: 10,
+            port_scan_min_ports: 10,
+            idle_s: 120.0,
+            smb_window_s: 60.0,
+            max_tracked: 16384,
+        }
+    }
+}
+
 /// Everything loaded from a rules directory.
 #[derive(Clone, Debug)]
 pub struct Rules {
     pub general: General,
     pub syn_retry: SynRetryRules,
+    pub netbios: NetbiosRules,
     pub traceroute: TracerouteRules,
     pub smurf: SmurfRules,
     pub ports: PortTable,
@@ -364,6 +398,27 @@ struct PicketFile {
     traceroute: Option<serde::de::IgnoredAny>,
     #[allow(dead_code)]
     smurf: Option<serde::de::IgnoredAny>,
+    /// Checked here for unknown keys and types; values read by [`parse_netbios_toml`].
+    #[allow(dead_code)]
+    netbios_nodestatus: Option<NetbiosFile>,
+}
+
+/// The `[netbios_nodestatus]` table alone (read by [`parse_netbios_toml`]).
+#[derive(Deserialize, Default)]
+struct NetbiosOnly {
+    netbios_nodestatus: Option<NetbiosFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NetbiosFile {
+    enabled: Option<Spanned<bool>>,
+    lookup_max_targets: Option<Spanned<i64>>,
+    scan_min_targets: Option<Spanned<i64>>,
+    port_scan_min_ports: Option<Spanned<i64>>,
+    idle_s: Option<Spanned<f64>>,
+    smb_window_s: Option<Spanned<f64>>,
+    max_tracked: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -642,6 +697,60 @@ pub fn parse_behaviour_sections(file: &str, text: &str) -> Result<(TracerouteRul
     Ok((tr, sm))
 }
 
+/// Parses the `[netbios_nodestatus]` table of a `picket.toml` (the rest of
+/// the file is checked by [`parse_picket_toml`]). Missing keys take
+/// [`NetbiosRules::default`].
+pub fn parse_netbios_toml(file: &str, text: &str) -> Result<NetbiosRules, ConfigError> {
+    if text.len() as u64 > MAX_RULES_FILE_BYTES {
+        return Err(too_big(file, text.len() as u64));
+    }
+    let doc: NetbiosOnly = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let mut r = NetbiosRules::default();
+    let Some(n) = doc.netbios_nodestatus else {
+        return Ok(r);
+    };
+    const T: &str = "[netbios_nodestatus]";
+    if let Some(v) = &n.enabled {
+        r.enabled = *v.get_ref();
+    }
+    if let Some(v) = &n.lookup_max_targets {
+        r.lookup_max_targets = int_in(file, text, &format!("{T} lookup_max_targets"), v, 1, 1000)? as u32;
+    }
+    if let Some(v) = &n.scan_min_targets {
+        r.scan_min_targets = int_in(file, text, &format!("{T} scan_min_targets"), v, 2, 65_536)? as u32;
+    }
+    if let Some(v) = &n.port_scan_min_ports {
+        r.port_scan_min_ports = int_in(file, text, &format!("{T} port_scan_min_ports"), v, 2, 65_536)? as u32;
+    }
+    if let Some(v) = &n.idle_s {
+        r.idle_s = float_in(file, text, &format!("{T} idle_s"), v, 0.0, true, 86_400.0)?;
+    }
+    if let Some(v) = &n.smb_window_s {
+        r.smb_window_s = float_in(file, text, &format!("{T} smb_window_s"), v, 0.0, true, 86_400.0)?;
+    }
+    if let Some(v) = &n.max_tracked {
+        r.max_tracked = int_in(file, text, &format!("{T} max_tracked"), v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+    }
+    if r.scan_min_targets <= r.lookup_max_targets {
+        let (span, key) = match (&n.scan_min_targets, &n.lookup_max_targets) {
+            (Some(v), _) => (v.span(), "scan_min_targets"),
+            (None, Some(v)) => (v.span(), "lookup_max_targets"),
+            (None, None) => (0..0, "scan_min_targets"),
+        };
+        return Err(ConfigError::value(
+            file,
+            text,
+            span,
+            &format!("{T} {key}"),
+            format!(
+                "scan_min_targets ({}) must be greater than lookup_max_targets ({})",
+                r.scan_min_targets, r.lookup_max_targets
+            ),
+        ));
+    }
+    Ok(r)
+}
+
 fn too_big(file: &str, len: u64) -> ConfigError {
     ConfigError::file(file, format!("file is {len} bytes; rules files are limited to {MAX_RULES_FILE_BYTES} bytes"))
 }
@@ -732,6 +841,7 @@ impl Rules {
                 Rules::try_builtin().unwrap_or_else(|_| Rules {
                     general: General::default(),
                     syn_retry: SynRetryRules::default(),
+                    netbios: NetbiosRules::default(),
                     traceroute: TracerouteRules::default(),
                     smurf: SmurfRules::default(),
                     ports: PortTable::default(),
@@ -744,8 +854,9 @@ impl Rules {
     pub fn try_builtin() -> Result<Rules, ConfigError> {
         let (general, syn_retry) = parse_picket_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let (traceroute, smurf) = parse_behaviour_sections(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
+        let netbios = parse_netbios_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let ports = PortTable::parse(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML)?;
-        Ok(Rules { general, syn_retry, traceroute, smurf, ports })
+        Ok(Rules { general, syn_retry, traceroute, smurf, netbios, ports })
     }
 
     /// Loads every `*.toml` in `dir`.
@@ -813,7 +924,11 @@ impl Rules {
             Some(p) => parse_behaviour_sections(&p.display().to_string(), &read_rules_file(p)?)?,
             None => parse_behaviour_sections(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?,
         };
-        let rules = Rules { general, syn_retry, traceroute, smurf, ports };
+        let netbios = match &picket_path {
+            Some(p) => parse_netbios_toml(&p.display().to_string(), &read_rules_file(p)?)?,
+            None => parse_netbios_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?,
+        };
+        let rules = Rules { general, syn_retry, traceroute, smurf, netbios, ports };
         let summary = rules.summary(dir_label, picket_src, ports_src);
         Ok((rules, summary))
     }
@@ -825,6 +940,11 @@ impl Rules {
             enabled.push("syn_retry");
         } else {
             disabled.push("syn_retry");
+        }
+        if self.netbios.enabled {
+            enabled.push("netbios_nodestatus");
+        } else {
+            disabled.push("netbios_nodestatus");
         }
         for (name, on) in [("traceroute", self.traceroute.enabled), ("smurf", self.smurf.enabled)] {
             if on {
@@ -923,6 +1043,10 @@ mod tests {
             "fraggle_ports",
             "min_packets",
             "loop_min_packets",
+            "lookup_max_targets",
+            "scan_min_targets",
+            "smb_window_s",
+            "port_scan_min_ports",
         ] {
             let line = BUILTIN_PICKET_TOML
                 .lines()
@@ -997,6 +1121,37 @@ mod tests {
             assert!(e.line.is_some(), "{bad}: {e}");
             assert!(e.to_string().starts_with("rules/picket.toml:"), "{e}");
         }
+    }
+
+    #[test]
+    fn netbios_section_parses_and_checks_ranges() {
+        assert_eq!(Rules::builtin().netbios, NetbiosRules::default());
+        let text = "[netbios_nodestatus]\nlookup_max_targets = 3\nscan_min_targets = 20\nidle_s = 30\n";
+        let n = parse_netbios_toml("x", text).unwrap();
+        assert_eq!((n.lookup_max_targets, n.scan_min_targets, n.idle_s), (3, 20, 30.0));
+        assert_eq!(n.smb_window_s, 60.0);
+        assert!(parse_picket_toml("x", text).is_ok(), "the main parser accepts the section");
+        let e = parse_picket_toml("x", "[netbios_nodestatus]\nscan_min = 3\n").unwrap_err();
+        assert!(e.to_string().contains("unknown key `scan_min`"), "{e}");
+        for bad in [
+            "[netbios_nodestatus]\nlookup_max_targets = 0",
+            "[netbios_nodestatus]\nscan_min_targets = 1",
+            "[netbios_nodestatus]\nscan_min_targets = 2\nlookup_max_targets = 2",
+            "[netbios_nodestatus]\nlookup_max_targets = 12",
+            "[netbios_nodestatus]\nidle_s = 0",
+            "[netbios_nodestatus]\nport_scan_min_ports = 1",
+            "[netbios_nodestatus]\nsmb_window_s = nan",
+            "[netbios_nodestatus]\nmax_tracked = 0",
+        ] {
+            let e = parse_netbios_toml("rules/picket.toml", bad).unwrap_err();
+            assert!(e.line.is_some(), "{bad}: {e}");
+            assert!(e.to_string().contains("[netbios_nodestatus]"), "{e}");
+        }
+        let d = TempDir::new("netbios");
+        d.write("picket.toml", "[netbios_nodestatus]\nenabled = false\n");
+        let r = Rules::load_dir(&d.0).unwrap();
+        assert!(!r.netbios.enabled);
+        assert!(check_dir(&d.0).unwrap().contains("disabled: netbios_nodestatus"));
     }
 
     #[test]

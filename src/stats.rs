@@ -24,16 +24,19 @@ pub enum Table {
     Traceroute,
     /// `smurf`/`fraggle`'s victims and echo/chargen host pairs.
     Smurf,
+    /// `netbios_nodestatus`'s (source, stack) entries.
+    Netbios,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::SynRetry, Table::Sources, Table::Traceroute, Table::Smurf];
+    pub const ALL: [Table; 5] = [Table::SynRetry, Table::Sources, Table::Traceroute, Table::Smurf, Table::Netbios];
     pub fn name(self) -> &'static str {
         match self {
             Table::SynRetry => "syn_retry",
             Table::Sources => "sources",
             Table::Traceroute => "traceroute",
             Table::Smurf => "smurf",
+            Table::Netbios => "netbios_nodestatus",
         }
     }
 }

@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 5] = ["syn_retry", "traceroute", "smurf", "fraggle", "stats"];
+const KNOWN_EVENTS: [&str; 6] = ["syn_retry", "traceroute", "smurf", "fraggle", "netbios_nodestatus", "stats"];
 
 #[test]
 fn every_corpus_capture_replays_cleanly_and_counts_every_packet() {

@@ -8,6 +8,7 @@
 //! expired, its table entry was evicted, or the input ended / picket shut
 //! down. A detection first confirmed at the end of input gets only `final`.
 
+pub mod netbios;
 pub mod smurf;
 pub mod sources;
 pub mod syn_retry;
@@ -59,6 +60,11 @@ pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
             &r.smurf,
             &shared.home,
             shared.per_worker(r.smurf.max_tracked),
+            r.general.update_interval_s,
+        )),
+        Box::new(netbios::Netbios::new(
+            &r.netbios,
+            shared.per_worker(r.netbios.max_tracked),
             r.general.update_interval_s,
         )),
     ]

@@ -25,6 +25,7 @@ pub struct Event {
     pub traceroute: Option<Traceroute>,
     pub smurf: Option<Amplification>,
     pub fraggle: Option<Amplification>,
+    pub netbios_nodestatus: Option<Netbios>,
     pub stats: Option<Stats>,
 }
 
@@ -100,6 +101,36 @@ pub struct SynRetry {
     pub last_seen: String,
 }
 
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Netbios {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub stack: String,
+    pub verdict: String,
+    pub queries: u64,
+    pub targets: u64,
+    pub sample_targets: Vec<String>,
+    pub more_targets: u64,
+    pub interval_s: Option<f64>,
+    pub timing: String,
+    pub followed_by_smb: SmbFollowUp,
+    pub answers: u64,
+    pub unreachables: u64,
+    pub ports_probed: u64,
+    pub source_port: u16,
+    pub direction: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct SmbFollowUp {
+    pub targets: u64,
+    pub syns: u64,
+    pub ports: Vec<u16>,
+}
+
 #[derive(Debug, Deserialize, Clone)]
 pub struct Drops {
     pub kernel: u64,
@@ -159,6 +190,14 @@ impl Run {
             .filter(|e| e.event_type == kind)
             .filter_map(|e| e.smurf.as_ref().or(e.fraggle.as_ref()))
             .filter(|d| d.status == "final")
+            .collect()
+    }
+    /// netbios_nodestatus detections, final events only, with their envelope.
+    pub fn netbios_finals(&self) -> Vec<(&Event, &Netbios)> {
+        self.events
+            .iter()
+            .filter_map(|e| e.netbios_nodestatus.as_ref().map(|d| (e, d)))
+            .filter(|(_, d)| d.status == "final")
             .collect()
     }
     /// stderr lines that are not notes.
