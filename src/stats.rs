@@ -20,14 +20,18 @@ pub enum Table {
     SynRetry,
     /// The per-source table (distinct ports and hosts per source).
     Sources,
+    /// `periodic_probe` and `source_port_sequence`'s (source, destination,
+    /// protocol, port) entries.
+    Periodic,
 }
 
 impl Table {
-    pub const ALL: [Table; 2] = [Table::SynRetry, Table::Sources];
+    pub const ALL: [Table; 3] = [Table::SynRetry, Table::Sources, Table::Periodic];
     pub fn name(self) -> &'static str {
         match self {
             Table::SynRetry => "syn_retry",
             Table::Sources => "sources",
+            Table::Periodic => "periodic",
         }
     }
 }

@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 2] = ["syn_retry", "stats"];
+const KNOWN_EVENTS: [&str; 4] = ["syn_retry", "periodic_probe", "source_port_sequence", "stats"];
 
 #[test]
 fn every_corpus_capture_replays_cleanly_and_counts_every_packet() {

@@ -8,6 +8,8 @@
 //! expired, its table entry was evicted, or the input ended / picket shut
 //! down. A detection first confirmed at the end of input gets only `final`.
 
+pub mod cadence;
+pub mod periodic;
 pub mod sources;
 pub mod syn_retry;
 
@@ -42,11 +44,14 @@ pub trait Detector: Send {
 /// one line here.
 pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
     let r = &shared.rules;
-    vec![Box::new(syn_retry::SynRetry::new(
-        &r.syn_retry,
-        shared.per_worker(r.syn_retry.max_tracked),
-        r.general.update_interval_s,
-    ))]
+    vec![
+        Box::new(syn_retry::SynRetry::new(
+            &r.syn_retry,
+            shared.per_worker(r.syn_retry.max_tracked),
+            r.general.update_interval_s,
+        )),
+        Box::new(periodic::Periodic::new(r, shared.per_worker(r.periodic_probe.max_tracked))),
+    ]
 }
 
 /// Read-only facts every worker shares.
