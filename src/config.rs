@@ -867,6 +867,8 @@ mod tests {
         let r = Rules::try_builtin().unwrap();
         assert_eq!(r.general, General::default());
         assert_eq!(r.syn_retry, SynRetryRules::default());
+        assert_eq!(r.periodic_probe, PeriodicProbeRules::default());
+        assert_eq!(r.source_port_sequence, SourcePortSequenceRules::default());
         assert!(r.ports.len() > 200, "{}", r.ports.len());
         let b = Rules::builtin();
         assert_eq!(b.ports.len(), r.ports.len());
@@ -889,6 +891,21 @@ mod tests {
             "max_dest_hosts_per_source",
             "min_retransmit_gap_s",
             "max_tracked",
+            "min_cycles",
+            "max_jitter_ratio",
+            "min_period_s",
+            "fold_tolerance",
+            "gap_periods",
+            "min_regular_share",
+            "burst_break_ratio",
+            "max_burst_spread_s",
+            "min_burst_size",
+            "min_bursts",
+            "min_burst_pause_s",
+            "idle_s",
+            "min_step_share",
+            "max_step",
+            "min_mean_interval_s",
         ] {
             let line = BUILTIN_PICKET_TOML
                 .lines()
@@ -896,6 +913,19 @@ mod tests {
                 .unwrap_or_else(|| panic!("{key} missing from rules/picket.toml"));
             assert!(line.contains("SIGNATURES.md section"), "{line}");
         }
+    }
+
+    #[test]
+    fn periodic_sections_parse_and_check_ranges() {
+        let (pp, ps) =
+            parse_periodic_toml("x", "[periodic_probe]\nmin_cycles = 7\n[source_port_sequence]\nmax_step = 2\n")
+                .unwrap();
+        assert_eq!((pp.min_cycles, ps.max_step), (7, 2));
+        let e = parse_periodic_toml("rules/picket.toml", "[periodic_probe]\n\nfold_tolerance = 0.6\n").unwrap_err();
+        assert!(e.to_string().starts_with("rules/picket.toml:3: [periodic_probe] fold_tolerance: "), "{e}");
+        let e = picket_err("[source_port_sequence]\nmax_stepp = 2\n");
+        assert!(e.to_string().contains("unknown key `max_stepp` in [source_port_sequence]"), "{e}");
+        assert!(parse_periodic_toml("x", "[source_port_sequence]\nmin_attempts = 2\n").is_err());
     }
 
     #[test]

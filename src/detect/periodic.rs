@@ -669,6 +669,15 @@ fn try_confirm_sequence(
     cx.emit(render_sequence(key, e, status, end, cx, now));
 }
 
+/// Seconds for a sentence: 0.1 s precision from 10 s up, 0.01 s below,
+/// without a trailing ".0" ("every 30 s", "every 2.5 s").
+fn human_s(us: i64) -> String {
+    let x = us as f64 / 1e6;
+    let t = if x >= 10.0 { format!("{x:.1}") } else { format!("{x:.2}") };
+    let t = t.trim_end_matches('0').trim_end_matches('.');
+    if t.is_empty() { "0".to_string() } else { t.to_string() }
+}
+
 fn target(key: &Key) -> String {
     let host = match key.dst {
         IpAddr::V6(a) => format!("[{a}]"),
@@ -774,14 +783,14 @@ fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
             ),
             None => format!(
                 "{what} every {} s (jitter {} s) for {cycles} cycles since {}",
-                secs(c.period_us),
+                human_s(c.period_us),
                 secs(c.jitter_us),
                 rfc3339_us(e.first_us)
             ),
         };
         let gaps = if e.n_gaps > 0 {
             let longest = e.gaps[..(e.n_gaps as usize).min(MAX_LIST)].iter().map(|g| g.end_us - g.start_us).max();
-            format!(", with {} silence(s) (longest {} s, e.g. a reboot)", e.n_gaps, secs(longest.unwrap_or(0)))
+            format!(", with {} silence(s) (longest {} s, e.g. a reboot)", e.n_gaps, human_s(longest.unwrap_or(0)))
         } else {
             String::new()
         };
