@@ -94,6 +94,7 @@ pub struct PeriodicProbeRules {
     pub fold_tolerance: f64,
     pub gap_periods: u32,
     pub min_regular_share: f64,
+    pub min_coverage: f64,
     pub burst_break_ratio: f64,
     pub max_burst_spread_s: f64,
     pub min_burst_size: u32,
@@ -111,9 +112,10 @@ impl Default for PeriodicProbeRules {
             min_cycles: 5,
             max_jitter_ratio: 0.1,
             min_period_s: 1.5,
-            fold_tolerance: 0.25,
+            fold_tolerance: 0.15,
             gap_periods: 3,
             min_regular_share: 0.5,
+            min_coverage: 0.75,
             burst_break_ratio: 3.0,
             max_burst_spread_s: 60.0,
             min_burst_size: 3,
@@ -383,6 +385,7 @@ struct PeriodicProbeFile {
     fold_tolerance: Option<Spanned<f64>>,
     gap_periods: Option<Spanned<i64>>,
     min_regular_share: Option<Spanned<f64>>,
+    min_coverage: Option<Spanned<f64>>,
     burst_break_ratio: Option<Spanned<f64>>,
     max_burst_spread_s: Option<Spanned<f64>>,
     min_burst_size: Option<Spanned<i64>>,
@@ -437,6 +440,9 @@ pub fn parse_periodic_toml(
         }
         if let Some(v) = &s.min_regular_share {
             pp.min_regular_share = float_in(file, text, &k("min_regular_share"), v, 0.0, false, 1.0)?;
+        }
+        if let Some(v) = &s.min_coverage {
+            pp.min_coverage = float_in(file, text, &k("min_coverage"), v, 0.0, false, 1.0)?;
         }
         if let Some(v) = &s.burst_break_ratio {
             pp.burst_break_ratio = float_in(file, text, &k("burst_break_ratio"), v, 1.5, false, 1000.0)?;
@@ -897,6 +903,7 @@ mod tests {
             "fold_tolerance",
             "gap_periods",
             "min_regular_share",
+            "min_coverage",
             "burst_break_ratio",
             "max_burst_spread_s",
             "min_burst_size",

@@ -82,6 +82,7 @@ struct First {
     sport: u16,
     sensor: u16,
     answered: bool,
+    retransmissions: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -145,7 +146,7 @@ impl Entry {
             isns: [0; RING],
             head: 0,
             attempts: 0,
-            retransmissions: 0,
+            retransmissions: u64::from(f.retransmissions),
             answered: u64::from(f.answered),
             payload_bytes: 0,
             first_port: f.sport,
@@ -262,6 +263,7 @@ struct Limits {
     min_cycles: u32,
     max_jitter_ratio: f64,
     min_regular_share: f64,
+    min_coverage: f64,
     idle_us: i64,
     update_us: i64,
     pp_on: bool,
@@ -311,6 +313,7 @@ impl Periodic {
                 min_cycles: pp.min_cycles,
                 max_jitter_ratio: pp.max_jitter_ratio,
                 min_regular_share: pp.min_regular_share,
+                min_coverage: pp.min_coverage,
                 idle_us: (pp.idle_s * 1e6) as i64,
                 update_us: (rules.general.update_interval_s * 1e6) as i64,
                 pp_on: pp.enabled,
@@ -396,11 +399,19 @@ impl Periodic {
         let now = p.ts_us;
         if !self.map.contains_key(&key) {
             let Some(f) = self.first.get(&key).copied() else {
-                self.remember_first(key, First { ts: now, isn, sport, sensor, answered: false }, cx);
+                self.remember_first(
+                    key,
+                    First { ts: now, isn, sport, sensor, answered: false, retransmissions: 0 },
+                    cx,
+                );
                 return;
             };
             if tcp && f.sport == sport && f.isn == isn {
-                return; // a retransmission of the first attempt
+                // A retransmission of the first attempt.
+                if let Some(f) = self.first.get_mut(&key) {
+                    f.retransmissions = f.retransmissions.saturating_add(1);
+                }
+                return;
             }
             if self.map.len() >= self.cap && !self.make_room(now, cx) {
                 cx.shared.stats.table(Table::Periodic).cap_hits.fetch_add(1, Relaxed);
@@ -591,6 +602,7 @@ fn qualifies(c: &Cadence, e: &Entry, proto: u8, lim: &Limits, ended: bool) -> bo
         && long_enough
         && (c.jitter_us as f64) <= lim.max_jitter_ratio * c.period_us as f64
         && c.regular_share() >= lim.min_regular_share
+        && c.score().coverage >= lim.min_coverage
 }
 
 fn try_confirm_periodic(
@@ -871,5 +883,161 @@ impl Detector for Periodic {
     }
     fn flush(&mut self, reason: EndReason, sources: &Sources, cx: &Ctx) {
         self.end(reason, sources, cx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Shared;
+    use crate::homenet::HomeNet;
+    use crate::stats::Stats;
+    use crate::summary::{UdpInfo, tcpflag};
+    use crossbeam_channel::{Receiver, Sender, unbounded};
+    use std::sync::Arc;
+
+    const CLIENT: &str = "198.51.100.7";
+    const SERVER: &str = "192.0.2.10";
+
+    struct Rig {
+        det: Periodic,
+        src: Sources,
+        shared: Shared,
+        tx: Sender<EventLine>,
+        rx: Receiver<EventLine>,
+        now: i64,
+    }
+
+    impl Rig {
+        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
+            let mut rules = Rules::builtin();
+            tweak(&mut rules);
+            let shared = Shared {
+                home: HomeNet::parse("192.0.2.0/24").unwrap(),
+                community_id_seed: 0,
+                sensors: vec!["test".into()],
+                stats: Arc::new(Stats::default()),
+                workers: 1,
+                rules,
+            };
+            let (tx, rx) = unbounded();
+            let det = Periodic::new(&shared.rules, shared.rules.periodic_probe.max_tracked);
+            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
+        }
+        fn feed(&mut self, p: PacketSummary) {
+            self.now = self.now.max(p.ts_us);
+            self.src.observe(&p, &self.shared.stats);
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.on_packet(&p, 0, &self.src, &cx);
+        }
+        fn tick(&mut self, t: f64) {
+            self.now = s(t);
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.on_tick(&self.src, &cx);
+        }
+        fn end(&mut self) -> Vec<Value> {
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
+            self.events()
+        }
+        fn events(&self) -> Vec<Value> {
+            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
+        }
+    }
+
+    fn s(t: f64) -> i64 {
+        (t * 1e6) as i64
+    }
+
+    fn syn(t: f64, sport: u16, isn: u32) -> PacketSummary {
+        crate::summary::testutil::tcp(s(t), CLIENT, SERVER, (sport, 158), tcpflag::SYN, isn, 0)
+    }
+
+    fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {
+        let mut p = PacketSummary::new(s(t), 60, 60);
+        p.ip = Some(crate::summary::testutil::ipv4(src, dst, 17));
+        p.l4 = L4::Udp(UdpInfo { sport, dport });
+        p
+    }
+
+    fn kinds(ev: &[Value], kind: &str, status: &str) -> usize {
+        ev.iter().filter(|e| e["event_type"] == kind && e[kind]["status"] == status).count()
+    }
+
+    #[test]
+    fn retransmissions_are_not_attempts() {
+        let mut r = Rig::new(|_| {});
+        for i in 0..6u16 {
+            let t = f64::from(i) * 30.0;
+            r.feed(syn(t, 1024 + i, 7 * u32::from(i)));
+            r.feed(syn(t + 3.0, 1024 + i, 7 * u32::from(i)));
+        }
+        let ev = r.end();
+        let d = ev.iter().find(|e| e["periodic_probe"]["status"] == "final").unwrap();
+        assert_eq!(d["periodic_probe"]["attempts"], 6);
+        assert_eq!(d["periodic_probe"]["retransmissions"], 6);
+        assert_eq!(d["periodic_probe"]["period_s"], 30.0);
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 1);
+    }
+
+    #[test]
+    fn answered_udp_polls_are_a_service_but_unanswered_ones_are_probes() {
+        // An NTP-like client polled every 64 s and answered each time.
+        let mut r = Rig::new(|_| {});
+        for i in 0..10 {
+            let t = f64::from(i) * 64.0;
+            r.feed(udp(t, CLIENT, SERVER, 123, 123));
+            r.feed(udp(t + 0.01, SERVER, CLIENT, 123, 123));
+        }
+        assert!(r.end().iter().all(|e| e["event_type"] != "periodic_probe"));
+        // A game client's datagrams every 20 s to a port nobody answers on.
+        let mut r = Rig::new(|_| {});
+        for i in 0..10 {
+            r.feed(udp(f64::from(i) * 20.0, CLIENT, SERVER, 40000, 27015));
+        }
+        let ev = r.end();
+        assert_eq!(kinds(&ev, "periodic_probe", "new"), 1, "{ev:?}");
+        let fin = ev.iter().find(|e| e["periodic_probe"]["status"] == "final").unwrap();
+        assert_eq!(fin["proto"], "UDP");
+        assert_eq!(fin["dest_port"], 27015);
+        // One source port all along: no sequence.
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 0);
+    }
+
+    #[test]
+    fn random_source_ports_and_irregular_times_fire_nothing() {
+        let mut r = Rig::new(|_| {});
+        let mut x: u32 = 99;
+        let mut t = 0.0;
+        for _ in 0..40 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            t += 1.0 + f64::from(x % 50_000) / 1000.0;
+            r.feed(syn(t, 32768 + (x >> 17) as u16 % 28000, x));
+        }
+        let ev = r.end();
+        assert!(ev.is_empty(), "{ev:?}");
+    }
+
+    #[test]
+    fn expiry_ends_the_detections_and_a_flood_is_capped() {
+        let mut r = Rig::new(|rules| rules.periodic_probe.max_tracked = 4);
+        for i in 0..6u16 {
+            r.feed(syn(f64::from(i) * 30.0, 1024 + i, u32::from(i)));
+        }
+        assert_eq!(kinds(&r.events(), "periodic_probe", "new"), 1);
+        for i in 0..20u16 {
+            let src = format!("203.0.113.{}", i + 1);
+            let mut p = crate::summary::testutil::tcp(s(200.0), &src, SERVER, (5000, 80), tcpflag::SYN, 1, 0);
+            p.ts_us += i64::from(i);
+            r.feed(p);
+        }
+        let t = r.shared.stats.table(Table::Periodic);
+        assert!(t.evicted.load(Relaxed) + t.cap_hits.load(Relaxed) > 0);
+        assert!(r.det.first.len() <= 4 && r.det.map.len() <= 4);
+        r.tick(150.0 + 1801.0 + 11.0);
+        let ev = r.events();
+        assert_eq!(kinds(&ev, "periodic_probe", "final"), 1, "{ev:?}");
+        assert_eq!(ev[0]["periodic_probe"]["end_reason"], "expired");
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 1);
     }
 }
