@@ -182,11 +182,81 @@ impl Default for NetbiosRules {
     }
 }
 
+/// `[periodic_probe]`: attempts repeating on a period, or in bursts
+/// (SIGNATURES.md section 1). Its table also feeds `source_port_sequence`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeriodicProbeRules {
+    pub enabled: bool,
+    pub min_cycles: u32,
+    pub max_jitter_ratio: f64,
+    pub min_period_s: f64,
+    pub fold_tolerance: f64,
+    pub gap_periods: u32,
+    pub min_regular_share: f64,
+    pub min_coverage: f64,
+    pub burst_break_ratio: f64,
+    pub max_burst_spread_s: f64,
+    pub min_burst_size: u32,
+    pub min_bursts: u32,
+    pub min_burst_pause_s: f64,
+    pub max_dest_ports_per_source: u32,
+    pub idle_s: f64,
+    pub max_tracked: usize,
+}
+
+impl Default for PeriodicProbeRules {
+    fn default() -> PeriodicProbeRules {
+        PeriodicProbeRules {
+            enabled: true,
+            min_cycles: 5,
+            max_jitter_ratio: 0.1,
+            min_period_s: 1.5,
+            fold_tolerance: 0.15,
+            gap_periods: 3,
+            min_regular_share: 0.5,
+            min_coverage: 0.75,
+            burst_break_ratio: 3.0,
+            max_burst_spread_s: 60.0,
+            min_burst_size: 3,
+            min_bursts: 3,
+            min_burst_pause_s: 20.0,
+            max_dest_ports_per_source: 8,
+            idle_s: 1800.0,
+            max_tracked: 32768,
+        }
+    }
+}
+
+/// `[source_port_sequence]`: source ports counting up by a small step
+/// (SIGNATURES.md section 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourcePortSequenceRules {
+    pub enabled: bool,
+    pub min_attempts: u32,
+    pub min_step_share: f64,
+    pub max_step: u32,
+    pub min_mean_interval_s: f64,
+}
+
+impl Default for SourcePortSequenceRules {
+    fn default() -> SourcePortSequenceRules {
+        SourcePortSequenceRules {
+            enabled: true,
+            min_attempts: 5,
+            min_step_share: 0.8,
+            max_step: 4,
+            min_mean_interval_s: 1.0,
+        }
+    }
+}
+
 /// Everything loaded from a rules directory.
 #[derive(Clone, Debug)]
 pub struct Rules {
     pub general: General,
     pub syn_retry: SynRetryRules,
+    pub periodic_probe: PeriodicProbeRules,
+    pub source_port_sequence: SourcePortSequenceRules,
     pub netbios: NetbiosRules,
     pub traceroute: TracerouteRules,
     pub smurf: SmurfRules,
@@ -401,6 +471,133 @@ struct PicketFile {
     /// Checked here for unknown keys and types; values read by [`parse_netbios_toml`].
     #[allow(dead_code)]
     netbios_nodestatus: Option<NetbiosFile>,
+    // Read by `parse_periodic_toml`; listed here so the keys are checked.
+    #[allow(dead_code)]
+    periodic_probe: Option<PeriodicProbeFile>,
+    #[allow(dead_code)]
+    source_port_sequence: Option<SourcePortSequenceFile>,
+}
+
+/// The sections `parse_periodic_toml` reads (the rest is checked by `PicketFile`).
+#[derive(Deserialize, Default)]
+struct PeriodicSections {
+    periodic_probe: Option<PeriodicProbeFile>,
+    source_port_sequence: Option<SourcePortSequenceFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PeriodicProbeFile {
+    enabled: Option<Spanned<bool>>,
+    min_cycles: Option<Spanned<i64>>,
+    max_jitter_ratio: Option<Spanned<f64>>,
+    min_period_s: Option<Spanned<f64>>,
+    fold_tolerance: Option<Spanned<f64>>,
+    gap_periods: Option<Spanned<i64>>,
+    min_regular_share: Option<Spanned<f64>>,
+    min_coverage: Option<Spanned<f64>>,
+    burst_break_ratio: Option<Spanned<f64>>,
+    max_burst_spread_s: Option<Spanned<f64>>,
+    min_burst_size: Option<Spanned<i64>>,
+    min_bursts: Option<Spanned<i64>>,
+    min_burst_pause_s: Option<Spanned<f64>>,
+    max_dest_ports_per_source: Option<Spanned<i64>>,
+    idle_s: Option<Spanned<f64>>,
+    max_tracked: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SourcePortSequenceFile {
+    enabled: Option<Spanned<bool>>,
+    min_attempts: Option<Spanned<i64>>,
+    min_step_share: Option<Spanned<f64>>,
+    max_step: Option<Spanned<i64>>,
+    min_mean_interval_s: Option<Spanned<f64>>,
+}
+
+/// Parses the `[periodic_probe]` and `[source_port_sequence]` sections of a
+/// `picket.toml` (the whole file is validated by [`parse_picket_toml`]).
+pub fn parse_periodic_toml(
+    file: &str,
+    text: &str,
+) -> Result<(PeriodicProbeRules, SourcePortSequenceRules), ConfigError> {
+    if text.len() as u64 > MAX_RULES_FILE_BYTES {
+        return Err(too_big(file, text.len() as u64));
+    }
+    let doc: PeriodicSections = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let mut pp = PeriodicProbeRules::default();
+    let mut ps = SourcePortSequenceRules::default();
+    if let Some(s) = doc.periodic_probe {
+        let k = |n: &str| format!("[periodic_probe] {n}");
+        if let Some(v) = &s.enabled {
+            pp.enabled = *v.get_ref();
+        }
+        if let Some(v) = &s.min_cycles {
+            pp.min_cycles = int_in(file, text, &k("min_cycles"), v, 3, 64)? as u32;
+        }
+        if let Some(v) = &s.max_jitter_ratio {
+            pp.max_jitter_ratio = float_in(file, text, &k("max_jitter_ratio"), v, 0.0, false, 1.0)?;
+        }
+        if let Some(v) = &s.min_period_s {
+            pp.min_period_s = float_in(file, text, &k("min_period_s"), v, 0.0, true, 86_400.0)?;
+        }
+        if let Some(v) = &s.fold_tolerance {
+            pp.fold_tolerance = float_in(file, text, &k("fold_tolerance"), v, 0.0, true, 0.45)?;
+        }
+        if let Some(v) = &s.gap_periods {
+            pp.gap_periods = int_in(file, text, &k("gap_periods"), v, 2, 16)? as u32;
+        }
+        if let Some(v) = &s.min_regular_share {
+            pp.min_regular_share = float_in(file, text, &k("min_regular_share"), v, 0.0, false, 1.0)?;
+        }
+        if let Some(v) = &s.min_coverage {
+            pp.min_coverage = float_in(file, text, &k("min_coverage"), v, 0.0, false, 1.0)?;
+        }
+        if let Some(v) = &s.burst_break_ratio {
+            pp.burst_break_ratio = float_in(file, text, &k("burst_break_ratio"), v, 1.5, false, 1000.0)?;
+        }
+        if let Some(v) = &s.max_burst_spread_s {
+            pp.max_burst_spread_s = float_in(file, text, &k("max_burst_spread_s"), v, 0.0, true, 3600.0)?;
+        }
+        if let Some(v) = &s.min_burst_size {
+            pp.min_burst_size = int_in(file, text, &k("min_burst_size"), v, 2, 64)? as u32;
+        }
+        if let Some(v) = &s.min_bursts {
+            pp.min_bursts = int_in(file, text, &k("min_bursts"), v, 2, 32)? as u32;
+        }
+        if let Some(v) = &s.min_burst_pause_s {
+            pp.min_burst_pause_s = float_in(file, text, &k("min_burst_pause_s"), v, 0.0, false, 86_400.0)?;
+        }
+        if let Some(v) = &s.max_dest_ports_per_source {
+            pp.max_dest_ports_per_source = int_in(file, text, &k("max_dest_ports_per_source"), v, 1, 65_536)? as u32;
+        }
+        if let Some(v) = &s.idle_s {
+            pp.idle_s = float_in(file, text, &k("idle_s"), v, 0.0, true, 86_400.0)?;
+        }
+        if let Some(v) = &s.max_tracked {
+            pp.max_tracked = int_in(file, text, &k("max_tracked"), v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+        }
+    }
+    if let Some(s) = doc.source_port_sequence {
+        let k = |n: &str| format!("[source_port_sequence] {n}");
+        if let Some(v) = &s.enabled {
+            ps.enabled = *v.get_ref();
+        }
+        if let Some(v) = &s.min_attempts {
+            ps.min_attempts = int_in(file, text, &k("min_attempts"), v, 3, 64)? as u32;
+        }
+        if let Some(v) = &s.min_step_share {
+            ps.min_step_share = float_in(file, text, &k("min_step_share"), v, 0.0, true, 1.0)?;
+        }
+        if let Some(v) = &s.max_step {
+            ps.max_step = int_in(file, text, &k("max_step"), v, 1, 16)? as u32;
+        }
+        if let Some(v) = &s.min_mean_interval_s {
+            ps.min_mean_interval_s = float_in(file, text, &k("min_mean_interval_s"), v, 0.0, false, 86_400.0)?;
+        }
+    }
+    Ok((pp, ps))
 }
 
 /// The `[netbios_nodestatus]` table alone (read by [`parse_netbios_toml`]).
@@ -842,6 +1039,8 @@ impl Rules {
                     general: General::default(),
                     syn_retry: SynRetryRules::default(),
                     netbios: NetbiosRules::default(),
+                    periodic_probe: PeriodicProbeRules::default(),
+                    source_port_sequence: SourcePortSequenceRules::default(),
                     traceroute: TracerouteRules::default(),
                     smurf: SmurfRules::default(),
                     ports: PortTable::default(),
@@ -855,8 +1054,9 @@ impl Rules {
         let (general, syn_retry) = parse_picket_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let (traceroute, smurf) = parse_behaviour_sections(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let netbios = parse_netbios_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
+        let (periodic_probe, source_port_sequence) = parse_periodic_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let ports = PortTable::parse(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML)?;
-        Ok(Rules { general, syn_retry, traceroute, smurf, netbios, ports })
+        Ok(Rules { general, syn_retry, traceroute, smurf, netbios, periodic_probe, source_port_sequence, ports })
     }
 
     /// Loads every `*.toml` in `dir`.
@@ -900,16 +1100,18 @@ impl Rules {
             }
         }
 
-        let (general, syn_retry, picket_src) = match &picket_path {
+        let (general, syn_retry, picket_src, (periodic_probe, source_port_sequence)) = match &picket_path {
             Some(p) => {
                 let label = p.display().to_string();
                 let text = read_rules_file(p)?;
                 let (g, s) = parse_picket_toml(&label, &text)?;
-                (g, s, Source::File(label))
+                let periodic = parse_periodic_toml(&label, &text)?;
+                (g, s, Source::File(label), periodic)
             }
             None => {
                 let (g, s) = parse_picket_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
-                (g, s, Source::Builtin)
+                let periodic = parse_periodic_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
+                (g, s, Source::Builtin, periodic)
             }
         };
         let (ports, ports_src) = match &ports_path {
@@ -928,7 +1130,8 @@ impl Rules {
             Some(p) => parse_netbios_toml(&p.display().to_string(), &read_rules_file(p)?)?,
             None => parse_netbios_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?,
         };
-        let rules = Rules { general, syn_retry, traceroute, smurf, netbios, ports };
+        let rules =
+            Rules { general, syn_retry, traceroute, smurf, netbios, periodic_probe, source_port_sequence, ports };
         let summary = rules.summary(dir_label, picket_src, ports_src);
         Ok((rules, summary))
     }
@@ -945,6 +1148,12 @@ impl Rules {
             enabled.push("netbios_nodestatus");
         } else {
             disabled.push("netbios_nodestatus");
+        }
+        for (on, name) in [
+            (self.periodic_probe.enabled, "periodic_probe"),
+            (self.source_port_sequence.enabled, "source_port_sequence"),
+        ] {
+            if on { enabled.push(name) } else { disabled.push(name) }
         }
         for (name, on) in [("traceroute", self.traceroute.enabled), ("smurf", self.smurf.enabled)] {
             if on {
@@ -1011,6 +1220,8 @@ mod tests {
         let r = Rules::try_builtin().unwrap();
         assert_eq!(r.general, General::default());
         assert_eq!(r.syn_retry, SynRetryRules::default());
+        assert_eq!(r.periodic_probe, PeriodicProbeRules::default());
+        assert_eq!(r.source_port_sequence, SourcePortSequenceRules::default());
         assert!(r.ports.len() > 200, "{}", r.ports.len());
         let b = Rules::builtin();
         assert_eq!(b.ports.len(), r.ports.len());
@@ -1047,6 +1258,21 @@ mod tests {
             "scan_min_targets",
             "smb_window_s",
             "port_scan_min_ports",
+            "min_cycles",
+            "max_jitter_ratio",
+            "min_period_s",
+            "fold_tolerance",
+            "gap_periods",
+            "min_regular_share",
+            "min_coverage",
+            "burst_break_ratio",
+            "max_burst_spread_s",
+            "min_burst_size",
+            "min_bursts",
+            "min_burst_pause_s",
+            "min_step_share",
+            "max_step",
+            "min_mean_interval_s",
         ] {
             let line = BUILTIN_PICKET_TOML
                 .lines()
@@ -1054,6 +1280,19 @@ mod tests {
                 .unwrap_or_else(|| panic!("{key} missing from rules/picket.toml"));
             assert!(line.contains("SIGNATURES.md section"), "{line}");
         }
+    }
+
+    #[test]
+    fn periodic_sections_parse_and_check_ranges() {
+        let (pp, ps) =
+            parse_periodic_toml("x", "[periodic_probe]\nmin_cycles = 7\n[source_port_sequence]\nmax_step = 2\n")
+                .unwrap();
+        assert_eq!((pp.min_cycles, ps.max_step), (7, 2));
+        let e = parse_periodic_toml("rules/picket.toml", "[periodic_probe]\n\nfold_tolerance = 0.6\n").unwrap_err();
+        assert!(e.to_string().starts_with("rules/picket.toml:3: [periodic_probe] fold_tolerance: "), "{e}");
+        let e = picket_err("[source_port_sequence]\nmax_stepp = 2\n");
+        assert!(e.to_string().contains("unknown key `max_stepp` in [source_port_sequence]"), "{e}");
+        assert!(parse_periodic_toml("x", "[source_port_sequence]\nmin_attempts = 2\n").is_err());
     }
 
     #[test]

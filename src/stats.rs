@@ -26,10 +26,14 @@ pub enum Table {
     Smurf,
     /// `netbios_nodestatus`'s (source, stack) entries.
     Netbios,
+    /// `periodic_probe` and `source_port_sequence`'s (source, destination,
+    /// protocol, port) entries.
+    Periodic,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [Table::SynRetry, Table::Sources, Table::Traceroute, Table::Smurf, Table::Netbios];
+    pub const ALL: [Table; 6] =
+        [Table::SynRetry, Table::Sources, Table::Traceroute, Table::Smurf, Table::Netbios, Table::Periodic];
     pub fn name(self) -> &'static str {
         match self {
             Table::SynRetry => "syn_retry",
@@ -37,6 +41,7 @@ impl Table {
             Table::Traceroute => "traceroute",
             Table::Smurf => "smurf",
             Table::Netbios => "netbios_nodestatus",
+            Table::Periodic => "periodic",
         }
     }
 }

@@ -16,7 +16,16 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 6] = ["syn_retry", "traceroute", "smurf", "fraggle", "netbios_nodestatus", "stats"];
+const KNOWN_EVENTS: [&str; 8] = [
+    "syn_retry",
+    "traceroute",
+    "smurf",
+    "fraggle",
+    "netbios_nodestatus",
+    "periodic_probe",
+    "source_port_sequence",
+    "stats",
+];
 
 #[test]
 fn every_corpus_capture_replays_cleanly_and_counts_every_packet() {

@@ -8,7 +8,9 @@
 //! expired, its table entry was evicted, or the input ended / picket shut
 //! down. A detection first confirmed at the end of input gets only `final`.
 
+pub mod cadence;
 pub mod netbios;
+pub mod periodic;
 pub mod smurf;
 pub mod sources;
 pub mod syn_retry;
@@ -67,6 +69,7 @@ pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
             shared.per_worker(r.netbios.max_tracked),
             r.general.update_interval_s,
         )),
+        Box::new(periodic::Periodic::new(r, shared.per_worker(r.periodic_probe.max_tracked))),
     ]
 }
 

@@ -2,6 +2,8 @@
 //! its JSON lines back as typed values.
 #![allow(dead_code)]
 
+pub mod craft;
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ pub struct Event {
     pub smurf: Option<Amplification>,
     pub fraggle: Option<Amplification>,
     pub netbios_nodestatus: Option<Netbios>,
+    pub periodic_probe: Option<PeriodicProbe>,
+    pub source_port_sequence: Option<SourcePortSequence>,
     pub stats: Option<Stats>,
 }
 
@@ -77,6 +81,82 @@ pub struct Amplification {
     pub dest_port: Option<u16>,
     pub dest_ports: Vec<u16>,
     pub direction: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Gap {
+    pub start: String,
+    pub end: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct BurstShape {
+    pub bursts: u32,
+    pub size_min: u32,
+    pub size_max: u32,
+    pub spread_s: f64,
+    pub pause_s_min: f64,
+    pub pause_s_max: f64,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct ScoreComponents {
+    pub skew: f64,
+    pub madm: f64,
+    pub regular_share: f64,
+    pub coverage: f64,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct PeriodicProbe {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub period_s: f64,
+    pub jitter_s: f64,
+    pub cycles: u64,
+    pub missed: u64,
+    pub off_period: u64,
+    pub attempts: u64,
+    pub retransmissions: u64,
+    pub answered: u64,
+    pub gaps: Vec<Gap>,
+    pub gaps_total: u64,
+    pub burst: Option<BurstShape>,
+    pub score: f64,
+    pub score_components: ScoreComponents,
+    pub service: Option<String>,
+    pub direction: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Wrap {
+    pub at: String,
+    pub from: u16,
+    pub to: u16,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct SourcePortSequence {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub step: u32,
+    pub step_share: f64,
+    pub min_port: u16,
+    pub max_port: u16,
+    pub first_port: u16,
+    pub last_port: u16,
+    pub wraps: Vec<Wrap>,
+    pub wraps_total: u64,
+    pub attempts: u64,
+    pub retransmissions: u64,
+    pub answered: u64,
     pub first_seen: String,
     pub last_seen: String,
 }
@@ -197,6 +277,22 @@ impl Run {
         self.events
             .iter()
             .filter_map(|e| e.netbios_nodestatus.as_ref().map(|d| (e, d)))
+            .filter(|(_, d)| d.status == "final")
+            .collect()
+    }
+    /// periodic_probe detections, final events only, with their envelopes.
+    pub fn periodic_finals(&self) -> Vec<(&Event, &PeriodicProbe)> {
+        self.events
+            .iter()
+            .filter_map(|e| e.periodic_probe.as_ref().map(|d| (e, d)))
+            .filter(|(_, d)| d.status == "final")
+            .collect()
+    }
+    /// source_port_sequence detections, final events only, with their envelopes.
+    pub fn sequence_finals(&self) -> Vec<(&Event, &SourcePortSequence)> {
+        self.events
+            .iter()
+            .filter_map(|e| e.source_port_sequence.as_ref().map(|d| (e, d)))
             .filter(|(_, d)| d.status == "final")
             .collect()
     }

@@ -1,0 +1,1043 @@
+//! `periodic_probe` and `source_port_sequence` (SIGNATURES.md sections 1 and
+//! 2): one table of attempts per (source, destination, protocol, port) feeds
+//! both detections.
+//!
+//! - An *attempt* is a TCP connection attempt (a SYN a real stack would send;
+//!   a retransmission, same source port and ISN as a recent attempt, is not a
+//!   new attempt), a UDP datagram, or an ICMP echo request (port 0). Segments
+//!   inside established connections are not attempts: only initiations count.
+//! - Answers are counted: a SYN-ACK for a recent attempt, a UDP datagram back
+//!   from the port to a recent source port, an echo reply. UDP and ICMP
+//!   exchanges answered more often than not (NTP polls, DNS, monitoring
+//!   pings) are services at work, not probes, and never fire
+//!   `periodic_probe`; nor do TCP bursts that are mostly answered (a browser
+//!   loading pages). Periodic TCP connections that succeed still fire (a
+//!   beacon); the event says they were answered.
+//! - `periodic_probe`: the newest `RING` attempt times are analysed by
+//!   `cadence` (period folding, jitter, gaps, bursts, score), at most once per
+//!   second of packet time per entry. Confirmed when at least `min_cycles`
+//!   attempts sit on a period of at least `min_period_s` with jitter within
+//!   `max_jitter_ratio` of it and `min_regular_share` of the intervals fitting,
+//!   or when `min_bursts` bursts are seen. After that every new attempt is
+//!   classified against the period, so cycles, missed probes and gaps count
+//!   over the whole detection, not only the ring.
+//! - `source_port_sequence`: counted incrementally per attempt: deltas between
+//!   consecutive source ports (step 1..=16 counted), wraps (a drop back, e.g.
+//!   from ~5000 to 1024), the port range. Confirmed when at least
+//!   `min_attempts` attempts show `min_step_share` of their deltas (wraps
+//!   aside) equal to one step of at most `max_step`, with at most one wrap
+//!   per four deltas. Keyed on the destination and port, so a browser's many
+//!   connections to many servers never form a sequence.
+//!
+//! State, in two tiers as in `syn_retry`: `first` holds a key's first
+//! attempt (24 bytes); `map` the full entry (a ring of 64 attempts) from its
+//! second. Both capped at `[periodic_probe] max_tracked` split between
+//! workers; a full `first` is emptied (at most once per second, counted as
+//! evictions); a full `map` drops unconfirmed entries with fewer than 3
+//! attempts, then refuses new keys (cap hits). Entries expire after `idle_s`
+//! without an attempt (checked every `SWEEP_US`), which ends their detections.
+
+use super::cadence::{self, Cadence, Fold, Params};
+use super::sources::Sources;
+use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US};
+use crate::config::{PeriodicProbeRules, Rules, SourcePortSequenceRules};
+use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::stats::Table;
+use crate::summary::{L4, PacketSummary};
+use crate::timefmt::rfc3339_us;
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+const PERIODIC: &str = "periodic_probe";
+const SEQUENCE: &str = "source_port_sequence";
+/// Attempts remembered per entry.
+const RING: usize = cadence::MAX_TIMES;
+/// Recent attempts checked for a retransmission or an answer.
+const RECENT: usize = 8;
+/// Gaps and wraps kept per entry (the rest are counted).
+const MAX_LIST: usize = 8;
+/// Steps counted for `source_port_sequence`.
+const MAX_STEP: usize = 16;
+/// Packet time between analyses of one unconfirmed entry.
+const EVAL_US: i64 = 1_000_000;
+/// Packet time between make-room sweeps of a full table.
+const EVICT_US: i64 = 1_000_000;
+/// SIGNATURES.md section 9: a periodic client or a port sequence is low lethality.
+const LETHALITY: i64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    dport: u16,
+}
+
+/// A key's first attempt.
+#[derive(Clone, Copy, Debug)]
+struct First {
+    ts: i64,
+    isn: u32,
+    sport: u16,
+    sensor: u16,
+    answered: bool,
+    retransmissions: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Wrap {
+    ts: i64,
+    from: u16,
+    to: u16,
+}
+
+/// One detection's lifecycle.
+#[derive(Clone, Copy, Debug, Default)]
+struct Life {
+    confirmed: bool,
+    last_emit_us: i64,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    sensor: u16,
+    first_us: i64,
+    last_us: i64,
+    times: [i64; RING],
+    sports: [u16; RING],
+    isns: [u32; RING],
+    /// Next slot to write; the ring holds `min(attempts, RING)` attempts.
+    head: usize,
+    attempts: u64,
+    retransmissions: u64,
+    answered: u64,
+    payload_bytes: u64,
+    // source_port_sequence
+    first_port: u16,
+    last_port: u16,
+    min_port: u16,
+    max_port: u16,
+    steps: [u32; MAX_STEP],
+    deltas: u32,
+    wraps: u32,
+    wrap_list: [Wrap; MAX_LIST],
+    // periodic_probe, over the whole detection once confirmed
+    cad: Option<Cadence>,
+    cycles: u64,
+    missed: u64,
+    off_period: u64,
+    prev_on: bool,
+    gaps: [cadence::Gap; MAX_LIST],
+    n_gaps: u32,
+    last_eval_us: i64,
+    pp: Life,
+    ps: Life,
+}
+
+impl Entry {
+    fn new(f: &First) -> Entry {
+        let mut e = Entry {
+            sensor: f.sensor,
+            first_us: f.ts,
+            last_us: f.ts,
+            times: [0; RING],
+            sports: [0; RING],
+            isns: [0; RING],
+            head: 0,
+            attempts: 0,
+            retransmissions: u64::from(f.retransmissions),
+            answered: u64::from(f.answered),
+            payload_bytes: 0,
+            first_port: f.sport,
+            last_port: f.sport,
+            min_port: f.sport,
+            max_port: f.sport,
+            steps: [0; MAX_STEP],
+            deltas: 0,
+            wraps: 0,
+            wrap_list: [Wrap::default(); MAX_LIST],
+            cad: None,
+            cycles: 0,
+            missed: 0,
+            off_period: 0,
+            prev_on: false,
+            gaps: [cadence::Gap::default(); MAX_LIST],
+            n_gaps: 0,
+            last_eval_us: i64::MIN,
+            pp: Life::default(),
+            ps: Life::default(),
+        };
+        e.push(f.ts, f.sport, f.isn);
+        e
+    }
+
+    fn len(&self) -> usize {
+        (self.attempts as usize).min(RING)
+    }
+
+    /// Ring index of the `i`-th newest attempt (0 = newest).
+    fn newest(&self, i: usize) -> usize {
+        (self.head + RING - 1 - i) % RING
+    }
+
+    /// Whether (sport, isn) repeats one of the recent attempts.
+    fn is_retransmission(&self, sport: u16, isn: u32) -> bool {
+        (0..self.len().min(RECENT)).any(|i| {
+            let j = self.newest(i);
+            self.sports[j] == sport && self.isns[j] == isn
+        })
+    }
+
+    /// Whether `sport` is one of the recent attempts' source ports.
+    fn recent_sport(&self, sport: u16) -> bool {
+        (0..self.len().min(RECENT)).any(|i| self.sports[self.newest(i)] == sport)
+    }
+
+    /// Records a new attempt (the caller has excluded retransmissions).
+    fn push(&mut self, ts: i64, sport: u16, isn: u32) {
+        if self.attempts > 0 {
+            let prev = self.last_port;
+            if sport < prev {
+                if (self.wraps as usize) < MAX_LIST {
+                    self.wrap_list[self.wraps as usize] = Wrap { ts, from: prev, to: sport };
+                }
+                self.wraps += 1;
+            } else {
+                let d = usize::from(sport - prev);
+                if (1..=MAX_STEP).contains(&d) {
+                    self.steps[d - 1] += 1;
+                }
+            }
+            self.deltas += 1;
+        }
+        self.last_port = sport;
+        self.min_port = self.min_port.min(sport);
+        self.max_port = self.max_port.max(sport);
+        self.times[self.head] = ts;
+        self.sports[self.head] = sport;
+        self.isns[self.head] = isn;
+        self.head = (self.head + 1) % RING;
+        self.attempts += 1;
+        self.last_us = self.last_us.max(ts);
+    }
+
+    /// The ring's times, oldest first.
+    fn ring_times(&self, out: &mut [i64; RING]) -> usize {
+        let n = self.len();
+        for (i, slot) in out.iter_mut().enumerate().take(n) {
+            *slot = self.times[(self.head + RING - n + i) % RING];
+        }
+        n
+    }
+
+    /// The dominant step, its count, and its share of the non-wrap deltas.
+    fn step(&self) -> (u32, u32, f64) {
+        let (mut best, mut count) = (0usize, 0u32);
+        for (i, c) in self.steps.iter().enumerate() {
+            if *c > count {
+                (best, count) = (i + 1, *c);
+            }
+        }
+        let denom = self.deltas.saturating_sub(self.wraps);
+        let share = if denom == 0 { 0.0 } else { f64::from(count) / f64::from(denom) };
+        (best as u32, count, share)
+    }
+
+    fn add_gap(&mut self, g: cadence::Gap) {
+        let n = (self.n_gaps as usize).min(MAX_LIST);
+        if self.gaps[..n].iter().any(|x| x.start_us == g.start_us) {
+            return;
+        }
+        if n < MAX_LIST {
+            self.gaps[n] = g;
+        }
+        self.n_gaps += 1;
+    }
+}
+
+/// Thresholds in packet-time microseconds.
+#[derive(Clone, Copy)]
+struct Limits {
+    par: Params,
+    min_cycles: u32,
+    max_jitter_ratio: f64,
+    min_regular_share: f64,
+    min_coverage: f64,
+    idle_us: i64,
+    update_us: i64,
+    pp_on: bool,
+    ps_on: bool,
+    ps_min: u64,
+    ps_share: f64,
+    ps_max_step: u32,
+    max_ports: u32,
+    ps_min_gap_us: i64,
+}
+
+/// The detector's per-worker state.
+pub struct Periodic {
+    first: FastMap<Key, First>,
+    map: FastMap<Key, Entry>,
+    lim: Limits,
+    cap: usize,
+    last_sweep_us: i64,
+    last_evict_us: i64,
+    last_first_evict_us: i64,
+}
+
+impl Periodic {
+    pub fn new(rules: &Rules, cap: usize) -> Periodic {
+        let (pp, ps): (&PeriodicProbeRules, &SourcePortSequenceRules) =
+            (&rules.periodic_probe, &rules.source_port_sequence);
+        Periodic {
+            first: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
+            cap,
+            last_sweep_us: i64::MIN,
+            last_evict_us: i64::MIN,
+            last_first_evict_us: i64::MIN,
+            lim: Limits {
+                par: Params {
+                    min_period_us: (pp.min_period_s * 1e6) as i64,
+                    fold_tolerance: pp.fold_tolerance,
+                    gap_periods: pp.gap_periods,
+                    burst_break_ratio: pp.burst_break_ratio,
+                    max_burst_spread_us: (pp.max_burst_spread_s * 1e6) as i64,
+                    min_burst_size: pp.min_burst_size,
+                    min_bursts: pp.min_bursts,
+                    min_burst_pause_us: (pp.min_burst_pause_s * 1e6) as i64,
+                },
+                max_ports: pp.max_dest_ports_per_source,
+                ps_min_gap_us: (ps.min_mean_interval_s * 1e6) as i64,
+                min_cycles: pp.min_cycles,
+                max_jitter_ratio: pp.max_jitter_ratio,
+                min_regular_share: pp.min_regular_share,
+                min_coverage: pp.min_coverage,
+                idle_us: (pp.idle_s * 1e6) as i64,
+                update_us: (rules.general.update_interval_s * 1e6) as i64,
+                pp_on: pp.enabled,
+                ps_on: ps.enabled,
+                ps_min: u64::from(ps.min_attempts),
+                ps_share: ps.min_step_share,
+                ps_max_step: ps.max_step,
+            },
+        }
+    }
+
+    #[inline]
+    fn packet(&mut self, p: &PacketSummary, sensor: u16, src: &Sources, cx: &Ctx) {
+        if !self.lim.pp_on && !self.lim.ps_on {
+            return;
+        }
+        let Some(ip) = &p.ip else { return };
+        match &p.l4 {
+            L4::Tcp(t) if t.is_connection_attempt() => {
+                let key = Key { src: ip.src, dst: ip.dst, proto: 6, dport: t.dport };
+                self.attempt(key, p, sensor, t.sport, t.seq, true, src, cx);
+            }
+            L4::Tcp(t) if t.is_syn_ack() => {
+                let key = Key { src: ip.dst, dst: ip.src, proto: 6, dport: t.sport };
+                let isn = t.ack.wrapping_sub(1);
+                if let Some(e) = self.map.get_mut(&key) {
+                    if e.is_retransmission(t.dport, isn) {
+                        e.answered += 1;
+                    }
+                } else if let Some(f) = self.first.get_mut(&key)
+                    && f.sport == t.dport
+                    && f.isn == isn
+                {
+                    f.answered = true;
+                }
+            }
+            L4::Udp(u) => {
+                let back = Key { src: ip.dst, dst: ip.src, proto: 17, dport: u.sport };
+                if let Some(e) = self.map.get_mut(&back)
+                    && e.recent_sport(u.dport)
+                {
+                    e.answered += 1;
+                    return;
+                }
+                if let Some(f) = self.first.get_mut(&back)
+                    && f.sport == u.dport
+                {
+                    f.answered = true;
+                    return;
+                }
+                let key = Key { src: ip.src, dst: ip.dst, proto: 17, dport: u.dport };
+                self.attempt(key, p, sensor, u.sport, 0, false, src, cx);
+            }
+            L4::Icmp(i) if i.is_echo_request() => {
+                let key = Key { src: ip.src, dst: ip.dst, proto: ip.proto, dport: 0 };
+                let (id, seq) = i.echo.unwrap_or((0, 0));
+                self.attempt(key, p, sensor, 0, (u32::from(id) << 16) | u32::from(seq), false, src, cx);
+            }
+            L4::Icmp(i) if i.is_echo_reply() => {
+                let key = Key { src: ip.dst, dst: ip.src, proto: ip.proto, dport: 0 };
+                if let Some(e) = self.map.get_mut(&key) {
+                    e.answered += 1;
+                } else if let Some(f) = self.first.get_mut(&key) {
+                    f.answered = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attempt(
+        &mut self,
+        key: Key,
+        p: &PacketSummary,
+        sensor: u16,
+        sport: u16,
+        isn: u32,
+        tcp: bool,
+        src: &Sources,
+        cx: &Ctx,
+    ) {
+        let now = p.ts_us;
+        if !self.map.contains_key(&key) {
+            let Some(f) = self.first.get(&key).copied() else {
+                self.remember_first(
+                    key,
+                    First { ts: now, isn, sport, sensor, answered: false, retransmissions: 0 },
+                    cx,
+                );
+                return;
+            };
+            if tcp && f.sport == sport && f.isn == isn {
+                // A retransmission of the first attempt.
+                if let Some(f) = self.first.get_mut(&key) {
+                    f.retransmissions = f.retransmissions.saturating_add(1);
+                }
+                return;
+            }
+            if self.map.len() >= self.cap && !self.make_room(now, cx) {
+                cx.shared.stats.table(Table::Periodic).cap_hits.fetch_add(1, Relaxed);
+                return;
+            }
+            self.first.remove(&key);
+            self.map.insert(key, Entry::new(&f));
+        }
+        let lim = self.lim;
+        let Some(e) = self.map.get_mut(&key) else { return };
+        if tcp && e.is_retransmission(sport, isn) {
+            e.retransmissions += 1;
+            return;
+        }
+        e.sensor = sensor;
+        e.payload_bytes += u64::from(p.payload_len);
+        let prev = e.last_us;
+        e.push(now, sport, isn);
+        if e.pp.confirmed {
+            classify(e, now - prev, prev, now, &lim);
+        }
+        if lim.pp_on {
+            if !e.pp.confirmed {
+                if now.saturating_sub(e.last_eval_us) >= EVAL_US && e.len() >= lim.min_cycles as usize {
+                    e.last_eval_us = now;
+                    try_confirm_periodic(&key, e, &lim, src, cx, now, None);
+                }
+            } else if now - e.pp.last_emit_us >= lim.update_us {
+                refresh(e, &key, &lim);
+                e.pp.last_emit_us = now;
+                cx.emit(render_periodic(&key, e, "update", None, cx, now));
+            }
+        }
+        if lim.ps_on && key.proto != 1 && key.proto != 58 {
+            if !e.ps.confirmed {
+                try_confirm_sequence(&key, e, &lim, src, cx, now, None);
+            } else if now - e.ps.last_emit_us >= lim.update_us {
+                e.ps.last_emit_us = now;
+                cx.emit(render_sequence(&key, e, "update", None, cx, now));
+            }
+        }
+    }
+
+    /// Records a key's first attempt; a full tier is emptied once per `EVICT_US`.
+    fn remember_first(&mut self, key: Key, f: First, cx: &Ctx) {
+        if self.first.len() >= self.cap {
+            if f.ts.saturating_sub(self.last_first_evict_us) < EVICT_US {
+                cx.shared.stats.table(Table::Periodic).cap_hits.fetch_add(1, Relaxed);
+                return;
+            }
+            self.last_first_evict_us = f.ts;
+            let n = self.first.len() as u64;
+            self.first.clear();
+            cx.shared.stats.table(Table::Periodic).evicted.fetch_add(n, Relaxed);
+        }
+        self.first.insert(key, f);
+    }
+
+    /// When full, drops unconfirmed entries with fewer than 3 attempts.
+    fn make_room(&mut self, now: i64, cx: &Ctx) -> bool {
+        if now.saturating_sub(self.last_evict_us) < EVICT_US {
+            return false;
+        }
+        self.last_evict_us = now;
+        let before = self.map.len();
+        self.map.retain(|_, e| e.pp.confirmed || e.ps.confirmed || e.attempts >= 3);
+        cx.shared.stats.table(Table::Periodic).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
+        self.map.len() < self.cap
+    }
+
+    /// Every `SWEEP_US`, ends and drops entries idle for `idle_s`.
+    fn tick(&mut self, src: &Sources, cx: &Ctx) {
+        let now = cx.now;
+        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+            return;
+        }
+        self.last_sweep_us = now;
+        let lim = self.lim;
+        let mut expired = 0u64;
+        self.map.retain(|key, e| {
+            if now.saturating_sub(e.last_us) <= lim.idle_us {
+                return true;
+            }
+            finish(key, e, &lim, src, cx, now, EndReason::Expired);
+            expired += 1;
+            false
+        });
+        let before = self.first.len();
+        self.first.retain(|_, f| now.saturating_sub(f.ts) <= lim.idle_us);
+        expired += (before - self.first.len()) as u64;
+        cx.shared.stats.table(Table::Periodic).expired.fetch_add(expired, Relaxed);
+    }
+
+    fn end(&mut self, reason: EndReason, src: &Sources, cx: &Ctx) {
+        let lim = self.lim;
+        for (key, e) in self.map.iter_mut() {
+            finish(key, e, &lim, src, cx, cx.now, reason);
+        }
+        self.map.clear();
+        self.first.clear();
+    }
+}
+
+/// Ends an entry's detections: finals for confirmed ones, and a last chance
+/// (new and final at once) for the others.
+fn finish(key: &Key, e: &mut Entry, lim: &Limits, src: &Sources, cx: &Ctx, now: i64, reason: EndReason) {
+    if lim.pp_on {
+        if e.pp.confirmed {
+            refresh(e, key, lim);
+            cx.emit(render_periodic(key, e, "final", Some(reason), cx, now));
+        } else if e.len() >= lim.min_cycles as usize {
+            try_confirm_periodic(key, e, lim, src, cx, now, Some(reason));
+        }
+    }
+    if lim.ps_on && key.proto != 1 && key.proto != 58 {
+        if e.ps.confirmed {
+            cx.emit(render_sequence(key, e, "final", Some(reason), cx, now));
+        } else {
+            try_confirm_sequence(key, e, lim, src, cx, now, Some(reason));
+        }
+    }
+}
+
+/// Classifies the interval before a new attempt against the confirmed
+/// period, so the counts cover the whole detection.
+fn classify(e: &mut Entry, d: i64, start: i64, end: i64, lim: &Limits) {
+    let Some(c) = e.cad else { return };
+    if c.burst.is_some() {
+        return; // burst counts come from the ring
+    }
+    match cadence::fold(d, c.period_us, &lim.par) {
+        Fold::On(k) => {
+            e.cycles += if e.prev_on { 1 } else { 2 };
+            e.missed += u64::from(k - 1);
+            e.prev_on = true;
+        }
+        Fold::Gap => {
+            e.add_gap(cadence::Gap { start_us: start, end_us: end });
+            e.prev_on = false;
+        }
+        Fold::Off => {
+            e.off_period += 1;
+            e.prev_on = false;
+        }
+    }
+}
+
+/// Re-estimates the period from the ring (for an update or the final event).
+/// The whole-detection counts are kept while the pattern stays of the same
+/// kind; a ring that now shows bursts instead of a plain period (or the
+/// reverse) and passes the trigger replaces them.
+fn refresh(e: &mut Entry, key: &Key, lim: &Limits) {
+    let mut t = [0i64; RING];
+    let n = e.ring_times(&mut t);
+    let Some(c) = cadence::analyze(&t[..n], &lim.par) else { return };
+    let same_kind = e.cad.is_none_or(|old| old.burst.is_some() == c.burst.is_some());
+    if same_kind {
+        let (cycles, missed, off) = (e.cycles, e.missed, e.off_period);
+        for g in &c.gaps[..(c.n_gaps as usize).min(cadence::MAX_GAPS)] {
+            e.add_gap(*g);
+        }
+        e.cad = Some(c);
+        (e.cycles, e.missed, e.off_period) = (cycles, missed, off);
+    } else if qualifies(&c, e, key.proto, lim, true) {
+        adopt(e, &c, &t[..n], lim);
+    }
+}
+
+/// Whether a cadence passes the trigger. `ended`: no more attempts will come.
+fn qualifies(c: &Cadence, e: &Entry, proto: u8, lim: &Limits, ended: bool) -> bool {
+    // UDP/ICMP answered more often than not: a service at work (NTP, DNS, pings).
+    let answered_mostly = e.answered * 2 > e.attempts;
+    if proto != 6 && answered_mostly {
+        return false;
+    }
+    if c.period_us < lim.par.min_period_us {
+        return false;
+    }
+    if c.burst.is_some() {
+        // Reconnecting in bursts means failing: a browser's answered page loads are not it.
+        return !answered_mostly;
+    }
+    // A train shorter than a burst may be the first burst of a burst
+    // pattern: wait for more (or for the end of input) before calling it.
+    let long_enough =
+        ended || c.period_us.saturating_mul(i64::from(c.cycles.saturating_sub(1))) > lim.par.max_burst_spread_us;
+    c.longest_run >= lim.min_cycles
+        && long_enough
+        && (c.jitter_us as f64) <= lim.max_jitter_ratio * c.period_us as f64
+        && c.regular_share() >= lim.min_regular_share
+        && c.score().coverage >= lim.min_coverage
+}
+
+fn try_confirm_periodic(
+    key: &Key,
+    e: &mut Entry,
+    lim: &Limits,
+    src: &Sources,
+    cx: &Ctx,
+    now: i64,
+    end: Option<EndReason>,
+) {
+    if is_scanner(src, key, lim) {
+        return;
+    }
+    let mut t = [0i64; RING];
+    let n = e.ring_times(&mut t);
+    // Cheap reject (a flood): the ring spans less than one minimum period.
+    if n < 3 || t[n - 1] - t[0] < lim.par.min_period_us {
+        return;
+    }
+    let Some(c) = cadence::analyze(&t[..n], &lim.par) else { return };
+    if !qualifies(&c, e, key.proto, lim, end.is_some()) {
+        return;
+    }
+    adopt(e, &c, &t[..n], lim);
+    e.pp = Life { confirmed: true, last_emit_us: now };
+    let status = if end.is_some() { "final" } else { "new" };
+    cx.emit(render_periodic(key, e, status, end, cx, now));
+}
+
+/// Takes a ring analysis as the detection's cadence, counts included.
+fn adopt(e: &mut Entry, c: &Cadence, t: &[i64], lim: &Limits) {
+    let n = t.len();
+    e.cad = Some(*c);
+    e.cycles = u64::from(c.cycles);
+    e.missed = u64::from(c.missed);
+    e.off_period = u64::from(c.off_period);
+    e.prev_on = n >= 2 && matches!(cadence::fold(t[n - 1] - t[n - 2], c.period_us, &lim.par), Fold::On(_));
+    for g in &c.gaps[..(c.n_gaps as usize).min(cadence::MAX_GAPS)] {
+        e.add_gap(*g);
+    }
+}
+
+/// SIGNATURES.md section 2: a source probing many ports is a scanner; its
+/// repeats are left to the scan detectors.
+fn is_scanner(src: &Sources, key: &Key, lim: &Limits) -> bool {
+    src.distinct_ports(key.src) > u64::from(lim.max_ports)
+}
+
+fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
+    let (step, count, share) = e.step();
+    let mean_gap = (e.last_us - e.first_us) / i64::try_from(e.attempts.saturating_sub(1).max(1)).unwrap_or(i64::MAX);
+    e.attempts >= lim.ps_min
+        && mean_gap >= lim.ps_min_gap_us
+        && step >= 1
+        && step <= lim.ps_max_step
+        && count > 0
+        && share >= lim.ps_share
+        && e.wraps * 4 <= e.deltas
+}
+
+fn try_confirm_sequence(
+    key: &Key,
+    e: &mut Entry,
+    lim: &Limits,
+    src: &Sources,
+    cx: &Ctx,
+    now: i64,
+    end: Option<EndReason>,
+) {
+    if !sequence_holds(e, lim) || is_scanner(src, key, lim) {
+        return;
+    }
+    e.ps = Life { confirmed: true, last_emit_us: now };
+    let status = if end.is_some() { "final" } else { "new" };
+    cx.emit(render_sequence(key, e, status, end, cx, now));
+}
+
+/// Seconds for a sentence: 0.1 s precision from 10 s up, 0.01 s below,
+/// without a trailing ".0" ("every 30 s", "every 2.5 s").
+fn human_s(us: i64) -> String {
+    let x = us as f64 / 1e6;
+    let t = if x >= 10.0 { format!("{x:.1}") } else { format!("{x:.2}") };
+    let t = t.trim_end_matches('0').trim_end_matches('.');
+    if t.is_empty() { "0".to_string() } else { t.to_string() }
+}
+
+fn target(key: &Key) -> String {
+    let host = match key.dst {
+        IpAddr::V6(a) => format!("[{a}]"),
+        IpAddr::V4(a) => a.to_string(),
+    };
+    match key.proto {
+        6 => format!("TCP {host}:{}", key.dport),
+        17 => format!("UDP {host}:{}", key.dport),
+        _ => format!("ICMP echo to {}", key.dst),
+    }
+}
+
+fn service_note(key: &Key, cx: &Ctx) -> (Option<String>, String) {
+    let svc = if key.proto == 6 || key.proto == 17 { cx.service(key.proto, key.dport) } else { None };
+    (svc.map(String::from), svc.map(|s| format!(" ({s})")).unwrap_or_default())
+}
+
+fn flow(key: &Key, e: &Entry) -> Flow {
+    let ports = match key.proto {
+        6 | 17 => Some((e.first_port, key.dport)),
+        1 => Some((8, 0)),
+        58 => Some((128, 0)),
+        _ => None,
+    };
+    Flow { src: key.src, dst: key.dst, proto: key.proto, ports }
+}
+
+fn id(kind: &str, key: &Key, e: &Entry) -> String {
+    detection_id(
+        kind,
+        &[&ip_bytes(&key.src), &ip_bytes(&key.dst), &[key.proto], &key.dport.to_be_bytes(), &e.first_us.to_be_bytes()],
+    )
+}
+
+fn gaps_json(e: &Entry) -> Value {
+    let n = (e.n_gaps as usize).min(MAX_LIST);
+    Value::Array(
+        e.gaps[..n]
+            .iter()
+            .map(|g| json!({"start": rfc3339_us(g.start_us), "end": rfc3339_us(g.end_us), "seconds": secs(g.end_us - g.start_us)}))
+            .collect(),
+    )
+}
+
+fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
+    let c = e.cad.unwrap_or_default();
+    let sc = c.score();
+    let (service, svc) = service_note(key, cx);
+    let burst = c.burst.map(|b| {
+        json!({
+            "bursts": b.bursts,
+            "size_min": b.size_min,
+            "size_max": b.size_max,
+            "spread_s": secs(b.spread_us),
+            "pause_s_min": secs(b.pause_min_us),
+            "pause_s_max": secs(b.pause_max_us),
+        })
+    });
+    let (cycles, missed, off) =
+        if c.burst.is_some() { (u64::from(c.cycles), 0, 0) } else { (e.cycles, e.missed, e.off_period) };
+    let details = json!({
+        "id": id(PERIODIC, key, e),
+        "status": status,
+        "end_reason": end.map(EndReason::name),
+        "period_s": secs(c.period_us),
+        "jitter_s": secs(c.jitter_us),
+        "cycles": cycles,
+        "missed": missed,
+        "off_period": off,
+        "attempts": e.attempts,
+        "retransmissions": e.retransmissions,
+        "answered": e.answered,
+        "payload_bytes": e.payload_bytes,
+        "gaps": gaps_json(e),
+        "gaps_total": e.n_gaps,
+        "burst": burst,
+        "score": sc.score,
+        "score_components": {"skew": sc.skew, "madm": sc.madm, "regular_share": sc.regular_share, "coverage": sc.coverage},
+        "service": service,
+        "direction": cx.direction(key.src, key.dst),
+        "first_seen": rfc3339_us(e.first_us),
+        "last_seen": rfc3339_us(e.last_us),
+        "duration_s": secs(e.last_us - e.first_us),
+    });
+    let summary = {
+        let what = match key.proto {
+            6 => "connection attempts",
+            17 => "UDP datagrams",
+            _ => "echo requests",
+        };
+        let rhythm = match c.burst {
+            Some(b) => format!(
+                "in bursts of {} {what} within {} s, repeating every ~{} s (pauses {}-{} s)",
+                if b.size_min == b.size_max {
+                    b.size_min.to_string()
+                } else {
+                    format!("{}-{}", b.size_min, b.size_max)
+                },
+                secs(b.spread_us),
+                secs(c.period_us),
+                secs(b.pause_min_us),
+                secs(b.pause_max_us)
+            ),
+            None => format!(
+                "{what} every {} s (jitter {} s) for {cycles} cycles since {}",
+                human_s(c.period_us),
+                secs(c.jitter_us),
+                rfc3339_us(e.first_us)
+            ),
+        };
+        let gaps = if e.n_gaps > 0 {
+            let longest = e.gaps[..(e.n_gaps as usize).min(MAX_LIST)].iter().map(|g| g.end_us - g.start_us).max();
+            format!(", with {} silence(s) (longest {} s, e.g. a reboot)", e.n_gaps, human_s(longest.unwrap_or(0)))
+        } else {
+            String::new()
+        };
+        let verdict = if e.answered == 0 {
+            "; never answered: a client polling a service that is gone (misconfigured software), not a scan"
+        } else if e.answered * 2 > e.attempts {
+            "; answered: a scheduled client or a beacon (check what runs on the source)"
+        } else {
+            "; mostly unanswered: a client retrying, not a scan"
+        };
+        format!("{} -> {}{svc}: {rhythm}{gaps}{verdict}", key.src, target(key))
+    };
+    EventBuilder::new(PERIODIC, now, cx.sensor(e.sensor))
+        .flow(&flow(key, e), cx.shared.community_id_seed)
+        .severity(cx.severity(LETHALITY))
+        .summary(summary)
+        .details(PERIODIC, details)
+}
+
+fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
+    let (step, _, share) = e.step();
+    let (service, svc) = service_note(key, cx);
+    let n = (e.wraps as usize).min(MAX_LIST);
+    let wraps: Vec<Value> =
+        e.wrap_list[..n].iter().map(|w| json!({"at": rfc3339_us(w.ts), "from": w.from, "to": w.to})).collect();
+    let details = json!({
+        "id": id(SEQUENCE, key, e),
+        "status": status,
+        "end_reason": end.map(EndReason::name),
+        "step": step,
+        "step_share": (share * 1000.0).round() / 1000.0,
+        "min_port": e.min_port,
+        "max_port": e.max_port,
+        "first_port": e.first_port,
+        "last_port": e.last_port,
+        "wraps": wraps,
+        "wraps_total": e.wraps,
+        "attempts": e.attempts,
+        "retransmissions": e.retransmissions,
+        "answered": e.answered,
+        "service": service,
+        "direction": cx.direction(key.src, key.dst),
+        "first_seen": rfc3339_us(e.first_us),
+        "last_seen": rfc3339_us(e.last_us),
+        "duration_s": secs(e.last_us - e.first_us),
+    });
+    let wrap_note = match e.wrap_list.first() {
+        Some(w) if e.wraps > 0 => format!(", wrapping {} time(s) (first from {} back to {})", e.wraps, w.from, w.to),
+        _ => String::new(),
+    };
+    let summary = format!(
+        "{} made {} attempts to {}{svc} from source ports counting up by {step} ({}..{}){wrap_note}: one program allocating ports sequentially (classic Windows 1024..5000), retrying the same service",
+        key.src,
+        e.attempts,
+        target(key),
+        e.min_port,
+        e.max_port
+    );
+    EventBuilder::new(SEQUENCE, now, cx.sensor(e.sensor))
+        .flow(&flow(key, e), cx.shared.community_id_seed)
+        .severity(cx.severity(LETHALITY))
+        .summary(summary)
+        .details(SEQUENCE, details)
+}
+
+impl Detector for Periodic {
+    fn table(&self) -> Table {
+        Table::Periodic
+    }
+    fn len(&self) -> usize {
+        self.first.len() + self.map.len()
+    }
+    fn on_packet(&mut self, p: &PacketSummary, sensor: u16, sources: &Sources, cx: &Ctx) {
+        self.packet(p, sensor, sources, cx);
+    }
+    fn on_tick(&mut self, sources: &Sources, cx: &Ctx) {
+        self.tick(sources, cx);
+    }
+    fn flush(&mut self, reason: EndReason, sources: &Sources, cx: &Ctx) {
+        self.end(reason, sources, cx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Shared;
+    use crate::homenet::HomeNet;
+    use crate::stats::Stats;
+    use crate::summary::{UdpInfo, tcpflag};
+    use crossbeam_channel::{Receiver, Sender, unbounded};
+    use std::sync::Arc;
+
+    const CLIENT: &str = "198.51.100.7";
+    const SERVER: &str = "192.0.2.10";
+
+    struct Rig {
+        det: Periodic,
+        src: Sources,
+        shared: Shared,
+        tx: Sender<EventLine>,
+        rx: Receiver<EventLine>,
+        now: i64,
+    }
+
+    impl Rig {
+        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
+            let mut rules = Rules::builtin();
+            tweak(&mut rules);
+            let shared = Shared {
+                home: HomeNet::parse("192.0.2.0/24").unwrap(),
+                community_id_seed: 0,
+                sensors: vec!["test".into()],
+                stats: Arc::new(Stats::default()),
+                workers: 1,
+                rules,
+            };
+            let (tx, rx) = unbounded();
+            let det = Periodic::new(&shared.rules, shared.rules.periodic_probe.max_tracked);
+            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
+        }
+        fn feed(&mut self, p: PacketSummary) {
+            self.now = self.now.max(p.ts_us);
+            self.src.observe(&p, &self.shared.stats);
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.on_packet(&p, 0, &self.src, &cx);
+        }
+        fn tick(&mut self, t: f64) {
+            self.now = s(t);
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.on_tick(&self.src, &cx);
+        }
+        fn end(&mut self) -> Vec<Value> {
+            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
+            self.events()
+        }
+        fn events(&self) -> Vec<Value> {
+            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
+        }
+    }
+
+    fn s(t: f64) -> i64 {
+        (t * 1e6) as i64
+    }
+
+    fn syn(t: f64, sport: u16, isn: u32) -> PacketSummary {
+        crate::summary::testutil::tcp(s(t), CLIENT, SERVER, (sport, 158), tcpflag::SYN, isn, 0)
+    }
+
+    fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {
+        let mut p = PacketSummary::new(s(t), 60, 60);
+        p.ip = Some(crate::summary::testutil::ipv4(src, dst, 17));
+        p.l4 = L4::Udp(UdpInfo { sport, dport });
+        p
+    }
+
+    fn kinds(ev: &[Value], kind: &str, status: &str) -> usize {
+        ev.iter().filter(|e| e["event_type"] == kind && e[kind]["status"] == status).count()
+    }
+
+    #[test]
+    fn retransmissions_are_not_attempts() {
+        let mut r = Rig::new(|_| {});
+        for i in 0..6u16 {
+            let t = f64::from(i) * 30.0;
+            r.feed(syn(t, 1024 + i, 7 * u32::from(i)));
+            r.feed(syn(t + 3.0, 1024 + i, 7 * u32::from(i)));
+        }
+        let ev = r.end();
+        let d = ev.iter().find(|e| e["periodic_probe"]["status"] == "final").unwrap();
+        assert_eq!(d["periodic_probe"]["attempts"], 6);
+        assert_eq!(d["periodic_probe"]["retransmissions"], 6);
+        assert_eq!(d["periodic_probe"]["period_s"], 30.0);
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 1);
+    }
+
+    #[test]
+    fn answered_udp_polls_are_a_service_but_unanswered_ones_are_probes() {
+        // An NTP-like client polled every 64 s and answered each time.
+        let mut r = Rig::new(|_| {});
+        for i in 0..10 {
+            let t = f64::from(i) * 64.0;
+            r.feed(udp(t, CLIENT, SERVER, 123, 123));
+            r.feed(udp(t + 0.01, SERVER, CLIENT, 123, 123));
+        }
+        assert!(r.end().iter().all(|e| e["event_type"] != "periodic_probe"));
+        // A game client's datagrams every 20 s to a port nobody answers on.
+        let mut r = Rig::new(|_| {});
+        for i in 0..10 {
+            r.feed(udp(f64::from(i) * 20.0, CLIENT, SERVER, 40000, 27015));
+        }
+        let ev = r.end();
+        assert_eq!(kinds(&ev, "periodic_probe", "new"), 1, "{ev:?}");
+        let fin = ev.iter().find(|e| e["periodic_probe"]["status"] == "final").unwrap();
+        assert_eq!(fin["proto"], "UDP");
+        assert_eq!(fin["dest_port"], 27015);
+        // One source port all along: no sequence.
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 0);
+    }
+
+    #[test]
+    fn random_source_ports_and_irregular_times_fire_nothing() {
+        let mut r = Rig::new(|_| {});
+        let mut x: u32 = 99;
+        let mut t = 0.0;
+        for _ in 0..40 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            t += 1.0 + f64::from(x % 50_000) / 1000.0;
+            r.feed(syn(t, 32768 + (x >> 17) as u16 % 28000, x));
+        }
+        let ev = r.end();
+        assert!(ev.is_empty(), "{ev:?}");
+    }
+
+    #[test]
+    fn expiry_ends_the_detections_and_a_flood_is_capped() {
+        let mut r = Rig::new(|rules| rules.periodic_probe.max_tracked = 4);
+        for i in 0..6u16 {
+            r.feed(syn(f64::from(i) * 30.0, 1024 + i, u32::from(i)));
+        }
+        assert_eq!(kinds(&r.events(), "periodic_probe", "new"), 1);
+        for i in 0..20u16 {
+            let src = format!("203.0.113.{}", i + 1);
+            let mut p = crate::summary::testutil::tcp(s(200.0), &src, SERVER, (5000, 80), tcpflag::SYN, 1, 0);
+            p.ts_us += i64::from(i);
+            r.feed(p);
+        }
+        let t = r.shared.stats.table(Table::Periodic);
+        assert!(t.evicted.load(Relaxed) + t.cap_hits.load(Relaxed) > 0);
+        assert!(r.det.first.len() <= 4 && r.det.map.len() <= 4);
+        r.tick(150.0 + 1801.0 + 11.0);
+        let ev = r.events();
+        assert_eq!(kinds(&ev, "periodic_probe", "final"), 1, "{ev:?}");
+        assert_eq!(ev[0]["periodic_probe"]["end_reason"], "expired");
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 1);
+    }
+}
