@@ -200,6 +200,7 @@ pub struct PeriodicProbeRules {
     pub min_bursts: u32,
     pub min_burst_pause_s: f64,
     pub max_dest_ports_per_source: u32,
+    pub max_dest_hosts_per_source: u32,
     pub idle_s: f64,
     pub max_tracked: usize,
 }
@@ -221,6 +222,7 @@ impl Default for PeriodicProbeRules {
             min_bursts: 3,
             min_burst_pause_s: 20.0,
             max_dest_ports_per_source: 8,
+            max_dest_hosts_per_source: 16,
             idle_s: 1800.0,
             max_tracked: 32768,
         }
@@ -500,6 +502,7 @@ struct PeriodicProbeFile {
     max_burst_spread_s: Option<Spanned<f64>>,
     min_burst_size: Option<Spanned<i64>>,
     min_bursts: Option<Spanned<i64>>,
+    max_dest_hosts_per_source: Option<Spanned<i64>>,
     min_burst_pause_s: Option<Spanned<f64>>,
     max_dest_ports_per_source: Option<Spanned<i64>>,
     idle_s: Option<Spanned<f64>>,
@@ -571,6 +574,9 @@ pub fn parse_periodic_toml(
         }
         if let Some(v) = &s.max_dest_ports_per_source {
             pp.max_dest_ports_per_source = int_in(file, text, &k("max_dest_ports_per_source"), v, 1, 65_536)? as u32;
+        }
+        if let Some(v) = &s.max_dest_hosts_per_source {
+            pp.max_dest_hosts_per_source = int_in(file, text, &k("max_dest_hosts_per_source"), v, 1, 1 << 24)? as u32;
         }
         if let Some(v) = &s.idle_s {
             pp.idle_s = float_in(file, text, &k("idle_s"), v, 0.0, true, 86_400.0)?;

@@ -272,6 +272,7 @@ struct Limits {
     ps_share: f64,
     ps_max_step: u32,
     max_ports: u32,
+    max_hosts: u32,
     ps_min_gap_us: i64,
 }
 
@@ -309,6 +310,7 @@ impl Periodic {
                     min_burst_pause_us: (pp.min_burst_pause_s * 1e6) as i64,
                 },
                 max_ports: pp.max_dest_ports_per_source,
+                max_hosts: pp.max_dest_hosts_per_source,
                 ps_min_gap_us: (ps.min_mean_interval_s * 1e6) as i64,
                 min_cycles: pp.min_cycles,
                 max_jitter_ratio: pp.max_jitter_ratio,
@@ -646,10 +648,10 @@ fn adopt(e: &mut Entry, c: &Cadence, t: &[i64], lim: &Limits) {
     }
 }
 
-/// SIGNATURES.md section 2: a source probing many ports is a scanner; its
-/// repeats are left to the scan detectors.
+/// SIGNATURES.md section 2: a source probing many ports (a scanner) or many
+/// hosts (a sweeper) is left to the scan detectors: its repeats are rounds.
 fn is_scanner(src: &Sources, key: &Key, lim: &Limits) -> bool {
-    src.distinct_ports(key.src) > u64::from(lim.max_ports)
+    src.distinct_ports(key.src) > u64::from(lim.max_ports) || src.distinct_hosts(key.src) > u64::from(lim.max_hosts)
 }
 
 fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
