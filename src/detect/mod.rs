@@ -14,6 +14,8 @@ pub mod periodic;
 pub mod smurf;
 pub mod sources;
 pub mod syn_retry;
+#[cfg(test)]
+pub mod testrig;
 pub mod traceroute;
 
 use crate::config::Rules;

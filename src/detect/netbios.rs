@@ -698,69 +698,22 @@ fn plural(n: u64, what: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::Rules;
-    use crate::detect::Shared;
-    use crate::homenet::HomeNet;
-    use crate::stats::Stats;
+
     use crate::summary::{IcmpInfo, Quoted, UdpInfo, tcpflag};
-    use crossbeam_channel::{Receiver, Sender, unbounded};
+
     use serde_json::Value;
-    use std::sync::Arc;
 
     const WIN: &str = "203.0.113.10";
     const UNIX: &str = "198.51.100.10";
 
-    struct Rig {
-        det: Netbios,
-        src: Sources,
-        shared: Shared,
-        tx: Sender<EventLine>,
-        rx: Receiver<EventLine>,
-        now: i64,
-    }
+    use crate::detect::testrig::s;
 
-    impl Rig {
-        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
-            let mut rules = Rules::builtin();
-            tweak(&mut rules);
-            let shared = Shared {
-                rules,
-                home: HomeNet::parse("192.0.2.0/24").unwrap(),
-                community_id_seed: 0,
-                sensors: vec!["test".into()],
-                stats: Arc::new(Stats::default()),
-                workers: 1,
-            };
-            let (tx, rx) = unbounded();
-            let det = Netbios::new(
-                &shared.rules.netbios,
-                shared.rules.netbios.max_tracked,
-                shared.rules.general.update_interval_s,
-            );
-            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
-        }
-        fn feed(&mut self, p: PacketSummary) {
-            self.now = self.now.max(p.ts_us);
-            self.src.observe(&p, &self.shared.stats);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_packet(&p, 0, &self.src, &cx);
-        }
-        fn tick(&mut self, t: f64) {
-            self.now = s(t);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_tick(&self.src, &cx);
-        }
-        fn end(&mut self) -> Vec<Value> {
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
-            self.events()
-        }
-        fn events(&self) -> Vec<Value> {
-            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
-        }
-    }
+    type Rig = crate::detect::testrig::Rig<Netbios>;
 
-    fn s(t: f64) -> i64 {
-        (t * 1e6) as i64
+    fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
+        Rig::with(tweak, |sh| {
+            Netbios::new(&sh.rules.netbios, sh.rules.netbios.max_tracked, sh.rules.general.update_interval_s)
+        })
     }
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {
@@ -791,7 +744,7 @@ mod tests {
 
     #[test]
     fn a_windows_lookup_is_complete_after_three_queries_1_5_s_apart() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for t in [0.0, 1.5, 3.0] {
             r.feed(nbstat(t, WIN, "192.0.2.20", 137));
         }
@@ -816,7 +769,7 @@ mod tests {
 
     #[test]
     fn a_unix_lookup_is_reported_once_when_idle() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..10 {
             r.feed(nbstat(f64::from(i), UNIX, "192.0.2.10", 38737));
             r.tick(f64::from(i) + 0.5);
@@ -837,7 +790,7 @@ mod tests {
 
     #[test]
     fn progressive_timeouts_are_recognised() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for t in [0.0, 15.0, 45.0, 105.0] {
             r.feed(nbstat(t, UNIX, "192.0.2.10", 1030));
             r.tick(t + 1.0);
@@ -852,7 +805,7 @@ mod tests {
 
     #[test]
     fn a_scan_is_new_at_the_threshold_then_final_with_smb_follow_ups() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..128u8 {
             r.feed(nbstat(f64::from(i) * 0.0001, WIN, &format!("192.0.2.{i}"), 49118));
         }
@@ -896,13 +849,13 @@ mod tests {
 
     #[test]
     fn smb_after_the_window_or_from_another_source_does_not_count() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         r.feed(nbstat(0.0, UNIX, "192.0.2.10", 40000));
         r.feed(syn(1.0, "198.51.100.99", "192.0.2.10", 445));
         r.feed(syn(61.5, UNIX, "192.0.2.10", 139));
         let ev = r.end();
         assert_eq!(d(&ev[0])["followed_by_smb"]["syns"], 0);
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         r.feed(nbstat(0.0, UNIX, "192.0.2.10", 40000));
         r.feed(syn(30.0, UNIX, "192.0.2.10", 139));
         let ev = r.end();
@@ -912,7 +865,7 @@ mod tests {
 
     #[test]
     fn between_the_thresholds_is_a_lookup_of_several_hosts() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 1..=5u8 {
             r.feed(nbstat(f64::from(i), UNIX, &format!("192.0.2.{i}"), 40000));
         }
@@ -926,7 +879,7 @@ mod tests {
 
     #[test]
     fn the_two_stacks_of_one_host_are_separate_detections() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         r.feed(nbstat(0.0, WIN, "192.0.2.20", 137));
         r.feed(nbstat(0.1, WIN, "192.0.2.21", 50000));
         let ev = r.end();
@@ -938,7 +891,7 @@ mod tests {
 
     #[test]
     fn answers_and_unreachables_are_tallied() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         r.feed(nbstat(0.0, UNIX, "192.0.2.10", 40000));
         let mut ans = udp(0.001, "192.0.2.10", UNIX, 137, 40000);
         ans.payload_len = 175;
@@ -973,7 +926,7 @@ mod tests {
 
     #[test]
     fn other_udp_to_137_is_ignored() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..20u8 {
             let mut p = udp(f64::from(i), UNIX, &format!("192.0.2.{i}"), 40000, 137);
             p.payload_facts = fact::NBNS_QUERY;
@@ -984,7 +937,7 @@ mod tests {
 
     #[test]
     fn scan_updates_are_rate_limited_and_expiry_ends_the_scan() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         // A slow scan: one new host every 5 s for 300 s.
         for i in 0..60u8 {
             let t = f64::from(i) * 5.0;
@@ -1004,7 +957,7 @@ mod tests {
 
     #[test]
     fn a_spoofed_flood_is_evicted_and_the_cap_is_counted_not_exceeded() {
-        let mut r = Rig::new(|rules| rules.netbios.max_tracked = 10);
+        let mut r = rig(|rules| rules.netbios.max_tracked = 10);
         r.feed(nbstat(0.0, UNIX, "192.0.2.10", 40000));
         r.feed(nbstat(1.0, UNIX, "192.0.2.10", 40000));
         for i in 0..50u8 {
@@ -1021,7 +974,7 @@ mod tests {
     #[test]
     fn a_query_from_a_port_scanner_is_not_a_lookup() {
         // masscan's UDP scan includes one NBSTAT probe among its ports.
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for port in 100..130u16 {
             r.feed(udp(f64::from(port) * 0.001, UNIX, "192.0.2.10", 51436, port));
         }
@@ -1042,7 +995,7 @@ mod tests {
 
     #[test]
     fn disabled_means_nothing() {
-        let mut r = Rig::new(|rules| rules.netbios.enabled = false);
+        let mut r = rig(|rules| rules.netbios.enabled = false);
         r.feed(nbstat(0.0, UNIX, "192.0.2.10", 40000));
         assert!(r.end().is_empty());
     }

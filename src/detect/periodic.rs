@@ -891,64 +891,18 @@ impl Detector for Periodic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::Shared;
-    use crate::homenet::HomeNet;
-    use crate::stats::Stats;
+
     use crate::summary::{UdpInfo, tcpflag};
-    use crossbeam_channel::{Receiver, Sender, unbounded};
-    use std::sync::Arc;
 
     const CLIENT: &str = "198.51.100.7";
     const SERVER: &str = "192.0.2.10";
 
-    struct Rig {
-        det: Periodic,
-        src: Sources,
-        shared: Shared,
-        tx: Sender<EventLine>,
-        rx: Receiver<EventLine>,
-        now: i64,
-    }
+    use crate::detect::testrig::s;
 
-    impl Rig {
-        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
-            let mut rules = Rules::builtin();
-            tweak(&mut rules);
-            let shared = Shared {
-                home: HomeNet::parse("192.0.2.0/24").unwrap(),
-                community_id_seed: 0,
-                sensors: vec!["test".into()],
-                stats: Arc::new(Stats::default()),
-                workers: 1,
-                rules,
-            };
-            let (tx, rx) = unbounded();
-            let det = Periodic::new(&shared.rules, shared.rules.periodic_probe.max_tracked);
-            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
-        }
-        fn feed(&mut self, p: PacketSummary) {
-            self.now = self.now.max(p.ts_us);
-            self.src.observe(&p, &self.shared.stats);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_packet(&p, 0, &self.src, &cx);
-        }
-        fn tick(&mut self, t: f64) {
-            self.now = s(t);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_tick(&self.src, &cx);
-        }
-        fn end(&mut self) -> Vec<Value> {
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
-            self.events()
-        }
-        fn events(&self) -> Vec<Value> {
-            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
-        }
-    }
+    type Rig = crate::detect::testrig::Rig<Periodic>;
 
-    fn s(t: f64) -> i64 {
-        (t * 1e6) as i64
+    fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
+        Rig::with(tweak, |sh| Periodic::new(&sh.rules, sh.rules.periodic_probe.max_tracked))
     }
 
     fn syn(t: f64, sport: u16, isn: u32) -> PacketSummary {
@@ -968,7 +922,7 @@ mod tests {
 
     #[test]
     fn retransmissions_are_not_attempts() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..6u16 {
             let t = f64::from(i) * 30.0;
             r.feed(syn(t, 1024 + i, 7 * u32::from(i)));
@@ -985,7 +939,7 @@ mod tests {
     #[test]
     fn answered_udp_polls_are_a_service_but_unanswered_ones_are_probes() {
         // An NTP-like client polled every 64 s and answered each time.
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..10 {
             let t = f64::from(i) * 64.0;
             r.feed(udp(t, CLIENT, SERVER, 123, 123));
@@ -993,7 +947,7 @@ mod tests {
         }
         assert!(r.end().iter().all(|e| e["event_type"] != "periodic_probe"));
         // A game client's datagrams every 20 s to a port nobody answers on.
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..10 {
             r.feed(udp(f64::from(i) * 20.0, CLIENT, SERVER, 40000, 27015));
         }
@@ -1008,7 +962,7 @@ mod tests {
 
     #[test]
     fn random_source_ports_and_irregular_times_fire_nothing() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         let mut x: u32 = 99;
         let mut t = 0.0;
         for _ in 0..40 {
@@ -1022,7 +976,7 @@ mod tests {
 
     #[test]
     fn expiry_ends_the_detections_and_a_flood_is_capped() {
-        let mut r = Rig::new(|rules| rules.periodic_probe.max_tracked = 4);
+        let mut r = rig(|rules| rules.periodic_probe.max_tracked = 4);
         for i in 0..6u16 {
             r.feed(syn(f64::from(i) * 30.0, 1024 + i, u32::from(i)));
         }

@@ -501,65 +501,26 @@ fn summary(kind: Kind, e: &Entry, amps: &[IpAddr], subnets: &[String], ports: &[
 mod tests {
     use super::*;
     use crate::config::Rules;
-    use crate::detect::Shared;
-    use crate::stats::Stats;
+
     use crate::summary::{IcmpInfo, UdpInfo};
-    use crossbeam_channel::{Receiver, Sender, unbounded};
+
     use serde_json::Value;
-    use std::sync::Arc;
 
     const VICTIM: &str = "198.51.100.50";
     const BCAST: &str = "192.0.2.191";
 
-    struct Rig {
-        det: Smurf,
-        src: Sources,
-        shared: Shared,
-        tx: Sender<EventLine>,
-        rx: Receiver<EventLine>,
-        now: i64,
-    }
+    use crate::detect::testrig::s;
 
-    impl Rig {
-        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
-            let mut rules = Rules::builtin();
-            rules.smurf.broadcast_subnets = HomeNet::parse("192.0.2.128/26").unwrap();
-            tweak(&mut rules);
-            let home = HomeNet::parse("192.0.2.0/24,2001:db8:d::/48").unwrap();
-            let det = Smurf::new(&rules.smurf, &home, rules.smurf.max_tracked, rules.general.update_interval_s);
-            let shared = Shared {
-                rules,
-                home,
-                community_id_seed: 0,
-                sensors: vec!["test".into()],
-                stats: Arc::new(Stats::default()),
-                workers: 1,
-            };
-            let (tx, rx) = unbounded();
-            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
-        }
-        fn feed(&mut self, p: PacketSummary) {
-            self.now = self.now.max(p.ts_us);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_packet(&p, 0, &self.src, &cx);
-        }
-        fn tick(&mut self, t: f64) {
-            self.now = s(t);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_tick(&self.src, &cx);
-        }
-        fn end(&mut self) -> Vec<Value> {
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
-            self.events()
-        }
-        fn events(&self) -> Vec<Value> {
-            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
-        }
-    }
+    type Rig = crate::detect::testrig::Rig<Smurf>;
 
-    fn s(t: f64) -> i64 {
-        (t * 1e6) as i64
+    fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
+        Rig::with(
+            |rules| {
+                rules.smurf.broadcast_subnets = crate::homenet::HomeNet::parse("192.0.2.128/26").expect("subnet");
+                tweak(rules)
+            },
+            |sh| Smurf::new(&sh.rules.smurf, &sh.home, sh.rules.smurf.max_tracked, sh.rules.general.update_interval_s),
+        )
     }
 
     fn echo(t: f64, src: &str, dst: &str, reply: bool) -> PacketSummary {
@@ -593,7 +554,7 @@ mod tests {
 
     #[test]
     fn broadcast_set_covers_home_blocks_extra_subnets_and_all_ones() {
-        let r = Rig::new(|_| {});
+        let r = rig(|_| {});
         for a in ["192.0.2.0", "192.0.2.255", "192.0.2.128", "192.0.2.191", "255.255.255.255"] {
             assert!(r.det.is_broadcast(a.parse().unwrap()), "{a}");
         }
@@ -604,13 +565,13 @@ mod tests {
         assert_eq!(r.det.subnet("192.0.2.191").as_deref(), Some("192.0.2.128/26"));
         assert_eq!(r.det.subnet("192.0.2.255").as_deref(), Some("192.0.2.0/24"));
         // Without the extra subnet, .191 of a /24 is an ordinary host.
-        let r = Rig::new(|rules| rules.smurf.broadcast_subnets = HomeNet::default());
+        let r = rig(|rules| rules.smurf.broadcast_subnets = HomeNet::default());
         assert!(!r.det.is_broadcast(BCAST.parse().unwrap()));
     }
 
     #[test]
     fn smurf_fires_once_per_victim_and_counts_replies() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..5 {
             let t = f64::from(i);
             r.feed(echo(t, VICTIM, BCAST, false));
@@ -639,7 +600,7 @@ mod tests {
 
     #[test]
     fn fraggle_to_echo_and_chargen_is_one_event_per_victim() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..5u16 {
             r.feed(udp(f64::from(i), VICTIM, BCAST, 2854 + i, 7));
             r.feed(udp(f64::from(i) + 0.001, "192.0.2.130", VICTIM, 7, 2854 + i));
@@ -662,7 +623,7 @@ mod tests {
 
     #[test]
     fn below_threshold_unicast_and_other_ports_do_not_fire() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         r.feed(echo(0.0, VICTIM, BCAST, false));
         r.feed(echo(1.0, VICTIM, BCAST, false));
         for i in 0..10u16 {
@@ -674,7 +635,7 @@ mod tests {
 
     #[test]
     fn echo_chargen_loop_needs_both_directions() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         let (a, b) = ("192.0.2.10", "192.0.2.20");
         r.feed(udp(0.0, a, b, 7, 19));
         for i in 1..6 {
@@ -690,7 +651,7 @@ mod tests {
         assert_eq!(d["amplifiers"], json!([b]));
         assert_eq!(d["packets"], 11);
         // One way only is not a loop.
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..10 {
             r.feed(udp(f64::from(i), a, b, 7, 19));
         }
@@ -699,7 +660,7 @@ mod tests {
 
     #[test]
     fn ipv6_echo_to_multicast_is_a_smurf() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..4 {
             r.feed(echo(f64::from(i) * 0.001, "ff02::1", "ff02::1", false));
         }
@@ -713,7 +674,7 @@ mod tests {
 
     #[test]
     fn expiry_and_cap() {
-        let mut r = Rig::new(|rules| rules.smurf.max_tracked = 2);
+        let mut r = rig(|rules| rules.smurf.max_tracked = 2);
         for i in 0..3 {
             r.feed(echo(f64::from(i), VICTIM, BCAST, false));
         }

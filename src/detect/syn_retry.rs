@@ -692,70 +692,20 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
 mod tests {
     use super::*;
     use crate::config::Rules;
-    use crate::detect::Shared;
-    use crate::event::EventLine;
-    use crate::homenet::HomeNet;
-    use crate::stats::Stats;
+
     use crate::summary::{IcmpInfo, Quoted};
-    use crossbeam_channel::{Receiver, unbounded};
-    use serde_json::Value;
-    use std::sync::Arc;
 
     const CLIENT: &str = "198.51.100.7";
     const SERVER: &str = "192.0.2.10";
 
-    struct Rig {
-        det: SynRetry,
-        src: Sources,
-        shared: Shared,
-        tx: crossbeam_channel::Sender<EventLine>,
-        rx: Receiver<EventLine>,
-        now: i64,
-    }
+    use crate::detect::testrig::s;
 
-    impl Rig {
-        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
-            let mut rules = Rules::builtin();
-            tweak(&mut rules);
-            let shared = Shared {
-                rules,
-                home: HomeNet::parse("192.0.2.0/24").unwrap(),
-                community_id_seed: 0,
-                sensors: vec!["test".into()],
-                stats: Arc::new(Stats::default()),
-                workers: 1,
-            };
-            let (tx, rx) = unbounded();
-            let det = SynRetry::new(
-                &shared.rules.syn_retry,
-                shared.rules.syn_retry.max_tracked,
-                shared.rules.general.update_interval_s,
-            );
-            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
-        }
-        fn feed(&mut self, p: PacketSummary) {
-            self.now = self.now.max(p.ts_us);
-            self.src.observe(&p, &self.shared.stats);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_packet(&p, 0, &self.src, &cx);
-        }
-        fn tick(&mut self, t: f64) {
-            self.now = s(t);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_tick(&self.src, &cx);
-        }
-        fn end(&mut self) -> Vec<Value> {
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
-            self.events()
-        }
-        fn events(&self) -> Vec<Value> {
-            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
-        }
-    }
+    type Rig = crate::detect::testrig::Rig<SynRetry>;
 
-    fn s(t: f64) -> i64 {
-        (t * 1e6) as i64
+    fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
+        Rig::with(tweak, |sh| {
+            SynRetry::new(&sh.rules.syn_retry, sh.rules.syn_retry.max_tracked, sh.rules.general.update_interval_s)
+        })
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors the TCP header fields a test sets
@@ -773,7 +723,7 @@ mod tests {
 
     #[test]
     fn unanswered_attempts_with_new_ports_fire_once_new_then_final() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..5u16 {
             r.feed(syn(f64::from(i) * 30.0, 1024 + i, 1000 * u32::from(i)));
         }
@@ -796,7 +746,7 @@ mod tests {
 
     #[test]
     fn retransmitted_then_answered_never_fires() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for t in [0.0, 1.0, 3.0, 7.0] {
             r.feed(syn(t, 40000, 555));
         }
@@ -808,7 +758,7 @@ mod tests {
     #[test]
     fn crafted_probes_are_not_retransmissions() {
         // nmap -O style: the same port and ISN re-sent 0.1 s apart, and SYN+FIN.
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..4u16 {
             let mut p = syn(f64::from(i) * 0.1, 53953, 7);
             if let Some(ip) = &mut p.ip {
@@ -819,7 +769,7 @@ mod tests {
         }
         assert!(r.end().is_empty());
         // The same repeats at a stack's back-off are retransmissions.
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for t in [0.0, 1.0, 3.0] {
             r.feed(syn(t, 53953, 7));
         }
@@ -829,7 +779,7 @@ mod tests {
     #[test]
     fn ttl_limited_syns_answered_by_time_exceeded_are_not_attempts() {
         // tcptraceroute: SYNs to one port, each answered by a router's time-exceeded.
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..5u16 {
             let t = f64::from(i) * 0.5;
             r.feed(syn(t, 40000 + i, 100 + u32::from(i)));
@@ -860,7 +810,7 @@ mod tests {
 
     #[test]
     fn unanswered_retransmissions_count_at_end_of_input() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for t in [0.0, 3.0, 9.0] {
             r.feed(syn(t, 40000, 555));
         }
@@ -873,7 +823,7 @@ mod tests {
 
     #[test]
     fn rst_and_icmp_rejections_are_reported() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..3u16 {
             let t = f64::from(i);
             r.feed(syn(t, 2000 + i, 7 + u32::from(i)));
@@ -884,7 +834,7 @@ mod tests {
         assert_eq!(ev[0]["syn_retry"]["answered"], true);
         assert_eq!(ev[0]["syn_retry"]["rejections"]["rst"], 3);
 
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..3u16 {
             let t = f64::from(i);
             r.feed(syn(t, 2000 + i, 7 + u32::from(i)));
@@ -918,7 +868,7 @@ mod tests {
 
     #[test]
     fn a_port_scan_with_retries_is_not_a_retry_loop() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         let mut t = 0.0;
         for round in 0..3 {
             for port in 1..=100u16 {
@@ -933,7 +883,7 @@ mod tests {
 
     #[test]
     fn attempts_spread_wider_than_the_window_do_not_fire() {
-        let mut r = Rig::new(|rules| rules.syn_retry.window_s = 60.0);
+        let mut r = rig(|rules| rules.syn_retry.window_s = 60.0);
         for i in 0..4u16 {
             r.feed(syn(f64::from(i) * 50.0, 3000 + i, u32::from(i)));
             r.tick(f64::from(i) * 50.0 + 1.0);
@@ -943,7 +893,7 @@ mod tests {
 
     #[test]
     fn a_spoofed_flood_is_evicted_first_and_the_cap_is_counted_not_exceeded() {
-        let mut r = Rig::new(|rules| rules.syn_retry.max_tracked = 10);
+        let mut r = rig(|rules| rules.syn_retry.max_tracked = 10);
         // A real retry client: two SYNs so far.
         r.feed(syn(0.0, 1024, 1));
         r.feed(syn(0.5, 1025, 2));
@@ -970,7 +920,7 @@ mod tests {
 
     #[test]
     fn updates_are_rate_limited_and_expiry_ends_the_detection() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..20u16 {
             let t = f64::from(i) * 10.0;
             r.feed(syn(t, 1024 + i, u32::from(i)));

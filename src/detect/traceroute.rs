@@ -490,66 +490,24 @@ fn summary(
 mod tests {
     use super::*;
     use crate::config::Rules;
-    use crate::detect::Shared;
-    use crate::homenet::HomeNet;
-    use crate::stats::Stats;
+
     use crate::summary::{IcmpInfo, Quoted, UdpInfo};
-    use crossbeam_channel::{Receiver, Sender, unbounded};
+
     use serde_json::Value;
-    use std::sync::Arc;
 
     const TRACER: &str = "203.0.113.34";
     const TARGET: &str = "192.0.2.10";
     const ROUTER: &str = "192.0.2.250";
 
-    struct Rig {
-        det: Traceroute,
-        src: Sources,
-        shared: Shared,
-        tx: Sender<EventLine>,
-        rx: Receiver<EventLine>,
-        now: i64,
-    }
+    use crate::detect::testrig::s;
 
-    impl Rig {
-        fn new(tweak: impl FnOnce(&mut Rules)) -> Rig {
-            let mut rules = Rules::builtin();
-            tweak(&mut rules);
-            let shared = Shared {
-                rules,
-                home: HomeNet::parse("192.0.2.0/24").unwrap(),
-                community_id_seed: 0,
-                sensors: vec!["test".into()],
-                stats: Arc::new(Stats::default()),
-                workers: 1,
-            };
-            let (tx, rx) = unbounded();
-            let r = &shared.rules;
-            let det = Traceroute::new(&r.traceroute, r.traceroute.max_tracked, r.general.update_interval_s);
-            Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
-        }
-        fn feed(&mut self, p: PacketSummary) {
-            self.now = self.now.max(p.ts_us);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_packet(&p, 0, &self.src, &cx);
-        }
-        fn tick(&mut self, t: f64) {
-            self.now = s(t);
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.on_tick(&self.src, &cx);
-        }
-        fn end(&mut self) -> Vec<Value> {
-            let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
-            self.det.flush(EndReason::EndOfInput, &self.src, &cx);
-            self.events()
-        }
-        fn events(&self) -> Vec<Value> {
-            self.rx.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect()
-        }
-    }
+    type Rig = crate::detect::testrig::Rig<Traceroute>;
 
-    fn s(t: f64) -> i64 {
-        (t * 1e6) as i64
+    fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
+        Rig::with(tweak, |sh| {
+            let r = &sh.rules;
+            Traceroute::new(&r.traceroute, r.traceroute.max_tracked, r.general.update_interval_s)
+        })
     }
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16, ttl: u8) -> PacketSummary {
@@ -595,7 +553,7 @@ mod tests {
 
     #[test]
     fn udp_traceroute_with_answers_fires_once() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         // Parallel probes: TTL 1,1,1,2,2,2,3 to 33443.. as in the lab capture.
         for (n, ttl) in [1u8, 1, 1, 2, 2, 2, 3].iter().enumerate() {
             let t = n as f64 * 0.001;
@@ -631,7 +589,7 @@ mod tests {
 
     #[test]
     fn ipv6_udp_trace_with_icmpv6_time_exceeded() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         let (tracer, target, router) = ("2001:db8:5::34", "2001:db8:d::10", "2001:db8:d:ff::2");
         for (n, ttl) in [1u8, 1, 1, 2, 2, 2, 3, 3].iter().enumerate() {
             let mut p = udp(n as f64 * 0.01, "0.0.0.0", "0.0.0.0", 40000, 33434 + n as u16, *ttl);
@@ -662,12 +620,12 @@ mod tests {
         assert_eq!(d["probes"], 8);
         assert_eq!(d["time_exceeded"], 3);
         assert_eq!(d["routers"], json!([router]));
-        assert_eq!(d["direction"], "external", "the rig's home net is IPv4 only");
+        assert_eq!(d["direction"], "inbound", "2001:db8:d::/48 is in the rig's home net");
     }
 
     #[test]
     fn constant_ttl_and_high_ttl_never_fire() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for i in 0..20u16 {
             // DNS-like UDP and pings with a constant low TTL, then rising but high TTLs.
             r.feed(udp(f64::from(i), TRACER, TARGET, 5000 + i, 33434 + i, 12));
@@ -679,7 +637,7 @@ mod tests {
 
     #[test]
     fn udp_outside_the_traceroute_ports_is_not_a_probe() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for (n, ttl) in [1u8, 2, 3, 4, 5, 6].iter().enumerate() {
             r.feed(udp(n as f64, TRACER, TARGET, 40000, 53, *ttl));
         }
@@ -688,7 +646,7 @@ mod tests {
 
     #[test]
     fn icmp_trace_counts_echo_replies_and_mostly_rising_order_is_enough() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         // Sequential (Windows) then a second round (mtr-like cycling): still one trace.
         let mut t = 0.0;
         for round in 0..2 {
@@ -716,7 +674,7 @@ mod tests {
 
     #[test]
     fn random_ttls_are_not_a_trace() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         let ttls = [9u8, 3, 17, 2, 25, 4, 11, 1, 20, 6, 14, 3];
         for (n, ttl) in ttls.iter().enumerate() {
             r.feed(echo(n as f64, TRACER, TARGET, false, 1, *ttl));
@@ -726,7 +684,7 @@ mod tests {
 
     #[test]
     fn tcp_trace_is_keyed_by_port_and_tied_to_syn_acks() {
-        let mut r = Rig::new(|_| {});
+        let mut r = rig(|_| {});
         for (n, ttl) in [1u8, 1, 1, 2, 2, 2, 3, 3, 3].iter().enumerate() {
             let t = n as f64 * 0.01;
             let mut p = crate::summary::testutil::tcp(s(t), TRACER, TARGET, (40000 + n as u16, 80), tcpflag::SYN, 1, 0);
@@ -751,7 +709,7 @@ mod tests {
 
     #[test]
     fn expiry_ends_the_trace_and_a_full_table_is_counted() {
-        let mut r = Rig::new(|rules| rules.traceroute.max_tracked = 4);
+        let mut r = rig(|rules| rules.traceroute.max_tracked = 4);
         for (n, ttl) in [1u8, 2, 3, 4].iter().enumerate() {
             r.feed(echo(n as f64, TRACER, TARGET, false, 1, *ttl));
         }

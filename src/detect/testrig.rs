@@ -1,0 +1,77 @@
+//! Test harness shared by the detectors' unit tests: drives one detector as
+//! a worker does (per-source table first, then the detector), on packet
+//! time, and reads its events back as JSON values.
+
+use super::sources::Sources;
+use super::{Ctx, Detector, EndReason, Shared};
+use crate::config::Rules;
+use crate::event::EventLine;
+use crate::homenet::HomeNet;
+use crate::stats::Stats;
+use crate::summary::PacketSummary;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The lab's home net (pcaps/README.md).
+pub const HOME: &str = "192.0.2.0/24,2001:db8:d::/48";
+
+/// Seconds to packet-time microseconds.
+pub fn s(t: f64) -> i64 {
+    (t * 1e6) as i64
+}
+
+/// One detector with its worker surroundings.
+pub struct Rig<D> {
+    pub det: D,
+    pub src: Sources,
+    pub shared: Shared,
+    tx: Sender<EventLine>,
+    rx: Receiver<EventLine>,
+    pub now: i64,
+}
+
+impl<D: Detector> Rig<D> {
+    /// Built-in rules changed by `tweak`, home net `HOME`, one worker.
+    pub fn with(tweak: impl FnOnce(&mut Rules), build: impl FnOnce(&Shared) -> D) -> Rig<D> {
+        let mut rules = Rules::builtin();
+        tweak(&mut rules);
+        let shared = Shared {
+            rules,
+            home: HomeNet::parse(HOME).expect("test home net"),
+            community_id_seed: 0,
+            sensors: vec!["test".into()],
+            stats: Arc::new(Stats::default()),
+            workers: 1,
+        };
+        let (tx, rx) = unbounded();
+        let det = build(&shared);
+        Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
+    }
+
+    pub fn feed(&mut self, p: PacketSummary) {
+        self.now = self.now.max(p.ts_us);
+        self.src.observe(&p, &self.shared.stats);
+        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+        self.det.on_packet(&p, 0, &self.src, &cx);
+    }
+
+    /// A tick at `t` seconds of packet time.
+    pub fn tick(&mut self, t: f64) {
+        self.now = s(t);
+        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+        self.det.on_tick(&self.src, &cx);
+    }
+
+    /// Ends the input; returns every event not read yet.
+    pub fn end(&mut self) -> Vec<Value> {
+        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+        self.det.flush(EndReason::EndOfInput, &self.src, &cx);
+        self.events()
+    }
+
+    /// Events written since the last call.
+    pub fn events(&self) -> Vec<Value> {
+        self.rx.try_iter().map(|e| serde_json::from_str(&e.line).expect("event is JSON")).collect()
+    }
+}
