@@ -164,13 +164,19 @@ impl Dispatcher {
             self.tick(p.ts_us);
         }
         let n = self.txs.len();
-        let w = match shard_addr(&p, &self.home) {
+        let owner = shard_addr(&p, &self.home);
+        let owner_is_src = owner.is_some() && owner == p.ip.as_ref().map(|ip| ip.src);
+        let w = match owner {
             Some(a) if n > 1 => worker_of(a, n),
             _ => 0,
         };
         self.last_ts = self.last_ts.max(p.ts_us);
         let buf = &mut self.pending[w];
         buf.push(p);
+        // Set in place: changing `p` before the push costs a copy of it.
+        if let Some(last) = buf.last_mut() {
+            last.owner_is_src = owner_is_src;
+        }
         if buf.len() >= BATCH {
             self.flush(w);
         }

@@ -345,6 +345,9 @@ pub struct PacketSummary {
     pub payload_facts: u8,
     /// Set when decoding stopped before the end of the headers.
     pub error: Option<DecodeError>,
+    /// Set by the dispatcher: the packet was sharded by its source address,
+    /// so this worker owns the source's per-source state.
+    pub owner_is_src: bool,
 }
 
 impl PacketSummary {
@@ -362,6 +365,7 @@ impl PacketSummary {
             payload_head: [0; PAYLOAD_HEAD],
             payload_facts: 0,
             error: None,
+            owner_is_src: false,
         }
     }
 

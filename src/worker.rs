@@ -3,8 +3,8 @@
 //! on packet time only (batches and ticks from the reader).
 
 use crate::detect::sources::Sources;
-use crate::detect::{self, Ctx, Detector, EndReason, Shared};
-use crate::dispatch::{Msg, WorkerPort, shard_addr};
+use crate::detect::{self, Ctx, Detector, EndReason, Shared, class};
+use crate::dispatch::{Msg, WorkerPort};
 use crate::event::EventLine;
 use crate::stats::Table;
 use crate::summary::PacketSummary;
@@ -15,6 +15,8 @@ use std::sync::atomic::Ordering::Relaxed;
 pub struct Worker {
     sources: Sources,
     detectors: Vec<Box<dyn Detector>>,
+    /// `Detector::interest` of each detector, in the same order.
+    interests: Vec<u16>,
     now: i64,
     /// Table sizes last added to the shared stats (so updates are deltas).
     published: [u64; Table::ALL.len()],
@@ -23,9 +25,11 @@ pub struct Worker {
 impl Worker {
     pub fn new(shared: &Shared) -> Worker {
         let g = &shared.rules.general;
+        let detectors = detect::all(shared);
         Worker {
             sources: Sources::new(shared.per_worker(g.max_sources), g.source_idle_s),
-            detectors: detect::all(shared),
+            interests: detectors.iter().map(|d| d.interest()).collect(),
+            detectors,
             now: i64::MIN,
             published: [0; Table::ALL.len()],
         }
@@ -57,14 +61,15 @@ impl Worker {
     #[inline]
     fn packet(&mut self, p: &PacketSummary, sensor: u16, shared: &Shared, out: &Sender<EventLine>) {
         self.now = self.now.max(p.ts_us);
-        if let Some(ip) = &p.ip
-            && shard_addr(p, &shared.home) == Some(ip.src)
-        {
+        if p.owner_is_src {
             self.sources.observe(p, &shared.stats);
         }
         let cx = Ctx { shared, out, now: self.now };
-        for d in &mut self.detectors {
-            d.on_packet(p, sensor, &self.sources, &cx);
+        let c = class::of(p);
+        for (d, want) in self.detectors.iter_mut().zip(&self.interests) {
+            if want & c != 0 {
+                d.on_packet(p, sensor, &self.sources, &cx);
+            }
         }
     }
 

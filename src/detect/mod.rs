@@ -11,6 +11,7 @@
 pub mod cadence;
 pub mod netbios;
 pub mod periodic;
+pub mod slab;
 pub mod smurf;
 pub mod sources;
 pub mod syn_retry;
@@ -24,6 +25,7 @@ use crate::homenet::HomeNet;
 use crate::stats::{Stats, Table};
 use crate::summary::PacketSummary;
 use crossbeam_channel::Sender;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -34,6 +36,12 @@ use std::sync::Arc;
 pub trait Detector: Send {
     /// The detector's state table, for the stats.
     fn table(&self) -> Table;
+    /// The `class` bits of the packets `on_packet` acts on; the worker
+    /// skips the call for the others (most packets are segments of
+    /// established connections that no detector looks at).
+    fn interest(&self) -> u16 {
+        class::ALL
+    }
     /// Keys currently held.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -73,6 +81,53 @@ pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
         )),
         Box::new(periodic::Periodic::new(r, shared.per_worker(r.periodic_probe.max_tracked))),
     ]
+}
+
+/// Packet classes for `Detector::interest`: bits that may be set together.
+pub mod class {
+    use crate::summary::{L4, PacketSummary, tcpflag};
+
+    /// A TCP connection attempt (`TcpInfo::is_connection_attempt`).
+    pub const TCP_ATTEMPT: u16 = 1 << 0;
+    /// A TCP SYN+ACK.
+    pub const TCP_SYN_ACK: u16 = 1 << 1;
+    /// A TCP segment with RST.
+    pub const TCP_RST: u16 = 1 << 2;
+    /// A TCP segment without ACK (SYN, FIN, NULL, Xmas... probes).
+    pub const TCP_NO_ACK: u16 = 1 << 3;
+    /// Any TCP segment.
+    pub const TCP: u16 = 1 << 4;
+    pub const UDP: u16 = 1 << 5;
+    pub const ICMP: u16 = 1 << 6;
+    /// No transport header decoded (not IP, other protocols, fragments).
+    pub const OTHER: u16 = 1 << 7;
+    pub const ALL: u16 = u16::MAX;
+
+    /// The class bits of one packet.
+    #[inline]
+    pub fn of(p: &PacketSummary) -> u16 {
+        match &p.l4 {
+            L4::Tcp(t) => {
+                let mut c = TCP;
+                if t.is_connection_attempt() {
+                    c |= TCP_ATTEMPT;
+                }
+                if t.is_syn_ack() {
+                    c |= TCP_SYN_ACK;
+                }
+                if t.has(tcpflag::RST) {
+                    c |= TCP_RST;
+                }
+                if !t.has(tcpflag::ACK) {
+                    c |= TCP_NO_ACK;
+                }
+                c
+            }
+            L4::Udp(_) => UDP,
+            L4::Icmp(_) => ICMP,
+            _ => OTHER,
+        }
+    }
 }
 
 /// Read-only facts every worker shares.
@@ -215,13 +270,65 @@ impl<const W: usize> Distinct<W> {
 
     /// The estimated number of distinct values inserted.
     pub fn estimate(&self) -> u64 {
+        Self::estimate_from_zeros(self.zeros())
+    }
+
+    /// Bits still clear.
+    #[inline]
+    pub fn zeros(&self) -> u64 {
         let ones: u64 = self.0.iter().map(|w| u64::from(w.count_ones())).sum();
-        let zeros = Self::BITS - ones;
+        Self::BITS - ones
+    }
+
+    /// The linear-counting estimate for a sketch with `zeros` clear bits
+    /// (a function of that count alone, so callers on a hot path may
+    /// tabulate it).
+    pub fn estimate_from_zeros(zeros: u64) -> u64 {
         if zeros == 0 {
             return Self::BITS * 6; // saturated: "very many"
         }
         let m = Self::BITS as f64;
-        (-m * (zeros as f64 / m).ln()).round() as u64
+        (-m * (zeros.min(Self::BITS) as f64 / m).ln()).round() as u64
+    }
+}
+
+/// Feeds two addresses and a small tag (protocol, port) to a hasher in as
+/// few calls as possible: one for an IPv4 pair. Table keys hash with this
+/// instead of the derived `Hash` (an enum tag and a length-prefixed byte
+/// slice per address: several hasher calls each), which was a tenth of a
+/// worker's time. Equal keys still hash equal; IPv4 and IPv6 keys never
+/// compare equal, so their hashes may overlap.
+#[inline]
+pub fn hash_pair<H: Hasher>(a: &IpAddr, b: &IpAddr, tag: u32, h: &mut H) {
+    match (a, b) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => h.write_u64((u64::from(x.to_bits()) << 32) | u64::from(y.to_bits())),
+        _ => {
+            h.write_u128(v6_bits(a));
+            h.write_u128(v6_bits(b));
+        }
+    }
+    h.write_u32(tag);
+}
+
+#[inline]
+fn v6_bits(a: &IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(x) => u128::from(x.to_bits()),
+        IpAddr::V6(x) => x.to_bits(),
+    }
+}
+
+/// An address as a table key, hashed in one call (see `hash_pair`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrKey(pub IpAddr);
+
+impl Hash for AddrKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self.0 {
+            IpAddr::V4(x) => h.write_u32(x.to_bits()),
+            IpAddr::V6(x) => h.write_u128(x.to_bits()),
+        }
     }
 }
 
@@ -240,6 +347,23 @@ pub fn addr_key(a: IpAddr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packet_classes_separate_what_detectors_want_from_bulk_segments() {
+        use crate::summary::{UdpInfo, tcpflag::*, testutil};
+        let seg = |flags| class::of(&testutil::tcp(0, "198.51.100.7", "192.0.2.10", (40000, 80), flags, 1, 1));
+        assert_eq!(seg(SYN), class::TCP | class::TCP_ATTEMPT | class::TCP_NO_ACK);
+        assert_eq!(seg(SYN | ACK), class::TCP | class::TCP_SYN_ACK);
+        assert_eq!(seg(RST | ACK), class::TCP | class::TCP_RST);
+        assert_eq!(seg(FIN | PSH | URG), class::TCP | class::TCP_NO_ACK, "Xmas");
+        assert_eq!(seg(SYN | FIN), class::TCP | class::TCP_NO_ACK, "a crafted SYN+FIN is not an attempt");
+        // Data of an established connection: no detector's class but TCP.
+        assert_eq!(seg(ACK | PSH), class::TCP);
+        let mut u = PacketSummary::new(0, 60, 60);
+        assert_eq!(class::of(&u), class::OTHER);
+        u.l4 = crate::summary::L4::Udp(UdpInfo { sport: 1, dport: 2 });
+        assert_eq!(class::of(&u), class::UDP);
+    }
 
     #[test]
     fn distinct_is_exact_when_small_and_close_when_large() {

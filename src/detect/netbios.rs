@@ -39,7 +39,7 @@
 //! refuses new sources. Both are counted.
 
 use super::sources::Sources;
-use super::{Ctx, Detector, Distinct256, Distinct1024, EndReason, FastMap, SWEEP_US, addr_key};
+use super::{Ctx, Detector, Distinct256, Distinct1024, EndReason, FastMap, SWEEP_US, addr_key, class};
 use crate::config::NetbiosRules;
 use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::stats::Table;
@@ -520,6 +520,9 @@ fn is_nbns_response(p: &PacketSummary) -> bool {
 impl Detector for Netbios {
     fn table(&self) -> Table {
         Table::Netbios
+    }
+    fn interest(&self) -> u16 {
+        class::TCP_ATTEMPT | class::UDP | class::ICMP
     }
     fn len(&self) -> usize {
         self.map.len()

@@ -38,8 +38,9 @@
 //! without an attempt (checked every `SWEEP_US`), which ends their detections.
 
 use super::cadence::{self, Cadence, Fold, Params};
+use super::slab::Slab;
 use super::sources::Sources;
-use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US};
+use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US, class};
 use crate::config::{PeriodicProbeRules, Rules, SourcePortSequenceRules};
 use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::stats::Table;
@@ -66,12 +67,19 @@ const EVICT_US: i64 = 1_000_000;
 /// SIGNATURES.md section 9: a periodic client or a port sequence is low lethality.
 const LETHALITY: i64 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
     src: IpAddr,
     dst: IpAddr,
     proto: u8,
     dport: u16,
+}
+
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        super::hash_pair(&self.src, &self.dst, (u32::from(self.proto) << 16) | u32::from(self.dport), h);
+    }
 }
 
 /// A key's first attempt.
@@ -276,10 +284,22 @@ struct Limits {
     ps_min_gap_us: i64,
 }
 
+/// A full entry's place in the slab, with what the sweeps need so that
+/// they read only the map.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    idx: u32,
+    last_us: i64,
+    /// Confirmed, or at least 3 attempts: kept by `make_room`.
+    keep: bool,
+}
+
 /// The detector's per-worker state.
 pub struct Periodic {
     first: FastMap<Key, First>,
-    map: FastMap<Key, Entry>,
+    map: FastMap<Key, Slot>,
+    /// Full entries (about 1.4 KB each), addressed by `Slot::idx`.
+    slab: Slab<Entry>,
     lim: Limits,
     cap: usize,
     last_sweep_us: i64,
@@ -294,6 +314,7 @@ impl Periodic {
         Periodic {
             first: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
             map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
+            slab: Slab::with_capacity(cap.min(1 << 16)),
             cap,
             last_sweep_us: i64::MIN,
             last_evict_us: i64::MIN,
@@ -341,7 +362,7 @@ impl Periodic {
             L4::Tcp(t) if t.is_syn_ack() => {
                 let key = Key { src: ip.dst, dst: ip.src, proto: 6, dport: t.sport };
                 let isn = t.ack.wrapping_sub(1);
-                if let Some(e) = self.map.get_mut(&key) {
+                if let Some(e) = self.map.get(&key).and_then(|s| self.slab.get_mut(s.idx)) {
                     if e.is_retransmission(t.dport, isn) {
                         e.answered += 1;
                     }
@@ -354,7 +375,7 @@ impl Periodic {
             }
             L4::Udp(u) => {
                 let back = Key { src: ip.dst, dst: ip.src, proto: 17, dport: u.sport };
-                if let Some(e) = self.map.get_mut(&back)
+                if let Some(e) = self.map.get(&back).and_then(|s| self.slab.get_mut(s.idx))
                     && e.recent_sport(u.dport)
                 {
                     e.answered += 1;
@@ -376,7 +397,7 @@ impl Periodic {
             }
             L4::Icmp(i) if i.is_echo_reply() => {
                 let key = Key { src: ip.dst, dst: ip.src, proto: ip.proto, dport: 0 };
-                if let Some(e) = self.map.get_mut(&key) {
+                if let Some(e) = self.map.get(&key).and_then(|s| self.slab.get_mut(s.idx)) {
                     e.answered += 1;
                 } else if let Some(f) = self.first.get_mut(&key) {
                     f.answered = true;
@@ -399,31 +420,37 @@ impl Periodic {
         cx: &Ctx,
     ) {
         let now = p.ts_us;
-        if !self.map.contains_key(&key) {
-            let Some(f) = self.first.get(&key).copied() else {
-                self.remember_first(
-                    key,
-                    First { ts: now, isn, sport, sensor, answered: false, retransmissions: 0 },
-                    cx,
-                );
-                return;
-            };
-            if tcp && f.sport == sport && f.isn == isn {
-                // A retransmission of the first attempt.
-                if let Some(f) = self.first.get_mut(&key) {
+        let slot = match self.map.get_mut(&key) {
+            Some(s) => {
+                s.last_us = s.last_us.max(now);
+                s
+            }
+            None => {
+                let Some(f) = self.first.get_mut(&key) else {
+                    self.remember_first(
+                        key,
+                        First { ts: now, isn, sport, sensor, answered: false, retransmissions: 0 },
+                        cx,
+                    );
+                    return;
+                };
+                if tcp && f.sport == sport && f.isn == isn {
+                    // A retransmission of the first attempt.
                     f.retransmissions = f.retransmissions.saturating_add(1);
+                    return;
                 }
-                return;
+                let f = *f;
+                if self.map.len() >= self.cap && !self.make_room(now, cx) {
+                    cx.shared.stats.table(Table::Periodic).cap_hits.fetch_add(1, Relaxed);
+                    return;
+                }
+                let Some(idx) = self.slab.insert(Entry::new(&f)) else { return };
+                self.first.remove(&key);
+                self.map.entry(key).or_insert(Slot { idx, last_us: now.max(f.ts), keep: false })
             }
-            if self.map.len() >= self.cap && !self.make_room(now, cx) {
-                cx.shared.stats.table(Table::Periodic).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            self.first.remove(&key);
-            self.map.insert(key, Entry::new(&f));
-        }
+        };
         let lim = self.lim;
-        let Some(e) = self.map.get_mut(&key) else { return };
+        let Some(e) = self.slab.get_mut(slot.idx) else { return };
         if tcp && e.is_retransmission(sport, isn) {
             e.retransmissions += 1;
             return;
@@ -455,6 +482,7 @@ impl Periodic {
                 cx.emit(render_sequence(&key, e, "update", None, cx, now));
             }
         }
+        slot.keep = e.pp.confirmed || e.ps.confirmed || e.attempts >= 3;
     }
 
     /// Records a key's first attempt; a full tier is emptied once per `EVICT_US`.
@@ -479,7 +507,13 @@ impl Periodic {
         }
         self.last_evict_us = now;
         let before = self.map.len();
-        self.map.retain(|_, e| e.pp.confirmed || e.ps.confirmed || e.attempts >= 3);
+        let slab = &mut self.slab;
+        self.map.retain(|_, s| {
+            if !s.keep {
+                slab.remove(s.idx);
+            }
+            s.keep
+        });
         cx.shared.stats.table(Table::Periodic).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
         self.map.len() < self.cap
     }
@@ -493,11 +527,15 @@ impl Periodic {
         self.last_sweep_us = now;
         let lim = self.lim;
         let mut expired = 0u64;
-        self.map.retain(|key, e| {
-            if now.saturating_sub(e.last_us) <= lim.idle_us {
+        let slab = &mut self.slab;
+        self.map.retain(|key, s| {
+            if now.saturating_sub(s.last_us) <= lim.idle_us {
                 return true;
             }
-            finish(key, e, &lim, src, cx, now, EndReason::Expired);
+            if let Some(e) = slab.get_mut(s.idx) {
+                finish(key, e, &lim, src, cx, now, EndReason::Expired);
+            }
+            slab.remove(s.idx);
             expired += 1;
             false
         });
@@ -509,10 +547,13 @@ impl Periodic {
 
     fn end(&mut self, reason: EndReason, src: &Sources, cx: &Ctx) {
         let lim = self.lim;
-        for (key, e) in self.map.iter_mut() {
-            finish(key, e, &lim, src, cx, cx.now, reason);
+        for (key, s) in &self.map {
+            if let Some(e) = self.slab.get_mut(s.idx) {
+                finish(key, e, &lim, src, cx, cx.now, reason);
+            }
         }
         self.map.clear();
+        self.slab.clear();
         self.first.clear();
     }
 }
@@ -651,7 +692,7 @@ fn adopt(e: &mut Entry, c: &Cadence, t: &[i64], lim: &Limits) {
 /// SIGNATURES.md section 2: a source probing many ports (a scanner) or many
 /// hosts (a sweeper) is left to the scan detectors: its repeats are rounds.
 fn is_scanner(src: &Sources, key: &Key, lim: &Limits) -> bool {
-    src.distinct_ports(key.src) > u64::from(lim.max_ports) || src.distinct_hosts(key.src) > u64::from(lim.max_hosts)
+    src.scans_beyond(key.src, lim.max_ports, lim.max_hosts)
 }
 
 fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
@@ -873,6 +914,9 @@ fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
 impl Detector for Periodic {
     fn table(&self) -> Table {
         Table::Periodic
+    }
+    fn interest(&self) -> u16 {
+        class::TCP_ATTEMPT | class::TCP_SYN_ACK | class::UDP | class::ICMP
     }
     fn len(&self) -> usize {
         self.first.len() + self.map.len()

@@ -23,7 +23,7 @@
 //! `SWEEP_US`).
 
 use super::sources::Sources;
-use super::{Ctx, Detector, Distinct256, EndReason, FastMap, SWEEP_US, addr_key};
+use super::{Ctx, Detector, Distinct256, EndReason, FastMap, SWEEP_US, addr_key, class};
 use crate::config::SmurfRules;
 use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::homenet::HomeNet;
@@ -369,6 +369,9 @@ fn ready(kind: Kind, e: &Entry, min: u64, loop_min: u64) -> bool {
 impl Detector for Smurf {
     fn table(&self) -> Table {
         Table::Smurf
+    }
+    fn interest(&self) -> u16 {
+        class::UDP | class::ICMP
     }
     fn len(&self) -> usize {
         self.map.len()

@@ -12,7 +12,7 @@
 //! is dropped on the next tick. A full table refuses new sources and counts
 //! the refusal.
 
-use super::{Distinct256, FastMap, SWEEP_US, addr_key};
+use super::{AddrKey, Distinct256, FastMap, SWEEP_US, addr_key};
 use crate::stats::{Stats, Table};
 use crate::summary::{L4, PacketSummary, tcpflag};
 use std::net::IpAddr;
@@ -50,13 +50,15 @@ impl Entry {
 
 /// Per-source probe counts.
 pub struct Sources {
-    map: FastMap<IpAddr, Entry>,
+    map: FastMap<AddrKey, Entry>,
     cap: usize,
     idle_us: i64,
     /// Packet time of the last make-room sweep (at most one per second).
     last_evict_us: i64,
     /// Packet time of the last expiry sweep (one per `SWEEP_US`).
     last_sweep_us: i64,
+    /// `Distinct256` estimate by count of clear bits (0..=256).
+    estimates: Vec<u64>,
 }
 
 impl Sources {
@@ -67,6 +69,7 @@ impl Sources {
             idle_us: (idle_s * 1e6) as i64,
             last_evict_us: i64::MIN,
             last_sweep_us: i64::MIN,
+            estimates: (0..=256).map(Distinct256::estimate_from_zeros).collect(),
         }
     }
 
@@ -83,13 +86,13 @@ impl Sources {
             _ => return,
         };
         let full = self.map.len() >= self.cap && !self.make_room(p.ts_us, stats);
-        let e = match self.map.get_mut(&ip.src) {
+        let e = match self.map.get_mut(&AddrKey(ip.src)) {
             Some(e) => e,
             None if full => {
                 stats.table(Table::Sources).cap_hits.fetch_add(1, Relaxed);
                 return;
             }
-            None => self.map.entry(ip.src).or_insert(Entry {
+            None => self.map.entry(AddrKey(ip.src)).or_insert(Entry {
                 last_us: p.ts_us,
                 period_us: p.ts_us,
                 dports: [Distinct256::default(); 2],
@@ -120,12 +123,29 @@ impl Sources {
 
     /// Distinct destination ports `src` has probed lately (estimate).
     pub fn distinct_ports(&self, src: IpAddr) -> u64 {
-        self.map.get(&src).map(|e| e.dports[0].union(&e.dports[1]).estimate()).unwrap_or(0)
+        self.spread(src).0
     }
 
     /// Distinct destination hosts `src` has probed lately (estimate).
     pub fn distinct_hosts(&self, src: IpAddr) -> u64 {
-        self.map.get(&src).map(|e| e.hosts[0].union(&e.hosts[1]).estimate()).unwrap_or(0)
+        self.spread(src).1
+    }
+
+    /// Distinct (ports, hosts) `src` has probed lately, in one lookup.
+    /// Detectors ask this on every attempt of a suspected retry loop, so
+    /// the estimate comes from a table rather than a logarithm.
+    #[inline]
+    pub fn spread(&self, src: IpAddr) -> (u64, u64) {
+        let Some(e) = self.map.get(&AddrKey(src)) else { return (0, 0) };
+        let z = |d: Distinct256| self.estimates.get(d.zeros() as usize).copied().unwrap_or(0);
+        (z(e.dports[0].union(&e.dports[1])), z(e.hosts[0].union(&e.hosts[1])))
+    }
+
+    /// Whether `src` probed more than `ports` ports or `hosts` hosts lately.
+    #[inline]
+    pub fn scans_beyond(&self, src: IpAddr, ports: u32, hosts: u32) -> bool {
+        let (p, h) = self.spread(src);
+        p > u64::from(ports) || h > u64::from(hosts)
     }
 
     /// Drops sources idle for longer than the idle time (at most once per

@@ -30,7 +30,7 @@
 //! pending list, so a tick never walks the whole table.
 
 use super::sources::Sources;
-use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, SWEEP_US};
+use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, SWEEP_US, class};
 use crate::config::SynRetryRules;
 use crate::event::{EventBuilder, Flow, detection_id, ip_bytes, secs};
 use crate::stats::Table;
@@ -47,14 +47,23 @@ const RING: usize = 8;
 const WIN: usize = 16;
 /// Packet time between make-room sweeps of a full table.
 const EVICT_US: i64 = 1_000_000;
+/// Packet time between confirmation checks of one entry from its SYNs.
+const EVAL_US: i64 = 1_000_000;
 /// SIGNATURES.md section 9: lethality of a retry loop is low.
 const LETHALITY: i64 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
     src: IpAddr,
     dst: IpAddr,
     dport: u16,
+}
+
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        super::hash_pair(&self.src, &self.dst, u32::from(self.dport), h);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -142,6 +151,8 @@ struct Entry {
     /// In the pending list.
     queued: bool,
     last_emit_us: i64,
+    /// Packet time of the last `try_confirm` from a SYN.
+    last_eval_us: i64,
 }
 
 impl Entry {
@@ -184,6 +195,7 @@ impl Entry {
             ttl_expired: 0,
             queued: false,
             last_emit_us: f.ts,
+            last_eval_us: i64::MIN,
         }
     }
 
@@ -363,7 +375,7 @@ impl SynRetry {
                 cx.shared.stats.table(Table::SynRetry).cap_hits.fetch_add(1, Relaxed);
                 return None;
             }
-            self.map.insert(*key, Entry::promote(&f));
+            return Some(self.map.entry(*key).or_insert(Entry::promote(&f)));
         }
         self.map.get_mut(key)
     }
@@ -451,14 +463,22 @@ impl SynRetry {
         src_table: &Sources,
         cx: &Ctx,
     ) {
-        if !self.map.contains_key(&key) && !self.first.contains_key(&key) {
-            let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
-            let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, ttl };
-            self.remember_first(key, first, cx);
-            return;
-        }
         let (lim, update_us) = (self.lim, self.update_us);
-        let Some(e) = self.entry_mut(&key, cx, p.ts_us) else { return };
+        // One lookup for a key already in the full tier (the common case of
+        // a retry loop); the first tier only for keys that are not.
+        let e = match self.map.get_mut(&key) {
+            Some(e) => e,
+            None => {
+                if !self.first.contains_key(&key) {
+                    let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
+                    let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, ttl };
+                    self.remember_first(key, first, cx);
+                    return;
+                }
+                let Some(e) = self.entry_mut(&key, cx, p.ts_us) else { return };
+                e
+            }
+        };
         e.last_us = e.last_us.max(p.ts_us);
         e.sensor = sensor;
         e.ttl_min = e.ttl_min.min(ttl);
@@ -470,7 +490,14 @@ impl SynRetry {
             return;
         }
         if !e.confirmed {
-            try_confirm(&key, e, lim, src_table, cx, p.ts_us, None);
+            // At most once per second of packet time from SYNs (a fast loop
+            // or a sweeper's rounds would otherwise re-check every packet);
+            // an entry over the threshold is queued, and every tick checks
+            // the queue, so confirmation is never more than a second late.
+            if p.ts_us.saturating_sub(e.last_eval_us) >= EVAL_US {
+                e.last_eval_us = p.ts_us;
+                try_confirm(&key, e, lim, src_table, cx, p.ts_us, None);
+            }
             if !e.confirmed && !e.queued && e.win_len >= lim.min {
                 e.queued = true;
                 self.pending.push(key);
@@ -565,6 +592,9 @@ impl Detector for SynRetry {
     fn table(&self) -> Table {
         Table::SynRetry
     }
+    fn interest(&self) -> u16 {
+        class::TCP_ATTEMPT | class::TCP_SYN_ACK | class::TCP_RST | class::ICMP
+    }
     /// Keys tracked, in both tiers.
     fn len(&self) -> usize {
         self.first.len() + self.map.len()
@@ -584,18 +614,23 @@ impl Detector for SynRetry {
 /// a scanner. With `end` set the input is over, so the first event is also
 /// the final one.
 fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &Ctx, now: i64, end: Option<EndReason>) {
-    if e.confirmed || !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
+    if e.confirmed || e.win_len < lim.min {
         return;
     }
-    if src_table.distinct_ports(key.src) > u64::from(lim.max_ports)
-        || src_table.distinct_hosts(key.src) > u64::from(lim.max_hosts)
-    {
-        // Re-checked on every later attempt: the scan may age out while the
+    // The scan check is one lookup; the threshold walks the window. A
+    // scanner already counted as suppressed needs only the first.
+    let scanner = src_table.scans_beyond(key.src, lim.max_ports, lim.max_hosts);
+    if scanner && e.suppressed {
+        return;
+    }
+    if !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
+        return;
+    }
+    if scanner {
+        // Re-checked on later attempts: the scan may age out while the
         // retries go on. Counted once per entry.
-        if !e.suppressed {
-            e.suppressed = true;
-            cx.shared.stats.syn_retry_suppressed_scan.fetch_add(1, Relaxed);
-        }
+        e.suppressed = true;
+        cx.shared.stats.syn_retry_suppressed_scan.fetch_add(1, Relaxed);
         return;
     }
     e.confirmed = true;

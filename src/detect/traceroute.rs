@@ -26,7 +26,7 @@
 //! `SWEEP_US` of packet time).
 
 use super::sources::Sources;
-use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US};
+use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US, class};
 use crate::config::TracerouteRules;
 use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::stats::Table;
@@ -375,6 +375,9 @@ impl Traceroute {
 impl Detector for Traceroute {
     fn table(&self) -> Table {
         Table::Traceroute
+    }
+    fn interest(&self) -> u16 {
+        class::TCP_ATTEMPT | class::TCP_SYN_ACK | class::TCP_RST | class::UDP | class::ICMP
     }
     fn len(&self) -> usize {
         self.map.len()
