@@ -35,8 +35,11 @@ pub struct Batch {
 /// What a worker receives.
 pub enum Msg {
     Batch(Batch),
-    /// Packet time advanced to this instant.
-    Tick(i64),
+    /// Packet time advanced to this instant; the second value counts the
+    /// packets toward the home net read so far (all packets without a home
+    /// net), so detectors can state a share of the traffic that does not
+    /// depend on thread timing.
+    Tick(i64, u64),
     /// Write a stats snapshot of your tables (SIGUSR1).
     Report,
 }
@@ -118,6 +121,8 @@ pub struct Dispatcher {
     lossy: bool,
     next_tick: i64,
     last_ts: i64,
+    /// Packets toward the home net (all packets without one).
+    inbound: u64,
     stats: std::sync::Arc<Stats>,
 }
 
@@ -145,7 +150,18 @@ impl Dispatcher {
             ports.push(WorkerPort { rx, recycle: recycle.clone() });
         }
         let pending = (0..workers).map(|_| Vec::with_capacity(BATCH)).collect();
-        let d = Dispatcher { home, txs, pool, pending, sensor: 0, lossy, next_tick: i64::MIN, last_ts: 0, stats };
+        let d = Dispatcher {
+            home,
+            txs,
+            pool,
+            pending,
+            sensor: 0,
+            lossy,
+            next_tick: i64::MIN,
+            last_ts: 0,
+            inbound: 0,
+            stats,
+        };
         (d, ports)
     }
 
@@ -160,6 +176,13 @@ impl Dispatcher {
     /// Routes one summary.
     #[inline]
     pub fn push(&mut self, p: PacketSummary) {
+        // Counted before the tick, so a tick's count includes the packet it
+        // precedes.
+        if let Some(ip) = &p.ip
+            && (self.home.is_empty() || (self.home.contains(ip.dst) && !self.home.contains(ip.src)))
+        {
+            self.inbound += 1;
+        }
         if p.ts_us >= self.next_tick {
             self.tick(p.ts_us);
         }
@@ -192,7 +215,7 @@ impl Dispatcher {
         }
         self.flush_all();
         for w in 0..self.txs.len() {
-            self.send(w, Msg::Tick(ts), 0);
+            self.send(w, Msg::Tick(ts, self.inbound), 0);
         }
     }
 
@@ -243,6 +266,12 @@ impl Dispatcher {
     pub fn finish(mut self) {
         self.stats.clock_us.store(self.last_ts, Relaxed);
         self.flush_all();
+        if self.next_tick != i64::MIN {
+            // The final count, for the detections flushed at the end.
+            for w in 0..self.txs.len() {
+                self.send(w, Msg::Tick(self.last_ts, self.inbound), 0);
+            }
+        }
         self.txs.clear();
     }
 }

@@ -107,6 +107,14 @@ impl EventBuilder {
 
 /// A deterministic detection id: FNV-1a 64 over the detector's name and its
 /// key bytes, rendered as 16 hex digits. The same replay gives the same ids.
+/// The incident a detection belongs to: the same for every detection about
+/// one source retrying one destination, protocol and port (`syn_retry`,
+/// `periodic_probe`, `source_port_sequence`, `verdict`), so they can be
+/// joined (`jq 'select(.[.event_type].incident == "...")'`).
+pub fn incident_id(src: &IpAddr, dst: &IpAddr, proto: u8, dport: u16) -> String {
+    detection_id("incident", &[&ip_bytes(src), &ip_bytes(dst), &[proto], &dport.to_be_bytes()])
+}
+
 pub fn detection_id(kind: &str, key: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {

@@ -18,6 +18,8 @@ pub struct Worker {
     /// `Detector::interest` of each detector, in the same order.
     interests: Vec<u16>,
     now: i64,
+    /// `Msg::Tick`'s inbound packet count, as of the last tick.
+    inbound: u64,
     /// Table sizes last added to the shared stats (so updates are deltas).
     published: [u64; Table::ALL.len()],
 }
@@ -31,6 +33,7 @@ impl Worker {
             interests: detectors.iter().map(|d| d.interest()).collect(),
             detectors,
             now: i64::MIN,
+            inbound: 0,
             published: [0; Table::ALL.len()],
         }
     }
@@ -46,13 +49,16 @@ impl Worker {
                     b.pkts.clear();
                     let _ = port.recycle.try_send(b.pkts);
                 }
-                Msg::Tick(ts) => self.tick(ts, shared, &out),
+                Msg::Tick(ts, inbound) => {
+                    self.inbound = inbound;
+                    self.tick(ts, shared, &out);
+                }
                 Msg::Report => self.publish(shared),
             }
         }
         // Publish first: the final stats show the tables as the input left them.
         self.publish(shared);
-        let cx = Ctx { shared, out: &out, now: self.now.max(0) };
+        let cx = Ctx { shared, out: &out, now: self.now.max(0), inbound: self.inbound };
         for d in &mut self.detectors {
             d.flush(end, &self.sources, &cx);
         }
@@ -64,7 +70,7 @@ impl Worker {
         if p.owner_is_src {
             self.sources.observe(p, &shared.stats);
         }
-        let cx = Ctx { shared, out, now: self.now };
+        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound };
         let c = class::of(p);
         for (d, want) in self.detectors.iter_mut().zip(&self.interests) {
             if want & c != 0 {
@@ -75,7 +81,7 @@ impl Worker {
 
     fn tick(&mut self, ts: i64, shared: &Shared, out: &Sender<EventLine>) {
         self.now = self.now.max(ts);
-        let cx = Ctx { shared, out, now: self.now };
+        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound };
         for d in &mut self.detectors {
             d.on_tick(&self.sources, &cx);
         }

@@ -195,3 +195,128 @@ fn scans_produce_neither_event() {
         assert!(r.of_type("source_port_sequence").is_empty(), "{name}: {}", r.stdout);
     }
 }
+
+/// The `verdict` events of a run, as raw JSON (final ones last).
+fn verdicts(r: &Run) -> Vec<serde_json::Value> {
+    r.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event_type"] == "verdict")
+        .collect()
+}
+
+fn one_final_verdict(r: &Run) -> serde_json::Value {
+    let finals: Vec<_> = verdicts(r).into_iter().filter(|v| v["verdict"]["status"] == "final").collect();
+    assert_eq!(finals.len(), 1, "{}", r.stdout);
+    finals.into_iter().next().unwrap()
+}
+
+/// Packets toward the home net, counted by libpcap's own filter.
+fn inbound_packets(p: &std::path::Path) -> u64 {
+    let mut cap = pcap::Capture::from_file(p).expect("open capture");
+    cap.filter(
+        "(ip and dst net 192.0.2.0/24 and not src net 192.0.2.0/24) or \
+         (ip6 and dst net 2001:db8:d::/48 and not src net 2001:db8:d::/48)",
+        true,
+    )
+    .expect("filter");
+    let mut n = 0;
+    while cap.next_packet().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn the_verdict_ties_the_30_s_client_together_and_says_what_it_is() {
+    let f = pcap("periodic_probe_30s.pcap");
+    let r = replay(&[&f], &[]);
+    let v = one_final_verdict(&r);
+    let d = &v["verdict"];
+    assert_eq!(d["conclusion"], "misconfigured_client", "{v}");
+    assert_eq!(d["parts"], serde_json::json!(["syn_retry", "periodic_probe", "source_port_sequence"]));
+    assert_eq!(d["service"], "pcmail-srv");
+    assert_eq!((d["attempts"].as_u64(), d["answered"].as_u64()), (Some(7), Some(0)));
+    assert_eq!(d["first_port"], 1666);
+    // The share is of the packets toward the home net, as libpcap counts them.
+    let share = d["share_of_inbound"].as_f64().unwrap();
+    let want = 7.0 / inbound_packets(&f) as f64;
+    assert!((share - want).abs() < 0.001, "{share} vs {want}");
+    let summary = v["summary"].as_str().unwrap();
+    for part in [
+        "203.0.113.34 has retried TCP 192.0.2.10:158 (pcmail-srv) every 30 s since",
+        "source ports counting up from 1666",
+        "misconfigured client",
+        "not a scan",
+        &format!("{:.0}% of inbound packets", want * 100.0),
+    ] {
+        assert!(summary.contains(part), "{part:?} not in {summary:?}");
+    }
+    // One incident id on every detection of the key, verdict included.
+    let incident = d["incident"].as_str().unwrap();
+    for kind in ["syn_retry", "periodic_probe", "source_port_sequence", "verdict"] {
+        let evs = r.of_type(kind);
+        assert!(!evs.is_empty(), "{kind}");
+        for l in r.stdout.lines().filter(|l| l.contains(&format!("\"event_type\":\"{kind}\""))) {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(e[kind]["incident"], incident, "{kind}: {l}");
+        }
+    }
+    // Confirmed while the probes went on, not only at the end.
+    assert_eq!(verdicts(&r)[0]["verdict"]["status"], "new");
+}
+
+#[test]
+fn the_verdict_of_bursts_of_reconnects_and_of_answered_beacons() {
+    let r = replay(&[&pcap("burst_reconnect.pcap")], &[]);
+    let v = one_final_verdict(&r);
+    assert_eq!(v["verdict"]["conclusion"], "reconnecting_client", "{v}");
+    assert_eq!(v["verdict"]["burst"], true);
+    assert!(v["summary"].as_str().unwrap().contains("(powwow) in bursts of 6-6"), "{v}");
+
+    let Some(f) = corpus_file("cs_ratinfected.pcapng") else { return };
+    let r = replay(&[&f], &[]);
+    let v = one_final_verdict(&r);
+    assert_eq!(v["verdict"]["conclusion"], "beacon", "{v}");
+    assert_eq!(v["verdict"]["parts"], serde_json::json!(["periodic_probe", "source_port_sequence"]));
+    assert!(v["summary"].as_str().unwrap().contains("has connected to TCP 172.16.0.111:4433 every 10 s"), "{v}");
+    assert!(
+        v["severity"].as_i64()
+            > one_final_verdict(&replay(&[&pcap("periodic_probe_30s.pcap")], &[]))["severity"].as_i64()
+    );
+}
+
+#[test]
+fn the_two_hour_client_verdict_counts_the_wraps() {
+    let dir = tempdir("forgotten-verdict");
+    let f = dir.join("forgotten_client.pcap");
+    craft::forgotten_client(&f);
+    let r = replay(&[&f], &[]);
+    let v = one_final_verdict(&r);
+    assert_eq!(v["verdict"]["conclusion"], "misconfigured_client");
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("198.51.100.7 has retried TCP 192.0.2.10:158 (pcmail-srv) every 30 s since 2026-11-2"),
+        "{v}"
+    );
+    assert!(v["summary"].as_str().unwrap().contains("counting up from 4900, wrapping 2 time(s)"), "{v}");
+}
+
+#[test]
+fn no_verdict_without_a_retry_pattern() {
+    for name in [
+        "benign_web_dns.pcap",
+        "nmap_syn_scan.pcap",
+        "netbios.pcap",
+        "traceroute.pcap",
+        "syn_answered_after_retrans.pcap",
+        "decoy_scan_nmap.pcap",
+        "decoy_hping_fixed_ttl.pcap",
+        "smurf_fraggle.pcap",
+    ] {
+        let r = replay(&[&pcap(name)], &[]);
+        assert!(verdicts(&r).is_empty(), "{name}: {}", r.stdout);
+    }
+}

@@ -164,6 +164,9 @@ pub struct Ctx<'a> {
     pub out: &'a Sender<EventLine>,
     /// Current packet time (monotonic per worker).
     pub now: i64,
+    /// Packets toward the home net read so far (all packets without a
+    /// home net), as of the last tick: the denominator of traffic shares.
+    pub inbound: u64,
 }
 
 impl Ctx<'_> {

@@ -29,6 +29,17 @@
 //!   per four deltas. Keyed on the destination and port, so a browser's many
 //!   connections to many servers never form a sequence.
 //!
+//! - `verdict` (SIGNATURES.md section 1, "the verdict a person would
+//!   write"): when at least two of the three views of one (source,
+//!   destination, protocol, port) hold: a confirmed `periodic_probe`, a
+//!   confirmed `source_port_sequence`, and (TCP) attempts never answered,
+//!   one combined event says what an analyst would conclude: a
+//!   misconfigured client retrying a dead service (not a scan), a client
+//!   retrying in bursts, or an answered beacon. It names the service from
+//!   `rules/ports.toml` and the key's share of the packets toward the home
+//!   net since its first attempt. Every one of these events, and
+//!   `syn_retry`'s, carries the same `incident` id for the key.
+//!
 //! State, in two tiers as in `syn_retry`: `first` holds a key's first
 //! attempt (24 bytes); `map` the full entry (a ring of 64 attempts) from its
 //! second. Both capped at `[periodic_probe] max_tracked` split between
@@ -42,7 +53,7 @@ use super::slab::Slab;
 use super::sources::Sources;
 use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US, class};
 use crate::config::{PeriodicProbeRules, Rules, SourcePortSequenceRules};
-use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::stats::Table;
 use crate::summary::{L4, PacketSummary};
 use crate::timefmt::rfc3339_us;
@@ -52,6 +63,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 const PERIODIC: &str = "periodic_probe";
 const SEQUENCE: &str = "source_port_sequence";
+const VERDICT: &str = "verdict";
 /// Attempts remembered per entry.
 const RING: usize = cadence::MAX_TIMES;
 /// Recent attempts checked for a retransmission or an answer.
@@ -91,6 +103,8 @@ struct First {
     sensor: u16,
     answered: bool,
     retransmissions: u32,
+    /// `Ctx::inbound` at the first attempt.
+    inbound: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -141,6 +155,9 @@ struct Entry {
     last_eval_us: i64,
     pp: Life,
     ps: Life,
+    vd: Life,
+    /// `Ctx::inbound` at the first attempt.
+    inbound_at_start: u64,
 }
 
 impl Entry {
@@ -175,6 +192,8 @@ impl Entry {
             last_eval_us: i64::MIN,
             pp: Life::default(),
             ps: Life::default(),
+            vd: Life::default(),
+            inbound_at_start: f.inbound,
         };
         e.push(f.ts, f.sport, f.isn);
         e
@@ -429,7 +448,7 @@ impl Periodic {
                 let Some(f) = self.first.get_mut(&key) else {
                     self.remember_first(
                         key,
-                        First { ts: now, isn, sport, sensor, answered: false, retransmissions: 0 },
+                        First { ts: now, isn, sport, sensor, answered: false, retransmissions: 0, inbound: cx.inbound },
                         cx,
                     );
                     return;
@@ -480,6 +499,17 @@ impl Periodic {
             } else if now - e.ps.last_emit_us >= lim.update_us {
                 e.ps.last_emit_us = now;
                 cx.emit(render_sequence(&key, e, "update", None, cx, now));
+            }
+        }
+        if lim.pp_on || lim.ps_on {
+            if !e.vd.confirmed {
+                if verdict_holds(&key, e) {
+                    e.vd = Life { confirmed: true, last_emit_us: now };
+                    cx.emit(render_verdict(&key, e, "new", None, cx, now));
+                }
+            } else if now - e.vd.last_emit_us >= lim.update_us {
+                e.vd.last_emit_us = now;
+                cx.emit(render_verdict(&key, e, "update", None, cx, now));
             }
         }
         slot.keep = e.pp.confirmed || e.ps.confirmed || e.attempts >= 3;
@@ -576,6 +606,36 @@ fn finish(key: &Key, e: &mut Entry, lim: &Limits, src: &Sources, cx: &Ctx, now: 
             try_confirm_sequence(key, e, lim, src, cx, now, Some(reason));
         }
     }
+    if e.vd.confirmed || verdict_holds(key, e) {
+        e.vd.confirmed = true;
+        cx.emit(render_verdict(key, e, "final", Some(reason), cx, now));
+    }
+}
+
+/// TCP attempts (retransmissions included) that nothing ever answered.
+fn unanswered_retries(key: &Key, e: &Entry) -> bool {
+    key.proto == 6 && e.answered == 0 && e.attempts + e.retransmissions >= 3
+}
+
+/// The views of one key that hold, by name.
+fn verdict_parts(key: &Key, e: &Entry) -> Vec<&'static str> {
+    let mut v = Vec::with_capacity(3);
+    if unanswered_retries(key, e) {
+        v.push("syn_retry");
+    }
+    if e.pp.confirmed {
+        v.push(PERIODIC);
+    }
+    if e.ps.confirmed {
+        v.push(SEQUENCE);
+    }
+    v
+}
+
+/// At least two views, one of them periodic_probe or source_port_sequence.
+fn verdict_holds(key: &Key, e: &Entry) -> bool {
+    let n = u8::from(unanswered_retries(key, e)) + u8::from(e.pp.confirmed) + u8::from(e.ps.confirmed);
+    n >= 2 && (e.pp.confirmed || e.ps.confirmed)
 }
 
 /// Classifies the interval before a new attempt against the confirmed
@@ -795,6 +855,7 @@ fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         if c.burst.is_some() { (u64::from(c.cycles), 0, 0) } else { (e.cycles, e.missed, e.off_period) };
     let details = json!({
         "id": id(PERIODIC, key, e),
+        "incident": incident_id(&key.src, &key.dst, key.proto, key.dport),
         "status": status,
         "end_reason": end.map(EndReason::name),
         "period_s": secs(c.period_us),
@@ -873,6 +934,7 @@ fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         e.wrap_list[..n].iter().map(|w| json!({"at": rfc3339_us(w.ts), "from": w.from, "to": w.to})).collect();
     let details = json!({
         "id": id(SEQUENCE, key, e),
+        "incident": incident_id(&key.src, &key.dst, key.proto, key.dport),
         "status": status,
         "end_reason": end.map(EndReason::name),
         "step": step,
@@ -909,6 +971,101 @@ fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         .severity(cx.severity(LETHALITY))
         .summary(summary)
         .details(SEQUENCE, details)
+}
+
+/// The combined event: what an analyst would write after reading the
+/// `syn_retry`, `periodic_probe` and `source_port_sequence` events of one key.
+fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
+    let c = e.cad.filter(|_| e.pp.confirmed);
+    let (step, _, _) = e.step();
+    let (service, svc) = service_note(key, cx);
+    let direction = cx.direction(key.src, key.dst);
+    // Share of the packets toward the home net (all packets without one)
+    // since the first attempt; meaningless for an inside client.
+    let packets = e.attempts + e.retransmissions;
+    let seen = cx.inbound.saturating_sub(e.inbound_at_start).max(packets);
+    let share = match direction {
+        None | Some("inbound") if seen > 0 => Some(((packets as f64 / seen as f64) * 1000.0).round() / 1000.0),
+        _ => None,
+    };
+    let answered_mostly = e.answered * 2 > e.attempts;
+    let conclusion = if e.answered == 0 || !answered_mostly {
+        match c.and_then(|c| c.burst) {
+            Some(_) => "reconnecting_client",
+            None => "misconfigured_client",
+        }
+    } else {
+        "beacon"
+    };
+    let verb = match (key.proto, answered_mostly) {
+        (6, false) => "has retried",
+        (6, true) => "has connected to",
+        (17, _) => "has sent to",
+        _ => "has pinged",
+    };
+    let rhythm = match c {
+        Some(c) => match c.burst {
+            Some(b) => format!(" in bursts of {}-{} every ~{} s", b.size_min, b.size_max, human_s(c.period_us)),
+            None => format!(" every {} s", human_s(c.period_us)),
+        },
+        None => format!(" {} times", e.attempts),
+    };
+    let ports = if e.ps.confirmed {
+        let wraps = if e.wraps > 0 { format!(", wrapping {} time(s)", e.wraps) } else { String::new() };
+        let by = if step == 1 { String::new() } else { format!(" by {step}") };
+        format!(" with source ports counting up{by} from {}{wraps}", e.first_port)
+    } else {
+        String::new()
+    };
+    let meaning = match conclusion {
+        "beacon" => format!(
+            ": a scheduled client or a beacon, answered {} of {} times; check what runs on {}",
+            e.answered, e.attempts, key.src
+        ),
+        "reconnecting_client" => {
+            ": a client reconnecting in bursts to a service that does not answer, not a scan".to_string()
+        }
+        _ => ": a misconfigured client retrying a service that is not there, not a scan".to_string(),
+    };
+    let share_note = match (share, direction) {
+        (Some(s), Some(_)) => format!("; {:.0}% of inbound packets", s * 100.0),
+        (Some(s), None) => format!("; {:.0}% of all packets", s * 100.0),
+        _ => String::new(),
+    };
+    let summary = format!(
+        "{} {verb} {}{svc}{rhythm} since {}{ports}{meaning}{share_note}",
+        key.src,
+        target(key),
+        rfc3339_us(e.first_us),
+    );
+    let details = json!({
+        "id": id(VERDICT, key, e),
+        "incident": incident_id(&key.src, &key.dst, key.proto, key.dport),
+        "status": status,
+        "end_reason": end.map(EndReason::name),
+        "conclusion": conclusion,
+        "parts": verdict_parts(key, e),
+        "period_s": c.map(|c| secs(c.period_us)),
+        "burst": c.is_some_and(|c| c.burst.is_some()),
+        "step": e.ps.confirmed.then_some(step),
+        "first_port": e.first_port,
+        "last_port": e.last_port,
+        "attempts": e.attempts,
+        "retransmissions": e.retransmissions,
+        "answered": e.answered,
+        "share_of_inbound": share,
+        "service": service,
+        "direction": direction,
+        "first_seen": rfc3339_us(e.first_us),
+        "last_seen": rfc3339_us(e.last_us),
+        "duration_s": secs(e.last_us - e.first_us),
+    });
+    let lethality = if conclusion == "beacon" { 3 } else { LETHALITY };
+    EventBuilder::new(VERDICT, now, cx.sensor(e.sensor))
+        .flow(&flow(key, e), cx.shared.community_id_seed)
+        .severity(cx.severity(lethality))
+        .summary(summary)
+        .details(VERDICT, details)
 }
 
 impl Detector for Periodic {

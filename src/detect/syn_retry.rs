@@ -32,7 +32,7 @@
 use super::sources::Sources;
 use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, SWEEP_US, class};
 use crate::config::SynRetryRules;
-use crate::event::{EventBuilder, Flow, detection_id, ip_bytes, secs};
+use crate::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::stats::Table;
 use crate::summary::{L4, PacketSummary, tcpflag};
 use crate::timefmt::rfc3339_us;
@@ -657,6 +657,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
     let service = cx.service(6, key.dport);
     let details = json!({
         "id": id,
+        "incident": incident_id(&key.src, &key.dst, 6, key.dport),
         "status": status,
         "end_reason": end.map(EndReason::name),
         "attempts": e.failed_attempts,

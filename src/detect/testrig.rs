@@ -29,6 +29,8 @@ pub struct Rig<D> {
     tx: Sender<EventLine>,
     rx: Receiver<EventLine>,
     pub now: i64,
+    /// Packets fed so far (the rig's stand-in for `Ctx::inbound`).
+    pub inbound: u64,
 }
 
 impl<D: Detector> Rig<D> {
@@ -46,26 +48,27 @@ impl<D: Detector> Rig<D> {
         };
         let (tx, rx) = unbounded();
         let det = build(&shared);
-        Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0 }
+        Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0, inbound: 0 }
     }
 
     pub fn feed(&mut self, p: PacketSummary) {
         self.now = self.now.max(p.ts_us);
+        self.inbound += 1;
         self.src.observe(&p, &self.shared.stats);
-        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound };
         self.det.on_packet(&p, 0, &self.src, &cx);
     }
 
     /// A tick at `t` seconds of packet time.
     pub fn tick(&mut self, t: f64) {
         self.now = s(t);
-        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound };
         self.det.on_tick(&self.src, &cx);
     }
 
     /// Ends the input; returns every event not read yet.
     pub fn end(&mut self) -> Vec<Value> {
-        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now };
+        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound };
         self.det.flush(EndReason::EndOfInput, &self.src, &cx);
         self.events()
     }
