@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! cargo run --release --example gen_bench_pcap -- OUT.pcap [N_PACKETS] [SEED]
+//! cargo run --release --example gen_bench_pcap -- --flood OUT.pcap [N_PACKETS]
 //! ```
+//!
+//! `--flood` writes only a spoofed flood instead, for the memory benchmark:
+//! every packet from a fresh random source (80% SYNs, 20% UDP datagrams) to a
+//! random home address and port, 100,000 packets per second of packet time.
 //!
 //! The mix (share of packets): ordinary TCP flows 67.5% (handshake, request,
 //! response segments with delayed ACKs, FIN or RST; ~8% of flows IPv6, ~10%
@@ -986,8 +991,52 @@ fn parse_count(s: &str) -> Option<u64> {
     s.replace('_', "").parse().ok().filter(|&n| n > 0)
 }
 
+/// Packets per second of packet time in `--flood` mode.
+const FLOOD_PPS: i64 = 100_000;
+
+/// One packet of the `--flood` capture: a SYN or a UDP datagram from a
+/// random spoofed source to a random home address and port.
+fn flood_any(rng: &mut XorShift, buf: &mut Vec<u8>) {
+    let mut a = rng.next_u32();
+    if a >> 8 == 0x00c0_0002 {
+        a ^= 0x8000_0000;
+    }
+    let dst = dmz_v4((rng.next_u32() % 254 + 1) as u8);
+    let ip = Ip { src: IpAddr::V4(Ipv4Addr::from(a)), dst, ttl: 64, id: rng.next_u16() };
+    let (sport, dport) = (rng.next_u16() | 1024, rng.next_u16() % 1024 + 1);
+    if rng.next_u32() % 5 == 0 {
+        udp_frame(buf, &ip, sport, dport, &[0u8; 8]);
+    } else {
+        let seg = Seg { sport, dport, seq: rng.next_u32(), ack: 0, flags: TCP_SYN, win: 512 };
+        tcp_frame(buf, &ip, &seg, &[], 0);
+    }
+}
+
+fn write_flood(out: &str, n: u64) -> io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+    w.write_all(&pcap_header(65535))?;
+    let mut rng = XorShift::new(DEFAULT_SEED);
+    let mut buf = Vec::with_capacity(MAX_FRAME);
+    for i in 0..n {
+        flood_any(&mut rng, &mut buf);
+        let ts = START_US + (i as i64) * 1_000_000 / FLOOD_PPS;
+        w.write_all(&record_header(ts, buf.len()))?;
+        w.write_all(&buf)?;
+    }
+    w.flush()?;
+    println!("wrote {out}: {n} flood packets from random sources, {} s of packet time", n as i64 / FLOOD_PPS);
+    Ok(())
+}
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--flood") {
+        let (Some(out), n) = (args.get(2), args.get(3).and_then(|s| parse_count(s))) else {
+            eprintln!("usage: gen_bench_pcap --flood OUT.pcap [N_PACKETS]");
+            std::process::exit(2);
+        };
+        return write_flood(out, n.unwrap_or(5_000_000));
+    }
     let usage = "usage: gen_bench_pcap OUT.pcap [N_PACKETS (default 2000000)] [SEED]";
     let Some(out) = args.get(1) else {
         eprintln!("{usage}");

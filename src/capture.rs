@@ -3,11 +3,12 @@
 //! dispatcher. Also where capture errors become messages that name the file
 //! and the position.
 
-use crate::decode::decode;
+use crate::decode::decode_into;
 use crate::dispatch::Dispatcher;
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
 use crate::summary::LinkKind;
+use crate::summary::PacketSummary;
 use pcap::{Active, Capture, Offline};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -149,6 +150,7 @@ pub fn read_file(
     flags: &Flags,
 ) -> Result<u64, CaptureError> {
     let mut local = LocalCounts::default();
+    let mut s = PacketSummary::new(0, 0, 0);
     let mut n: u64 = 0;
     // Classic pcap: a 24-byte file header, then 16 bytes + data per record,
     // so the damaged record's offset is known. pcapng blocks vary: not tracked.
@@ -159,9 +161,9 @@ pub fn read_file(
             Ok(pkt) => {
                 n += 1;
                 offset += 16 + u64::from(pkt.header.caplen);
-                let s = decode(link, ts_us(pkt.header), pkt.header.len, pkt.data);
+                decode_into(link, ts_us(pkt.header), pkt.header.len, pkt.data, &mut s);
                 local.count(link, &s);
-                d.push(s);
+                d.push(&s);
                 if n % 256 == 0 {
                     local.flush_into(stats);
                     if flags.stop_requested() {
@@ -205,15 +207,16 @@ pub fn read_live(
     let mut cap =
         cap.setnonblock().map_err(|e| CaptureError::Interface { iface: "capture".into(), msg: e.to_string() })?;
     let mut local = LocalCounts::default();
+    let mut s = PacketSummary::new(0, 0, 0);
     let mut n: u64 = 0;
     let mut drain: Option<(Instant, Instant)> = None; // (hard deadline, last packet)
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
                 n += 1;
-                let s = decode(link, ts_us(pkt.header), pkt.header.len, pkt.data);
+                decode_into(link, ts_us(pkt.header), pkt.header.len, pkt.data, &mut s);
                 local.count(link, &s);
-                d.push(s);
+                d.push(&s);
                 if let Some((_, last)) = &mut drain {
                     *last = Instant::now();
                 }

@@ -175,7 +175,7 @@ impl Dispatcher {
 
     /// Routes one summary.
     #[inline]
-    pub fn push(&mut self, p: PacketSummary) {
+    pub fn push(&mut self, p: &PacketSummary) {
         // Counted before the tick, so a tick's count includes the packet it
         // precedes.
         if let Some(ip) = &p.ip
@@ -187,7 +187,7 @@ impl Dispatcher {
             self.tick(p.ts_us);
         }
         let n = self.txs.len();
-        let owner = shard_addr(&p, &self.home);
+        let owner = shard_addr(p, &self.home);
         let owner_is_src = owner.is_some() && owner == p.ip.as_ref().map(|ip| ip.src);
         let w = match owner {
             Some(a) if n > 1 => worker_of(a, n),
@@ -195,8 +195,8 @@ impl Dispatcher {
         };
         self.last_ts = self.last_ts.max(p.ts_us);
         let buf = &mut self.pending[w];
-        buf.push(p);
-        // Set in place: changing `p` before the push costs a copy of it.
+        buf.push(*p);
+        // Set in place: changing a copy of `p` before the push costs a copy.
         if let Some(last) = buf.last_mut() {
             last.owner_is_src = owner_is_src;
         }

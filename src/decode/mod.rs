@@ -34,11 +34,20 @@ use crate::summary::{DecodeError, LinkKind, PacketSummary};
 
 /// Decodes one captured frame of the given link type.
 pub fn decode(link: LinkKind, ts_us: i64, wire_len: u32, data: &[u8]) -> PacketSummary {
-    let mut s = PacketSummary::new(ts_us, wire_len, wire::len32(data.len()));
-    if let Some(packet) = link::strip(link, data, &mut s) {
-        network(packet, &mut s);
-    }
+    let mut s = PacketSummary::new(0, 0, 0);
+    decode_into(link, ts_us, wire_len, data, &mut s);
     s
+}
+
+/// `decode` into a summary the caller keeps (the reader reuses one), so
+/// the 160-byte summary is not moved through every call on the hot path.
+/// Every field of `s` is overwritten.
+#[inline]
+pub fn decode_into(link: LinkKind, ts_us: i64, wire_len: u32, data: &[u8], s: &mut PacketSummary) {
+    *s = PacketSummary::new(ts_us, wire_len, wire::len32(data.len()));
+    if let Some(packet) = link::strip(link, data, s) {
+        network(packet, s);
+    }
 }
 
 /// Fills the IP facts and, unless the IP layer stopped early, the transport.
