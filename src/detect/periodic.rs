@@ -1122,6 +1122,25 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_client_gets_all_three_views_and_a_verdict() {
+        let mut r = rig(|_| {});
+        let (c, srv) = ("2001:db8:99::7", "2001:db8:d::10");
+        for i in 0..8u16 {
+            let t = f64::from(i) * 30.0;
+            r.feed(crate::summary::testutil::tcp(s(t), c, srv, (1024 + i, 158), tcpflag::SYN, u32::from(i), 0));
+        }
+        let ev = r.end();
+        assert_eq!(kinds(&ev, "periodic_probe", "final"), 1);
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 1);
+        let v = ev.iter().find(|e| e["verdict"]["status"] == "final").expect("a verdict");
+        assert_eq!(v["src_ip"], c);
+        assert_eq!(v["verdict"]["conclusion"], "misconfigured_client");
+        assert!(v["summary"].as_str().unwrap().contains("TCP [2001:db8:d::10]:158 (pcmail-srv) every 30 s"), "{v}");
+        // Every packet the rig fed was this client's: the whole share.
+        assert_eq!(v["verdict"]["share_of_inbound"], 1.0);
+    }
+
+    #[test]
     fn retransmissions_are_not_attempts() {
         let mut r = rig(|_| {});
         for i in 0..6u16 {
