@@ -1,7 +1,10 @@
 //! An analyzer thread: owns the detector state for its shard of addresses,
 //! runs every detector on each summary it receives, and advances its clock
-//! on packet time only (batches and ticks from the reader).
+//! on packet time only (batches and ticks from the reader). Its `decoy_scan`
+//! tap also hands candidate records and tick watermarks to the decoy
+//! aggregator (`detect::decoy`).
 
+use crate::detect::decoy::{Link, Tap};
 use crate::detect::sources::Sources;
 use crate::detect::{self, Ctx, Detector, EndReason, Shared};
 use crate::dispatch::{Msg, WorkerPort, shard_addr};
@@ -15,17 +18,21 @@ use std::sync::atomic::Ordering::Relaxed;
 pub struct Worker {
     sources: Sources,
     detectors: Vec<Box<dyn Detector>>,
+    /// `decoy_scan`'s per-worker side, when the detector is enabled.
+    decoy: Option<Tap>,
     now: i64,
     /// Table sizes last added to the shared stats (so updates are deltas).
     published: [u64; Table::ALL.len()],
 }
 
 impl Worker {
-    pub fn new(shared: &Shared) -> Worker {
+    /// `decoy` is this worker's end of the decoy aggregator channel.
+    pub fn new(shared: &Shared, decoy: Option<Link>) -> Worker {
         let g = &shared.rules.general;
         Worker {
             sources: Sources::new(shared.per_worker(g.max_sources), g.source_idle_s),
             detectors: detect::all(shared),
+            decoy: decoy.map(|l| Tap::new(&shared.rules.decoy_scan, shared, l)),
             now: i64::MIN,
             published: [0; Table::ALL.len()],
         }
@@ -52,6 +59,9 @@ impl Worker {
         for d in &mut self.detectors {
             d.flush(end, &self.sources, &cx);
         }
+        if let Some(t) = &mut self.decoy {
+            t.finish(shared);
+        }
     }
 
     #[inline]
@@ -66,6 +76,9 @@ impl Worker {
         for d in &mut self.detectors {
             d.on_packet(p, sensor, &self.sources, &cx);
         }
+        if let Some(t) = &mut self.decoy {
+            t.packet(p, sensor, shared);
+        }
     }
 
     fn tick(&mut self, ts: i64, shared: &Shared, out: &Sender<EventLine>) {
@@ -75,6 +88,9 @@ impl Worker {
             d.on_tick(&self.sources, &cx);
         }
         self.sources.expire(self.now, &shared.stats);
+        if let Some(t) = &mut self.decoy {
+            t.tick(ts, shared);
+        }
         self.publish(shared);
     }
 
@@ -84,6 +100,11 @@ impl Worker {
         sizes[Table::Sources as usize] = self.sources.len() as u64;
         for d in &self.detectors {
             sizes[d.table() as usize] += d.len() as u64;
+        }
+        if let Some(t) = &self.decoy {
+            let (history, probes) = t.sizes();
+            sizes[Table::TtlHistory as usize] = history as u64;
+            sizes[Table::DecoyProbes as usize] = probes as u64;
         }
         for (t, (now, before)) in Table::ALL.iter().zip(sizes.iter().zip(self.published.iter_mut())) {
             let c = &shared.stats.table(*t).entries;
