@@ -48,7 +48,8 @@ const LETHALITY: i64 = 2;
 struct Dest {
     /// Latest snapshot per source, in arrival order.
     srcs: Vec<Record>,
-    det: Option<Detection>,
+    /// Open detections, one per group (one machine) at this destination.
+    dets: Vec<Detection>,
 }
 
 struct Detection {
@@ -468,106 +469,82 @@ impl Aggregator {
         }
     }
 
-    /// Probed enough ports there, mostly without conversations.
-    fn candidate(&self, r: &Record, from: i64) -> bool {
-        let ports = r.distinct_ports();
-        let exact = u64::from(r.nports).max(1);
-        r.last_us >= from
-            && ports >= u64::from(self.rules.min_ports)
-            && r.completed_ports() as f64 <= self.rules.max_completed_share * exact as f64
-    }
-
-    /// Looks for a group at `dst` and opens or grows its detection.
+    /// Looks for groups at `dst` and opens or grows their detections.
     fn evaluate(&mut self, dst: IpAddr, now: i64, shared: &Shared, out: &Sender<EventLine>) {
+        let rules = &self.rules;
         let from = now.saturating_sub(self.window_us);
-        let Some(d) = self.dests.get(&dst) else { return };
-        let mut elig: Vec<&Record> = d.srcs.iter().filter(|r| self.candidate(r, from)).collect();
-        if elig.len() < self.rules.min_sources as usize {
-            return;
-        }
-        elig.sort_by_key(|r| (r.first_us, r.src));
-        let mut best: Vec<&Record> = Vec::new();
-        for seed in &elig {
-            let g: Vec<&Record> = elig
-                .iter()
-                .copied()
-                .filter(|r| r.src == seed.src || seed.sketch.jaccard(&r.sketch) >= self.rules.min_overlap)
-                .collect();
-            if g.len() > best.len() {
-                best = g;
-            }
-        }
-        if best.len() < self.rules.min_sources as usize {
-            return;
-        }
-        let v = judge(&best, &self.rules);
-        if v.confidence < self.rules.min_confidence {
-            return;
-        }
-        let ips: Vec<IpAddr> = best.iter().map(|r| r.src).collect();
-        let first_us = best.iter().map(|r| r.first_us).min().unwrap_or(now);
-        let (update_us, rules) = (self.update_us, &self.rules);
         let Some(d) = self.dests.get_mut(&dst) else { return };
+        let Dest { srcs, dets } = d;
+        let mut elig: Vec<&Record> = srcs.iter().filter(|r| candidate(rules, r, from)).collect();
+        elig.sort_by_key(|r| (r.first_us, r.src));
         let cx = Ctx { shared, out, now };
-        match &mut d.det {
-            None => {
-                let mut det = Detection {
-                    first_us,
-                    members: ips.into_iter().take(LISTED).collect(),
-                    members_more: 0,
-                    last_emit_us: now,
-                    shown: (0, 0),
-                };
-                let ev = render(dst, &det, &d.srcs, rules, "new", None, &cx, now);
-                det.shown = ev.1;
-                d.det = Some(det);
-                cx.emit(ev.0);
+        for group in groups(elig, rules) {
+            if judge(&group, rules).confidence < rules.min_confidence {
+                continue;
             }
-            Some(det) => {
-                for ip in ips {
-                    if det.members.contains(&ip) {
-                        continue;
-                    }
-                    if det.members.len() < LISTED {
-                        det.members.push(ip);
-                    } else {
-                        det.members_more = det.members_more.saturating_add(1);
-                    }
-                }
-                let ports = members_of(det, &d.srcs).iter().map(|r| r.distinct_ports()).max().unwrap_or(0);
-                let grew = (det.members.len(), ports) != det.shown;
-                if grew && now.saturating_sub(det.last_emit_us) >= update_us {
-                    det.last_emit_us = now;
-                    let ev = render(dst, det, &d.srcs, rules, "update", None, &cx, now);
+            let ips: Vec<IpAddr> = group.iter().map(|r| r.src).collect();
+            match dets.iter_mut().find(|det| det.members.iter().any(|m| ips.contains(m))) {
+                None => {
+                    let mut det = Detection {
+                        first_us: group.iter().map(|r| r.first_us).min().unwrap_or(now),
+                        members: ips.into_iter().take(LISTED).collect(),
+                        members_more: 0,
+                        last_emit_us: now,
+                        shown: (0, 0),
+                    };
+                    let ev = render(dst, &det, srcs, rules, "new", None, &cx, now);
                     det.shown = ev.1;
+                    dets.push(det);
                     cx.emit(ev.0);
+                }
+                Some(det) => {
+                    for ip in ips {
+                        if det.members.contains(&ip) {
+                            continue;
+                        }
+                        if det.members.len() < LISTED {
+                            det.members.push(ip);
+                        } else {
+                            det.members_more = det.members_more.saturating_add(1);
+                        }
+                    }
+                    let ports = members_of(det, srcs).iter().map(|r| r.distinct_ports()).max().unwrap_or(0);
+                    let grew = (det.members.len(), ports) != det.shown;
+                    if grew && now.saturating_sub(det.last_emit_us) >= self.update_us {
+                        det.last_emit_us = now;
+                        let ev = render(dst, det, srcs, rules, "update", None, &cx, now);
+                        det.shown = ev.1;
+                        cx.emit(ev.0);
+                    }
                 }
             }
         }
     }
 
     /// Ends detections whose sources have all been quiet for `window_s`, and
-    /// forgets records that old.
+    /// forgets records that old (a member of an open detection stays).
     fn expire(&mut self, now: i64, shared: &Shared, out: &Sender<EventLine>) {
         let from = now.saturating_sub(self.window_us);
         let cx = Ctx { shared, out, now };
         let mut finals: Vec<(i64, IpAddr, EventLine)> = Vec::new();
         let mut gone = 0usize;
         for (dst, d) in self.dests.iter_mut() {
-            if let Some(det) = &d.det
-                && members_of(det, &d.srcs).iter().all(|r| r.last_us < from)
-            {
-                let ev = render(*dst, det, &d.srcs, &self.rules, "final", Some(EndReason::Expired), &cx, now);
+            let Dest { srcs, dets } = d;
+            dets.retain(|det| {
+                if members_of(det, srcs).iter().any(|r| r.last_us >= from) {
+                    return true;
+                }
+                let ev = render(*dst, det, srcs, &self.rules, "final", Some(EndReason::Expired), &cx, now);
                 finals.push((det.first_us, *dst, ev.0));
-                d.det = None;
-            }
-            let before = d.srcs.len();
-            d.srcs.retain(|r| r.last_us >= from);
-            gone += before - d.srcs.len();
+                false
+            });
+            let before = srcs.len();
+            srcs.retain(|r| r.last_us >= from || dets.iter().any(|det| det.members.contains(&r.src)));
+            gone += before - srcs.len();
         }
         if gone > 0 {
             self.held = self.held.saturating_sub(gone);
-            self.dests.retain(|_, d| !d.srcs.is_empty() || d.det.is_some());
+            self.dests.retain(|_, d| !d.srcs.is_empty() || !d.dets.is_empty());
             shared.stats.table(Table::Decoy).expired.fetch_add(gone as u64, Relaxed);
         }
         finals.sort_by_key(|(t, dst, _)| (*t, *dst));
@@ -581,17 +558,103 @@ impl Aggregator {
     fn finish(&mut self, end: EndReason, shared: &Shared, out: &Sender<EventLine>) {
         let now = self.clock.max(0);
         let cx = Ctx { shared, out, now };
-        let mut open: Vec<(&IpAddr, &Dest)> = self.dests.iter().filter(|(_, d)| d.det.is_some()).collect();
-        open.sort_by_key(|(dst, d)| (d.det.as_ref().map_or(0, |x| x.first_us), **dst));
-        for (dst, d) in open {
-            if let Some(det) = &d.det {
-                cx.emit(render(*dst, det, &d.srcs, &self.rules, "final", Some(end), &cx, now).0);
-            }
+        let mut open: Vec<(i64, IpAddr, &Detection, &[Record])> = Vec::new();
+        for (dst, d) in &self.dests {
+            open.extend(d.dets.iter().map(|det| (det.first_us, *dst, det, d.srcs.as_slice())));
+        }
+        open.sort_by_key(|(t, dst, _, _)| (*t, *dst));
+        for (_, dst, det, srcs) in open {
+            cx.emit(render(dst, det, srcs, &self.rules, "final", Some(end), &cx, now).0);
         }
         self.dests.clear();
         self.held = 0;
         shared.stats.table(Table::Decoy).entries.store(0, Relaxed);
     }
+}
+
+/// Probed enough ports there lately, mostly without conversations.
+fn candidate(rules: &DecoyScanRules, r: &Record, from: i64) -> bool {
+    let exact = u64::from(r.nports).max(1);
+    r.last_us >= from
+        && r.distinct_ports() >= u64::from(rules.min_ports)
+        && r.completed_ports() as f64 <= rules.max_completed_share * exact as f64
+}
+
+/// Two sources carry a fingerprint of one machine: the same fixed source
+/// port, ISN or TTL, or the same IP IDs on the ports both probed.
+fn linked(a: &Record, b: &Record, ip_ids: bool) -> bool {
+    let eq = |x: Option<u32>, y: Option<u32>| x.is_some() && x == y;
+    let fixed = |r: &Record| (r.ttl_min == r.ttl_max).then_some(u32::from(r.ttl_min));
+    eq(a.sport.value().map(u32::from), b.sport.value().map(u32::from))
+        || eq(a.isn.value(), b.isn.value())
+        || eq(fixed(a), fixed(b))
+        || (ip_ids && same_ip_ids(&[a, b]))
+}
+
+/// The groups at one destination. Candidates (sorted by first probe) whose
+/// port sets overlap form a set, largest first, repeatedly; within it,
+/// sources linked by a fingerprint form one group each (one machine), and
+/// the unlinked rest one more. Groups smaller than `min_sources` are dropped.
+fn groups<'a>(mut elig: Vec<&'a Record>, rules: &DecoyScanRules) -> Vec<Vec<&'a Record>> {
+    let min = rules.min_sources as usize;
+    let mut out = Vec::new();
+    while elig.len() >= min {
+        let mut best: Vec<usize> = Vec::new();
+        for (i, seed) in elig.iter().enumerate() {
+            let g: Vec<usize> = (0..elig.len())
+                .filter(|j| *j == i || seed.sketch.jaccard(&elig[*j].sketch) >= rules.min_overlap)
+                .collect();
+            if g.len() > best.len() {
+                best = g;
+            }
+        }
+        if best.len() < min {
+            break;
+        }
+        let set: Vec<&Record> = best.iter().map(|i| elig[*i]).collect();
+        let mut k = 0;
+        elig.retain(|_| {
+            k += 1;
+            !best.contains(&(k - 1))
+        });
+        // Union-find over fingerprint links.
+        let n = set.len();
+        let mut root: Vec<usize> = (0..n).collect();
+        fn find(root: &mut [usize], mut i: usize) -> usize {
+            while root[i] != i {
+                root[i] = root[root[i]];
+                i = root[i];
+            }
+            i
+        }
+        let ip_ids = n <= 64;
+        for i in 0..n {
+            for j in i + 1..n {
+                if linked(set[i], set[j], ip_ids) {
+                    let (a, b) = (find(&mut root, i), find(&mut root, j));
+                    root[a.max(b)] = a.min(b);
+                }
+            }
+        }
+        let roots: Vec<usize> = (0..n).map(|i| find(&mut root, i)).collect();
+        let mut rest: Vec<&Record> = Vec::new();
+        let mut firsts: Vec<usize> = roots.clone();
+        firsts.sort_unstable();
+        firsts.dedup();
+        for r in firsts {
+            let g: Vec<&Record> = (0..n).filter(|i| roots[*i] == r).map(|i| set[i]).collect();
+            if g.len() >= min {
+                out.push(g);
+            } else {
+                rest.extend(g);
+            }
+        }
+        if rest.len() >= min {
+            rest.sort_by_key(|r| (r.first_us, r.src));
+            out.push(rest);
+        }
+    }
+    out
 }
 
 /// The records of a detection's members, in member order.

@@ -208,3 +208,6 @@ pub fn channel(workers: usize, lossy: bool) -> (Vec<Link>, Receiver<AggMsg>) {
     let links = (0..workers.max(1)).map(|w| Link { worker: w as u16, tx: tx.clone(), lossy }).collect();
     (links, rx)
 }
+
+#[cfg(test)]
+mod tests;

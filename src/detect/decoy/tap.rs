@@ -82,6 +82,11 @@ impl Tap {
         }
     }
 
+    /// What the long memory holds about `addr`.
+    pub fn memory(&self, addr: IpAddr) -> Option<&crate::detect::ttl::Memory> {
+        self.hist.get(addr)
+    }
+
     /// Addresses remembered and probe records held.
     pub fn sizes(&self) -> (usize, usize) {
         (self.hist.len(), self.pairs.len())
