@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 8] = [
+const KNOWN_EVENTS: [&str; 9] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -24,6 +24,7 @@ const KNOWN_EVENTS: [&str; 8] = [
     "netbios_nodestatus",
     "periodic_probe",
     "source_port_sequence",
+    "decoy_scan",
     "stats",
 ];
 
