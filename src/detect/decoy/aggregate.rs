@@ -414,7 +414,7 @@ impl Aggregator {
         if low == i64::MIN {
             return;
         }
-        self.pending.sort_unstable_by(|a, b| (a.tag, a.dst, a.src).cmp(&(b.tag, b.dst, b.src)));
+        self.pending.sort_unstable_by_key(|a| (a.tag, a.dst, a.src));
         let ready = self.pending.partition_point(|r| r.tag <= low);
         let batch: Vec<Record> = self.pending.drain(..ready).collect();
         let mut i = 0;

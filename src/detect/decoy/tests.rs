@@ -96,6 +96,7 @@ fn finals(ev: &[Value]) -> Vec<&Value> {
     ev.iter().filter(|e| e["decoy_scan"]["status"] == "final").map(|e| &e["decoy_scan"]).collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn tcp(t: f64, src: &str, dst: &str, ports: (u16, u16), flags: u16, ttl: u8, ip_id: u32, seq: u32) -> PacketSummary {
     let mut p = testutil::tcp(s(t), src, dst, ports, flags, seq, 0);
     if let Some(ip) = &mut p.ip {
