@@ -67,8 +67,9 @@ impl Worker {
     #[inline]
     fn packet(&mut self, p: &PacketSummary, sensor: u16, shared: &Shared, out: &Sender<EventLine>) {
         self.now = self.now.max(p.ts_us);
+        let owner = shard_addr(p, &shared.home);
         if let Some(ip) = &p.ip
-            && shard_addr(p, &shared.home) == Some(ip.src)
+            && owner == Some(ip.src)
         {
             self.sources.observe(p, &shared.stats);
         }
@@ -77,7 +78,7 @@ impl Worker {
             d.on_packet(p, sensor, &self.sources, &cx);
         }
         if let Some(t) = &mut self.decoy {
-            t.packet(p, sensor, shared);
+            t.packet(p, sensor, owner, shared);
         }
     }
 

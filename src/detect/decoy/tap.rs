@@ -19,7 +19,6 @@ use super::{AggMsg, Link, PortSlot, Record, kind};
 use crate::config::DecoyScanRules;
 use crate::detect::ttl::{Sent, TtlHistory};
 use crate::detect::{FastMap, SWEEP_US, Shared};
-use crate::dispatch::shard_addr;
 use crate::stats::{Stats, Table};
 use crate::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use std::net::IpAddr;
@@ -43,7 +42,6 @@ pub struct Tap {
     idle_us: i64,
     last_sweep_us: i64,
     last_evict_us: i64,
-    now: i64,
 }
 
 /// The probe type of a TCP segment from its initiator, if it is one.
@@ -78,7 +76,6 @@ impl Tap {
             idle_us: (rules.window_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
             last_evict_us: i64::MIN,
-            now: i64::MIN,
         }
     }
 
@@ -92,12 +89,11 @@ impl Tap {
         (self.hist.len(), self.pairs.len())
     }
 
-    /// Handles one packet this worker received.
+    /// Handles one packet this worker received; `owner` is its
+    /// `dispatch::shard_addr`.
     #[inline]
-    pub fn packet(&mut self, p: &PacketSummary, sensor: u16, shared: &Shared) {
+    pub fn packet(&mut self, p: &PacketSummary, sensor: u16, owner: Option<IpAddr>, shared: &Shared) {
         let Some(ip) = &p.ip else { return };
-        self.now = self.now.max(p.ts_us);
-        let owner = shard_addr(p, &shared.home);
         if owner == Some(ip.src) {
             self.sent(p, ip, sensor, &shared.stats);
         } else if owner == Some(ip.dst) {
@@ -243,18 +239,19 @@ impl Tap {
     }
 
     /// A tick at packet time `ts`: hand over the changed candidates and the
-    /// watermark, then expire idle state.
+    /// watermark, then expire idle state. Expiry runs on the ticks' times
+    /// alone, which every worker shares, so what expires when does not
+    /// depend on how sources are spread over workers.
     pub fn tick(&mut self, ts: i64, shared: &Shared) {
         let stats = &shared.stats;
-        self.now = self.now.max(ts);
         self.send_changed(ts, stats);
         send(&self.link, AggMsg::Watermark { worker: self.link.worker, ts }, stats);
-        self.hist.expire(self.now, stats);
-        if self.now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+        self.hist.expire(ts, stats);
+        if ts.saturating_sub(self.last_sweep_us) < SWEEP_US {
             return;
         }
-        self.last_sweep_us = self.now;
-        let (now, idle) = (self.now, self.idle_us);
+        self.last_sweep_us = ts;
+        let (now, idle) = (ts, self.idle_us);
         let before = self.pairs.len();
         self.pairs.retain(|_, e| now.saturating_sub(e.rec.last_us) <= idle);
         self.queue.retain(|k| self.pairs.contains_key(k));

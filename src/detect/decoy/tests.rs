@@ -56,8 +56,9 @@ impl Lab {
             }
             self.next_tick = p.ts_us + 1_000_000;
         }
-        let w = shard_addr(&p, &self.shared.home).map_or(0, |a| worker_of(a, self.taps.len()));
-        self.taps[w].packet(&p, 0, &self.shared);
+        let owner = shard_addr(&p, &self.shared.home);
+        let w = owner.map_or(0, |a| worker_of(a, self.taps.len()));
+        self.taps[w].packet(&p, 0, owner, &self.shared);
     }
 
     /// Ends the input; returns the worker messages in the order sent.
