@@ -1,9 +1,10 @@
-//! Wiring a run together: reader, analyzer workers and the output thread,
-//! started and joined in the right order so that every event is written
-//! before the final stats line.
+//! Wiring a run together: reader, analyzer workers, the decoy aggregator and
+//! the output thread, started and joined in the right order so that every
+//! event is written before the final stats line.
 
 use crate::capture::{self, CaptureError, LiveOpts};
 use crate::config::Rules;
+use crate::detect::decoy::{self, Aggregator};
 use crate::detect::{EndReason, Shared};
 use crate::dispatch::Dispatcher;
 use crate::event::EventLine;
@@ -102,13 +103,30 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
 
     let (mut dispatcher, ports) = Dispatcher::new(cfg.workers, cfg.home, lossy, Arc::clone(&stats));
+    // The decoy aggregator: one thread, fed by every worker (detect/decoy).
+    let mut links = Vec::new();
+    let mut aggregator = None;
+    if shared.rules.decoy_scan.enabled {
+        let (l, rx) = decoy::channel(ports.len(), lossy);
+        links = l;
+        let sh = Arc::clone(&shared);
+        let tx = out_tx.clone();
+        let agg = Aggregator::new(&sh.rules.decoy_scan, ports.len(), sh.rules.general.update_interval_s);
+        let h = std::thread::Builder::new()
+            .name("picket-decoy".into())
+            .spawn(move || agg.run(rx, &sh, tx, end))
+            .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
+        aggregator = Some(h);
+    }
+    let mut links = links.into_iter();
     let mut handles = Vec::new();
     for (i, port) in ports.into_iter().enumerate() {
         let sh = Arc::clone(&shared);
         let tx = out_tx.clone();
+        let link = links.next();
         let h = std::thread::Builder::new()
             .name(format!("picket-worker-{i}"))
-            .spawn(move || Worker::new(&sh).run(port, &sh, tx, end))
+            .spawn(move || Worker::new(&sh, link).run(port, &sh, tx, end))
             .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
         handles.push(h);
     }
@@ -136,6 +154,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     }
     dispatcher.finish();
     for h in handles {
+        let _ = h.join();
+    }
+    // Every worker has sent `Done` (or dropped its link): the aggregator ends.
+    if let Some(h) = aggregator {
         let _ = h.join();
     }
     drop(shared);

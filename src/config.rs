@@ -252,6 +252,81 @@ impl Default for SourcePortSequenceRules {
     }
 }
 
+/// How sure a `decoy_scan` verdict is (ordered: low < medium < high).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+impl Confidence {
+    pub fn name(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Confidence> {
+        match s {
+            "low" => Some(Confidence::Low),
+            "medium" => Some(Confidence::Medium),
+            "high" => Some(Confidence::High),
+            _ => None,
+        }
+    }
+}
+
+/// `[decoy_scan]`: several sources probing the same ports of one
+/// destination, one machine behind them (SIGNATURES.md section 6).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoyScanRules {
+    pub enabled: bool,
+    /// Sources probing the same ports of one destination needed.
+    pub min_sources: u32,
+    /// Distinct ports each source must probe on the destination.
+    pub min_ports: u32,
+    /// Jaccard similarity of two sources' port sets to call them one set.
+    pub min_overlap: f64,
+    /// Most of a source's probed ports that may carry real conversations.
+    pub max_completed_share: f64,
+    /// Sources count together when their probes fall within this window;
+    /// a detection ends after this long without new probes.
+    pub window_s: f64,
+    /// TTL drift (hops) still consistent with an address's baseline.
+    pub ttl_tolerance: u8,
+    /// Verdicts below this confidence are not reported.
+    pub min_confidence: Confidence,
+    /// How long the long memory keeps an idle address.
+    pub history_idle_s: f64,
+    pub history_max_tracked: usize,
+    /// (source, destination) probe records across all workers.
+    pub max_tracked: usize,
+    /// (destination, source) candidates held by the aggregator.
+    pub max_candidates: usize,
+}
+
+impl Default for DecoyScanRules {
+    fn default() -> DecoyScanRules {
+        DecoyScanRules {
+            enabled: true,
+            min_sources: 3,
+            min_ports: 5,
+            min_overlap: 0.8,
+            max_completed_share: 0.5,
+            window_s: 300.0,
+            ttl_tolerance: 2,
+            min_confidence: Confidence::Low,
+            history_idle_s: 86_400.0,
+            history_max_tracked: 262_144,
+            max_tracked: 32_768,
+            max_candidates: 16_384,
+        }
+    }
+}
+
 /// Everything loaded from a rules directory.
 #[derive(Clone, Debug)]
 pub struct Rules {
@@ -262,6 +337,7 @@ pub struct Rules {
     pub netbios: NetbiosRules,
     pub traceroute: TracerouteRules,
     pub smurf: SmurfRules,
+    pub decoy_scan: DecoyScanRules,
     pub ports: PortTable,
 }
 
@@ -478,6 +554,9 @@ struct PicketFile {
     periodic_probe: Option<PeriodicProbeFile>,
     #[allow(dead_code)]
     source_port_sequence: Option<SourcePortSequenceFile>,
+    /// Checked here for unknown keys and types; values read by [`parse_decoy_toml`].
+    #[allow(dead_code)]
+    decoy_scan: Option<DecoyScanFile>,
 }
 
 /// The sections `parse_periodic_toml` reads (the rest is checked by `PicketFile`).
@@ -954,6 +1033,89 @@ pub fn parse_netbios_toml(file: &str, text: &str) -> Result<NetbiosRules, Config
     Ok(r)
 }
 
+/// The `[decoy_scan]` table alone (read by [`parse_decoy_toml`]).
+#[derive(Deserialize, Default)]
+struct DecoyOnly {
+    decoy_scan: Option<DecoyScanFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecoyScanFile {
+    enabled: Option<Spanned<bool>>,
+    min_sources: Option<Spanned<i64>>,
+    min_ports: Option<Spanned<i64>>,
+    min_overlap: Option<Spanned<f64>>,
+    max_completed_share: Option<Spanned<f64>>,
+    window_s: Option<Spanned<f64>>,
+    ttl_tolerance: Option<Spanned<i64>>,
+    min_confidence: Option<Spanned<String>>,
+    history_idle_s: Option<Spanned<f64>>,
+    history_max_tracked: Option<Spanned<i64>>,
+    max_tracked: Option<Spanned<i64>>,
+    max_candidates: Option<Spanned<i64>>,
+}
+
+/// Parses the `[decoy_scan]` table of a `picket.toml` (the rest of the file
+/// is checked by [`parse_picket_toml`]). Missing keys take
+/// [`DecoyScanRules::default`].
+pub fn parse_decoy_toml(file: &str, text: &str) -> Result<DecoyScanRules, ConfigError> {
+    if text.len() as u64 > MAX_RULES_FILE_BYTES {
+        return Err(too_big(file, text.len() as u64));
+    }
+    let doc: DecoyOnly = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let mut r = DecoyScanRules::default();
+    let Some(d) = doc.decoy_scan else {
+        return Ok(r);
+    };
+    let k = |n: &str| format!("[decoy_scan] {n}");
+    if let Some(v) = &d.enabled {
+        r.enabled = *v.get_ref();
+    }
+    if let Some(v) = &d.min_sources {
+        r.min_sources = int_in(file, text, &k("min_sources"), v, 2, 256)? as u32;
+    }
+    if let Some(v) = &d.min_ports {
+        r.min_ports = int_in(file, text, &k("min_ports"), v, 2, 1024)? as u32;
+    }
+    if let Some(v) = &d.min_overlap {
+        r.min_overlap = float_in(file, text, &k("min_overlap"), v, 0.0, true, 1.0)?;
+    }
+    if let Some(v) = &d.max_completed_share {
+        r.max_completed_share = float_in(file, text, &k("max_completed_share"), v, 0.0, false, 1.0)?;
+    }
+    if let Some(v) = &d.window_s {
+        r.window_s = float_in(file, text, &k("window_s"), v, 0.0, true, 86_400.0)?;
+    }
+    if let Some(v) = &d.ttl_tolerance {
+        r.ttl_tolerance = int_in(file, text, &k("ttl_tolerance"), v, 0, 64)? as u8;
+    }
+    if let Some(v) = &d.min_confidence {
+        r.min_confidence = Confidence::parse(v.get_ref()).ok_or_else(|| {
+            ConfigError::value(
+                file,
+                text,
+                v.span(),
+                &k("min_confidence"),
+                format!("must be \"low\", \"medium\" or \"high\", got {:?}", printable(v.get_ref(), 40)),
+            )
+        })?;
+    }
+    if let Some(v) = &d.history_idle_s {
+        r.history_idle_s = float_in(file, text, &k("history_idle_s"), v, 0.0, true, 30.0 * 86_400.0)?;
+    }
+    if let Some(v) = &d.history_max_tracked {
+        r.history_max_tracked = int_in(file, text, &k("history_max_tracked"), v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+    }
+    if let Some(v) = &d.max_tracked {
+        r.max_tracked = int_in(file, text, &k("max_tracked"), v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
+    }
+    if let Some(v) = &d.max_candidates {
+        r.max_candidates = int_in(file, text, &k("max_candidates"), v, 1, 1 << 20)? as usize;
+    }
+    Ok(r)
+}
+
 fn too_big(file: &str, len: u64) -> ConfigError {
     ConfigError::file(file, format!("file is {len} bytes; rules files are limited to {MAX_RULES_FILE_BYTES} bytes"))
 }
@@ -1049,6 +1211,7 @@ impl Rules {
                     source_port_sequence: SourcePortSequenceRules::default(),
                     traceroute: TracerouteRules::default(),
                     smurf: SmurfRules::default(),
+                    decoy_scan: DecoyScanRules::default(),
                     ports: PortTable::default(),
                 })
             })
@@ -1061,8 +1224,19 @@ impl Rules {
         let (traceroute, smurf) = parse_behaviour_sections(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let netbios = parse_netbios_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let (periodic_probe, source_port_sequence) = parse_periodic_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
+        let decoy_scan = parse_decoy_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?;
         let ports = PortTable::parse(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML)?;
-        Ok(Rules { general, syn_retry, traceroute, smurf, netbios, periodic_probe, source_port_sequence, ports })
+        Ok(Rules {
+            general,
+            syn_retry,
+            traceroute,
+            smurf,
+            netbios,
+            periodic_probe,
+            source_port_sequence,
+            decoy_scan,
+            ports,
+        })
     }
 
     /// Loads every `*.toml` in `dir`.
@@ -1136,8 +1310,21 @@ impl Rules {
             Some(p) => parse_netbios_toml(&p.display().to_string(), &read_rules_file(p)?)?,
             None => parse_netbios_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?,
         };
-        let rules =
-            Rules { general, syn_retry, traceroute, smurf, netbios, periodic_probe, source_port_sequence, ports };
+        let decoy_scan = match &picket_path {
+            Some(p) => parse_decoy_toml(&p.display().to_string(), &read_rules_file(p)?)?,
+            None => parse_decoy_toml(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML)?,
+        };
+        let rules = Rules {
+            general,
+            syn_retry,
+            traceroute,
+            smurf,
+            netbios,
+            periodic_probe,
+            source_port_sequence,
+            decoy_scan,
+            ports,
+        };
         let summary = rules.summary(dir_label, picket_src, ports_src);
         Ok((rules, summary))
     }
@@ -1161,7 +1348,11 @@ impl Rules {
         ] {
             if on { enabled.push(name) } else { disabled.push(name) }
         }
-        for (name, on) in [("traceroute", self.traceroute.enabled), ("smurf", self.smurf.enabled)] {
+        for (name, on) in [
+            ("traceroute", self.traceroute.enabled),
+            ("smurf", self.smurf.enabled),
+            ("decoy_scan", self.decoy_scan.enabled),
+        ] {
             if on {
                 enabled.push(name);
             } else {
@@ -1279,6 +1470,15 @@ mod tests {
             "min_step_share",
             "max_step",
             "min_mean_interval_s",
+            "min_sources",
+            "min_ports",
+            "min_overlap",
+            "max_completed_share",
+            "ttl_tolerance",
+            "min_confidence",
+            "history_idle_s",
+            "history_max_tracked",
+            "max_candidates",
         ] {
             let line = BUILTIN_PICKET_TOML
                 .lines()
@@ -1579,6 +1779,49 @@ mod tests {
         let summary = check_dir(&d.0).unwrap();
         assert!(summary.contains("disabled: traceroute"), "{summary}");
         assert!(summary.contains("smurf"), "{summary}");
+    }
+
+    #[test]
+    fn decoy_section_parses_and_checks_ranges() {
+        assert_eq!(Rules::try_builtin().unwrap().decoy_scan, DecoyScanRules::default());
+        let text = "[decoy_scan]\nmin_sources = 4\nmin_overlap = 0.9\nmin_confidence = \"medium\"\nwindow_s = 60\n";
+        let d = parse_decoy_toml("x", text).unwrap();
+        assert_eq!((d.min_sources, d.min_overlap, d.window_s), (4, 0.9, 60.0));
+        assert_eq!(d.min_confidence, Confidence::Medium);
+        assert_eq!(d.min_ports, 5);
+        assert!(parse_picket_toml("x", text).is_ok(), "the main parser accepts the section");
+        let e = picket_err("[decoy_scan]\nmin_source = 3\n");
+        assert!(e.to_string().contains("unknown key `min_source` in [decoy_scan]"), "{e}");
+        for (bad, key) in [
+            ("[decoy_scan]\nmin_sources = 1", "min_sources"),
+            ("[decoy_scan]\nmin_ports = 1", "min_ports"),
+            ("[decoy_scan]\nmin_overlap = 0", "min_overlap"),
+            ("[decoy_scan]\nmin_overlap = 1.5", "min_overlap"),
+            ("[decoy_scan]\nmax_completed_share = -0.1", "max_completed_share"),
+            ("[decoy_scan]\nwindow_s = nan", "window_s"),
+            ("[decoy_scan]\nttl_tolerance = 65", "ttl_tolerance"),
+            ("[decoy_scan]\nmin_confidence = \"sure\"", "min_confidence"),
+            ("[decoy_scan]\nhistory_idle_s = 0", "history_idle_s"),
+            ("[decoy_scan]\nhistory_max_tracked = 0", "history_max_tracked"),
+            ("[decoy_scan]\nmax_tracked = 0", "max_tracked"),
+            ("[decoy_scan]\nmax_candidates = 99999999", "max_candidates"),
+        ] {
+            let e = parse_decoy_toml("rules/picket.toml", bad).unwrap_err();
+            assert_eq!(e.line, Some(2), "{bad}: {e}");
+            let s = e.to_string();
+            assert!(s.starts_with("rules/picket.toml:2: [decoy_scan] "), "{s}");
+            assert!(s.contains(key), "{bad}: {s}");
+        }
+        let d = TempDir::new("decoy");
+        d.write("picket.toml", "[decoy_scan]\nenabled = false\nmin_ports = 8\n");
+        let r = Rules::load_dir(&d.0).unwrap();
+        assert!(!r.decoy_scan.enabled);
+        assert_eq!(r.decoy_scan.min_ports, 8);
+        assert!(check_dir(&d.0).unwrap().contains("disabled: decoy_scan"));
+        let p = d.write("picket.toml", "[decoy_scan]\nmin_sources = 0\n");
+        let e = Rules::load_dir(&d.0).unwrap_err();
+        assert_eq!(e.file, p.display().to_string());
+        assert!(e.to_string().contains("[decoy_scan] min_sources"), "{e}");
     }
 
     #[test]

@@ -189,6 +189,7 @@ impl Dispatcher {
         let n = self.txs.len();
         let owner = shard_addr(p, &self.home);
         let owner_is_src = owner.is_some() && owner == p.ip.as_ref().map(|ip| ip.src);
+        let owner_is_dst = !owner_is_src && owner.is_some() && owner == p.ip.as_ref().map(|ip| ip.dst);
         let w = match owner {
             Some(a) if n > 1 => worker_of(a, n),
             _ => 0,
@@ -199,6 +200,7 @@ impl Dispatcher {
         // Set in place: changing a copy of `p` before the push costs a copy.
         if let Some(last) = buf.last_mut() {
             last.owner_is_src = owner_is_src;
+            last.owner_is_dst = owner_is_dst;
         }
         if buf.len() >= BATCH {
             self.flush(w);

@@ -29,11 +29,26 @@ pub enum Table {
     /// `periodic_probe` and `source_port_sequence`'s (source, destination,
     /// protocol, port) entries.
     Periodic,
+    /// The long memory of addresses: first contact and baseline TTL.
+    TtlHistory,
+    /// `decoy_scan`'s per-worker (source, destination) probe records.
+    DecoyProbes,
+    /// `decoy_scan`'s aggregator: (destination, source) candidates.
+    Decoy,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] =
-        [Table::SynRetry, Table::Sources, Table::Traceroute, Table::Smurf, Table::Netbios, Table::Periodic];
+    pub const ALL: [Table; 9] = [
+        Table::SynRetry,
+        Table::Sources,
+        Table::Traceroute,
+        Table::Smurf,
+        Table::Netbios,
+        Table::Periodic,
+        Table::TtlHistory,
+        Table::DecoyProbes,
+        Table::Decoy,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Table::SynRetry => "syn_retry",
@@ -42,6 +57,9 @@ impl Table {
             Table::Smurf => "smurf",
             Table::Netbios => "netbios_nodestatus",
             Table::Periodic => "periodic",
+            Table::TtlHistory => "ttl_history",
+            Table::DecoyProbes => "decoy_probes",
+            Table::Decoy => "decoy_scan",
         }
     }
 }
@@ -72,6 +90,8 @@ pub struct Stats {
     pub decode_errors: [AtomicU64; DecodeError::ALL.len()],
     /// Packets dropped because an analyzer channel was full (live only).
     pub channel_drops: AtomicU64,
+    /// Records a worker could not hand to the decoy aggregator (live only).
+    pub decoy_drops: AtomicU64,
     /// libpcap's counters (live only): received, dropped, if_dropped.
     pub pcap_received: AtomicU64,
     pub pcap_dropped: AtomicU64,
@@ -189,6 +209,7 @@ impl Stats {
                 "kernel": self.pcap_dropped.load(Relaxed),
                 "interface": self.pcap_if_dropped.load(Relaxed),
                 "channel": self.channel_drops.load(Relaxed),
+                "decoy_records": self.decoy_drops.load(Relaxed),
             },
             "pcap": { "received": self.pcap_received.load(Relaxed) },
             "state": tables,

@@ -348,6 +348,8 @@ pub struct PacketSummary {
     /// Set by the dispatcher: the packet was sharded by its source address,
     /// so this worker owns the source's per-source state.
     pub owner_is_src: bool,
+    /// Set by the dispatcher: the packet was sharded by its destination.
+    pub owner_is_dst: bool,
 }
 
 impl PacketSummary {
@@ -366,6 +368,7 @@ impl PacketSummary {
             payload_facts: 0,
             error: None,
             owner_is_src: false,
+            owner_is_dst: false,
         }
     }
 

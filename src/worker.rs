@@ -1,10 +1,13 @@
 //! An analyzer thread: owns the detector state for its shard of addresses,
 //! runs every detector on each summary it receives, and advances its clock
-//! on packet time only (batches and ticks from the reader).
+//! on packet time only (batches and ticks from the reader). Its `decoy_scan`
+//! tap also hands candidate records and tick watermarks to the decoy
+//! aggregator (`detect::decoy`).
 
+use crate::detect::decoy::{Link, Tap};
 use crate::detect::sources::Sources;
 use crate::detect::{self, Ctx, Detector, EndReason, Shared, class};
-use crate::dispatch::{Msg, WorkerPort};
+use crate::dispatch::{Msg, WorkerPort, shard_addr};
 use crate::event::EventLine;
 use crate::stats::Table;
 use crate::summary::PacketSummary;
@@ -17,6 +20,8 @@ pub struct Worker {
     detectors: Vec<Box<dyn Detector>>,
     /// `Detector::interest` of each detector, in the same order.
     interests: Vec<u16>,
+    /// `decoy_scan`'s per-worker side, when the detector is enabled.
+    decoy: Option<Tap>,
     now: i64,
     /// `Msg::Tick`'s inbound packet count, as of the last tick.
     inbound: u64,
@@ -25,13 +30,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(shared: &Shared) -> Worker {
+    /// `decoy` is this worker's end of the decoy aggregator channel.
+    pub fn new(shared: &Shared, decoy: Option<Link>) -> Worker {
         let g = &shared.rules.general;
         let detectors = detect::all(shared);
         Worker {
             sources: Sources::new(shared.per_worker(g.max_sources), g.source_idle_s),
             interests: detectors.iter().map(|d| d.interest()).collect(),
             detectors,
+            decoy: decoy.map(|l| Tap::new(&shared.rules.decoy_scan, shared, l)),
             now: i64::MIN,
             inbound: 0,
             published: [0; Table::ALL.len()],
@@ -62,6 +69,9 @@ impl Worker {
         for d in &mut self.detectors {
             d.flush(end, &self.sources, &cx);
         }
+        if let Some(t) = &mut self.decoy {
+            t.finish(shared);
+        }
     }
 
     #[inline]
@@ -77,6 +87,16 @@ impl Worker {
                 d.on_packet(p, sensor, &self.sources, &cx);
             }
         }
+        if let Some(t) = &mut self.decoy {
+            // The dispatcher's verdict, recomputed only for the rare packets
+            // owned by neither side (ICMP errors, by their quote).
+            let owner = match &p.ip {
+                Some(ip) if p.owner_is_src => Some(ip.src),
+                Some(ip) if p.owner_is_dst => Some(ip.dst),
+                _ => shard_addr(p, &shared.home),
+            };
+            t.packet(p, sensor, owner, shared);
+        }
     }
 
     fn tick(&mut self, ts: i64, shared: &Shared, out: &Sender<EventLine>) {
@@ -86,6 +106,9 @@ impl Worker {
             d.on_tick(&self.sources, &cx);
         }
         self.sources.expire(self.now, &shared.stats);
+        if let Some(t) = &mut self.decoy {
+            t.tick(ts, shared);
+        }
         self.publish(shared);
     }
 
@@ -95,6 +118,11 @@ impl Worker {
         sizes[Table::Sources as usize] = self.sources.len() as u64;
         for d in &self.detectors {
             sizes[d.table() as usize] += d.len() as u64;
+        }
+        if let Some(t) = &self.decoy {
+            let (history, probes) = t.sizes();
+            sizes[Table::TtlHistory as usize] = history as u64;
+            sizes[Table::DecoyProbes as usize] = probes as u64;
         }
         for (t, (now, before)) in Table::ALL.iter().zip(sizes.iter().zip(self.published.iter_mut())) {
             let c = &shared.stats.table(*t).entries;

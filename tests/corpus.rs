@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 9] = [
+const KNOWN_EVENTS: [&str; 10] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -25,6 +25,7 @@ const KNOWN_EVENTS: [&str; 9] = [
     "periodic_probe",
     "source_port_sequence",
     "verdict",
+    "decoy_scan",
     "stats",
 ];
 

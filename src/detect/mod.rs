@@ -9,6 +9,7 @@
 //! down. A detection first confirmed at the end of input gets only `final`.
 
 pub mod cadence;
+pub mod decoy;
 pub mod netbios;
 pub mod periodic;
 pub mod slab;
@@ -18,6 +19,7 @@ pub mod syn_retry;
 #[cfg(test)]
 pub mod testrig;
 pub mod traceroute;
+pub mod ttl;
 
 use crate::config::Rules;
 use crate::event::EventLine;
@@ -269,6 +271,17 @@ impl<const W: usize> Distinct<W> {
             *a |= *b;
         }
         out
+    }
+
+    /// Jaccard similarity of the two sets as the sketches see them: shared
+    /// bits over all set bits (1.0 for identical sets, 0.0 if either is empty).
+    pub fn jaccard(&self, other: &Self) -> f64 {
+        let (mut both, mut any) = (0u32, 0u32);
+        for (a, b) in self.0.iter().zip(other.0.iter()) {
+            both += (a & b).count_ones();
+            any += (a | b).count_ones();
+        }
+        if any == 0 { 0.0 } else { f64::from(both) / f64::from(any) }
     }
 
     /// The estimated number of distinct values inserted.

@@ -30,7 +30,68 @@ pub struct Event {
     pub netbios_nodestatus: Option<Netbios>,
     pub periodic_probe: Option<PeriodicProbe>,
     pub source_port_sequence: Option<SourcePortSequence>,
+    pub decoy_scan: Option<DecoyScan>,
     pub stats: Option<Stats>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct TtlRange {
+    pub min: u8,
+    pub max: u8,
+    pub initial_ttl: u8,
+    pub hops_min: u8,
+    pub hops_max: u8,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct SharedFingerprint {
+    pub fields: Vec<String>,
+    pub sport: Option<u16>,
+    pub isn: Option<u32>,
+    pub ip_id: bool,
+    pub ip_id_sequence: bool,
+    pub ttl: Option<u8>,
+    pub window: Option<u16>,
+    pub tcp_options: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct DecoyEvidence {
+    pub src: String,
+    pub probes: u64,
+    pub ports: u64,
+    pub completed_ports: u64,
+    pub probe_types: Vec<String>,
+    pub ttl: TtlRange,
+    pub ttl_randomised: bool,
+    pub baseline_ttl: Option<TtlRange>,
+    pub ttl_consistent: Option<bool>,
+    pub conversation: String,
+    pub earlier_contact: bool,
+    pub first_contact: String,
+    pub first_probe: String,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct DecoyScan {
+    pub id: String,
+    pub status: String,
+    pub end_reason: Option<String>,
+    pub sources: Vec<String>,
+    pub sources_more: u64,
+    pub suspected_source: Option<String>,
+    pub suspect_basis: Option<String>,
+    pub spoofed: Vec<String>,
+    pub ports: Vec<u16>,
+    pub ports_probed: u64,
+    pub probe_types: Vec<String>,
+    pub shared_fingerprint: SharedFingerprint,
+    pub evidence: Vec<DecoyEvidence>,
+    pub confidence: String,
+    pub reasons: Vec<String>,
+    pub direction: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -293,6 +354,14 @@ impl Run {
         self.events
             .iter()
             .filter_map(|e| e.source_port_sequence.as_ref().map(|d| (e, d)))
+            .filter(|(_, d)| d.status == "final")
+            .collect()
+    }
+    /// decoy_scan detections, final events only, with their envelopes.
+    pub fn decoy_finals(&self) -> Vec<(&Event, &DecoyScan)> {
+        self.events
+            .iter()
+            .filter_map(|e| e.decoy_scan.as_ref().map(|d| (e, d)))
             .filter(|(_, d)| d.status == "final")
             .collect()
     }

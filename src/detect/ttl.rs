@@ -1,0 +1,265 @@
+//! TTL zen (SIGNATURES.md section 6) and the sensor's long memory of
+//! addresses: for every address a worker owns, when it was first seen and
+//! the TTL of its real two-way conversations (its *baseline*).
+//!
+//! - An observed TTL (IPv6: hop limit) is an initial TTL minus the hops
+//!   travelled. The initial TTL is the next of 32, 64, 128 and 255 at or
+//!   above the observed one; the class hints at the operating system.
+//! - The baseline is learned only from packets that prove the address is
+//!   really there: a TCP segment it sends with ACK and data (or FIN) after
+//!   the other side has sent it a SYN-ACK, data or a UDP answer. Probes
+//!   (SYN, FIN, NULL, Xmas, bare ACK, UDP) never set it, so a forged source
+//!   cannot give itself a baseline by sending packets alone.
+//!
+//! Bounded by `[decoy_scan] history_max_tracked` (split between workers).
+//! When full, entries that never held a conversation go first (a spoofed
+//! flood leaves only those), then the least recently seen eighth of the
+//! rest; both count as `evicted` in `state.ttl_history`. At most one such
+//! sweep per second of packet time; between sweeps a full table refuses new
+//! addresses (`cap_hits`). Entries idle for `history_idle_s` expire.
+
+use super::{FastMap, SWEEP_US};
+use crate::stats::{Stats, Table};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The initial TTL classes of SIGNATURES.md section 6.
+pub const CLASSES: [u8; 4] = [32, 64, 128, 255];
+
+/// The likely initial TTL of an observed TTL: the next class at or above it.
+pub fn initial_ttl(observed: u8) -> u8 {
+    CLASSES.iter().copied().find(|c| *c >= observed).unwrap_or(255)
+}
+
+/// Hops between the sender and the sensor, assuming `initial_ttl`.
+pub fn hops(observed: u8) -> u8 {
+    initial_ttl(observed) - observed
+}
+
+/// A likely operating-system family for an initial TTL class.
+pub fn os_family(initial: u8) -> &'static str {
+    match initial {
+        32 => "old Windows or an old stack",
+        64 => "Linux, BSD, macOS or another UNIX",
+        128 => "Windows",
+        _ => "network equipment or Solaris",
+    }
+}
+
+/// What the sensor remembers about one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Memory {
+    /// First packet the address sent (any kind): its first contact.
+    pub first_us: i64,
+    pub last_us: i64,
+    /// Last time the other side sent it an answer (SYN-ACK, data, UDP).
+    pub answered_us: Option<i64>,
+    /// First conversation packet (see the module doc), if any.
+    pub conv_first_us: Option<i64>,
+    /// TTL range of its conversation packets: the baseline.
+    pub conv_ttl_min: u8,
+    pub conv_ttl_max: u8,
+    pub conv_packets: u32,
+}
+
+impl Memory {
+    fn new(ts: i64) -> Memory {
+        Memory {
+            first_us: ts,
+            last_us: ts,
+            answered_us: None,
+            conv_first_us: None,
+            conv_ttl_min: u8::MAX,
+            conv_ttl_max: 0,
+            conv_packets: 0,
+        }
+    }
+
+    /// The baseline TTL range, when the address has held a conversation.
+    pub fn baseline(&self) -> Option<(u8, u8)> {
+        (self.conv_packets > 0).then_some((self.conv_ttl_min, self.conv_ttl_max))
+    }
+}
+
+/// A packet an owned address sent, as the history sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// A probe or any packet that proves nothing about the sender.
+    Other,
+    /// ACK with data or FIN: a conversation packet if it was answered before.
+    Conversation,
+}
+
+/// The per-worker long memory.
+pub struct TtlHistory {
+    map: FastMap<IpAddr, Memory>,
+    cap: usize,
+    idle_us: i64,
+    last_evict_us: i64,
+    last_sweep_us: i64,
+}
+
+impl TtlHistory {
+    pub fn new(cap: usize, idle_s: f64) -> TtlHistory {
+        TtlHistory {
+            map: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            cap: cap.max(1),
+            idle_us: (idle_s * 1e6) as i64,
+            last_evict_us: i64::MIN,
+            last_sweep_us: i64::MIN,
+        }
+    }
+
+    /// Records a packet sent by `addr`, an address this worker owns.
+    #[inline]
+    pub fn sent(&mut self, addr: IpAddr, ts: i64, ttl: u8, kind: Sent, stats: &Stats) {
+        let Some(m) = self.entry(addr, ts, stats) else { return };
+        m.last_us = m.last_us.max(ts);
+        m.first_us = m.first_us.min(ts);
+        if kind == Sent::Conversation && m.answered_us.is_some() {
+            m.conv_first_us = Some(m.conv_first_us.map_or(ts, |t| t.min(ts)));
+            m.conv_ttl_min = m.conv_ttl_min.min(ttl);
+            m.conv_ttl_max = m.conv_ttl_max.max(ttl);
+            m.conv_packets = m.conv_packets.saturating_add(1);
+        }
+    }
+
+    /// Records an answer sent to `addr` (SYN-ACK, data, UDP) by the other side.
+    /// Only an address already known gets it: an answer creates no entry.
+    #[inline]
+    pub fn answered(&mut self, addr: IpAddr, ts: i64) {
+        if let Some(m) = self.map.get_mut(&addr) {
+            m.answered_us = Some(m.answered_us.map_or(ts, |t| t.max(ts)));
+        }
+    }
+
+    pub fn get(&self, addr: IpAddr) -> Option<&Memory> {
+        self.map.get(&addr)
+    }
+
+    fn entry(&mut self, addr: IpAddr, ts: i64, stats: &Stats) -> Option<&mut Memory> {
+        if !self.map.contains_key(&addr) && self.map.len() >= self.cap && !self.make_room(ts, stats) {
+            stats.table(Table::TtlHistory).cap_hits.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(self.map.entry(addr).or_insert_with(|| Memory::new(ts)))
+    }
+
+    /// Drops every address that never held a conversation; if that frees
+    /// less than an eighth of the table, also the least recently seen eighth
+    /// of the rest. At most once per second of packet time.
+    fn make_room(&mut self, now: i64, stats: &Stats) -> bool {
+        if now.saturating_sub(self.last_evict_us) < 1_000_000 {
+            return false;
+        }
+        self.last_evict_us = now;
+        let before = self.map.len();
+        self.map.retain(|_, m| m.conv_packets > 0);
+        if before - self.map.len() < self.cap / 8 + 1 && !self.map.is_empty() {
+            let mut ages: Vec<i64> = self.map.values().map(|m| m.last_us).collect();
+            let k = (self.cap / 8).min(ages.len() - 1);
+            let (_, cut, _) = ages.select_nth_unstable(k);
+            let cut = *cut;
+            self.map.retain(|_, m| m.last_us > cut);
+        }
+        stats.table(Table::TtlHistory).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
+        self.map.len() < self.cap
+    }
+
+    /// Forgets addresses idle for longer than the idle time (one sweep per
+    /// `SWEEP_US`).
+    pub fn expire(&mut self, now: i64, stats: &Stats) {
+        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+            return;
+        }
+        self.last_sweep_us = now;
+        let idle = self.idle_us;
+        let before = self.map.len();
+        self.map.retain(|_, m| now.saturating_sub(m.last_us) <= idle);
+        stats.table(Table::TtlHistory).expired.fetch_add((before - self.map.len()) as u64, Relaxed);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_ttl_classes_and_hops() {
+        for (seen, init, h) in [(126, 128, 2), (63, 64, 1), (49, 64, 15), (64, 64, 0), (250, 255, 5), (30, 32, 2)] {
+            assert_eq!(initial_ttl(seen), init, "{seen}");
+            assert_eq!(hops(seen), h, "{seen}");
+        }
+        assert_eq!(initial_ttl(129), 255);
+        assert_eq!(hops(0), 32);
+        assert_eq!(os_family(128), "Windows");
+    }
+
+    fn a(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_an_answered_conversation_sets_the_baseline() {
+        let st = Stats::default();
+        let mut h = TtlHistory::new(10, 3600.0);
+        let x = a("203.0.113.10");
+        h.sent(x, 0, 126, Sent::Other, &st); // SYN
+        h.sent(x, 1, 126, Sent::Conversation, &st); // data before any answer: forged?
+        assert_eq!(h.get(x).unwrap().baseline(), None);
+        h.answered(x, 2);
+        h.sent(x, 3, 126, Sent::Conversation, &st);
+        h.sent(x, 4, 125, Sent::Conversation, &st);
+        let m = h.get(x).unwrap();
+        assert_eq!(m.baseline(), Some((125, 126)));
+        assert_eq!((m.first_us, m.conv_first_us), (0, Some(3)));
+        // An answer to an unknown address creates nothing.
+        h.answered(a("198.51.100.77"), 5);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn a_spoofed_flood_evicts_probe_only_addresses_first() {
+        let st = Stats::default();
+        let mut h = TtlHistory::new(100, 3600.0);
+        let real = a("203.0.113.10");
+        h.sent(real, 0, 126, Sent::Other, &st);
+        h.answered(real, 0);
+        h.sent(real, 0, 126, Sent::Conversation, &st);
+        for i in 0..100_000u32 {
+            let ts = i64::from(i) * 100; // 10,000 per second
+            h.sent(IpAddr::V4((0x0a00_0000 + i).into()), ts, 40, Sent::Other, &st);
+            assert!(h.len() <= 100);
+        }
+        assert_eq!(h.get(real).unwrap().baseline(), Some((126, 126)), "the real address survived");
+        let c = st.table(Table::TtlHistory);
+        assert!(c.evicted.load(Relaxed) > 0 && c.cap_hits.load(Relaxed) > 0);
+        h.expire(i64::MAX / 2, &st);
+        assert!(h.is_empty());
+        assert!(c.expired.load(Relaxed) > 0);
+    }
+
+    #[test]
+    fn a_table_of_conversations_makes_room_by_age() {
+        let st = Stats::default();
+        let mut h = TtlHistory::new(16, 3600.0);
+        for i in 0..16u32 {
+            let x = IpAddr::V4((0x0a00_0000 + i).into());
+            h.sent(x, i64::from(i), 64, Sent::Other, &st);
+            h.answered(x, i64::from(i));
+            h.sent(x, i64::from(i), 64, Sent::Conversation, &st);
+        }
+        h.sent(a("198.51.100.1"), 2_000_000, 64, Sent::Other, &st);
+        assert!(h.get(a("198.51.100.1")).is_some());
+        assert!(h.get(IpAddr::V4(0x0a00_0000.into())).is_none(), "the oldest went");
+        assert!(h.get(IpAddr::V4((0x0a00_0000 + 15).into())).is_some());
+    }
+}
