@@ -395,4 +395,21 @@ mod tests {
         let e = d.estimate();
         assert!((135..=165).contains(&e), "{e}");
     }
+
+    #[test]
+    fn jaccard_of_port_sets() {
+        let set = |ports: &[u64]| {
+            let mut d = Distinct1024::default();
+            ports.iter().for_each(|p| {
+                d.insert(*p);
+            });
+            d
+        };
+        let a = set(&[20, 21, 22, 23, 80, 443]);
+        assert_eq!(a.jaccard(&set(&[443, 80, 23, 22, 21, 20])), 1.0);
+        let j = a.jaccard(&set(&[20, 21, 22, 23, 80, 8080]));
+        assert!((j - 5.0 / 7.0).abs() < 1e-9, "{j}");
+        assert_eq!(a.jaccard(&set(&[1, 2, 3])), 0.0);
+        assert_eq!(Distinct1024::default().jaccard(&Distinct1024::default()), 0.0);
+    }
 }

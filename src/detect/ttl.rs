@@ -7,7 +7,7 @@
 //!   above the observed one; the class hints at the operating system.
 //! - The baseline is learned only from packets that prove the address is
 //!   really there: a TCP segment it sends with ACK and data (or FIN) after
-//!   the other side has sent it a SYN-ACK, data or a UDP answer. Probes
+//!   the other side has sent it a SYN-ACK or a UDP answer. Probes
 //!   (SYN, FIN, NULL, Xmas, bare ACK, UDP) never set it, so a forged source
 //!   cannot give itself a baseline by sending packets alone.
 //!
@@ -52,8 +52,8 @@ pub struct Memory {
     /// First packet the address sent (any kind): its first contact.
     pub first_us: i64,
     pub last_us: i64,
-    /// Last time the other side sent it an answer (SYN-ACK, data, UDP).
-    pub answered_us: Option<i64>,
+    /// The other side has sent it an answer (SYN-ACK, UDP).
+    pub answered: bool,
     /// First conversation packet (see the module doc), if any.
     pub conv_first_us: Option<i64>,
     /// TTL range of its conversation packets: the baseline.
@@ -67,7 +67,7 @@ impl Memory {
         Memory {
             first_us: ts,
             last_us: ts,
-            answered_us: None,
+            answered: false,
             conv_first_us: None,
             conv_ttl_min: u8::MAX,
             conv_ttl_max: 0,
@@ -116,7 +116,7 @@ impl TtlHistory {
         let Some(m) = self.entry(addr, ts, stats) else { return };
         m.last_us = m.last_us.max(ts);
         m.first_us = m.first_us.min(ts);
-        if kind == Sent::Conversation && m.answered_us.is_some() {
+        if kind == Sent::Conversation && m.answered {
             m.conv_first_us = Some(m.conv_first_us.map_or(ts, |t| t.min(ts)));
             m.conv_ttl_min = m.conv_ttl_min.min(ttl);
             m.conv_ttl_max = m.conv_ttl_max.max(ttl);
@@ -124,12 +124,12 @@ impl TtlHistory {
         }
     }
 
-    /// Records an answer sent to `addr` (SYN-ACK, data, UDP) by the other side.
+    /// Records an answer sent to `addr` (SYN-ACK, UDP) by the other side.
     /// Only an address already known gets it: an answer creates no entry.
     #[inline]
-    pub fn answered(&mut self, addr: IpAddr, ts: i64) {
+    pub fn answered(&mut self, addr: IpAddr) {
         if let Some(m) = self.map.get_mut(&addr) {
-            m.answered_us = Some(m.answered_us.map_or(ts, |t| t.max(ts)));
+            m.answered = true;
         }
     }
 
@@ -138,7 +138,8 @@ impl TtlHistory {
     }
 
     fn entry(&mut self, addr: IpAddr, ts: i64, stats: &Stats) -> Option<&mut Memory> {
-        if !self.map.contains_key(&addr) && self.map.len() >= self.cap && !self.make_room(ts, stats) {
+        // One lookup while there is room; the full-table path checks first.
+        if self.map.len() >= self.cap && !self.map.contains_key(&addr) && !self.make_room(ts, stats) {
             stats.table(Table::TtlHistory).cap_hits.fetch_add(1, Relaxed);
             return None;
         }
@@ -167,9 +168,10 @@ impl TtlHistory {
     }
 
     /// Forgets addresses idle for longer than the idle time (one sweep per
-    /// `SWEEP_US`).
+    /// `SWEEP_US` or per hundredth of the idle time, whichever is longer:
+    /// the memory is large and its idle time long).
     pub fn expire(&mut self, now: i64, stats: &Stats) {
-        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+        if now.saturating_sub(self.last_sweep_us) < SWEEP_US.max(self.idle_us / 100) {
             return;
         }
         self.last_sweep_us = now;
@@ -215,14 +217,14 @@ mod tests {
         h.sent(x, 0, 126, Sent::Other, &st); // SYN
         h.sent(x, 1, 126, Sent::Conversation, &st); // data before any answer: forged?
         assert_eq!(h.get(x).unwrap().baseline(), None);
-        h.answered(x, 2);
+        h.answered(x);
         h.sent(x, 3, 126, Sent::Conversation, &st);
         h.sent(x, 4, 125, Sent::Conversation, &st);
         let m = h.get(x).unwrap();
         assert_eq!(m.baseline(), Some((125, 126)));
         assert_eq!((m.first_us, m.conv_first_us), (0, Some(3)));
         // An answer to an unknown address creates nothing.
-        h.answered(a("198.51.100.77"), 5);
+        h.answered(a("198.51.100.77"));
         assert_eq!(h.len(), 1);
     }
 
@@ -232,7 +234,7 @@ mod tests {
         let mut h = TtlHistory::new(100, 3600.0);
         let real = a("203.0.113.10");
         h.sent(real, 0, 126, Sent::Other, &st);
-        h.answered(real, 0);
+        h.answered(real);
         h.sent(real, 0, 126, Sent::Conversation, &st);
         for i in 0..100_000u32 {
             let ts = i64::from(i) * 100; // 10,000 per second
@@ -254,7 +256,7 @@ mod tests {
         for i in 0..16u32 {
             let x = IpAddr::V4((0x0a00_0000 + i).into());
             h.sent(x, i64::from(i), 64, Sent::Other, &st);
-            h.answered(x, i64::from(i));
+            h.answered(x);
             h.sent(x, i64::from(i), 64, Sent::Conversation, &st);
         }
         h.sent(a("198.51.100.1"), 2_000_000, 64, Sent::Other, &st);

@@ -9,13 +9,19 @@
 //! after the handshake (or gets a UDP answer) is marked completed: clients
 //! complete, probes do not.
 //!
-//! Bounded by `max_tracked` records (split between workers); a full table
-//! drops records holding one probe (a spoofed flood leaves those; at most
-//! once per second, counted as `evicted`), then refuses new pairs
-//! (`cap_hits`). Records idle for `window_s` expire. Per packet nothing is
-//! allocated: the queue of changed candidates is reused.
+//! Two tiers, so that ordinary clients and a spoofed flood cost little: a
+//! pair starts as a `First` (about 100 bytes: its first port and the
+//! fingerprint so far) and becomes a full `Record` (about 650 bytes) when it
+//! probes a second port. The first tier holds `max_tracked` pairs, the full
+//! tier a quarter of that (both split between workers). A full first tier
+//! drops pairs holding one probe (what a spoofed flood leaves), a full
+//! second tier drops non-candidates that probed two ports (clients of 80
+//! and 443); at most once per second each, counted as `evicted` in
+//! `state.decoy_probes`; then new pairs are refused (`cap_hits`). Pairs idle
+//! for `window_s` expire. Per packet nothing is allocated: the queue of
+//! changed candidates is reused.
 
-use super::{AggMsg, Link, PortSlot, Record, kind};
+use super::{AggMsg, Link, PortSlot, Record, Same, kind};
 use crate::config::DecoyScanRules;
 use crate::detect::ttl::{Sent, TtlHistory};
 use crate::detect::{FastMap, SWEEP_US, Shared};
@@ -23,6 +29,66 @@ use crate::stats::{Stats, Table};
 use crate::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// A pair that has probed one port so far.
+#[derive(Clone, Copy, Debug)]
+struct First {
+    sensor: u16,
+    first_us: i64,
+    last_us: i64,
+    probes: u32,
+    kinds: u8,
+    ttl_min: u8,
+    ttl_max: u8,
+    slot: PortSlot,
+    first_sport: u16,
+    sport: Same<u16>,
+    isn: Same<u32>,
+    window: Same<u16>,
+    options: Same<u32>,
+    ipid: (i64, u16),
+}
+
+impl First {
+    /// The full record holding what this one saw.
+    fn promote(&self, src: IpAddr, dst: IpAddr) -> Record {
+        let mut r = Record::new(src, dst, self.sensor, self.first_us, self.first_sport);
+        r.last_us = self.last_us;
+        r.probes = self.probes;
+        r.kinds = self.kinds;
+        r.ttl_min = self.ttl_min;
+        r.ttl_max = self.ttl_max;
+        r.sport = self.sport;
+        r.isn = self.isn;
+        r.window = self.window;
+        r.options = self.options;
+        r.ports[0] = self.slot;
+        r.nports = 1;
+        r.sketch.insert(port_key(self.slot.port, self.slot.udp));
+        r.ipids[0] = self.ipid;
+        r.nipids = 1;
+        r
+    }
+}
+
+fn port_key(port: u16, udp: bool) -> u64 {
+    u64::from(port) | (u64::from(udp) << 16)
+}
+
+/// One probe's facts.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    ts: i64,
+    sensor: u16,
+    kind: u8,
+    ttl: u8,
+    port: u16,
+    udp: bool,
+    sport: u16,
+    ip_id: u16,
+    /// TCP: sequence number, window, option layout.
+    tcp: Option<(u32, u16, u32)>,
+}
 
 struct Pair {
     rec: Record,
@@ -34,14 +100,17 @@ struct Pair {
 pub struct Tap {
     link: Link,
     hist: TtlHistory,
+    first: FastMap<(IpAddr, IpAddr), First>,
     pairs: FastMap<(IpAddr, IpAddr), Pair>,
     /// Candidates changed since the last tick.
     queue: Vec<(IpAddr, IpAddr)>,
+    first_cap: usize,
     cap: usize,
     min_ports: u64,
     idle_us: i64,
     last_sweep_us: i64,
     last_evict_us: i64,
+    last_first_evict_us: i64,
 }
 
 /// The probe type of a TCP segment from its initiator, if it is one.
@@ -65,17 +134,21 @@ fn tcp_probe(t: &TcpInfo, payload: u32) -> Option<u8> {
 
 impl Tap {
     pub fn new(rules: &DecoyScanRules, shared: &Shared, link: Link) -> Tap {
-        let cap = shared.per_worker(rules.max_tracked);
+        let first_cap = shared.per_worker(rules.max_tracked);
+        let cap = shared.per_worker(rules.max_tracked.div_ceil(4));
         Tap {
             link,
             hist: TtlHistory::new(shared.per_worker(rules.history_max_tracked), rules.history_idle_s),
-            pairs: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            first: FastMap::with_capacity_and_hasher(first_cap.min(4096), Default::default()),
+            pairs: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
             queue: Vec::with_capacity(256),
+            first_cap,
             cap,
             min_ports: u64::from(rules.min_ports),
             idle_us: (rules.window_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
             last_evict_us: i64::MIN,
+            last_first_evict_us: i64::MIN,
         }
     }
 
@@ -84,9 +157,9 @@ impl Tap {
         self.hist.get(addr)
     }
 
-    /// Addresses remembered and probe records held.
+    /// Addresses remembered and probe records held (both tiers).
     pub fn sizes(&self) -> (usize, usize) {
-        (self.hist.len(), self.pairs.len())
+        (self.hist.len(), self.first.len() + self.pairs.len())
     }
 
     /// Handles one packet this worker received; `owner` is its
@@ -117,15 +190,23 @@ impl Tap {
             let port = p.tcp().map_or(0, |t| t.dport);
             self.complete((ip.src, ip.dst), port, false);
         }
-        if let Some((k, port, udp)) = probe {
-            self.probe(p, ip, sensor, k, port, udp, stats);
+        if let Some((kind, port, udp)) = probe {
+            let (sport, tcp) = match &p.l4 {
+                L4::Tcp(t) => (t.sport, Some((t.seq, t.window, t.opts.layout))),
+                L4::Udp(u) => (u.sport, None),
+                _ => (0, None),
+            };
+            let pr = Probe { ts: p.ts_us, sensor, kind, ttl: ip.ttl, port, udp, sport, ip_id: ip.ip_id as u16, tcp };
+            self.probe((ip.src, ip.dst), &pr, stats);
         }
     }
 
     /// A packet sent to an owned address: an answer proves it was reachable.
     fn received(&mut self, p: &PacketSummary, ip: &IpInfo) {
         let answer = match &p.l4 {
-            L4::Tcp(t) => t.is_syn_ack() || (t.has(tcpflag::ACK) && !t.has(tcpflag::RST) && p.payload_len > 0),
+            // The SYN-ACK is enough: data to it follows one (one lookup per
+            // connection, not per segment).
+            L4::Tcp(t) => t.is_syn_ack(),
             L4::Udp(u) => {
                 self.complete((ip.dst, ip.src), u.sport, true);
                 true
@@ -134,12 +215,18 @@ impl Tap {
             _ => false,
         };
         if answer {
-            self.hist.answered(ip.dst, p.ts_us);
+            self.hist.answered(ip.dst);
         }
     }
 
     /// Marks a port of an existing record as carrying a real conversation.
     fn complete(&mut self, key: (IpAddr, IpAddr), port: u16, udp: bool) {
+        if let Some(f) = self.first.get_mut(&key) {
+            if f.slot.port == port && f.slot.udp == udp {
+                f.slot.completed = true;
+            }
+            return;
+        }
         let Some(e) = self.pairs.get_mut(&key) else { return };
         let n = usize::from(e.rec.nports);
         if let Some(s) = e.rec.ports.iter_mut().take(n).find(|s| s.port == port && s.udp == udp)
@@ -153,55 +240,61 @@ impl Tap {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn probe(&mut self, p: &PacketSummary, ip: &IpInfo, sensor: u16, k: u8, port: u16, udp: bool, stats: &Stats) {
-        let key = (ip.src, ip.dst);
-        let sport = match &p.l4 {
-            L4::Tcp(t) => t.sport,
-            L4::Udp(u) => u.sport,
-            _ => 0,
-        };
-        if !self.pairs.contains_key(&key) {
-            if self.pairs.len() >= self.cap && !self.make_room(p.ts_us, stats) {
-                stats.table(Table::DecoyProbes).cap_hits.fetch_add(1, Relaxed);
+    fn probe(&mut self, key: (IpAddr, IpAddr), pr: &Probe, stats: &Stats) {
+        // Most pairs stay in the first tier: look there first.
+        let first = self.first.get_mut(&key);
+        if let Some(f) = first {
+            if f.slot.port == pr.port && f.slot.udp == pr.udp {
+                see_first(f, pr);
                 return;
             }
-            let rec = Record::new(ip.src, ip.dst, sensor, p.ts_us, sport);
+            // A second port: the pair gets a full record.
+            if self.pairs.len() >= self.cap && !self.make_room(pr.ts, stats) {
+                stats.table(Table::DecoyProbes).cap_hits.fetch_add(1, Relaxed);
+                if let Some(f) = self.first.get_mut(&key) {
+                    see_first(f, pr);
+                }
+                return;
+            }
+            let Some(f) = self.first.remove(&key) else { return };
+            let rec = f.promote(key.0, key.1);
             self.pairs.insert(key, Pair { rec, candidate: false, queued: false });
+        } else if !self.pairs.contains_key(&key) {
+            self.first_probe(key, pr, stats);
+            return;
         }
         let min_ports = self.min_ports;
         let Some(e) = self.pairs.get_mut(&key) else { return };
         let r = &mut e.rec;
-        r.sensor = sensor;
-        r.first_us = r.first_us.min(p.ts_us);
-        r.last_us = r.last_us.max(p.ts_us);
+        r.sensor = pr.sensor;
+        r.first_us = r.first_us.min(pr.ts);
+        r.last_us = r.last_us.max(pr.ts);
         r.probes = r.probes.saturating_add(1);
-        r.kinds |= k;
-        r.ttl_min = r.ttl_min.min(ip.ttl);
-        r.ttl_max = r.ttl_max.max(ip.ttl);
-        r.sport.see(sport);
-        if let L4::Tcp(t) = &p.l4 {
-            r.isn.see(t.seq);
-            r.window.see(t.window);
-            r.options.see(t.opts.layout);
+        r.kinds |= pr.kind;
+        r.ttl_min = r.ttl_min.min(pr.ttl);
+        r.ttl_max = r.ttl_max.max(pr.ttl);
+        r.sport.see(pr.sport);
+        if let Some((seq, window, layout)) = pr.tcp {
+            r.isn.see(seq);
+            r.window.see(window);
+            r.options.see(layout);
         }
-        let id = ip.ip_id as u16;
         if let Some(slot) = r.ipids.get_mut(usize::from(r.nipids)) {
-            *slot = (p.ts_us, id);
+            *slot = (pr.ts, pr.ip_id);
             r.nipids += 1;
         }
         let n = usize::from(r.nports);
-        let known = r.ports.iter().take(n).any(|s| s.port == port && s.udp == udp);
+        let known = r.ports.iter().take(n).any(|s| s.port == pr.port && s.udp == pr.udp);
         if !known {
             match r.ports.get_mut(n) {
                 Some(slot) => {
-                    *slot = PortSlot { port, ip_id: id, udp, completed: false };
+                    *slot = PortSlot { port: pr.port, ip_id: pr.ip_id, udp: pr.udp, completed: false };
                     r.nports += 1;
                 }
                 None => r.ports_more = true,
             }
         }
-        r.sketch.insert(u64::from(port) | (u64::from(udp) << 16));
+        r.sketch.insert(port_key(pr.port, pr.udp));
         if !e.candidate && r.distinct_ports() >= min_ports {
             e.candidate = true;
         }
@@ -211,15 +304,55 @@ impl Tap {
         }
     }
 
-    /// When full, drops records holding a single probe (at most once per
-    /// second of packet time). Returns true if room was made.
+    /// A pair's first probe: a small first-tier record.
+    fn first_probe(&mut self, key: (IpAddr, IpAddr), pr: &Probe, stats: &Stats) {
+        if self.first.len() >= self.first_cap && !self.make_room_first(pr.ts, stats) {
+            stats.table(Table::DecoyProbes).cap_hits.fetch_add(1, Relaxed);
+            return;
+        }
+        let mut f = First {
+            sensor: pr.sensor,
+            first_us: pr.ts,
+            last_us: pr.ts,
+            probes: 0,
+            kinds: 0,
+            ttl_min: u8::MAX,
+            ttl_max: 0,
+            slot: PortSlot { port: pr.port, ip_id: pr.ip_id, udp: pr.udp, completed: false },
+            first_sport: pr.sport,
+            sport: Same::default(),
+            isn: Same::default(),
+            window: Same::default(),
+            options: Same::default(),
+            ipid: (pr.ts, pr.ip_id),
+        };
+        see_first(&mut f, pr);
+        self.first.insert(key, f);
+    }
+
+    /// When the first tier is full, drops pairs holding a single probe (at
+    /// most once per second of packet time). Returns true if room was made.
+    fn make_room_first(&mut self, now: i64, stats: &Stats) -> bool {
+        if now.saturating_sub(self.last_first_evict_us) < 1_000_000 {
+            return false;
+        }
+        self.last_first_evict_us = now;
+        let before = self.first.len();
+        self.first.retain(|_, f| f.probes > 1);
+        stats.table(Table::DecoyProbes).evicted.fetch_add((before - self.first.len()) as u64, Relaxed);
+        self.first.len() < self.first_cap
+    }
+
+    /// When the full tier is full, drops non-candidates that probed at most
+    /// two ports (at most once per second of packet time). Returns true if
+    /// room was made.
     fn make_room(&mut self, now: i64, stats: &Stats) -> bool {
         if now.saturating_sub(self.last_evict_us) < 1_000_000 {
             return false;
         }
         self.last_evict_us = now;
         let before = self.pairs.len();
-        self.pairs.retain(|_, e| e.candidate || e.rec.probes > 1);
+        self.pairs.retain(|_, e| e.candidate || e.rec.nports > 2);
         stats.table(Table::DecoyProbes).evicted.fetch_add((before - self.pairs.len()) as u64, Relaxed);
         self.pairs.len() < self.cap
     }
@@ -252,16 +385,35 @@ impl Tap {
         }
         self.last_sweep_us = ts;
         let (now, idle) = (ts, self.idle_us);
-        let before = self.pairs.len();
+        let before = self.pairs.len() + self.first.len();
         self.pairs.retain(|_, e| now.saturating_sub(e.rec.last_us) <= idle);
+        self.first.retain(|_, f| now.saturating_sub(f.last_us) <= idle);
         self.queue.retain(|k| self.pairs.contains_key(k));
-        stats.table(Table::DecoyProbes).expired.fetch_add((before - self.pairs.len()) as u64, Relaxed);
+        let gone = before - self.pairs.len() - self.first.len();
+        stats.table(Table::DecoyProbes).expired.fetch_add(gone as u64, Relaxed);
     }
 
     /// End of input or shutdown: the last snapshots, then `Done`.
     pub fn finish(&mut self, shared: &Shared) {
         self.send_changed(i64::MAX, &shared.stats);
         send(&self.link, AggMsg::Done { worker: self.link.worker }, &shared.stats);
+    }
+}
+
+/// Adds a probe to the same port of a first-tier pair.
+fn see_first(f: &mut First, pr: &Probe) {
+    f.sensor = pr.sensor;
+    f.first_us = f.first_us.min(pr.ts);
+    f.last_us = f.last_us.max(pr.ts);
+    f.probes = f.probes.saturating_add(1);
+    f.kinds |= pr.kind;
+    f.ttl_min = f.ttl_min.min(pr.ttl);
+    f.ttl_max = f.ttl_max.max(pr.ttl);
+    f.sport.see(pr.sport);
+    if let Some((seq, window, layout)) = pr.tcp {
+        f.isn.see(seq);
+        f.window.see(window);
+        f.options.see(layout);
     }
 }
 
