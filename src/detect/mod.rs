@@ -334,6 +334,24 @@ fn v6_bits(a: &IpAddr) -> u128 {
     }
 }
 
+/// An ordered address pair as a table key, hashed in one call for IPv4
+/// (see `hash_pair`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairKey(pub IpAddr, pub IpAddr);
+
+impl Hash for PairKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        hash_pair(&self.0, &self.1, 0, h);
+    }
+}
+
+impl From<(IpAddr, IpAddr)> for PairKey {
+    fn from((a, b): (IpAddr, IpAddr)) -> PairKey {
+        PairKey(a, b)
+    }
+}
+
 /// An address as a table key, hashed in one call (see `hash_pair`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddrKey(pub IpAddr);

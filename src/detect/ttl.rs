@@ -18,7 +18,7 @@
 //! sweep per second of packet time; between sweeps a full table refuses new
 //! addresses (`cap_hits`). Entries idle for `history_idle_s` expire.
 
-use super::{FastMap, SWEEP_US};
+use super::{AddrKey, FastMap, SWEEP_US};
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -92,7 +92,7 @@ pub enum Sent {
 
 /// The per-worker long memory.
 pub struct TtlHistory {
-    map: FastMap<IpAddr, Memory>,
+    map: FastMap<AddrKey, Memory>,
     cap: usize,
     idle_us: i64,
     last_evict_us: i64,
@@ -128,22 +128,22 @@ impl TtlHistory {
     /// Only an address already known gets it: an answer creates no entry.
     #[inline]
     pub fn answered(&mut self, addr: IpAddr) {
-        if let Some(m) = self.map.get_mut(&addr) {
+        if let Some(m) = self.map.get_mut(&AddrKey(addr)) {
             m.answered = true;
         }
     }
 
     pub fn get(&self, addr: IpAddr) -> Option<&Memory> {
-        self.map.get(&addr)
+        self.map.get(&AddrKey(addr))
     }
 
     fn entry(&mut self, addr: IpAddr, ts: i64, stats: &Stats) -> Option<&mut Memory> {
         // One lookup while there is room; the full-table path checks first.
-        if self.map.len() >= self.cap && !self.map.contains_key(&addr) && !self.make_room(ts, stats) {
+        if self.map.len() >= self.cap && !self.map.contains_key(&AddrKey(addr)) && !self.make_room(ts, stats) {
             stats.table(Table::TtlHistory).cap_hits.fetch_add(1, Relaxed);
             return None;
         }
-        Some(self.map.entry(addr).or_insert_with(|| Memory::new(ts)))
+        Some(self.map.entry(AddrKey(addr)).or_insert_with(|| Memory::new(ts)))
     }
 
     /// Drops every address that never held a conversation; if that frees

@@ -24,7 +24,7 @@
 use super::{AggMsg, Link, PortSlot, Record, Same, kind};
 use crate::config::DecoyScanRules;
 use crate::detect::ttl::{Sent, TtlHistory};
-use crate::detect::{FastMap, SWEEP_US, Shared};
+use crate::detect::{FastMap, PairKey, SWEEP_US, Shared};
 use crate::stats::{Stats, Table};
 use crate::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use std::net::IpAddr;
@@ -100,8 +100,8 @@ struct Pair {
 pub struct Tap {
     link: Link,
     hist: TtlHistory,
-    first: FastMap<(IpAddr, IpAddr), First>,
-    pairs: FastMap<(IpAddr, IpAddr), Pair>,
+    first: FastMap<PairKey, First>,
+    pairs: FastMap<PairKey, Pair>,
     /// Candidates changed since the last tick.
     queue: Vec<(IpAddr, IpAddr)>,
     first_cap: usize,
@@ -121,7 +121,11 @@ fn tcp_probe(t: &TcpInfo, payload: u32) -> Option<u8> {
         return None;
     }
     if ack {
-        return (f == tcpflag::ACK && payload == 0).then_some(kind::ACK);
+        // A bare ACK carrying a timestamp option belongs to an established
+        // connection (RFC 7323: once negotiated, every segment carries it);
+        // ACK-scan probes (nmap -sA, hping3 -A) carry no options. Skipping
+        // those keeps ordinary traffic out of the probe table.
+        return (f == tcpflag::ACK && payload == 0 && t.opts.timestamp.is_none()).then_some(kind::ACK);
     }
     Some(match (syn, fin) {
         (true, false) if f & (tcpflag::PSH | tcpflag::URG) == 0 => kind::SYN,
@@ -178,12 +182,19 @@ impl Tap {
     fn sent(&mut self, p: &PacketSummary, ip: &IpInfo, sensor: u16, stats: &Stats) {
         let (probe, conv) = match &p.l4 {
             L4::Tcp(t) => {
-                let conv = t.has(tcpflag::ACK) && !t.has(tcpflag::RST) && (p.payload_len > 0 || t.has(tcpflag::FIN));
+                // One conversation packet per connection is enough for the
+                // baseline and for marking the port completed: the
+                // initiator's FIN after the handshake. Data segments are
+                // not looked at (one lookup per connection, not per segment).
+                let conv = t.has(tcpflag::ACK) && !t.has(tcpflag::RST) && t.has(tcpflag::FIN);
                 (tcp_probe(t, p.payload_len).map(|k| (k, t.dport, false)), conv)
             }
             L4::Udp(u) => (Some((kind::UDP, u.dport, true)), false),
             _ => (None, false),
         };
+        if probe.is_none() && !conv {
+            return;
+        }
         let what = if conv { Sent::Conversation } else { Sent::Other };
         self.hist.sent(ip.src, p.ts_us, ip.ttl, what, stats);
         if conv {
@@ -221,13 +232,13 @@ impl Tap {
 
     /// Marks a port of an existing record as carrying a real conversation.
     fn complete(&mut self, key: (IpAddr, IpAddr), port: u16, udp: bool) {
-        if let Some(f) = self.first.get_mut(&key) {
+        if let Some(f) = self.first.get_mut(&PairKey::from(key)) {
             if f.slot.port == port && f.slot.udp == udp {
                 f.slot.completed = true;
             }
             return;
         }
-        let Some(e) = self.pairs.get_mut(&key) else { return };
+        let Some(e) = self.pairs.get_mut(&PairKey::from(key)) else { return };
         let n = usize::from(e.rec.nports);
         if let Some(s) = e.rec.ports.iter_mut().take(n).find(|s| s.port == port && s.udp == udp)
             && !s.completed
@@ -242,7 +253,7 @@ impl Tap {
 
     fn probe(&mut self, key: (IpAddr, IpAddr), pr: &Probe, stats: &Stats) {
         // Most pairs stay in the first tier: look there first.
-        let first = self.first.get_mut(&key);
+        let first = self.first.get_mut(&PairKey::from(key));
         if let Some(f) = first {
             if f.slot.port == pr.port && f.slot.udp == pr.udp {
                 see_first(f, pr);
@@ -251,20 +262,20 @@ impl Tap {
             // A second port: the pair gets a full record.
             if self.pairs.len() >= self.cap && !self.make_room(pr.ts, stats) {
                 stats.table(Table::DecoyProbes).cap_hits.fetch_add(1, Relaxed);
-                if let Some(f) = self.first.get_mut(&key) {
+                if let Some(f) = self.first.get_mut(&PairKey::from(key)) {
                     see_first(f, pr);
                 }
                 return;
             }
-            let Some(f) = self.first.remove(&key) else { return };
+            let Some(f) = self.first.remove(&PairKey::from(key)) else { return };
             let rec = f.promote(key.0, key.1);
-            self.pairs.insert(key, Pair { rec, candidate: false, queued: false });
-        } else if !self.pairs.contains_key(&key) {
+            self.pairs.insert(PairKey::from(key), Pair { rec, candidate: false, queued: false });
+        } else if !self.pairs.contains_key(&PairKey::from(key)) {
             self.first_probe(key, pr, stats);
             return;
         }
         let min_ports = self.min_ports;
-        let Some(e) = self.pairs.get_mut(&key) else { return };
+        let Some(e) = self.pairs.get_mut(&PairKey::from(key)) else { return };
         let r = &mut e.rec;
         r.sensor = pr.sensor;
         r.first_us = r.first_us.min(pr.ts);
@@ -327,7 +338,7 @@ impl Tap {
             ipid: (pr.ts, pr.ip_id),
         };
         see_first(&mut f, pr);
-        self.first.insert(key, f);
+        self.first.insert(PairKey::from(key), f);
     }
 
     /// When the first tier is full, drops pairs holding a single probe (at
@@ -361,7 +372,7 @@ impl Tap {
     fn send_changed(&mut self, tag: i64, stats: &Stats) {
         let mut queue = std::mem::take(&mut self.queue);
         for key in queue.drain(..) {
-            let Some(e) = self.pairs.get_mut(&key) else { continue };
+            let Some(e) = self.pairs.get_mut(&PairKey::from(key)) else { continue };
             e.queued = false;
             let mut rec = e.rec;
             rec.tag = tag;
@@ -388,7 +399,7 @@ impl Tap {
         let before = self.pairs.len() + self.first.len();
         self.pairs.retain(|_, e| now.saturating_sub(e.rec.last_us) <= idle);
         self.first.retain(|_, f| now.saturating_sub(f.last_us) <= idle);
-        self.queue.retain(|k| self.pairs.contains_key(k));
+        self.queue.retain(|k| self.pairs.contains_key(&PairKey::from(*k)));
         let gone = before - self.pairs.len() - self.first.len();
         stats.table(Table::DecoyProbes).expired.fetch_add(gone as u64, Relaxed);
     }
