@@ -15,6 +15,7 @@ pub mod decode;
 pub mod detect;
 pub mod dispatch;
 pub mod event;
+pub mod fwlog;
 pub mod homenet;
 pub mod output;
 pub mod ports;
