@@ -115,7 +115,7 @@ pub struct FwOptions {
     pub fw_format: String,
     /// Zone of log times that carry none (syslog, pfirewall.log): UTC or a fixed offset such as
     /// +02:00 or -05:00 (no zone names, no daylight-saving rules).
-    #[arg(long, value_name = "TZ", default_value = "UTC")]
+    #[arg(long, value_name = "TZ", default_value = "UTC", allow_hyphen_values = true)]
     pub fw_tz: String,
     /// Reference date for syslog lines without a year (default: now): YYYY-MM-DD or
     /// YYYY-MM-DDTHH:MM:SSZ. A line dated after it (by more than a day) is from the year before.
