@@ -8,6 +8,7 @@ use crate::detect::decoy::{self, Aggregator};
 use crate::detect::{EndReason, Shared};
 use crate::dispatch::Dispatcher;
 use crate::event::EventLine;
+use crate::fwlog::{self, FileTally, LineCtx, LineParser, report};
 use crate::homenet::HomeNet;
 use crate::output::{self, Sink, StatsSource};
 use crate::signals::Flags;
@@ -161,6 +162,75 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         let _ = h.join();
     }
     drop(shared);
+    let output_error = match out_thread.join() {
+        Ok(r) => r.err(),
+        Err(_) => Some(std::io::Error::other("output thread panicked")),
+    };
+    Ok(RunReport { file_errors, output_error })
+}
+
+/// A `picket fwlog` run: firewall logs alone, no capture.
+pub struct FwRunConfig {
+    pub files: Vec<PathBuf>,
+    /// Format, zone and reference time; the file index is set per file.
+    pub ctx: LineCtx,
+    pub rules: Rules,
+    pub output: Option<PathBuf>,
+    pub top_sources: usize,
+}
+
+/// Reads every log, then writes the `fw_correlation` event and the final
+/// stats. A file that cannot be opened fails the run before any is read; a
+/// read error in the middle of one is reported and the run goes on.
+pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
+    let started = Instant::now();
+    let inputs = fwlog::open_inputs(&cfg.files).map_err(|e| CaptureError::Path { path: e.path, msg: e.msg })?;
+    let sink = Sink::open(cfg.output.as_deref()).map_err(|e| CaptureError::Path {
+        path: cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        msg: format!("cannot open output: {e}"),
+    })?;
+    let names: Vec<String> = cfg.files.iter().map(|p| capture::sensor_name(p)).collect();
+    let sensor = if names.len() == 1 { names[0].clone() } else { format!("{} files", names.len()) };
+    let stats = Arc::new(Stats::default());
+    let (out_tx, out_rx) = bounded::<EventLine>(16);
+    let src = StatsSource { stats: Arc::clone(&stats), sensor: sensor.clone(), started };
+    let out_flags = flags.clone();
+    let out_thread = std::thread::Builder::new()
+        .name("picket-output".into())
+        .spawn(move || output::run(sink, out_rx, out_flags, src))
+        .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
+
+    let mut agg = report::Aggregate::new();
+    let mut tallies = Vec::new();
+    let mut file_errors = Vec::new();
+    for (i, (name, reader)) in inputs.into_iter().enumerate() {
+        if flags.stop_requested() {
+            break;
+        }
+        let mut parser = LineParser::new(LineCtx { file: i as u16, ..cfg.ctx });
+        let mut tally = FileTally::new(&names[i]);
+        if let Err(e) = fwlog::read_lines(reader, &mut parser, &mut tally, |r| agg.add(r)) {
+            let e = CaptureError::Path { path: name, msg: format!("read error after line {}: {e}", tally.lines) };
+            eprintln!("picket: error: {e}");
+            stats.bad_files.fetch_add(1, Relaxed);
+            file_errors.push(e);
+        }
+        stats.fw_lines.fetch_add(tally.lines, Relaxed);
+        stats.fw_records.fetch_add(tally.records, Relaxed);
+        stats.fw_other_lines.fetch_add(tally.other, Relaxed);
+        stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
+        tallies.push(tally);
+    }
+    let input = report::ReportInput {
+        files: &tallies,
+        ports: &cfg.rules.ports,
+        sensor: &sensor,
+        fallback_us: cfg.ctx.time.reference_us,
+        top_sources: cfg.top_sources,
+    };
+    stats.clock_us.store(agg.last_us.unwrap_or(cfg.ctx.time.reference_us), Relaxed);
+    let _ = out_tx.send(report::fw_correlation(&agg, &input));
+    drop(out_tx);
     let output_error = match out_thread.join() {
         Ok(r) => r.err(),
         Err(_) => Some(std::io::Error::other("output thread panicked")),

@@ -18,6 +18,8 @@ pub enum Command {
     Live(LiveArgs),
     /// Replay pcap/pcapng files, directories of them, or `-` for stdin.
     Replay(ReplayArgs),
+    /// Analyse firewall logs alone (no capture): histograms of denials by port and source.
+    Fwlog(FwlogArgs),
     /// Work with rules directories.
     Rules {
         #[command(subcommand)]
@@ -85,4 +87,38 @@ pub struct ReplayArgs {
     pub filter: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FwlogArgs {
+    /// Firewall log files; `-` reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub fw: FwOptions,
+    /// How many sources `by_source` lists.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top_sources: u16,
+    /// Rules directory (default: the rules built into picket); its ports.toml names services.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Append events to FILE instead of stdout (reopened on SIGHUP).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// How firewall logs are read.
+#[derive(Args, Debug, Clone)]
+pub struct FwOptions {
+    /// Log format: auto (detected per line), netfilter, asa, pf, portsentry, tcpwrappers, winfw or csv.
+    #[arg(long, value_name = "FORMAT", default_value = "auto")]
+    pub fw_format: String,
+    /// Zone of log times that carry none (syslog, pfirewall.log): UTC or a fixed offset such as
+    /// +02:00 or -05:00 (no zone names, no daylight-saving rules).
+    #[arg(long, value_name = "TZ", default_value = "UTC", allow_hyphen_values = true)]
+    pub fw_tz: String,
+    /// Reference date for syslog lines without a year (default: now): YYYY-MM-DD or
+    /// YYYY-MM-DDTHH:MM:SSZ. A line dated after it (by more than a day) is from the year before.
+    #[arg(long, value_name = "DATE")]
+    pub fw_reference: Option<String>,
 }

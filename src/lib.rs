@@ -16,6 +16,7 @@ pub mod detect;
 pub mod dispatch;
 pub mod event;
 pub mod follow;
+pub mod fwlog;
 pub mod homenet;
 pub mod output;
 pub mod ports;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use picket::app::{self, Input, RunConfig};
 use picket::capture::LiveOpts;
-use picket::cli::{Cli, Command, CommonArgs, RulesCommand};
+use picket::cli::{Cli, Command, CommonArgs, FwlogArgs, RulesCommand};
 use picket::config::{self, Rules};
 use picket::homenet::HomeNet;
 use picket::signals::Flags;
@@ -52,7 +52,54 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             run(input, a.common)
         }
         Command::Replay(a) => run(Input::Files { paths: a.paths, filter: a.filter }, a.common),
+        Command::Fwlog(a) => fwlog(a),
     }
+}
+
+/// `picket fwlog`: the options become a `FwRunConfig`; bad values are bad input.
+fn fwlog(a: FwlogArgs) -> anyhow::Result<ExitCode> {
+    use picket::fwlog::{Format, LineCtx, time};
+    let forced = match a.fw.fw_format.as_str() {
+        "auto" => None,
+        f => Some(Format::from_name(f).ok_or_else(|| {
+            BadInput(format!(
+                "--fw-format: unknown format `{f}` (expected auto, netfilter, asa, pf, portsentry, tcpwrappers, winfw or csv)"
+            ))
+        })?),
+    };
+    let tz_offset_s = time::parse_tz(&a.fw.fw_tz).map_err(|e| BadInput(format!("--fw-tz: {e}")))?;
+    let reference_us = match &a.fw.fw_reference {
+        Some(r) => time::parse_reference(r).map_err(|e| BadInput(format!("--fw-reference: {e}")))?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0),
+    };
+    let rules = match &a.rules {
+        Some(dir) => Rules::load_dir(dir).map_err(|e| BadInput(e.to_string()))?,
+        None => Rules::builtin(),
+    };
+    let flags = Flags::install().context("installing signal handlers")?;
+    let cfg = app::FwRunConfig {
+        files: a.files,
+        ctx: LineCtx { time: time::TimeCtx { reference_us, tz_offset_s }, forced, file: 0 },
+        rules,
+        output: a.output,
+        top_sources: usize::from(a.top_sources),
+    };
+    finish(app::run_fwlog(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
+}
+
+/// Turns a finished run into an exit status.
+fn finish(report: app::RunReport) -> anyhow::Result<ExitCode> {
+    if let Some(e) = report.output_error {
+        return Err(anyhow::Error::new(e).context("writing events"));
+    }
+    if !report.file_errors.is_empty() {
+        // Each was reported on stderr as it happened; the run went on.
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(input: Input, common: CommonArgs) -> anyhow::Result<ExitCode> {
@@ -79,13 +126,5 @@ fn run(input: Input, common: CommonArgs) -> anyhow::Result<ExitCode> {
         output: common.output,
         community_id_seed: common.community_id_seed,
     };
-    let report = app::run(cfg, flags).map_err(|e| BadInput(e.to_string()))?;
-    if let Some(e) = report.output_error {
-        return Err(anyhow::Error::new(e).context("writing events"));
-    }
-    if !report.file_errors.is_empty() {
-        // Each was reported on stderr as it happened; the run went on.
-        return Ok(ExitCode::from(2));
-    }
-    Ok(ExitCode::SUCCESS)
+    finish(app::run(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
 }

@@ -101,6 +101,12 @@ pub struct Stats {
     pub tables: [TableCounters; NTABLES],
     /// Detections a detector declined because a per-source rule said "scan".
     pub syn_retry_suppressed_scan: AtomicU64,
+    /// Firewall-log lines read (`picket fwlog`), and how they ended: records,
+    /// other lines (not packet records), bad lines (unreadable, overlong).
+    pub fw_lines: AtomicU64,
+    pub fw_records: AtomicU64,
+    pub fw_other_lines: AtomicU64,
+    pub fw_bad_lines: AtomicU64,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -215,6 +221,10 @@ impl Stats {
             "state": tables,
             "suppressed": { "syn_retry_as_scan": self.syn_retry_suppressed_scan.load(Relaxed) },
             "bad_files": self.bad_files.load(Relaxed),
+            "fw_lines": self.fw_lines.load(Relaxed),
+            "fw_records": self.fw_records.load(Relaxed),
+            "fw_other_lines": self.fw_other_lines.load(Relaxed),
+            "fw_bad_lines": self.fw_bad_lines.load(Relaxed),
             "events": events,
             "wall_time_s": (wall_s * 1000.0).round() / 1000.0,
             "packets_per_second": pps.round(),

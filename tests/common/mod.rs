@@ -31,7 +31,72 @@ pub struct Event {
     pub periodic_probe: Option<PeriodicProbe>,
     pub source_port_sequence: Option<SourcePortSequence>,
     pub decoy_scan: Option<DecoyScan>,
+    pub fw_correlation: Option<FwCorrelation>,
     pub stats: Option<Stats>,
+}
+
+/// The `fw_correlation` event of `picket fwlog`.
+#[derive(Debug, Deserialize, Clone)]
+pub struct FwCorrelation {
+    pub mode: String,
+    pub records: u64,
+    pub denials: u64,
+    pub matched: u64,
+    pub unmatched_records: u64,
+    pub unlogged_packets: u64,
+    pub clock_offset_s: Option<f64>,
+    pub first_record: Option<String>,
+    pub last_record: Option<String>,
+    pub by_action: BTreeMap<String, u64>,
+    pub by_port: Vec<FwPort>,
+    pub by_port_more: u64,
+    pub by_source: Vec<FwSource>,
+    pub by_source_more: u64,
+    pub sources: u64,
+    pub formats: BTreeMap<String, u64>,
+    pub files: Vec<FwFile>,
+    pub bad_lines: Vec<FwBadLines>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct FwPort {
+    pub port: Option<u16>,
+    pub proto: Option<String>,
+    pub count: u64,
+    pub share: f64,
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct FwSource {
+    pub src: Option<String>,
+    pub count: u64,
+    pub share: f64,
+    pub ports: u64,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct FwFile {
+    pub file: String,
+    pub format: Option<String>,
+    pub lines: u64,
+    pub records: u64,
+    pub other_lines: u64,
+    pub bad_lines: u64,
+    pub overlong_lines: u64,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct FwBadLines {
+    pub file: String,
+    pub count: u64,
+    pub first: Vec<FwBadLine>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct FwBadLine {
+    pub line: u32,
+    pub reason: String,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -291,6 +356,14 @@ pub struct Stats {
     pub drops: Drops,
     pub events: BTreeMap<String, u64>,
     pub bad_files: u64,
+    #[serde(default)]
+    pub fw_lines: u64,
+    #[serde(default)]
+    pub fw_records: u64,
+    #[serde(default)]
+    pub fw_other_lines: u64,
+    #[serde(default)]
+    pub fw_bad_lines: u64,
     pub pcap: BTreeMap<String, u64>,
     pub wall_time_s: f64,
     pub packets_per_second: f64,
@@ -390,6 +463,29 @@ pub fn pcap(name: &str) -> PathBuf {
 pub fn corpus() -> Option<PathBuf> {
     let p = root().join("../shared/corpus/pcaps");
     p.is_dir().then_some(p)
+}
+
+/// `../shared/corpus/fwlogs`, if present.
+pub fn fw_corpus() -> Option<PathBuf> {
+    let p = root().join("../shared/corpus/fwlogs");
+    p.is_dir().then_some(p)
+}
+
+/// Runs `picket fwlog` with a fixed reference date (2026-11-22) so syslog
+/// years do not depend on the day the tests run.
+pub fn fwlog(paths: &[&Path], extra: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.arg("fwlog").args(["--fw-reference", "2026-11-22"]).args(extra).args(paths);
+    finish(cmd.output().expect("run picket"))
+}
+
+impl Run {
+    /// The `fw_correlation` event (exactly one).
+    pub fn fw(&self) -> &FwCorrelation {
+        let v: Vec<&FwCorrelation> = self.events.iter().filter_map(|e| e.fw_correlation.as_ref()).collect();
+        assert_eq!(v.len(), 1, "{}", self.stdout);
+        v[0]
+    }
 }
 
 /// Parses stdout into events; panics (failing the test) on a bad line.

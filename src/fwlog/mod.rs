@@ -1,0 +1,725 @@
+//! Firewall-log ingest (issue 4): the record every log line becomes
+//! ([`FwRecord`], fixed-size and `Copy`, like a packet summary), per-line
+//! format detection ([`LineParser`]), and the per-file line reader
+//! ([`LineReader`]) that caps line length and never fails on bad bytes.
+//!
+//! One file per format family parses one line into a record: `netfilter`
+//! (iptables/nftables LOG, ulogd LOGEMU), `asa` (Cisco ASA/PIX), `pf`
+//! (OpenBSD pf as tcpdump text), `portsentry` (1.x and 2.x), `tcpwrappers`,
+//! `w3c` (Windows Firewall `pfirewall.log`) and `csv`. `time` reads
+//! timestamps and infers syslog years; `text` is the shared lexer; `report`
+//! aggregates records into the `fw_correlation` event.
+//!
+//! A line ends as a record, as *other* (not a packet record: syslog noise,
+//! headers, firewall messages that name no packet) or as *bad* (it looks like
+//! a record of a known format but cannot be read, e.g. it is truncated).
+//! Nothing is fatal: bad lines are counted per file with their first line
+//! numbers, and the reader moves on.
+
+pub mod asa;
+pub mod csv;
+pub mod netfilter;
+pub mod pf;
+pub mod portsentry;
+pub mod report;
+pub mod tcpwrappers;
+pub mod text;
+pub mod time;
+pub mod w3c;
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::IpAddr;
+use time::TimeCtx;
+
+/// Longest line read; a longer one is counted as bad (`overlong`) and skipped
+/// up to the next newline.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The log formats picket reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    /// Linux netfilter: iptables/nftables `LOG` and ulogd LOGEMU lines.
+    Netfilter,
+    /// Cisco ASA / PIX / FWSM syslog messages.
+    Asa,
+    /// OpenBSD pf, as `tcpdump -e -r pflog` text lines.
+    Pf,
+    /// PortSentry 1.x `attackalert:` and 2.x `Scan from:` lines, and its history file.
+    PortSentry,
+    /// TCP Wrappers `connect from` / `refused connect from`.
+    TcpWrappers,
+    /// Windows Firewall `pfirewall.log` (W3C extended, `#Fields` header).
+    WinFw,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl Format {
+    pub const ALL: [Format; 7] = [
+        Format::Netfilter,
+        Format::Asa,
+        Format::Pf,
+        Format::PortSentry,
+        Format::TcpWrappers,
+        Format::WinFw,
+        Format::Csv,
+    ];
+
+    /// The name used on the command line and in events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Netfilter => "netfilter",
+            Format::Asa => "asa",
+            Format::Pf => "pf",
+            Format::PortSentry => "portsentry",
+            Format::TcpWrappers => "tcpwrappers",
+            Format::WinFw => "winfw",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// Parses a `--fw-format` value.
+    pub fn from_name(s: &str) -> Option<Format> {
+        let s = s.to_ascii_lowercase();
+        let alias = match s.as_str() {
+            "iptables" | "nftables" | "ulogd" | "ufw" => "netfilter",
+            "pix" | "cisco" => "asa",
+            "pfirewall" | "windows" | "w3c" => "winfw",
+            "tcpd" => "tcpwrappers",
+            other => other,
+        };
+        Format::ALL.into_iter().find(|f| f.name() == alias)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the firewall did, or said, about the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Deny,
+    Drop,
+    Reject,
+    Accept,
+    /// A detector's alert (PortSentry) rather than a filter verdict.
+    Alert,
+    /// Logged, with no verdict in the line (a netfilter `LOG` rule whose
+    /// prefix names none, a Windows Firewall `CLOSE`).
+    Log,
+}
+
+impl Action {
+    pub const ALL: [Action; 6] =
+        [Action::Deny, Action::Drop, Action::Reject, Action::Accept, Action::Alert, Action::Log];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Drop => "drop",
+            Action::Reject => "reject",
+            Action::Accept => "accept",
+            Action::Alert => "alert",
+            Action::Log => "log",
+        }
+    }
+
+    /// The verdict a word names (`DROP`, `denied`, `BLOCK`, `permitted`...).
+    pub fn from_word(w: &[u8]) -> Option<Action> {
+        const WORDS: [(&[u8], Action); 22] = [
+            (b"drop", Action::Drop),
+            (b"dropped", Action::Drop),
+            (b"discard", Action::Drop),
+            (b"discarded", Action::Drop),
+            (b"deny", Action::Deny),
+            (b"denied", Action::Deny),
+            (b"block", Action::Deny),
+            (b"blocked", Action::Deny),
+            (b"reject", Action::Reject),
+            (b"rejected", Action::Reject),
+            (b"refused", Action::Reject),
+            (b"accept", Action::Accept),
+            (b"accepted", Action::Accept),
+            (b"allow", Action::Accept),
+            (b"allowed", Action::Accept),
+            (b"permit", Action::Accept),
+            (b"permitted", Action::Accept),
+            (b"pass", Action::Accept),
+            (b"open", Action::Accept),
+            (b"alert", Action::Alert),
+            (b"log", Action::Log),
+            (b"close", Action::Log),
+        ];
+        WORDS.iter().find(|(n, _)| n.eq_ignore_ascii_case(w)).map(|(_, a)| *a)
+    }
+
+    /// True for verdicts that stopped the packet or flagged it.
+    pub fn is_denial(self) -> bool {
+        !matches!(self, Action::Accept)
+    }
+}
+
+/// Short text kept inline (a log prefix, an ACL name, a host name), cut to
+/// `N` bytes at a character boundary when longer. Bytes are kept as the log
+/// has them; [`Label::as_str`] shows invalid UTF-8 lossily.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Default for Label<N> {
+    fn default() -> Self {
+        Label { len: 0, bytes: [0; N] }
+    }
+}
+
+impl<const N: usize> Label<N> {
+    /// Copies `b` (trimmed), cut to at most `N` bytes.
+    pub fn new(b: &[u8]) -> Label<N> {
+        let b = text::trim(b);
+        let mut n = b.len().min(N).min(255);
+        // Do not split a UTF-8 sequence.
+        while n < b.len() && n > 0 && (b[n] & 0xC0) == 0x80 {
+            n -= 1;
+        }
+        let mut l = Label { len: n as u8, bytes: [0; N] };
+        l.bytes[..n].copy_from_slice(&b[..n]);
+        l
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The text, with invalid UTF-8 replaced.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Label<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// TCP flag bits, as in the TCP header.
+pub mod flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+
+    /// The bit a flag name or letter stands for (`SYN`, `S`, `ACK`, `A`...).
+    pub fn from_name(w: &[u8]) -> Option<u8> {
+        const NAMES: [(&[u8], u8); 16] = [
+            (b"FIN", FIN),
+            (b"SYN", SYN),
+            (b"RST", RST),
+            (b"PSH", PSH),
+            (b"ACK", ACK),
+            (b"URG", URG),
+            (b"ECE", ECE),
+            (b"CWR", CWR),
+            (b"F", FIN),
+            (b"S", SYN),
+            (b"R", RST),
+            (b"P", PSH),
+            (b"A", ACK),
+            (b"U", URG),
+            (b"E", ECE),
+            (b"C", CWR),
+        ];
+        NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(w)).map(|(_, b)| *b)
+    }
+
+    /// Flags written as letters run together (`SA`, `FPU`); `None` if a letter is unknown.
+    pub fn from_letters(w: &[u8]) -> Option<u8> {
+        w.iter().try_fold(0u8, |acc, c| Some(acc | from_name(std::slice::from_ref(c))?))
+    }
+
+    /// The flags as names (`SYN,ACK`), in header order from CWR to FIN... reversed for reading.
+    pub fn names(bits: u8) -> String {
+        const ORDER: [(u8, &str); 8] = [
+            (SYN, "SYN"),
+            (ACK, "ACK"),
+            (FIN, "FIN"),
+            (RST, "RST"),
+            (PSH, "PSH"),
+            (URG, "URG"),
+            (ECE, "ECE"),
+            (CWR, "CWR"),
+        ];
+        ORDER.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// One firewall log line, as far as its format tells. Fixed-size and `Copy`:
+/// it holds no heap data, so it can cross threads like a packet summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FwRecord {
+    /// When the firewall logged the packet: µs since the epoch, UTC.
+    pub ts_us: Option<i64>,
+    /// A kernel `[uptime]` stamp (µs since boot), when the line has one.
+    pub uptime_us: Option<i64>,
+    pub format: Format,
+    pub action: Action,
+    /// IP protocol number.
+    pub proto: Option<u8>,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    /// ICMP type and code.
+    pub icmp: Option<(u8, u8)>,
+    /// TCP flags (bits of [`flags`]).
+    pub tcp_flags: Option<u8>,
+    /// TTL or IPv6 hop limit.
+    pub ttl: Option<u8>,
+    pub ip_id: Option<u32>,
+    /// IP packet length (total length), or the size the log reports.
+    pub len: Option<u32>,
+    /// The rule, ACL or log prefix (`[UFW BLOCK]`, `acl_dmz`, `2/(match)`).
+    pub rule: Label<40>,
+    /// The interface the packet came in on (or went out of).
+    pub iface: Label<16>,
+    /// The source's name when the log gives one (TCP Wrappers, PortSentry),
+    /// with or without an address.
+    pub src_name: Label<48>,
+    /// Input file index (order on the command line) and 1-based line number.
+    pub file: u16,
+    pub line: u32,
+}
+
+impl FwRecord {
+    /// An empty record of `format` with `action`.
+    pub fn new(format: Format, action: Action) -> FwRecord {
+        FwRecord {
+            ts_us: None,
+            uptime_us: None,
+            format,
+            action,
+            proto: None,
+            src: None,
+            dst: None,
+            sport: None,
+            dport: None,
+            icmp: None,
+            tcp_flags: None,
+            ttl: None,
+            ip_id: None,
+            len: None,
+            rule: Label::default(),
+            iface: Label::default(),
+            src_name: Label::default(),
+            file: 0,
+            line: 0,
+        }
+    }
+}
+
+/// Why a line gave no record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not a packet record: another program's line, a header or comment, or a
+    /// firewall message that names no packet (then `Some(format)`).
+    Other(Option<Format>),
+    /// It looks like a record of `format`, but cannot be read; `reason` says why.
+    Bad { format: Option<Format>, reason: &'static str },
+}
+
+/// Shorthand for a bad line of `format`.
+pub fn bad(format: Format, reason: &'static str) -> Skip {
+    Skip::Bad { format: Some(format), reason }
+}
+
+/// A format's line parser.
+type LineFn = fn(&[u8], &TimeCtx) -> Result<FwRecord, Skip>;
+
+/// What parsing one line needs besides its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct LineCtx {
+    pub time: TimeCtx,
+    /// `--fw-format`: only this format is tried.
+    pub forced: Option<Format>,
+    /// The file's index, copied into records.
+    pub file: u16,
+}
+
+/// Parses one file's lines. Holds the little state a file needs: the W3C
+/// `#Fields` or CSV header's column order. No allocation per line.
+pub struct LineParser {
+    pub ctx: LineCtx,
+    w3c: Option<w3c::Columns>,
+    csv: Option<csv::Columns>,
+    /// True once a line with content was seen (a CSV header must be the first).
+    seen_content: bool,
+}
+
+impl LineParser {
+    pub fn new(ctx: LineCtx) -> LineParser {
+        LineParser { ctx, w3c: None, csv: None, seen_content: false }
+    }
+
+    /// Parses line number `line_no` (1-based) of the file.
+    pub fn parse(&mut self, line: &[u8], line_no: u32) -> Result<FwRecord, Skip> {
+        let line = text::trim_end(line);
+        let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line); // a UTF-8 BOM
+        if text::trim(line).is_empty() {
+            return Err(Skip::Other(None));
+        }
+        let first = !self.seen_content;
+        self.seen_content = true;
+        let mut rec = self.parse_inner(line, first)?;
+        rec.file = self.ctx.file;
+        rec.line = line_no;
+        Ok(rec)
+    }
+
+    fn parse_inner(&mut self, line: &[u8], first: bool) -> Result<FwRecord, Skip> {
+        let ctx = &self.ctx;
+        // Header-driven formats first: their state decides what a line is.
+        if matches!(ctx.forced, None | Some(Format::WinFw)) {
+            if let Some(cols) = w3c::header(line) {
+                self.w3c = Some(cols);
+                return Err(Skip::Other(Some(Format::WinFw)));
+            }
+            if line.starts_with(b"#") && (self.w3c.is_some() || ctx.forced.is_some()) {
+                return Err(Skip::Other(Some(Format::WinFw)));
+            }
+            if let Some(cols) = &self.w3c {
+                return w3c::parse(line, cols, &ctx.time);
+            }
+            if ctx.forced == Some(Format::WinFw) {
+                return w3c::parse(line, &w3c::Columns::windows_default(), &ctx.time);
+            }
+        }
+        if matches!(ctx.forced, None | Some(Format::Csv)) {
+            if let Some(cols) = &self.csv {
+                return csv::parse(line, cols, &ctx.time);
+            }
+            if first && !line.starts_with(b"#") {
+                match csv::header(line) {
+                    Some(cols) => {
+                        self.csv = Some(cols);
+                        return Err(Skip::Other(Some(Format::Csv)));
+                    }
+                    None if ctx.forced == Some(Format::Csv) => {
+                        return Err(bad(Format::Csv, "the first line is not a CSV header naming src/dst columns"));
+                    }
+                    None => {}
+                }
+            }
+            if ctx.forced == Some(Format::Csv) {
+                return Err(Skip::Other(None));
+            }
+        }
+        let parsers: [(Format, LineFn); 5] = [
+            (Format::Netfilter, netfilter::parse),
+            (Format::Asa, asa::parse),
+            (Format::Pf, pf::parse),
+            (Format::PortSentry, portsentry::parse),
+            (Format::TcpWrappers, tcpwrappers::parse),
+        ];
+        for (f, parse) in parsers {
+            if ctx.forced.is_some_and(|forced| forced != f) {
+                continue;
+            }
+            match parse(line, &ctx.time) {
+                Err(Skip::Other(None)) => continue,
+                done => return done,
+            }
+        }
+        Err(Skip::Other(None))
+    }
+}
+
+/// One line as read: its bytes, or the fact that it was longer than [`MAX_LINE`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    Text(&'a [u8]),
+    Overlong,
+}
+
+/// Reads lines of at most [`MAX_LINE`] bytes from any byte stream, in constant
+/// memory. A longer line is reported as [`Line::Overlong`] and skipped to the
+/// next newline; a last line without a newline is still a line.
+pub struct LineReader<R: Read> {
+    inner: BufReader<R>,
+    buf: Vec<u8>,
+    /// Lines returned so far (the current line's number).
+    pub line_no: u32,
+}
+
+impl<R: Read> LineReader<R> {
+    pub fn new(r: R) -> LineReader<R> {
+        LineReader { inner: BufReader::with_capacity(64 * 1024, r), buf: Vec::with_capacity(1024), line_no: 0 }
+    }
+
+    /// The next line and its 1-based number, or `None` at the end of the stream.
+    pub fn next_line(&mut self) -> io::Result<Option<(u32, Line<'_>)>> {
+        self.buf.clear();
+        let mut overlong = false;
+        let mut any = false;
+        loop {
+            let avail = match self.inner.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                if !any {
+                    return Ok(None);
+                }
+                break;
+            }
+            any = true;
+            let nl = avail.iter().position(|&b| b == b'\n');
+            let take = nl.unwrap_or(avail.len());
+            if !overlong {
+                if self.buf.len() + take > MAX_LINE {
+                    overlong = true;
+                    self.buf.clear();
+                } else {
+                    self.buf.extend_from_slice(&avail[..take]);
+                }
+            }
+            let used = nl.map_or(take, |i| i + 1);
+            self.inner.consume(used);
+            if nl.is_some() {
+                break;
+            }
+        }
+        self.line_no = self.line_no.saturating_add(1);
+        Ok(Some((self.line_no, if overlong { Line::Overlong } else { Line::Text(&self.buf) })))
+    }
+}
+
+/// Counts for one input file.
+#[derive(Clone, Debug, Default)]
+pub struct FileTally {
+    pub name: String,
+    pub lines: u64,
+    pub records: u64,
+    /// Lines that are not packet records (other programs, headers, comments,
+    /// blank lines, firewall messages that name no packet).
+    pub other: u64,
+    /// Lines that look like records but could not be read (overlong included).
+    pub bad: u64,
+    pub overlong: u64,
+    /// The first [`FIRST_BAD_KEPT`] bad lines: (line number, reason).
+    pub first_bad: Vec<(u32, &'static str)>,
+    /// Lines attributed to each format (records, bad lines and that format's
+    /// other messages), indexed like [`Format::ALL`].
+    pub formats: [u64; Format::ALL.len()],
+}
+
+/// How many bad line numbers a file keeps.
+pub const FIRST_BAD_KEPT: usize = 10;
+
+impl FileTally {
+    pub fn new(name: &str) -> FileTally {
+        FileTally { name: name.to_string(), ..FileTally::default() }
+    }
+
+    /// The format with the most lines, if any line had one.
+    pub fn main_format(&self) -> Option<Format> {
+        let (i, n) = self.formats.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
+        (*n > 0).then(|| Format::ALL[i])
+    }
+
+    fn count_bad(&mut self, line: u32, reason: &'static str) {
+        self.bad += 1;
+        if self.first_bad.len() < FIRST_BAD_KEPT {
+            self.first_bad.push((line, reason));
+        }
+    }
+
+    /// Counts one parse outcome.
+    pub fn count(&mut self, line: u32, r: &Result<FwRecord, Skip>) {
+        self.lines += 1;
+        match r {
+            Ok(rec) => {
+                self.records += 1;
+                self.formats[rec.format.index()] += 1;
+            }
+            Err(Skip::Other(f)) => {
+                self.other += 1;
+                if let Some(f) = f {
+                    self.formats[f.index()] += 1;
+                }
+            }
+            Err(Skip::Bad { format, reason }) => {
+                self.count_bad(line, reason);
+                if let Some(f) = format {
+                    self.formats[f.index()] += 1;
+                }
+            }
+        }
+    }
+
+    /// Counts an overlong line.
+    pub fn count_overlong(&mut self, line: u32) {
+        self.lines += 1;
+        self.overlong += 1;
+        self.count_bad(line, "overlong line");
+    }
+}
+
+/// Reads every line of `r`, counting into `tally` and handing each record to
+/// `on_record`. Only an I/O error stops it.
+pub fn read_lines<R: Read>(
+    r: R,
+    parser: &mut LineParser,
+    tally: &mut FileTally,
+    mut on_record: impl FnMut(&FwRecord),
+) -> io::Result<()> {
+    let mut reader = LineReader::new(r);
+    while let Some((n, line)) = reader.next_line()? {
+        match line {
+            Line::Overlong => tally.count_overlong(n),
+            Line::Text(b) => {
+                let res = parser.parse(b, n);
+                tally.count(n, &res);
+                if let Ok(rec) = &res {
+                    on_record(rec);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An input that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {msg}")]
+pub struct InputError {
+    pub path: String,
+    pub msg: String,
+}
+
+/// An opened input: its name for messages, and its bytes.
+pub type Input = (String, Box<dyn Read + Send>);
+
+/// Opens every input up front (`-` is stdin), so a missing file fails the
+/// run before anything is read. Returns (display name, reader) pairs.
+pub fn open_inputs(paths: &[std::path::PathBuf]) -> Result<Vec<Input>, InputError> {
+    if paths.len() > usize::from(u16::MAX) {
+        return Err(InputError { path: "fwlog".into(), msg: format!("too many files ({})", paths.len()) });
+    }
+    let mut out: Vec<Input> = Vec::with_capacity(paths.len());
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(("stdin".into(), Box::new(io::stdin())));
+            continue;
+        }
+        let name = p.display().to_string();
+        let err = |e: io::Error| InputError { path: name.clone(), msg: format!("cannot open firewall log: {e}") };
+        if p.is_dir() {
+            return Err(err(io::Error::other("is a directory")));
+        }
+        let f = std::fs::File::open(p).map_err(err)?;
+        out.push((name, Box::new(f)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> LineCtx {
+        LineCtx {
+            time: TimeCtx { reference_us: time::parse_reference("2026-11-22").unwrap(), tz_offset_s: 0 },
+            forced: None,
+            file: 3,
+        }
+    }
+
+    #[test]
+    fn record_is_small_and_copy() {
+        fn is_copy<T: Copy + Send + 'static>() {}
+        is_copy::<FwRecord>();
+        assert!(std::mem::size_of::<FwRecord>() <= 256, "{}", std::mem::size_of::<FwRecord>());
+    }
+
+    #[test]
+    fn labels_cut_at_char_boundaries() {
+        let l = Label::<4>::new("aé€".as_bytes()); // 1 + 2 + 3 bytes
+        assert_eq!(l.as_str(), "aé");
+        assert_eq!(Label::<8>::new(b"  x  ").as_bytes(), b"x");
+        assert_eq!(Label::<8>::new(b"\xff\xfe").as_str(), "\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn reader_caps_lines_and_resyncs() {
+        let mut data = b"first\r\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        data.extend_from_slice(b"\nlast-without-newline");
+        let mut r = LineReader::new(&data[..]);
+        assert_eq!(r.next_line().unwrap(), Some((1, Line::Text(b"first\r"))));
+        assert_eq!(r.next_line().unwrap(), Some((2, Line::Overlong)));
+        assert_eq!(r.next_line().unwrap(), Some((3, Line::Text(b"last-without-newline"))));
+        assert_eq!(r.next_line().unwrap(), None);
+        // Exactly MAX_LINE bytes still fits.
+        let ok = vec![b'y'; MAX_LINE];
+        let mut r = LineReader::new(&ok[..]);
+        assert!(matches!(r.next_line().unwrap(), Some((1, Line::Text(b))) if b.len() == MAX_LINE));
+    }
+
+    #[test]
+    fn detection_routes_each_line() {
+        let mut p = LineParser::new(ctx());
+        let nf = b"Mar 15 20:55:15 linux kernel: [810294.788657] DROP IN=eth0 OUT= SRC=192.0.2.5 DST=192.0.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=49 ID=1 PROTO=TCP SPT=1 DPT=2 WINDOW=1024 RES=0x00 SYN URGP=0";
+        let r = p.parse(nf, 7).unwrap();
+        assert_eq!((r.format, r.file, r.line), (Format::Netfilter, 3, 7));
+        assert_eq!(
+            p.parse(b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure", 8),
+            Err(Skip::Other(None))
+        );
+        assert_eq!(p.parse(b"   ", 9), Err(Skip::Other(None)));
+        let asa = b"Apr 30 2013 09:23:02: %ASA-2-106006: Deny inbound UDP from 192.0.2.66/137 to 10.1.2.42/137 on interface inside";
+        assert_eq!(p.parse(asa, 10).unwrap().format, Format::Asa);
+    }
+
+    #[test]
+    fn forced_format_tries_only_that_parser() {
+        let mut c = ctx();
+        c.forced = Some(Format::Asa);
+        let mut p = LineParser::new(c);
+        let nf = b"DROP IN=eth0 OUT= SRC=192.0.2.5 DST=192.0.2.1 LEN=20 TTL=1 ID=1 PROTO=47";
+        assert_eq!(p.parse(nf, 1), Err(Skip::Other(None)));
+    }
+
+    #[test]
+    fn tally_keeps_first_bad_lines() {
+        let mut t = FileTally::new("x");
+        for i in 1..=20 {
+            t.count(i, &Err(bad(Format::Netfilter, "truncated")));
+        }
+        t.count_overlong(21);
+        assert_eq!((t.lines, t.bad, t.overlong), (21, 21, 1));
+        assert_eq!(t.first_bad.len(), FIRST_BAD_KEPT);
+        assert_eq!(t.first_bad[0], (1, "truncated"));
+        assert_eq!(t.main_format(), Some(Format::Netfilter));
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Format::from_name("iptables"), Some(Format::Netfilter));
+        assert_eq!(Format::from_name("nope"), None);
+    }
+}
