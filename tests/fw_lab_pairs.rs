@@ -102,3 +102,19 @@ fn nflog_via_ulogd_matches_the_span() {
 fn nftables_log_matches_the_span() {
     check_pair("fw_nftables", Some((-0.95, -0.80)));
 }
+
+/// picket's own parsers read every line the three real firewalls wrote.
+#[test]
+fn picket_fwlog_reads_every_lab_log_line() {
+    for name in ["fw_iptables_dmesg", "fw_iptables_nflog", "fw_nftables"] {
+        let log = pcap(&format!("{name}.log"));
+        let r = picket(&["fwlog", log.to_str().unwrap(), "--fw-reference", "2026-11-22"]);
+        assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
+        let c = r.of_type("fw_correlation")[0].fw_correlation.clone().expect("fw_correlation");
+        assert_eq!(c.records, 237, "{name}");
+        assert_eq!(c.formats.get("netfilter"), Some(&237), "{name}");
+        assert!(c.bad_lines.iter().all(|b| b.count == 0), "{name}: {:?}", c.bad_lines);
+        let port = |p: u16| c.by_port.iter().find(|x| x.port == Some(p)).map(|x| x.count);
+        assert_eq!((port(445), port(23), port(158)), (Some(32), Some(5), Some(4)), "{name}");
+    }
+}
