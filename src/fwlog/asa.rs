@@ -338,12 +338,10 @@ mod tests {
     use super::*;
     use crate::timefmt::rfc3339_us;
 
-    fn tctx() -> TimeCtx {
-        TimeCtx { reference_us: super::super::time::parse_reference("2026-11-22").unwrap(), tz_offset_s: 0 }
-    }
+    use crate::fwlog::testutil::tctx;
 
     fn ok(line: &str) -> FwRecord {
-        parse(line.as_bytes(), &tctx()).unwrap_or_else(|e| panic!("{e:?}: {line}"))
+        crate::fwlog::testutil::parsed(parse, line)
     }
 
     fn addr(s: &str) -> Option<IpAddr> {

@@ -278,9 +278,7 @@ mod tests {
     use super::*;
     use crate::timefmt::rfc3339_us;
 
-    fn tctx() -> TimeCtx {
-        TimeCtx { reference_us: super::super::time::parse_reference("2026-11-22").unwrap(), tz_offset_s: 0 }
-    }
+    use crate::fwlog::testutil::tctx;
 
     // No real CSV firewall export is in the corpus: these rows are written
     // after the column sets of SIGNATURES.md section 10 ("time, source,

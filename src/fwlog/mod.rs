@@ -723,3 +723,20 @@ mod tests {
         assert_eq!(Format::from_name("nope"), None);
     }
 }
+
+/// Test helpers shared by the parser modules.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::time::{TimeCtx, parse_reference};
+    use super::{FwRecord, Skip};
+
+    /// Year-inference reference 2026-11-22, UTC.
+    pub fn tctx() -> TimeCtx {
+        TimeCtx { reference_us: parse_reference("2026-11-22").expect("reference"), tz_offset_s: 0 }
+    }
+
+    /// `parse` of one line that must succeed.
+    pub fn parsed(parse: fn(&[u8], &TimeCtx) -> Result<FwRecord, Skip>, line: &str) -> FwRecord {
+        parse(line.as_bytes(), &tctx()).unwrap_or_else(|e| panic!("{e:?}: {line}"))
+    }
+}

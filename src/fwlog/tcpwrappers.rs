@@ -100,12 +100,10 @@ fn tagged_message(line: &[u8]) -> Option<(&[u8], usize)> {
 mod tests {
     use super::*;
 
-    fn tctx() -> TimeCtx {
-        TimeCtx { reference_us: super::super::time::parse_reference("2026-11-22").unwrap(), tz_offset_s: 0 }
-    }
+    use crate::fwlog::testutil::tctx;
 
     fn ok(line: &str) -> FwRecord {
-        parse(line.as_bytes(), &tctx()).unwrap_or_else(|e| panic!("{e:?}: {line}"))
+        crate::fwlog::testutil::parsed(parse, line)
     }
 
     // Real lines (corpus: OSSEC's tcpwrappers test logs), plus variations
