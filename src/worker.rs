@@ -70,7 +70,7 @@ impl Worker {
             d.flush(end, &self.sources, &cx);
         }
         if let Some(t) = &mut self.decoy {
-            t.finish(shared);
+            t.finish(&self.sources, shared);
         }
     }
 
@@ -95,7 +95,7 @@ impl Worker {
                 Some(ip) if p.owner_is_dst => Some(ip.dst),
                 _ => shard_addr(p, &shared.home),
             };
-            t.packet(p, sensor, owner, shared);
+            t.packet(p, sensor, owner, &mut self.sources, shared);
         }
     }
 
@@ -105,10 +105,10 @@ impl Worker {
         for d in &mut self.detectors {
             d.on_tick(&self.sources, &cx);
         }
-        self.sources.expire(self.now, &shared.stats);
         if let Some(t) = &mut self.decoy {
-            t.tick(ts, shared);
+            t.tick(ts, &self.sources, shared);
         }
+        self.sources.expire(self.now, &shared.stats);
         self.publish(shared);
     }
 

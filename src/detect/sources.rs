@@ -8,6 +8,12 @@
 //! so a scan ages out after two periods even while the source stays active
 //! (a retry client that once scanned is not a scanner forever).
 //!
+//! Each entry also holds the source's first contact (its first probe) and
+//! whether the other side has answered it (SYN-ACK, UDP reply, echo
+//! reply): `decoy_scan`'s long memory (`detect::ttl`) takes an address only
+//! once it holds an answered conversation, so a spoofed flood costs one
+//! entry here and none there.
+//!
 //! Bounded by `general.max_sources`; an entry idle for `general.source_idle_s`
 //! is dropped on the next tick. A full table refuses new sources and counts
 //! the refusal.
@@ -20,7 +26,11 @@ use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
+    /// First probe seen from the source: its first contact.
+    first_us: i64,
     last_us: i64,
+    /// The other side has answered one of its probes.
+    answered: bool,
     /// Start of the current period.
     period_us: i64,
     dports: [Distinct256; 2],
@@ -46,6 +56,14 @@ impl Entry {
         }
         self.period_us = now;
     }
+}
+
+/// What the table knows of a source's contact with the home side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contact {
+    pub first_us: i64,
+    pub last_us: i64,
+    pub answered: bool,
 }
 
 /// Per-source probe counts.
@@ -93,7 +111,9 @@ impl Sources {
                 return;
             }
             None => self.map.entry(AddrKey(ip.src)).or_insert(Entry {
+                first_us: p.ts_us,
                 last_us: p.ts_us,
+                answered: false,
                 period_us: p.ts_us,
                 dports: [Distinct256::default(); 2],
                 hosts: [Distinct256::default(); 2],
@@ -119,6 +139,21 @@ impl Sources {
         self.map.retain(|_, e| e.probes > 1);
         stats.table(Table::Sources).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
         self.map.len() < self.cap
+    }
+
+    /// Notes that the other side answered `addr` (a source this worker
+    /// owns). Only a known source is marked: an answer creates no entry.
+    #[inline]
+    pub fn mark_answered(&mut self, addr: IpAddr) {
+        if let Some(e) = self.map.get_mut(&AddrKey(addr)) {
+            e.answered = true;
+        }
+    }
+
+    /// `addr`'s first contact, last probe and whether it was answered.
+    #[inline]
+    pub fn contact(&self, addr: IpAddr) -> Option<Contact> {
+        self.map.get(&AddrKey(addr)).map(|e| Contact { first_us: e.first_us, last_us: e.last_us, answered: e.answered })
     }
 
     /// Distinct destination ports `src` has probed lately (estimate).

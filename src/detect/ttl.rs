@@ -1,23 +1,28 @@
 //! TTL zen (SIGNATURES.md section 6) and the sensor's long memory of
-//! addresses: for every address a worker owns, when it was first seen and
-//! the TTL of its real two-way conversations (its *baseline*).
+//! addresses: for every address a worker owns that has held a real two-way
+//! conversation, when it was first seen and the TTL of its conversations
+//! (its *baseline*).
 //!
 //! - An observed TTL (IPv6: hop limit) is an initial TTL minus the hops
 //!   travelled. The initial TTL is the next of 32, 64, 128 and 255 at or
 //!   above the observed one; the class hints at the operating system.
 //! - The baseline is learned only from packets that prove the address is
-//!   really there: a TCP segment it sends with ACK and data (or FIN) after
-//!   the other side has sent it a SYN-ACK or a UDP answer. Probes
-//!   (SYN, FIN, NULL, Xmas, bare ACK, UDP) never set it, so a forged source
-//!   cannot give itself a baseline by sending packets alone.
+//!   really there: the initiator's FIN with ACK after the other side has
+//!   answered it (SYN-ACK, UDP reply, echo reply; the per-source table
+//!   `detect::sources` keeps that flag and the first contact). Probes (SYN,
+//!   FIN, NULL, Xmas, bare ACK, UDP) never set it, so a forged source cannot
+//!   give itself a baseline by sending packets alone, and a spoofed flood
+//!   never enters the memory: it holds only addresses that conversed.
+//!   Addresses that only probed are known from the per-source table, for
+//!   as long as it keeps them.
 //!
 //! Bounded by `[decoy_scan] history_max_tracked` (split between workers).
-//! When full, entries that never held a conversation go first (a spoofed
-//! flood leaves only those), then the least recently seen eighth of the
-//! rest; both count as `evicted` in `state.ttl_history`. At most one such
-//! sweep per second of packet time; between sweeps a full table refuses new
-//! addresses (`cap_hits`). Entries idle for `history_idle_s` expire.
+//! When full, the least recently conversing eighth goes (counted as
+//! `evicted` in `state.ttl_history`), at most once per second of packet
+//! time; between sweeps a full table refuses new addresses (`cap_hits`).
+//! Entries without a conversation for `history_idle_s` expire.
 
+use super::sources::Contact;
 use super::{AddrKey, FastMap, SWEEP_US};
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
@@ -63,7 +68,7 @@ pub struct Memory {
 }
 
 impl Memory {
-    fn new(ts: i64) -> Memory {
+    pub fn new(ts: i64) -> Memory {
         Memory {
             first_us: ts,
             last_us: ts,
@@ -79,15 +84,6 @@ impl Memory {
     pub fn baseline(&self) -> Option<(u8, u8)> {
         (self.conv_packets > 0).then_some((self.conv_ttl_min, self.conv_ttl_max))
     }
-}
-
-/// A packet an owned address sent, as the history sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sent {
-    /// A probe or any packet that proves nothing about the sender.
-    Other,
-    /// ACK with data or FIN: a conversation packet if it was answered before.
-    Conversation,
 }
 
 /// The per-worker long memory.
@@ -110,53 +106,44 @@ impl TtlHistory {
         }
     }
 
-    /// Records a packet sent by `addr`, an address this worker owns.
+    /// A conversation packet `addr` sent (see the module doc). `contact` is
+    /// what the per-source table knows of it: an address enters the memory
+    /// here, once answered, with the first contact the table saw.
     #[inline]
-    pub fn sent(&mut self, addr: IpAddr, ts: i64, ttl: u8, kind: Sent, stats: &Stats) {
-        let Some(m) = self.entry(addr, ts, stats) else { return };
+    pub fn conversation(&mut self, addr: IpAddr, ts: i64, ttl: u8, contact: Option<Contact>, stats: &Stats) {
+        let m = match self.map.get_mut(&AddrKey(addr)) {
+            Some(m) => m,
+            None => {
+                let Some(c) = contact.filter(|c| c.answered) else { return };
+                if self.map.len() >= self.cap && !self.make_room(ts, stats) {
+                    stats.table(Table::TtlHistory).cap_hits.fetch_add(1, Relaxed);
+                    return;
+                }
+                let mut m = Memory::new(c.first_us.min(ts));
+                m.answered = true;
+                self.map.entry(AddrKey(addr)).or_insert(m)
+            }
+        };
         m.last_us = m.last_us.max(ts);
-        m.first_us = m.first_us.min(ts);
-        if kind == Sent::Conversation && m.answered {
-            m.conv_first_us = Some(m.conv_first_us.map_or(ts, |t| t.min(ts)));
-            m.conv_ttl_min = m.conv_ttl_min.min(ttl);
-            m.conv_ttl_max = m.conv_ttl_max.max(ttl);
-            m.conv_packets = m.conv_packets.saturating_add(1);
-        }
-    }
-
-    /// Records an answer sent to `addr` (SYN-ACK, UDP) by the other side.
-    /// Only an address already known gets it: an answer creates no entry.
-    #[inline]
-    pub fn answered(&mut self, addr: IpAddr) {
-        if let Some(m) = self.map.get_mut(&AddrKey(addr)) {
-            m.answered = true;
-        }
+        m.conv_first_us = Some(m.conv_first_us.map_or(ts, |t| t.min(ts)));
+        m.conv_ttl_min = m.conv_ttl_min.min(ttl);
+        m.conv_ttl_max = m.conv_ttl_max.max(ttl);
+        m.conv_packets = m.conv_packets.saturating_add(1);
     }
 
     pub fn get(&self, addr: IpAddr) -> Option<&Memory> {
         self.map.get(&AddrKey(addr))
     }
 
-    fn entry(&mut self, addr: IpAddr, ts: i64, stats: &Stats) -> Option<&mut Memory> {
-        // One lookup while there is room; the full-table path checks first.
-        if self.map.len() >= self.cap && !self.map.contains_key(&AddrKey(addr)) && !self.make_room(ts, stats) {
-            stats.table(Table::TtlHistory).cap_hits.fetch_add(1, Relaxed);
-            return None;
-        }
-        Some(self.map.entry(AddrKey(addr)).or_insert_with(|| Memory::new(ts)))
-    }
-
-    /// Drops every address that never held a conversation; if that frees
-    /// less than an eighth of the table, also the least recently seen eighth
-    /// of the rest. At most once per second of packet time.
+    /// Drops the least recently conversing eighth of the table. At most
+    /// once per second of packet time.
     fn make_room(&mut self, now: i64, stats: &Stats) -> bool {
         if now.saturating_sub(self.last_evict_us) < 1_000_000 {
             return false;
         }
         self.last_evict_us = now;
         let before = self.map.len();
-        self.map.retain(|_, m| m.conv_packets > 0);
-        if before - self.map.len() < self.cap / 8 + 1 && !self.map.is_empty() {
+        if !self.map.is_empty() {
             let mut ages: Vec<i64> = self.map.values().map(|m| m.last_us).collect();
             let k = (self.cap / 8).min(ages.len() - 1);
             let (_, cut, _) = ages.select_nth_unstable(k);
@@ -209,59 +196,49 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn answered(first_us: i64) -> Option<Contact> {
+        Some(Contact { first_us, last_us: first_us, answered: true })
+    }
+
     #[test]
-    fn only_an_answered_conversation_sets_the_baseline() {
+    fn only_an_answered_conversation_enters_the_memory_and_sets_the_baseline() {
         let st = Stats::default();
         let mut h = TtlHistory::new(10, 3600.0);
         let x = a("203.0.113.10");
-        h.sent(x, 0, 126, Sent::Other, &st); // SYN
-        h.sent(x, 1, 126, Sent::Conversation, &st); // data before any answer: forged?
-        assert_eq!(h.get(x).unwrap().baseline(), None);
-        h.answered(x);
-        h.sent(x, 3, 126, Sent::Conversation, &st);
-        h.sent(x, 4, 125, Sent::Conversation, &st);
+        // Data before any answer (a forged source?): nothing is remembered.
+        let unanswered = Some(Contact { first_us: 0, last_us: 0, answered: false });
+        h.conversation(x, 1, 126, unanswered, &st);
+        h.conversation(x, 1, 126, None, &st);
+        assert!(h.get(x).is_none());
+        h.conversation(x, 3, 126, answered(0), &st);
+        h.conversation(x, 4, 125, None, &st); // known now: the table need not know it any more
         let m = h.get(x).unwrap();
         assert_eq!(m.baseline(), Some((125, 126)));
-        assert_eq!((m.first_us, m.conv_first_us), (0, Some(3)));
-        // An answer to an unknown address creates nothing.
-        h.answered(a("198.51.100.77"));
+        assert_eq!((m.first_us, m.conv_first_us, m.conv_packets), (0, Some(3), 2), "first contact from the table");
         assert_eq!(h.len(), 1);
     }
 
     #[test]
-    fn a_spoofed_flood_evicts_probe_only_addresses_first() {
-        let st = Stats::default();
-        let mut h = TtlHistory::new(100, 3600.0);
-        let real = a("203.0.113.10");
-        h.sent(real, 0, 126, Sent::Other, &st);
-        h.answered(real);
-        h.sent(real, 0, 126, Sent::Conversation, &st);
-        for i in 0..100_000u32 {
-            let ts = i64::from(i) * 100; // 10,000 per second
-            h.sent(IpAddr::V4((0x0a00_0000 + i).into()), ts, 40, Sent::Other, &st);
-            assert!(h.len() <= 100);
-        }
-        assert_eq!(h.get(real).unwrap().baseline(), Some((126, 126)), "the real address survived");
-        let c = st.table(Table::TtlHistory);
-        assert!(c.evicted.load(Relaxed) > 0 && c.cap_hits.load(Relaxed) > 0);
-        h.expire(i64::MAX / 2, &st);
-        assert!(h.is_empty());
-        assert!(c.expired.load(Relaxed) > 0);
-    }
-
-    #[test]
-    fn a_table_of_conversations_makes_room_by_age() {
+    fn a_full_memory_makes_room_by_age_and_counts() {
         let st = Stats::default();
         let mut h = TtlHistory::new(16, 3600.0);
         for i in 0..16u32 {
             let x = IpAddr::V4((0x0a00_0000 + i).into());
-            h.sent(x, i64::from(i), 64, Sent::Other, &st);
-            h.answered(x);
-            h.sent(x, i64::from(i), 64, Sent::Conversation, &st);
+            h.conversation(x, i64::from(i), 64, answered(0), &st);
         }
-        h.sent(a("198.51.100.1"), 2_000_000, 64, Sent::Other, &st);
+        h.conversation(a("198.51.100.1"), 2_000_000, 64, answered(0), &st);
         assert!(h.get(a("198.51.100.1")).is_some());
         assert!(h.get(IpAddr::V4(0x0a00_0000.into())).is_none(), "the oldest went");
         assert!(h.get(IpAddr::V4((0x0a00_0000 + 15).into())).is_some());
+        assert!(st.table(Table::TtlHistory).evicted.load(Relaxed) >= 2);
+        // Within the same second the table refuses and counts.
+        for k in 2..8u8 {
+            h.conversation(IpAddr::V4([198, 51, 100, k].into()), 2_000_000 + i64::from(k), 64, answered(0), &st);
+        }
+        assert_eq!(h.len(), 16);
+        assert!(st.table(Table::TtlHistory).cap_hits.load(Relaxed) > 0);
+        h.expire(i64::MAX / 2, &st);
+        assert!(h.is_empty());
+        assert!(st.table(Table::TtlHistory).expired.load(Relaxed) > 0);
     }
 }

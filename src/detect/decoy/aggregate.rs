@@ -68,8 +68,18 @@ pub struct Aggregator {
     /// Watermark per worker (`i64::MIN` until its first tick, `MAX` when done).
     marks: Vec<i64>,
     pending: Vec<Record>,
+    /// `pending` indices in (tag, destination, source) order, reused:
+    /// records are about 650 bytes, so they are sorted by index, not moved.
+    order: Vec<(i64, IpAddr, IpAddr, u32)>,
+    /// Destinations of one tag's records, reused.
+    dsts: Vec<IpAddr>,
     dests: FastMap<IpAddr, Dest>,
     held: usize,
+    /// No record is older than this `last_us` except members of a live
+    /// detection whose newest member is at least this recent: until the
+    /// window passes it, `expire` has nothing to do (kept conservative:
+    /// it only moves forward in a full sweep).
+    quiet_from: i64,
     clock: i64,
     update_us: i64,
     window_us: i64,
@@ -361,8 +371,11 @@ impl Aggregator {
             rules: rules.clone(),
             marks: vec![i64::MIN; workers.max(1)],
             pending: Vec::new(),
+            order: Vec::new(),
+            dsts: Vec::new(),
             dests: FastMap::default(),
             held: 0,
+            quiet_from: i64::MAX,
             clock: i64::MIN,
             update_us: (update_interval_s * 1e6) as i64,
             window_us: (rules.window_s * 1e6) as i64,
@@ -414,28 +427,41 @@ impl Aggregator {
         if low == i64::MIN {
             return;
         }
-        self.pending.sort_unstable_by_key(|a| (a.tag, a.dst, a.src));
-        let ready = self.pending.partition_point(|r| r.tag <= low);
-        let batch: Vec<Record> = self.pending.drain(..ready).collect();
+        let pending = std::mem::take(&mut self.pending);
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(
+            pending.iter().enumerate().filter(|(_, r)| r.tag <= low).map(|(i, r)| (r.tag, r.dst, r.src, i as u32)),
+        );
+        order.sort_unstable();
         let mut i = 0;
-        while i < batch.len() {
-            let tag = batch[i].tag;
-            let j = batch[i..].iter().position(|r| r.tag != tag).map_or(batch.len(), |k| i + k);
-            let group = &batch[i..j];
+        while i < order.len() {
+            let tag = order[i].0;
+            let j = order[i..].iter().position(|o| o.0 != tag).map_or(order.len(), |k| i + k);
+            let group = &order[i..j];
+            let mut dsts = std::mem::take(&mut self.dsts);
+            dsts.clear();
+            dsts.extend(group.iter().map(|o| o.1));
+            dsts.dedup(); // sorted by (tag, dst, src)
+            let records = group.iter().filter_map(|o| pending.get(o.3 as usize));
             if tag == i64::MAX {
                 // The end: apply the last snapshots, then judge at the latest packet time.
-                group.iter().for_each(|r| self.apply(r, &shared.stats));
+                records.for_each(|r| self.apply(r, &shared.stats));
                 let now = self.clock;
-                self.judge_dests(group, now, shared, out);
+                self.judge_dests(&dsts, now, shared, out);
                 self.expire(now, shared, out);
             } else {
                 self.clock = self.clock.max(tag);
                 self.expire(tag, shared, out);
-                group.iter().for_each(|r| self.apply(r, &shared.stats));
-                self.judge_dests(group, tag, shared, out);
+                records.for_each(|r| self.apply(r, &shared.stats));
+                self.judge_dests(&dsts, tag, shared, out);
             }
+            self.dsts = dsts;
             i = j;
         }
+        self.order = order;
+        self.pending = pending;
+        self.pending.retain(|r| r.tag > low);
         if low != i64::MAX {
             self.clock = self.clock.max(low);
             self.expire(low, shared, out);
@@ -443,11 +469,9 @@ impl Aggregator {
         shared.stats.table(Table::Decoy).entries.store(self.held as u64, Relaxed);
     }
 
-    fn judge_dests(&mut self, group: &[Record], now: i64, shared: &Shared, out: &Sender<EventLine>) {
-        let mut dsts: Vec<IpAddr> = group.iter().map(|r| r.dst).collect();
-        dsts.dedup(); // sorted by (tag, dst, src)
+    fn judge_dests(&mut self, dsts: &[IpAddr], now: i64, shared: &Shared, out: &Sender<EventLine>) {
         for dst in dsts {
-            self.evaluate(dst, now, shared, out);
+            self.evaluate(*dst, now, shared, out);
         }
     }
 
@@ -467,6 +491,7 @@ impl Aggregator {
             d.srcs.push(*r);
             self.held += 1;
         }
+        self.quiet_from = self.quiet_from.min(r.last_us);
     }
 
     /// Looks for groups at `dst` and opens or grows their detections.
@@ -475,6 +500,11 @@ impl Aggregator {
         let from = now.saturating_sub(self.window_us);
         let Some(d) = self.dests.get_mut(&dst) else { return };
         let Dest { srcs, dets } = d;
+        // Most destinations see one scanner at a time: no group to look for.
+        if srcs.iter().filter(|r| candidate(rules, r, from)).nth(rules.min_sources.saturating_sub(1) as usize).is_none()
+        {
+            return;
+        }
         let mut elig: Vec<&Record> = srcs.iter().filter(|r| candidate(rules, r, from)).collect();
         elig.sort_by_key(|r| (r.first_us, r.src));
         let cx = Ctx { shared, out, now, inbound: 0 }; // no traffic shares here
@@ -525,6 +555,10 @@ impl Aggregator {
     /// forgets records that old (a member of an open detection stays).
     fn expire(&mut self, now: i64, shared: &Shared, out: &Sender<EventLine>) {
         let from = now.saturating_sub(self.window_us);
+        if from <= self.quiet_from {
+            return;
+        }
+        let mut quiet_from = i64::MAX;
         let cx = Ctx { shared, out, now, inbound: 0 }; // no traffic shares here
         let mut finals: Vec<(i64, IpAddr, EventLine)> = Vec::new();
         let mut gone = 0usize;
@@ -541,7 +575,17 @@ impl Aggregator {
             let before = srcs.len();
             srcs.retain(|r| r.last_us >= from || dets.iter().any(|det| det.members.contains(&r.src)));
             gone += before - srcs.len();
+            // What the next sweep could end: a detection when its newest
+            // member goes quiet, any other record when it does.
+            for det in dets.iter() {
+                let newest = members_of(det, srcs).iter().map(|r| r.last_us).max().unwrap_or(i64::MIN);
+                quiet_from = quiet_from.min(newest);
+            }
+            for r in srcs.iter().filter(|r| !dets.iter().any(|det| det.members.contains(&r.src))) {
+                quiet_from = quiet_from.min(r.last_us);
+            }
         }
+        self.quiet_from = quiet_from;
         if gone > 0 {
             self.held = self.held.saturating_sub(gone);
             self.dests.retain(|_, d| !d.srcs.is_empty() || !d.dets.is_empty());
@@ -599,18 +643,19 @@ fn groups<'a>(mut elig: Vec<&'a Record>, rules: &DecoyScanRules) -> Vec<Vec<&'a 
     let min = rules.min_sources as usize;
     let mut out = Vec::new();
     while elig.len() >= min {
-        let mut best: Vec<usize> = Vec::new();
-        for (i, seed) in elig.iter().enumerate() {
-            let g: Vec<usize> = (0..elig.len())
-                .filter(|j| *j == i || seed.sketch.jaccard(&elig[*j].sketch) >= rules.min_overlap)
-                .collect();
-            if g.len() > best.len() {
-                best = g;
+        // The seed whose overlap set is largest (counted, then listed once).
+        let overlaps = |i: usize, j: usize| j == i || elig[i].sketch.jaccard(&elig[j].sketch) >= rules.min_overlap;
+        let (mut seed, mut most) = (0, 0);
+        for i in 0..elig.len() {
+            let n = (0..elig.len()).filter(|j| overlaps(i, *j)).count();
+            if n > most {
+                (seed, most) = (i, n);
             }
         }
-        if best.len() < min {
+        if most < min {
             break;
         }
+        let best: Vec<usize> = (0..elig.len()).filter(|j| overlaps(seed, *j)).collect();
         let set: Vec<&Record> = best.iter().map(|i| elig[*i]).collect();
         let mut k = 0;
         elig.retain(|_| {

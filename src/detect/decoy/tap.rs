@@ -1,7 +1,8 @@
 //! The worker side of `decoy_scan`: for the addresses this worker owns, the
-//! long memory (`TtlHistory`) and one probe record per (source,
-//! destination), and the hand-off of candidate records to the aggregator
-//! (see `decoy/mod.rs`).
+//! long memory (`TtlHistory`, fed from the worker's per-source table
+//! `Sources`, which holds first contacts and answers) and one probe record
+//! per (source, destination), and the hand-off of candidate records to the
+//! aggregator (see `decoy/mod.rs`).
 //!
 //! A probe is a TCP segment without ACK (SYN, FIN, NULL, Xmas, other
 //! combinations), a bare ACK without data, or a UDP datagram, sent by the
@@ -23,7 +24,8 @@
 
 use super::{AggMsg, Link, PortSlot, Record, Same, kind};
 use crate::config::DecoyScanRules;
-use crate::detect::ttl::{Sent, TtlHistory};
+use crate::detect::sources::Sources;
+use crate::detect::ttl::{Memory, TtlHistory};
 use crate::detect::{FastMap, PairKey, SWEEP_US, Shared};
 use crate::stats::{Stats, Table};
 use crate::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
@@ -157,8 +159,21 @@ impl Tap {
     }
 
     /// What the long memory holds about `addr`.
-    pub fn memory(&self, addr: IpAddr) -> Option<&crate::detect::ttl::Memory> {
+    pub fn memory(&self, addr: IpAddr) -> Option<&Memory> {
         self.hist.get(addr)
+    }
+
+    /// What is known of `addr`: its long memory, else its first contact
+    /// from the per-source table.
+    fn recall(&self, addr: IpAddr, sources: &Sources) -> Option<Memory> {
+        self.hist.get(addr).copied().or_else(|| {
+            sources.contact(addr).map(|c| {
+                let mut m = Memory::new(c.first_us);
+                m.last_us = c.last_us;
+                m.answered = c.answered;
+                m
+            })
+        })
     }
 
     /// Addresses remembered and probe records held (both tiers).
@@ -167,19 +182,27 @@ impl Tap {
     }
 
     /// Handles one packet this worker received; `owner` is its
-    /// `dispatch::shard_addr`.
+    /// `dispatch::shard_addr`. `sources` is the worker's per-source table,
+    /// which has already seen the packet.
     #[inline]
-    pub fn packet(&mut self, p: &PacketSummary, sensor: u16, owner: Option<IpAddr>, shared: &Shared) {
+    pub fn packet(
+        &mut self,
+        p: &PacketSummary,
+        sensor: u16,
+        owner: Option<IpAddr>,
+        sources: &mut Sources,
+        shared: &Shared,
+    ) {
         let Some(ip) = &p.ip else { return };
         if owner == Some(ip.src) {
-            self.sent(p, ip, sensor, &shared.stats);
+            self.sent(p, ip, sensor, sources, &shared.stats);
         } else if owner == Some(ip.dst) {
-            self.received(p, ip);
+            self.received(p, ip, sources);
         }
     }
 
     /// A packet sent by an owned address.
-    fn sent(&mut self, p: &PacketSummary, ip: &IpInfo, sensor: u16, stats: &Stats) {
+    fn sent(&mut self, p: &PacketSummary, ip: &IpInfo, sensor: u16, sources: &Sources, stats: &Stats) {
         let (probe, conv) = match &p.l4 {
             L4::Tcp(t) => {
                 // One conversation packet per connection is enough for the
@@ -195,9 +218,8 @@ impl Tap {
         if probe.is_none() && !conv {
             return;
         }
-        let what = if conv { Sent::Conversation } else { Sent::Other };
-        self.hist.sent(ip.src, p.ts_us, ip.ttl, what, stats);
         if conv {
+            self.hist.conversation(ip.src, p.ts_us, ip.ttl, sources.contact(ip.src), stats);
             let port = p.tcp().map_or(0, |t| t.dport);
             self.complete((ip.src, ip.dst), port, false);
         }
@@ -213,7 +235,7 @@ impl Tap {
     }
 
     /// A packet sent to an owned address: an answer proves it was reachable.
-    fn received(&mut self, p: &PacketSummary, ip: &IpInfo) {
+    fn received(&mut self, p: &PacketSummary, ip: &IpInfo, sources: &mut Sources) {
         let answer = match &p.l4 {
             // The SYN-ACK is enough: data to it follows one (one lookup per
             // connection, not per segment).
@@ -226,7 +248,7 @@ impl Tap {
             _ => false,
         };
         if answer {
-            self.hist.answered(ip.dst);
+            sources.mark_answered(ip.dst);
         }
     }
 
@@ -369,14 +391,14 @@ impl Tap {
     }
 
     /// Sends the candidates changed since the last tick, tagged `tag`.
-    fn send_changed(&mut self, tag: i64, stats: &Stats) {
+    fn send_changed(&mut self, tag: i64, sources: &Sources, stats: &Stats) {
         let mut queue = std::mem::take(&mut self.queue);
         for key in queue.drain(..) {
             let Some(e) = self.pairs.get_mut(&PairKey::from(key)) else { continue };
             e.queued = false;
             let mut rec = e.rec;
             rec.tag = tag;
-            rec.memory = self.hist.get(key.0).copied();
+            rec.memory = self.recall(key.0, sources);
             send(&self.link, AggMsg::Record(rec), stats);
         }
         self.queue = queue;
@@ -386,9 +408,9 @@ impl Tap {
     /// watermark, then expire idle state. Expiry runs on the ticks' times
     /// alone, which every worker shares, so what expires when does not
     /// depend on how sources are spread over workers.
-    pub fn tick(&mut self, ts: i64, shared: &Shared) {
+    pub fn tick(&mut self, ts: i64, sources: &Sources, shared: &Shared) {
         let stats = &shared.stats;
-        self.send_changed(ts, stats);
+        self.send_changed(ts, sources, stats);
         send(&self.link, AggMsg::Watermark { worker: self.link.worker, ts }, stats);
         self.hist.expire(ts, stats);
         if ts.saturating_sub(self.last_sweep_us) < SWEEP_US {
@@ -405,8 +427,8 @@ impl Tap {
     }
 
     /// End of input or shutdown: the last snapshots, then `Done`.
-    pub fn finish(&mut self, shared: &Shared) {
-        self.send_changed(i64::MAX, &shared.stats);
+    pub fn finish(&mut self, sources: &Sources, shared: &Shared) {
+        self.send_changed(i64::MAX, sources, &shared.stats);
         send(&self.link, AggMsg::Done { worker: self.link.worker }, &shared.stats);
     }
 }
