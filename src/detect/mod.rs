@@ -155,6 +155,16 @@ impl Shared {
 /// within this much, and a tick does not walk every entry.
 pub const SWEEP_US: i64 = 10_000_000;
 
+/// Packet time between expiry sweeps of a table whose entries idle out
+/// after `idle_us`: `SWEEP_US`, or a tenth of the idle time when that is
+/// longer. Walking a large table is a pass over memory, so a table kept for
+/// ten minutes is swept every minute, not every ten seconds; entries live
+/// at most 10% longer than their idle time.
+#[inline]
+pub fn sweep_every(idle_us: i64) -> i64 {
+    SWEEP_US.max(idle_us / 10)
+}
+
 /// The hash map every detector table uses: foldhash is several times faster
 /// than SipHash on small keys and is seeded per process, so spoofed keys
 /// cannot be chosen to collide.

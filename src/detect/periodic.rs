@@ -46,12 +46,12 @@
 //! workers; a full `first` is emptied (at most once per second, counted as
 //! evictions); a full `map` drops unconfirmed entries with fewer than 3
 //! attempts, then refuses new keys (cap hits). Entries expire after `idle_s`
-//! without an attempt (checked every `SWEEP_US`), which ends their detections.
+//! without an attempt (checked every tenth of it, `sweep_every`), which ends their detections.
 
 use super::cadence::{self, Cadence, Fold, Params};
 use super::slab::Slab;
 use super::sources::Sources;
-use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US, class};
+use super::{Ctx, Detector, EndReason, FastMap, class, sweep_every};
 use crate::config::{PeriodicProbeRules, Rules, SourcePortSequenceRules};
 use crate::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::stats::Table;
@@ -548,10 +548,10 @@ impl Periodic {
         self.map.len() < self.cap
     }
 
-    /// Every `SWEEP_US`, ends and drops entries idle for `idle_s`.
+    /// Every `sweep_every(idle)`, ends and drops entries idle for `idle_s`.
     fn tick(&mut self, src: &Sources, cx: &Ctx) {
         let now = cx.now;
-        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+        if now.saturating_sub(self.last_sweep_us) < sweep_every(self.lim.idle_us) {
             return;
         }
         self.last_sweep_us = now;

@@ -18,7 +18,7 @@
 //! is dropped on the next tick. A full table refuses new sources and counts
 //! the refusal.
 
-use super::{AddrKey, Distinct256, FastMap, SWEEP_US, addr_key};
+use super::{AddrKey, Distinct256, FastMap, addr_key, sweep_every};
 use crate::stats::{Stats, Table};
 use crate::summary::{L4, PacketSummary, tcpflag};
 use std::net::IpAddr;
@@ -73,7 +73,7 @@ pub struct Sources {
     idle_us: i64,
     /// Packet time of the last make-room sweep (at most one per second).
     last_evict_us: i64,
-    /// Packet time of the last expiry sweep (one per `SWEEP_US`).
+    /// Packet time of the last expiry sweep (one per `sweep_every`).
     last_sweep_us: i64,
     /// `Distinct256` estimate by count of clear bits (0..=256).
     estimates: Vec<u64>,
@@ -184,9 +184,9 @@ impl Sources {
     }
 
     /// Drops sources idle for longer than the idle time (at most once per
-    /// `SWEEP_US`).
+    /// `sweep_every` of the idle time).
     pub fn expire(&mut self, now: i64, stats: &Stats) {
-        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+        if now.saturating_sub(self.last_sweep_us) < sweep_every(self.idle_us) {
             return;
         }
         self.last_sweep_us = now;

@@ -25,12 +25,12 @@
 //!   then refuses new keys, counted as cap hits.
 //!
 //! Both are capped at `max_tracked` (split between workers) and expire after
-//! `window_s` without a SYN (checked every `SWEEP_US` of packet time).
+//! `window_s` without a SYN (checked every `sweep_every(window)` of packet time: a tenth of it).
 //! Entries that may confirm once their attempts settle sit in a short
 //! pending list, so a tick never walks the whole table.
 
 use super::sources::Sources;
-use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, SWEEP_US, class};
+use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, class, sweep_every};
 use crate::config::SynRetryRules;
 use crate::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::stats::Table;
@@ -537,7 +537,7 @@ impl SynRetry {
     }
 
     /// Confirms pending entries whose attempts have settled, and every
-    /// `SWEEP_US` expires idle entries (called once per tick).
+    /// `sweep_every(window)` expires idle entries (called once per tick).
     fn tick(&mut self, src_table: &Sources, cx: &Ctx) {
         let (now, lim) = (cx.now, self.lim);
         let map = &mut self.map;
@@ -550,7 +550,7 @@ impl SynRetry {
             e.queued = keep;
             keep
         });
-        if now.saturating_sub(self.last_sweep_us) < SWEEP_US {
+        if now.saturating_sub(self.last_sweep_us) < sweep_every(lim.window_us) {
             return;
         }
         self.last_sweep_us = now;

@@ -26,7 +26,7 @@ use super::{AggMsg, Link, PortSlot, Record, Same, kind};
 use crate::config::DecoyScanRules;
 use crate::detect::sources::Sources;
 use crate::detect::ttl::{Memory, TtlHistory};
-use crate::detect::{FastMap, PairKey, SWEEP_US, Shared};
+use crate::detect::{FastMap, PairKey, Shared, sweep_every};
 use crate::stats::{Stats, Table};
 use crate::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use std::net::IpAddr;
@@ -413,7 +413,7 @@ impl Tap {
         self.send_changed(ts, sources, stats);
         send(&self.link, AggMsg::Watermark { worker: self.link.worker, ts }, stats);
         self.hist.expire(ts, stats);
-        if ts.saturating_sub(self.last_sweep_us) < SWEEP_US {
+        if ts.saturating_sub(self.last_sweep_us) < sweep_every(self.idle_us) {
             return;
         }
         self.last_sweep_us = ts;
