@@ -5,11 +5,12 @@
 
 use crate::decode::decode_into;
 use crate::dispatch::Dispatcher;
+use crate::savefile::{self, Savefile};
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
 use crate::summary::LinkKind;
 use crate::summary::PacketSummary;
-use pcap::{Active, Capture, Offline};
+use pcap::{Active, Capture};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -98,10 +99,9 @@ fn link_of(path: &str, dlt: pcap::Linktype) -> Result<LinkKind, CaptureError> {
 }
 
 /// Opens a capture file (or stdin for `-`) and checks its link type.
-pub fn open_file(path: &Path, filter: Option<&str>) -> Result<(Capture<Offline>, LinkKind), CaptureError> {
+pub fn open_file(path: &Path, filter: Option<&str>) -> Result<(Savefile, LinkKind), CaptureError> {
     let name = path.display().to_string();
-    let mut cap =
-        Capture::from_file(path).map_err(|e| CaptureError::Open { path: name.clone(), msg: e.to_string() })?;
+    let mut cap = savefile::open(path).map_err(|msg| CaptureError::Open { path: name.clone(), msg })?;
     let link = link_of(&name, cap.get_datalink())?;
     if let Some(f) = filter {
         cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), msg: e.to_string() })?;
@@ -143,7 +143,7 @@ fn ts_us(h: &pcap::PacketHeader) -> i64 {
 /// number of packets read; an error mid-file keeps what was read before it.
 pub fn read_file(
     path: &Path,
-    mut cap: Capture<Offline>,
+    mut cap: Savefile,
     link: LinkKind,
     d: &mut Dispatcher,
     stats: &Stats,
