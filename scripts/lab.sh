@@ -49,7 +49,7 @@ LAB_TOOLS=(
   "traceroute:traceroute" "nbtscan:nbtscan" "nmblookup:samba-common-bin"
   "iptables:iptables" "ip6tables:iptables" "curl:curl" "dnsmasq:dnsmasq-base"
   "dig:bind9-dnsutils" "ethtool:ethtool" "python3:python3" "sysctl:procps"
-  "ping:iputils-ping" "ulogd:ulogd2" "nft:nftables"
+  "ping:iputils-ping" "ulogd:ulogd2" "nft:nftables" "chronyd:chrony" "openssl:openssl"
 )
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }
