@@ -8,6 +8,7 @@ use crate::detect::decoy::{self, Aggregator};
 use crate::detect::{EndReason, Shared};
 use crate::dispatch::Dispatcher;
 use crate::event::EventLine;
+use crate::fwlog::correlate::{Correlator, FwIndex};
 use crate::fwlog::{self, FileTally, LineCtx, LineParser, report};
 use crate::homenet::HomeNet;
 use crate::output::{self, Sink, StatsSource};
@@ -34,6 +35,79 @@ pub struct RunConfig {
     pub workers: usize,
     pub output: Option<PathBuf>,
     pub community_id_seed: u16,
+    /// Firewall logs to correlate with a replay (`--fw-log`).
+    pub fw: Option<FwLogs>,
+}
+
+/// `--fw-log` files and how to read them.
+pub struct FwLogs {
+    pub files: Vec<PathBuf>,
+    pub forced: Option<fwlog::Format>,
+    pub tz_offset_s: i32,
+    /// `--fw-reference`; by default the capture's first packet time.
+    pub reference_us: Option<i64>,
+}
+
+/// Records read into memory for correlation; beyond, they are counted only.
+const MAX_FW_RECORDS: usize = 4_000_000;
+
+/// The firewall side of a replay: every record read, the tallies, and the
+/// correlator the reader feeds.
+struct FwSide {
+    agg: report::Aggregate,
+    tallies: Vec<FileTally>,
+    corr: Correlator,
+    index: Arc<FwIndex>,
+    reference_us: i64,
+}
+
+/// The first packet time of the first capture that has one (for syslog's
+/// missing year), or now.
+fn capture_start_us(files: &[PathBuf]) -> i64 {
+    for p in files.iter().filter(|p| p.as_os_str() != "-") {
+        if let Ok(mut cap) = crate::savefile::open(p)
+            && let Ok(pkt) = cap.next_packet()
+        {
+            return pkt.header.ts.tv_sec.saturating_mul(1_000_000).saturating_add(pkt.header.ts.tv_usec);
+        }
+    }
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// Reads every `--fw-log` before the capture (a file that cannot be opened
+/// fails the run; bad lines are counted and skipped).
+fn read_fw_logs(fw: &FwLogs, captures: &[PathBuf], home: &HomeNet, stats: &Stats) -> Result<FwSide, CaptureError> {
+    let inputs = fwlog::open_inputs(&fw.files).map_err(|e| CaptureError::Path { path: e.path, msg: e.msg })?;
+    let reference_us = fw.reference_us.unwrap_or_else(|| capture_start_us(captures));
+    let ctx = LineCtx {
+        time: fwlog::time::TimeCtx { reference_us, tz_offset_s: fw.tz_offset_s },
+        forced: fw.forced,
+        file: 0,
+    };
+    let mut agg = report::Aggregate::new();
+    let mut tallies = Vec::new();
+    let mut records = Vec::new();
+    for (i, (name, reader)) in inputs.into_iter().enumerate() {
+        let mut parser = LineParser::new(LineCtx { file: i as u16, ..ctx });
+        let mut tally = FileTally::new(&capture::sensor_name(&fw.files[i]));
+        let res = fwlog::read_lines(reader, &mut parser, &mut tally, |r| {
+            agg.add(r);
+            if records.len() < MAX_FW_RECORDS {
+                records.push(*r);
+            }
+        });
+        if let Err(e) = res {
+            return Err(CaptureError::Path { path: name, msg: format!("read error after line {}: {e}", tally.lines) });
+        }
+        stats.fw_lines.fetch_add(tally.lines, Relaxed);
+        stats.fw_records.fetch_add(tally.records, Relaxed);
+        stats.fw_other_lines.fetch_add(tally.other, Relaxed);
+        stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
+        tallies.push(tally);
+    }
+    let corr = Correlator::new(&records, home.clone());
+    let index = Arc::new(FwIndex::new(&records));
+    Ok(FwSide { agg, tallies, corr, index, reference_us })
 }
 
 /// How a run ended.
@@ -77,6 +151,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
             (None, paths, sensors)
         }
     };
+    let mut fw_side = match &cfg.fw {
+        Some(fw) => Some(read_fw_logs(fw, &files, &cfg.home, &stats)?),
+        None => None,
+    };
     let sink = Sink::open(cfg.output.as_deref()).map_err(|e| CaptureError::Path {
         path: cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         msg: format!("cannot open output: {e}"),
@@ -98,9 +176,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         started,
     };
     let out_flags = flags.clone();
+    let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index));
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
-        .spawn(move || output::run(sink, out_rx, out_flags, stats_src))
+        .spawn(move || output::run(sink, out_rx, out_flags, stats_src, fw_index))
         .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
 
     let (mut dispatcher, ports) = Dispatcher::new(cfg.workers, cfg.home, lossy, Arc::clone(&stats));
@@ -131,6 +210,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
             .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
         handles.push(h);
     }
+    // The fw_correlation event is written after the workers' events.
+    let fw_tx = fw_side.as_ref().map(|_| out_tx.clone());
     drop(out_tx);
 
     let mut file_errors = Vec::new();
@@ -144,8 +225,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
                 break;
             }
             dispatcher.set_sensor(i as u16);
-            let res = capture::open_file(path, filter.as_deref())
-                .and_then(|(cap, link)| capture::read_file(path, cap, link, &mut dispatcher, &stats, &flags));
+            let res = capture::open_file(path, filter.as_deref()).and_then(|(cap, link)| {
+                let corr = fw_side.as_mut().map(|f| &mut f.corr);
+                capture::read_file(path, cap, link, &mut dispatcher, &stats, &flags, corr)
+            });
             if let Err(e) = res {
                 stats.bad_files.fetch_add(1, Relaxed);
                 eprintln!("picket: error: {e}");
@@ -160,6 +243,19 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     // Every worker has sent `Done` (or dropped its link): the aggregator ends.
     if let Some(h) = aggregator {
         let _ = h.join();
+    }
+    if let (Some(fw), Some(tx)) = (fw_side, fw_tx) {
+        let outcome = fw.corr.finish();
+        let sensor = if sensors.len() == 1 { sensors[0].clone() } else { format!("{} files", sensors.len()) };
+        let input = report::ReportInput {
+            files: &fw.tallies,
+            ports: &shared.rules.ports,
+            sensor: &sensor,
+            fallback_us: fw.reference_us,
+            top_sources: 10,
+        };
+        let at = stats.clock_us.load(Relaxed);
+        let _ = tx.send(report::fw_correlation_with(&fw.agg, &input, Some((&outcome, at))));
     }
     drop(shared);
     let output_error = match out_thread.join() {
@@ -197,7 +293,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
     let out_flags = flags.clone();
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
-        .spawn(move || output::run(sink, out_rx, out_flags, src))
+        .spawn(move || output::run(sink, out_rx, out_flags, src, None))
         .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
 
     let mut agg = report::Aggregate::new();

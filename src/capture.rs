@@ -5,6 +5,7 @@
 
 use crate::decode::decode_into;
 use crate::dispatch::Dispatcher;
+use crate::fwlog::correlate::Correlator;
 use crate::savefile::{self, Savefile};
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
@@ -148,6 +149,7 @@ pub fn read_file(
     d: &mut Dispatcher,
     stats: &Stats,
     flags: &Flags,
+    mut corr: Option<&mut Correlator>,
 ) -> Result<u64, CaptureError> {
     let mut local = LocalCounts::default();
     let mut s = PacketSummary::new(0, 0, 0);
@@ -163,6 +165,9 @@ pub fn read_file(
                 offset += 16 + u64::from(pkt.header.caplen);
                 decode_into(link, ts_us(pkt.header), pkt.header.len, pkt.data, &mut s);
                 local.count(link, &s);
+                if let Some(c) = corr.as_deref_mut() {
+                    c.observe(&s);
+                }
                 d.push(&s);
                 if n % 256 == 0 {
                     local.flush_into(stats);

@@ -85,6 +85,13 @@ pub struct ReplayArgs {
     /// BPF filter expression applied while reading.
     #[arg(short = 'f', long, value_name = "BPF")]
     pub filter: Option<String>,
+    /// A firewall log to correlate with the capture (repeatable). The run
+    /// ends with an `fw_correlation` event; without --fw-reference, syslog
+    /// years are inferred from the capture's first packet.
+    #[arg(long = "fw-log", value_name = "FILE")]
+    pub fw_log: Vec<PathBuf>,
+    #[command(flatten)]
+    pub fw: FwOptions,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use picket::app::{self, Input, RunConfig};
 use picket::capture::LiveOpts;
-use picket::cli::{Cli, Command, CommonArgs, FwlogArgs, RulesCommand};
+use picket::cli::{Cli, Command, CommonArgs, FwOptions, FwlogArgs, RulesCommand};
 use picket::config::{self, Rules};
 use picket::homenet::HomeNet;
 use picket::signals::Flags;
@@ -49,17 +49,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 filter: a.filter,
                 buffer_mb: a.buffer_mb,
             });
-            run(input, a.common)
+            run(input, a.common, None)
         }
-        Command::Replay(a) => run(Input::Files { paths: a.paths, filter: a.filter }, a.common),
+        Command::Replay(a) => {
+            let fw = if a.fw_log.is_empty() {
+                None
+            } else {
+                let (forced, tz_offset_s, reference_us) = fw_options(&a.fw)?;
+                Some(app::FwLogs { files: a.fw_log, forced, tz_offset_s, reference_us })
+            };
+            run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw)
+        }
         Command::Fwlog(a) => fwlog(a),
     }
 }
 
-/// `picket fwlog`: the options become a `FwRunConfig`; bad values are bad input.
-fn fwlog(a: FwlogArgs) -> anyhow::Result<ExitCode> {
-    use picket::fwlog::{Format, LineCtx, time};
-    let forced = match a.fw.fw_format.as_str() {
+/// `--fw-format`, `--fw-tz` and `--fw-reference` (None when not given).
+fn fw_options(o: &FwOptions) -> anyhow::Result<(Option<picket::fwlog::Format>, i32, Option<i64>)> {
+    use picket::fwlog::{Format, time};
+    let forced = match o.fw_format.as_str() {
         "auto" => None,
         f => Some(Format::from_name(f).ok_or_else(|| {
             BadInput(format!(
@@ -67,14 +75,21 @@ fn fwlog(a: FwlogArgs) -> anyhow::Result<ExitCode> {
             ))
         })?),
     };
-    let tz_offset_s = time::parse_tz(&a.fw.fw_tz).map_err(|e| BadInput(format!("--fw-tz: {e}")))?;
-    let reference_us = match &a.fw.fw_reference {
-        Some(r) => time::parse_reference(r).map_err(|e| BadInput(format!("--fw-reference: {e}")))?,
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0),
+    let tz_offset_s = time::parse_tz(&o.fw_tz).map_err(|e| BadInput(format!("--fw-tz: {e}")))?;
+    let reference = match &o.fw_reference {
+        Some(r) => Some(time::parse_reference(r).map_err(|e| BadInput(format!("--fw-reference: {e}")))?),
+        None => None,
     };
+    Ok((forced, tz_offset_s, reference))
+}
+
+/// `picket fwlog`: the options become a `FwRunConfig`; bad values are bad input.
+fn fwlog(a: FwlogArgs) -> anyhow::Result<ExitCode> {
+    use picket::fwlog::{LineCtx, time};
+    let (forced, tz_offset_s, reference) = fw_options(&a.fw)?;
+    let reference_us = reference.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    });
     let rules = match &a.rules {
         Some(dir) => Rules::load_dir(dir).map_err(|e| BadInput(e.to_string()))?,
         None => Rules::builtin(),
@@ -102,7 +117,7 @@ fn finish(report: app::RunReport) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(input: Input, common: CommonArgs) -> anyhow::Result<ExitCode> {
+fn run(input: Input, common: CommonArgs, fw: Option<app::FwLogs>) -> anyhow::Result<ExitCode> {
     let rules = match &common.rules {
         Some(dir) => Rules::load_dir(dir).map_err(|e| BadInput(e.to_string()))?,
         None => Rules::builtin(),
@@ -125,6 +140,7 @@ fn run(input: Input, common: CommonArgs) -> anyhow::Result<ExitCode> {
         workers: common.workers.map(usize::from).unwrap_or_else(app::default_workers),
         output: common.output,
         community_id_seed: common.community_id_seed,
+        fw,
     };
     finish(app::run(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
 }

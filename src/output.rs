@@ -4,6 +4,7 @@
 //! request to stop, not an error.
 
 use crate::event::{EventBuilder, EventLine};
+use crate::fwlog::correlate::FwIndex;
 use crate::signals::Flags;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -77,7 +78,13 @@ impl StatsSource {
 
 /// Writes events until every sender is gone. Returns the first write error
 /// other than a broken pipe.
-pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSource) -> io::Result<()> {
+pub fn run(
+    mut sink: Sink,
+    rx: Receiver<EventLine>,
+    flags: Flags,
+    src: StatsSource,
+    fw: Option<Arc<FwIndex>>,
+) -> io::Result<()> {
     let mut broken = false;
     let mut first_err: Option<io::Error> = None;
     let mut write = |sink: &mut Sink, ev: &EventLine, broken: &mut bool| {
@@ -85,7 +92,8 @@ pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSour
         if *broken {
             return;
         }
-        if let Err(e) = sink.write_line(&ev.line) {
+        let enriched = fw.as_deref().and_then(|ix| with_firewall(ix, ev));
+        if let Err(e) = sink.write_line(enriched.as_deref().unwrap_or(&ev.line)) {
             *broken = true;
             flags.request_stop();
             if e.kind() != io::ErrorKind::BrokenPipe && first_err.is_none() {
@@ -125,4 +133,28 @@ pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSour
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// A detection event with the `firewall` object added (`--fw-log`): the
+/// records naming its flow, else its source. Events about no source, and
+/// sources the logs never name, are written as they are.
+fn with_firewall(ix: &FwIndex, ev: &EventLine) -> Option<String> {
+    if matches!(ev.kind, "stats" | "fw_correlation") {
+        return None;
+    }
+    let mut v: serde_json::Value = serde_json::from_str(&ev.line).ok()?;
+    let obj = v.as_object_mut()?;
+    let details = obj.get(ev.kind);
+    let addr = |k: &str| obj.get(k).and_then(|x| x.as_str()).and_then(|s| s.parse::<std::net::IpAddr>().ok());
+    // Events about a victim or a group name their subject in the details.
+    let src = addr("src_ip").or_else(|| {
+        details
+            .and_then(|d| d.get("suspected_source").or(d.get("victim")))
+            .and_then(|x| x.as_str())
+            .and_then(|s| s.parse().ok())
+    })?;
+    let dport = obj.get("dest_port").and_then(|x| x.as_u64()).and_then(|p| u16::try_from(p).ok());
+    let fwv = ix.lookup(src, addr("dest_ip"), dport)?;
+    obj.insert("firewall".into(), fwv);
+    serde_json::to_string(&v).ok()
 }

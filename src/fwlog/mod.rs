@@ -17,6 +17,7 @@
 //! numbers, and the reader moves on.
 
 pub mod asa;
+pub mod correlate;
 pub mod csv;
 pub mod netfilter;
 pub mod pf;
@@ -287,6 +288,8 @@ pub struct FwRecord {
     /// TTL or IPv6 hop limit.
     pub ttl: Option<u8>,
     pub ip_id: Option<u32>,
+    /// TCP sequence number (netfilter `SEQ=` with `--log-tcp-sequence`).
+    pub seq: Option<u32>,
     /// IP packet length (total length), or the size the log reports.
     pub len: Option<u32>,
     /// The rule, ACL or log prefix (`[UFW BLOCK]`, `acl_dmz`, `2/(match)`).
@@ -318,6 +321,7 @@ impl FwRecord {
             tcp_flags: None,
             ttl: None,
             ip_id: None,
+            seq: None,
             len: None,
             rule: Label::default(),
             iface: Label::default(),

@@ -37,7 +37,12 @@ pub fn parse(line: &[u8], tctx: &TimeCtx) -> Result<FwRecord, Skip> {
 fn prefix_of<'a>(h: &Header<'a>) -> (&'a [u8], Option<i64>) {
     let mut b = h.rest;
     if h.host_follows {
-        b = next_token(b).1;
+        // A host name never ends with ':'; a log prefix often does
+        // (`dmesg --time-format iso` has no host: `<time> PK-IN-DROP: IN=`).
+        let (host, rest) = next_token(b);
+        if !host.ends_with(b":") {
+            b = rest;
+        }
     }
     let (tag, after) = next_token(b);
     // `kernel:` and `name[pid]:` are syslog tags, not part of the prefix.
@@ -156,6 +161,7 @@ fn fields(b: &[u8], rec: &mut FwRecord) -> Result<(), Skip> {
                 rec.dport = Some(port(val).ok_or_else(bad_num)?);
                 seen.ports = rec.sport.is_some();
             }
+            b"SEQ" if seen.proto && rec.proto == Some(6) => rec.seq = dec(val).and_then(|n| u32::try_from(n).ok()),
             b"URGP" => seen.urgp = dec(val).is_some(),
             b"TYPE" if seen.proto && !seen.icmp_type => {
                 let t = dec(val).and_then(|n| u8::try_from(n).ok()).ok_or_else(bad_num)?;
@@ -203,6 +209,23 @@ mod tests {
 
     fn ok(line: &str) -> FwRecord {
         crate::fwlog::testutil::parsed(parse, line)
+    }
+
+    // dmesg --time-format iso has no host: the token after the time is the
+    // log prefix (a line of pcaps/fw_iptables_dmesg.log), with SEQ= kept.
+    #[test]
+    fn an_iso_dmesg_line_keeps_its_prefix_and_sequence_number() {
+        let r = ok(
+            "2026-11-22T10:34:36,658061+00:00 PK-IN-DROP: IN=to-edge OUT=pk-dmz MAC=4e:ec:c3:9c:06:65:2a:19:32:b9:aa:62:08:00 SRC=203.0.113.34 DST=192.0.2.10 LEN=40 TOS=0x00 PREC=0x00 TTL=60 ID=302 PROTO=TCP SPT=2349 DPT=158 SEQ=1158352350 ACK=649707645 WINDOW=512 RES=0x00 SYN URGP=0 ",
+        );
+        assert_eq!(r.rule.as_str(), "PK-IN-DROP:");
+        assert_eq!(r.action, Action::Drop);
+        assert_eq!((r.seq, r.ttl, r.sport, r.dport), (Some(1_158_352_350), Some(60), Some(2349), Some(158)));
+        // ICMP's SEQ= is the echo sequence, not a TCP one.
+        let i = ok(
+            "[  5.000001] IN=eth0 OUT= SRC=198.51.100.1 DST=192.0.2.10 LEN=84 TOS=0x00 PREC=0x00 TTL=60 ID=1 PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=3 ",
+        );
+        assert_eq!(i.seq, None);
     }
 
     // Real lines from the corpus (psad, ufw, Azure, smeserver), one per shape.

@@ -8,6 +8,7 @@
 //! `clock_offset_s`) are zero or null until records are correlated with a
 //! capture. Every table here is bounded; what does not fit is counted.
 
+use super::correlate::Outcome;
 use super::{Action, FileTally, Format, FwRecord, Label};
 use crate::event::{EventBuilder, EventLine, proto_name};
 use crate::ports::PortTable;
@@ -180,8 +181,14 @@ pub struct ReportInput<'a> {
     pub top_sources: usize,
 }
 
-/// Builds the `fw_correlation` event.
+/// Builds the `fw_correlation` event of a log-only run.
 pub fn fw_correlation(agg: &Aggregate, inp: &ReportInput<'_>) -> EventLine {
+    fw_correlation_with(agg, inp, None)
+}
+
+/// Builds the `fw_correlation` event; `wire` is the correlation with a
+/// capture and the event's packet time (last packet), when there was one.
+pub fn fw_correlation_with(agg: &Aggregate, inp: &ReportInput<'_>, wire: Option<(&Outcome, i64)>) -> EventLine {
     let (by_port, by_port_more) = agg.top_ports(inp.ports);
     let (by_source, by_source_more) = agg.top_sources(inp.top_sources);
     let mut formats = serde_json::Map::new();
@@ -223,14 +230,17 @@ pub fn fw_correlation(agg: &Aggregate, inp: &ReportInput<'_>) -> EventLine {
     let lines: u64 = inp.files.iter().map(|t| t.lines).sum();
     let bad: u64 = inp.files.iter().map(|t| t.bad).sum();
     let ts = |t: Option<i64>| t.map(rfc3339_us);
+    let o = wire.map(|(o, _)| *o).unwrap_or_default();
     let details = json!({
-        "mode": "log_only",
+        "mode": if wire.is_some() { "capture" } else { "log_only" },
         "records": agg.records,
         "denials": agg.denials,
-        "matched": 0,
-        "unmatched_records": 0,
-        "unlogged_packets": 0,
-        "clock_offset_s": Value::Null,
+        "matched": o.matched,
+        "unmatched_records": o.unmatched_records,
+        "unlogged_packets": o.unlogged_packets,
+        "clock_offset_s": o.clock_offset_s.map(|s| (s * 1e6).round() / 1e6),
+        "offset_from": if o.offset_strong { "sequence_numbers" } else if o.offset_pairs > 0 { "times" } else { "none" },
+        "attempts_on_wire": o.attempts,
         "first_record": ts(agg.first_us),
         "last_record": ts(agg.last_us),
         "by_action": by_action,
@@ -244,10 +254,12 @@ pub fn fw_correlation(agg: &Aggregate, inp: &ReportInput<'_>) -> EventLine {
         "files": files,
         "bad_lines": bad_lines,
     });
-    let summary = summary(agg, &by_port, &by_source, lines, bad, inp.files.len());
-    EventBuilder::new("fw_correlation", agg.last_us.unwrap_or(inp.fallback_us), inp.sensor)
-        .summary(summary)
-        .details("fw_correlation", details)
+    let mut summary = summary(agg, &by_port, &by_source, lines, bad, inp.files.len());
+    if wire.is_some() {
+        summary.push_str(&wire_summary(&o));
+    }
+    let at = wire.map(|(_, t)| t).or(agg.last_us).unwrap_or(inp.fallback_us);
+    EventBuilder::new("fw_correlation", at, inp.sensor).summary(summary).details("fw_correlation", details)
 }
 
 fn summary(agg: &Aggregate, by_port: &[Value], by_source: &[Value], lines: u64, bad: u64, files: usize) -> String {
@@ -283,6 +295,22 @@ fn summary(agg: &Aggregate, by_port: &[Value], by_source: &[Value], lines: u64, 
         s += &format!("; {bad} unreadable lines skipped");
     }
     s
+}
+
+/// The correlation's sentence: what matched, what only one side saw.
+fn wire_summary(o: &Outcome) -> String {
+    let offset = match o.clock_offset_s {
+        Some(s) => format!(
+            "; the firewall clock is {:.2} s {} the sensor's",
+            s.abs(),
+            if s < 0.0 { "behind" } else { "ahead of" }
+        ),
+        None => String::new(),
+    };
+    format!(
+        ". On the wire: {} of {} records matched a packet, {} were never on the wire (egress drops the span cannot see, or lost before the sensor), {} attempts toward the firewall have no line{offset}.",
+        o.matched, o.records, o.unmatched_records, o.unlogged_packets
+    )
 }
 
 #[cfg(test)]

@@ -33,9 +33,23 @@ pub struct Event {
     pub decoy_scan: Option<DecoyScan>,
     pub fw_correlation: Option<FwCorrelation>,
     pub stats: Option<Stats>,
+    /// `--fw-log`: what the firewall logs say about the event's flow or source.
+    #[serde(default)]
+    pub firewall: Option<Firewall>,
 }
 
-/// The `fw_correlation` event of `picket fwlog`.
+/// The `firewall` object of a detection event (`replay --fw-log`).
+#[derive(Debug, Deserialize, Clone)]
+pub struct Firewall {
+    pub scope: String,
+    pub records: u64,
+    pub actions: Vec<String>,
+    pub rules: Vec<String>,
+    pub first_record: Option<String>,
+    pub last_record: Option<String>,
+}
+
+/// The `fw_correlation` event (`picket fwlog`, `replay --fw-log`).
 #[derive(Debug, Deserialize, Clone)]
 pub struct FwCorrelation {
     pub mode: String,

@@ -1,0 +1,441 @@
+//! Lining firewall records up with the packets on the wire (issue 4,
+//! "Correlate"), for `picket replay --fw-log`.
+//!
+//! Data flow: the logs are read before the capture (`Correlator::new`
+//! indexes every record that names a flow by (protocol, source,
+//! destination, ports); ICMP by type and code). The reader thread then shows
+//! the correlator each *attempt* going toward the firewall (toward the home
+//! net, or every packet without one): a TCP segment without ACK, a UDP
+//! datagram, an ICMP echo request. An attempt whose flow a record names becomes a
+//! candidate (rec, packet time, TTL, sequence number, IP ID); any other is
+//! counted in a per-second histogram, for `unlogged_packets`. One lookup per
+//! attempt, nothing allocated per packet; candidates are capped (counted in
+//! `candidates_dropped`).
+//!
+//! At the end (`finish`):
+//! 1. the clock offset (firewall minus sensor) is the median of the time
+//!    differences of the *strong* candidates: those whose logged TCP
+//!    sequence number or IP ID equals the packet's. Without any, of every
+//!    candidate within a day. A median ignores the stray pairs (a record
+//!    meeting another attempt of the same flow);
+//! 2. each record takes the closest unused candidate within `WINDOW_US` of
+//!    that offset whose sequence number and IP ID agree where the log has
+//!    them, and whose TTL is the wire's or one lower (the firewall logged
+//!    after routing, SIGNATURES.md section 10);
+//! 3. `unmatched_records` are records no packet answered (egress drops the
+//!    span never sees, or packets lost before the sensor); `unlogged_packets`
+//!    are attempts toward the firewall within the log's time span (shifted
+//!    by the offset) that no record took: traffic the firewall passed
+//!    without logging, or did not log.
+//!
+//! Replay only: the capture is read after the logs, in packet-time order,
+//! so the result is deterministic. Live correlation (following the log)
+//! is not built yet.
+
+use super::FwRecord;
+use crate::detect::FastMap;
+use crate::homenet::HomeNet;
+use crate::summary::{L4, PacketSummary, tcpflag};
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// A record and its packet are at most this far apart once the clock
+/// offset is applied (syslog's one-second resolution and logging delays).
+pub const WINDOW_US: i64 = 3_000_000;
+/// Pairs further apart than this never count toward the offset.
+const COARSE_US: i64 = 86_400_000_000;
+/// Candidates kept per record on average before new ones are dropped.
+const CANDIDATES_PER_RECORD: usize = 8;
+/// Seconds of unlogged-attempt histogram kept (about 12 days).
+const MAX_BINS: usize = 1 << 20;
+
+/// (protocol, source, destination, source port or ICMP type, destination
+/// port or ICMP code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey(u8, IpAddr, IpAddr, u16, u16);
+
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    ts: i64,
+    ttl: Option<u8>,
+    seq: Option<u32>,
+    ip_id: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cand {
+    rec: u32,
+    /// Attempt number (identifies the packet across its candidates).
+    pkt: u64,
+    ts: i64,
+    ttl: u8,
+    seq: Option<u32>,
+    ip_id: u32,
+}
+
+/// What the correlation found.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub records: u64,
+    /// Records naming a flow and a time (the others cannot be matched).
+    pub matchable: u64,
+    pub matched: u64,
+    pub unmatched_records: u64,
+    pub unlogged_packets: u64,
+    /// Firewall clock minus sensor clock, seconds.
+    pub clock_offset_s: Option<f64>,
+    /// Pairs the offset was estimated from, and whether they were strong
+    /// (sequence number or IP ID equal).
+    pub offset_pairs: u64,
+    pub offset_strong: bool,
+    /// Attempts toward the firewall seen on the wire.
+    pub attempts: u64,
+    pub candidates_dropped: u64,
+}
+
+/// The correlator (see the module doc).
+pub struct Correlator {
+    recs: Vec<Rec>,
+    /// Record indices per flow, in file order.
+    index: FastMap<FlowKey, Vec<u32>>,
+    records: u64,
+    home: HomeNet,
+    cands: Vec<Cand>,
+    cap: usize,
+    dropped: u64,
+    /// Attempts whose flow no record names, per second of packet time.
+    bins: FastMap<i64, u32>,
+    bins_dropped: u64,
+    attempts: u64,
+}
+
+fn record_key(r: &FwRecord) -> Option<FlowKey> {
+    let (proto, src, dst) = (r.proto?, r.src?, r.dst?);
+    let (a, b) = match proto {
+        6 | 17 | 132 | 136 => (r.sport?, r.dport?),
+        1 | 58 => r.icmp.map_or((0, 0), |(t, c)| (u16::from(t), u16::from(c))),
+        _ => (0, 0),
+    };
+    Some(FlowKey(proto, src, dst, a, b))
+}
+
+/// The flow of an attempt toward the firewall, with its sequence number.
+fn attempt_key(p: &PacketSummary) -> Option<(FlowKey, Option<u32>)> {
+    let ip = p.ip.as_ref()?;
+    match &p.l4 {
+        L4::Tcp(t) if !t.has(tcpflag::ACK) => Some((FlowKey(6, ip.src, ip.dst, t.sport, t.dport), Some(t.seq))),
+        L4::Udp(u) => Some((FlowKey(ip.proto, ip.src, ip.dst, u.sport, u.dport), None)),
+        L4::Icmp(i) if i.is_echo_request() => {
+            let proto = if i.v6 { 58 } else { 1 };
+            Some((FlowKey(proto, ip.src, ip.dst, u16::from(i.icmp_type), u16::from(i.code)), None))
+        }
+        _ => None,
+    }
+}
+
+impl Correlator {
+    /// Indexes `records` (every record read from the logs).
+    pub fn new(records: &[FwRecord], home: HomeNet) -> Correlator {
+        let mut recs = Vec::new();
+        let mut index: FastMap<FlowKey, Vec<u32>> = FastMap::default();
+        for r in records {
+            let (Some(key), Some(ts)) = (record_key(r), r.ts_us) else { continue };
+            let Ok(i) = u32::try_from(recs.len()) else { break };
+            recs.push(Rec { ts, ttl: r.ttl, seq: r.seq, ip_id: r.ip_id });
+            index.entry(key).or_default().push(i);
+        }
+        let cap = recs.len().saturating_mul(CANDIDATES_PER_RECORD).max(1024);
+        Correlator {
+            recs,
+            index,
+            records: records.len() as u64,
+            home,
+            cands: Vec::with_capacity(cap.min(1 << 16)),
+            cap,
+            dropped: 0,
+            bins: FastMap::default(),
+            bins_dropped: 0,
+            attempts: 0,
+        }
+    }
+
+    /// Shows the correlator one decoded packet (reader thread, in order).
+    #[inline]
+    pub fn observe(&mut self, p: &PacketSummary) {
+        let Some(ip) = &p.ip else { return };
+        if !self.home.is_empty() && !self.home.contains(ip.dst) {
+            return;
+        }
+        let Some((key, seq)) = attempt_key(p) else { return };
+        self.attempts += 1;
+        let pkt = self.attempts;
+        match self.index.get(&key) {
+            Some(ids) => {
+                for &rec in ids {
+                    if self.cands.len() >= self.cap {
+                        self.dropped += 1;
+                        continue;
+                    }
+                    self.cands.push(Cand { rec, pkt, ts: p.ts_us, ttl: ip.ttl, seq, ip_id: ip.ip_id });
+                }
+            }
+            None => {
+                let sec = p.ts_us.div_euclid(1_000_000);
+                if let Some(n) = self.bins.get_mut(&sec) {
+                    *n = n.saturating_add(1);
+                } else if self.bins.len() < MAX_BINS {
+                    self.bins.insert(sec, 1);
+                } else {
+                    self.bins_dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// Estimates the offset, pairs records with packets and counts.
+    pub fn finish(&self) -> Outcome {
+        let strong = |c: &Cand| {
+            let r = &self.recs[c.rec as usize];
+            (r.seq.is_some() && r.seq == c.seq) || (r.seq.is_none() && r.ip_id.is_some_and(|i| i == c.ip_id))
+        };
+        let delta = |c: &Cand| self.recs[c.rec as usize].ts - c.ts;
+        let mut deltas: Vec<i64> = self.cands.iter().filter(|c| strong(c)).map(delta).collect();
+        let offset_strong = !deltas.is_empty();
+        if deltas.is_empty() {
+            deltas = self.cands.iter().map(delta).filter(|d| d.abs() <= COARSE_US).collect();
+        }
+        deltas.sort_unstable();
+        let offset = deltas.get(deltas.len() / 2).copied();
+        let mut out = Outcome {
+            records: self.records,
+            matchable: self.recs.len() as u64,
+            clock_offset_s: offset.map(|o| o as f64 / 1e6),
+            offset_pairs: deltas.len() as u64,
+            offset_strong,
+            attempts: self.attempts,
+            candidates_dropped: self.dropped + self.bins_dropped,
+            ..Outcome::default()
+        };
+        let off = offset.unwrap_or(0);
+        // Candidates by record, best first.
+        let mut by_rec: Vec<Vec<&Cand>> = vec![Vec::new(); self.recs.len()];
+        for c in &self.cands {
+            let r = &self.recs[c.rec as usize];
+            let fits = (delta(c) - off).abs() <= WINDOW_US
+                && r.seq.is_none_or(|s| c.seq.is_none_or(|cs| cs == s))
+                && r.ip_id.is_none_or(|i| i == c.ip_id || r.seq.is_some())
+                && r.ttl.is_none_or(|t| t == c.ttl || t.saturating_add(1) == c.ttl);
+            if fits && let Some(v) = by_rec.get_mut(c.rec as usize) {
+                v.push(c);
+            }
+        }
+        let mut taken: HashSet<u64> = HashSet::new();
+        for cands in &mut by_rec {
+            cands.sort_by_key(|c| ((delta(c) - off).abs(), c.pkt));
+            if let Some(c) = cands.iter().find(|c| !taken.contains(&c.pkt)) {
+                taken.insert(c.pkt);
+                out.matched += 1;
+            }
+        }
+        out.unmatched_records = out.records - out.matched;
+        // Attempts within the log's span (in sensor time) that no record took.
+        if let (Some(first), Some(last)) = (self.recs.iter().map(|r| r.ts).min(), self.recs.iter().map(|r| r.ts).max())
+        {
+            let (lo, hi) = (first - off - WINDOW_US, last - off + WINDOW_US);
+            let mut seen: HashSet<u64> = HashSet::new();
+            for c in &self.cands {
+                if (lo..=hi).contains(&c.ts) && !taken.contains(&c.pkt) && seen.insert(c.pkt) {
+                    out.unlogged_packets += 1;
+                }
+            }
+            let (lo_s, hi_s) = (lo.div_euclid(1_000_000), hi.div_euclid(1_000_000));
+            out.unlogged_packets +=
+                self.bins.iter().filter(|(s, _)| (lo_s..=hi_s).contains(*s)).map(|(_, n)| u64::from(*n)).sum::<u64>();
+        }
+        out
+    }
+}
+
+/// What the logs say about one flow or one source, for the `firewall`
+/// object of detection events.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub records: u64,
+    /// Bits of `Action::ALL` positions.
+    actions: u8,
+    rules: Vec<String>,
+    pub first_us: Option<i64>,
+    pub last_us: Option<i64>,
+}
+
+/// Rule prefixes listed per tally.
+const RULES_LISTED: usize = 4;
+
+impl Tally {
+    fn add(&mut self, r: &FwRecord) {
+        self.records += 1;
+        if let Some(i) = super::Action::ALL.iter().position(|a| *a == r.action) {
+            self.actions |= 1 << i;
+        }
+        let rule = r.rule.as_str();
+        if !rule.is_empty() && self.rules.len() < RULES_LISTED && !self.rules.iter().any(|x| *x == rule) {
+            self.rules.push(rule.into_owned());
+        }
+        if let Some(t) = r.ts_us {
+            self.first_us = Some(self.first_us.map_or(t, |f| f.min(t)));
+            self.last_us = Some(self.last_us.map_or(t, |l| l.max(t)));
+        }
+    }
+
+    /// The `firewall` object: `scope` says whether the records name the
+    /// event's flow (source, destination, port) or only its source.
+    pub fn to_json(&self, scope: &str) -> serde_json::Value {
+        let actions: Vec<&str> = super::Action::ALL
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.actions & (1 << i) != 0)
+            .map(|(_, a)| a.name())
+            .collect();
+        serde_json::json!({
+            "scope": scope,
+            "records": self.records,
+            "actions": actions,
+            "rules": self.rules,
+            "first_record": self.first_us.map(crate::timefmt::rfc3339_us),
+            "last_record": self.last_us.map(crate::timefmt::rfc3339_us),
+        })
+    }
+}
+
+/// Bounded number of flows and sources the index keeps.
+const MAX_TALLIES: usize = 1 << 18;
+
+/// Per-flow and per-source tallies of the records, built once before the
+/// capture and read by the output thread to give detection events their
+/// `firewall` object (see `output::run`).
+#[derive(Debug, Default)]
+pub struct FwIndex {
+    flows: FastMap<(IpAddr, IpAddr, u16), Tally>,
+    sources: FastMap<IpAddr, Tally>,
+    /// Records not tallied because the index was full.
+    pub untallied: u64,
+}
+
+impl FwIndex {
+    pub fn new(records: &[FwRecord]) -> FwIndex {
+        let mut ix = FwIndex::default();
+        for r in records {
+            let Some(src) = r.src else { continue };
+            if let (Some(dst), Some(dport)) = (r.dst, r.dport.or(r.icmp.map(|(t, _)| u16::from(t)))) {
+                if ix.flows.len() < MAX_TALLIES || ix.flows.contains_key(&(src, dst, dport)) {
+                    ix.flows.entry((src, dst, dport)).or_default().add(r);
+                } else {
+                    ix.untallied += 1;
+                }
+            }
+            if ix.sources.len() < MAX_TALLIES || ix.sources.contains_key(&src) {
+                ix.sources.entry(src).or_default().add(r);
+            }
+        }
+        ix
+    }
+
+    /// The `firewall` object for an event about `src` (and, when the event
+    /// names them, `dst` and `dport`): the flow's records, else the
+    /// source's.
+    pub fn lookup(&self, src: IpAddr, dst: Option<IpAddr>, dport: Option<u16>) -> Option<serde_json::Value> {
+        if let (Some(d), Some(p)) = (dst, dport)
+            && let Some(t) = self.flows.get(&(src, d, p))
+        {
+            return Some(t.to_json("flow"));
+        }
+        self.sources.get(&src).map(|t| t.to_json("source"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fwlog::{Action, Format};
+    use crate::summary::testutil;
+
+    fn rec(t: f64, sport: u16, seq: Option<u32>, ttl: u8) -> FwRecord {
+        let mut r = FwRecord::new(Format::Netfilter, Action::Drop);
+        r.ts_us = Some((t * 1e6) as i64);
+        r.proto = Some(6);
+        r.src = Some("203.0.113.5".parse().unwrap());
+        r.dst = Some("192.0.2.10".parse().unwrap());
+        r.sport = Some(sport);
+        r.dport = Some(158);
+        r.seq = seq;
+        r.ttl = Some(ttl);
+        r
+    }
+
+    fn syn(t: f64, sport: u16, seq: u32, ttl: u8) -> PacketSummary {
+        let mut p = testutil::tcp((t * 1e6) as i64, "203.0.113.5", "192.0.2.10", (sport, 158), tcpflag::SYN, seq, 0);
+        if let Some(ip) = &mut p.ip {
+            ip.ttl = ttl;
+        }
+        p
+    }
+
+    fn home() -> HomeNet {
+        HomeNet::parse("192.0.2.0/24").unwrap()
+    }
+
+    #[test]
+    fn records_meet_their_packets_across_a_clock_offset_with_the_ttl_one_lower() {
+        // The firewall's clock runs 0.9 s behind; it logs TTL one lower.
+        let recs: Vec<FwRecord> =
+            (0..6).map(|i| rec(100.0 + f64::from(i) * 30.0 - 0.9, 1024 + i as u16, Some(7 + i), 49)).collect();
+        let mut c = Correlator::new(&recs, home());
+        for i in 0..6u32 {
+            c.observe(&syn(100.0 + f64::from(i) * 30.0, 1024 + i as u16, 7 + i, 50));
+        }
+        // Two attempts the firewall did not log, and one outbound packet.
+        c.observe(&syn(120.0, 40000, 1, 50));
+        c.observe(&syn(121.0, 40001, 2, 50));
+        let mut out = testutil::tcp(130_000_000, "192.0.2.10", "203.0.113.5", (5, 6), tcpflag::SYN, 3, 0);
+        if let Some(ip) = &mut out.ip {
+            ip.ttl = 64;
+        }
+        c.observe(&out);
+        let o = c.finish();
+        assert_eq!((o.records, o.matched, o.unmatched_records, o.unlogged_packets), (6, 6, 0, 2), "{o:?}");
+        let off = o.clock_offset_s.unwrap();
+        assert!((off + 0.9).abs() < 1e-6, "{off}");
+        assert!(o.offset_strong);
+        assert_eq!(o.attempts, 8);
+    }
+
+    #[test]
+    fn a_wrong_ttl_or_sequence_number_is_no_match_and_egress_records_stay_unmatched() {
+        let mut recs = vec![rec(10.0, 1, Some(5), 49), rec(20.0, 2, Some(6), 30)];
+        let mut egress = rec(15.0, 3, None, 63);
+        egress.src = Some("192.0.2.10".parse().unwrap());
+        egress.dst = Some("198.51.100.9".parse().unwrap());
+        recs.push(egress);
+        let mut c = Correlator::new(&recs, home());
+        c.observe(&syn(10.0, 1, 5, 50)); // matches
+        c.observe(&syn(20.0, 2, 6, 50)); // TTL 30 logged: not one below 50
+        c.observe(&syn(20.5, 2, 99, 31)); // right TTL, wrong ISN
+        let o = c.finish();
+        assert_eq!((o.matched, o.unmatched_records), (1, 2), "{o:?}");
+        assert_eq!(o.unlogged_packets, 2);
+    }
+
+    #[test]
+    fn without_sequence_numbers_the_offset_comes_from_every_pair() {
+        let recs: Vec<FwRecord> =
+            (0..5).map(|i| rec(50.0 + f64::from(i) * 10.0 + 2.0, 10 + i as u16, None, 49)).collect();
+        let mut c = Correlator::new(&recs, HomeNet::default());
+        for i in 0..5u32 {
+            c.observe(&syn(50.0 + f64::from(i) * 10.0, 10 + i as u16, i, 50));
+        }
+        let o = c.finish();
+        assert_eq!(o.matched, 5);
+        assert!(!o.offset_strong);
+        assert!((o.clock_offset_s.unwrap() - 2.0).abs() < 1e-6);
+    }
+}
