@@ -9,13 +9,14 @@ use crate::detect::{EndReason, Shared};
 use crate::dispatch::Dispatcher;
 use crate::event::EventLine;
 use crate::fwlog::correlate::{Correlator, FwIndex};
+use crate::fwlog::feed::Evidence;
 use crate::fwlog::{self, FileTally, LineCtx, LineParser, report};
 use crate::homenet::HomeNet;
 use crate::output::{self, Sink, StatsSource};
 use crate::signals::Flags;
 use crate::stats::Stats;
 use crate::worker::Worker;
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Sender, bounded};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -110,6 +111,72 @@ fn read_fw_logs(fw: &FwLogs, captures: &[PathBuf], home: &HomeNet, stats: &Stats
     Ok(FwSide { agg, tallies, corr, index, reference_us })
 }
 
+/// The analysis side of a run: the dispatcher the reader pushes summaries
+/// into, the analyzer workers and the decoy aggregator.
+struct Analysis {
+    dispatcher: Dispatcher,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    aggregator: Option<std::thread::JoinHandle<()>>,
+}
+
+fn spawn_err(e: std::io::Error) -> CaptureError {
+    CaptureError::Path { path: "thread".into(), msg: e.to_string() }
+}
+
+impl Analysis {
+    /// Starts `shared.workers` analyzer threads (and the aggregator), each
+    /// sending its events to `out`.
+    fn start(
+        shared: &Arc<Shared>,
+        home: HomeNet,
+        lossy: bool,
+        end: EndReason,
+        out: &Sender<EventLine>,
+    ) -> Result<Analysis, CaptureError> {
+        let (dispatcher, ports) = Dispatcher::new(shared.workers, home, lossy, Arc::clone(&shared.stats));
+        // The decoy aggregator: one thread, fed by every worker (detect/decoy).
+        let mut links = Vec::new();
+        let mut aggregator = None;
+        if shared.rules.decoy_scan.enabled {
+            let (l, rx) = decoy::channel(ports.len(), lossy);
+            links = l;
+            let sh = Arc::clone(shared);
+            let tx = out.clone();
+            let agg = Aggregator::new(&sh.rules.decoy_scan, ports.len(), sh.rules.general.update_interval_s);
+            let h = std::thread::Builder::new()
+                .name("picket-decoy".into())
+                .spawn(move || agg.run(rx, &sh, tx, end))
+                .map_err(spawn_err)?;
+            aggregator = Some(h);
+        }
+        let mut links = links.into_iter();
+        let mut workers = Vec::new();
+        for (i, port) in ports.into_iter().enumerate() {
+            let sh = Arc::clone(shared);
+            let tx = out.clone();
+            let link = links.next();
+            let h = std::thread::Builder::new()
+                .name(format!("picket-worker-{i}"))
+                .spawn(move || Worker::new(&sh, link).run(port, &sh, tx, end))
+                .map_err(spawn_err)?;
+            workers.push(h);
+        }
+        Ok(Analysis { dispatcher, workers, aggregator })
+    }
+
+    /// Closes the channels and waits until every detection is flushed.
+    fn finish(self) {
+        self.dispatcher.finish();
+        for h in self.workers {
+            let _ = h.join();
+        }
+        // Every worker has sent `Done` (or dropped its link): the aggregator ends.
+        if let Some(h) = self.aggregator {
+            let _ = h.join();
+        }
+    }
+}
+
 /// How a run ended.
 pub struct RunReport {
     /// Per-file errors that did not stop the run (damaged captures).
@@ -177,46 +244,20 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     };
     let out_flags = flags.clone();
     let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index));
+    let enrich = output::Enrich { fw: fw_index, log_origin: None };
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
-        .spawn(move || output::run(sink, out_rx, out_flags, stats_src, fw_index))
-        .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
+        .spawn(move || output::run(sink, out_rx, out_flags, stats_src, enrich))
+        .map_err(spawn_err)?;
 
-    let (mut dispatcher, ports) = Dispatcher::new(cfg.workers, cfg.home, lossy, Arc::clone(&stats));
-    // The decoy aggregator: one thread, fed by every worker (detect/decoy).
-    let mut links = Vec::new();
-    let mut aggregator = None;
-    if shared.rules.decoy_scan.enabled {
-        let (l, rx) = decoy::channel(ports.len(), lossy);
-        links = l;
-        let sh = Arc::clone(&shared);
-        let tx = out_tx.clone();
-        let agg = Aggregator::new(&sh.rules.decoy_scan, ports.len(), sh.rules.general.update_interval_s);
-        let h = std::thread::Builder::new()
-            .name("picket-decoy".into())
-            .spawn(move || agg.run(rx, &sh, tx, end))
-            .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
-        aggregator = Some(h);
-    }
-    let mut links = links.into_iter();
-    let mut handles = Vec::new();
-    for (i, port) in ports.into_iter().enumerate() {
-        let sh = Arc::clone(&shared);
-        let tx = out_tx.clone();
-        let link = links.next();
-        let h = std::thread::Builder::new()
-            .name(format!("picket-worker-{i}"))
-            .spawn(move || Worker::new(&sh, link).run(port, &sh, tx, end))
-            .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
-        handles.push(h);
-    }
+    let mut analysis = Analysis::start(&shared, cfg.home, lossy, end, &out_tx)?;
     // The fw_correlation event is written after the workers' events.
     let fw_tx = fw_side.as_ref().map(|_| out_tx.clone());
     drop(out_tx);
 
     let mut file_errors = Vec::new();
     if let Some((cap, link)) = opened_live {
-        if let Err(e) = capture::read_live(cap, link, &mut dispatcher, &stats, &flags) {
+        if let Err(e) = capture::read_live(cap, link, &mut analysis.dispatcher, &stats, &flags) {
             file_errors.push(e);
         }
     } else if let Input::Files { filter, .. } = &cfg.input {
@@ -224,10 +265,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
             if flags.stop_requested() {
                 break;
             }
-            dispatcher.set_sensor(i as u16);
+            analysis.dispatcher.set_sensor(i as u16);
             let res = capture::open_file(path, filter.as_deref()).and_then(|(cap, link)| {
                 let corr = fw_side.as_mut().map(|f| &mut f.corr);
-                capture::read_file(path, cap, link, &mut dispatcher, &stats, &flags, corr)
+                capture::read_file(path, cap, link, &mut analysis.dispatcher, &stats, &flags, corr)
             });
             if let Err(e) = res {
                 stats.bad_files.fetch_add(1, Relaxed);
@@ -236,14 +277,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
             }
         }
     }
-    dispatcher.finish();
-    for h in handles {
-        let _ = h.join();
-    }
-    // Every worker has sent `Done` (or dropped its link): the aggregator ends.
-    if let Some(h) = aggregator {
-        let _ = h.join();
-    }
+    analysis.finish();
     if let (Some(fw), Some(tx)) = (fw_side, fw_tx) {
         let outcome = fw.corr.finish();
         let sensor = if sensors.len() == 1 { sensors[0].clone() } else { format!("{} files", sensors.len()) };
@@ -271,13 +305,18 @@ pub struct FwRunConfig {
     /// Format, zone and reference time; the file index is set per file.
     pub ctx: LineCtx,
     pub rules: Rules,
+    pub home: HomeNet,
+    pub workers: usize,
+    pub community_id_seed: u16,
     pub output: Option<PathBuf>,
     pub top_sources: usize,
 }
 
-/// Reads every log, then writes the `fw_correlation` event and the final
-/// stats. A file that cannot be opened fails the run before any is read; a
-/// read error in the middle of one is reported and the run goes on.
+/// Reads every log, feeding its denials to the detectors as packets (in
+/// file order; `fwlog::feed`), then writes the detections, the
+/// `fw_correlation` event and the final stats. A file that cannot be opened
+/// fails the run before any is read; a read error in the middle of one is
+/// reported and the run goes on.
 pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let started = Instant::now();
     let inputs = fwlog::open_inputs(&cfg.files).map_err(|e| CaptureError::Path { path: e.path, msg: e.msg })?;
@@ -288,13 +327,24 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
     let names: Vec<String> = cfg.files.iter().map(|p| capture::sensor_name(p)).collect();
     let sensor = if names.len() == 1 { names[0].clone() } else { format!("{} files", names.len()) };
     let stats = Arc::new(Stats::default());
-    let (out_tx, out_rx) = bounded::<EventLine>(16);
+    let (out_tx, out_rx) = bounded::<EventLine>(4096);
     let src = StatsSource { stats: Arc::clone(&stats), sensor: sensor.clone(), started };
     let out_flags = flags.clone();
+    let evidence = Arc::new(Evidence::default());
+    let enrich = output::Enrich { fw: None, log_origin: Some(Arc::clone(&evidence)) };
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
-        .spawn(move || output::run(sink, out_rx, out_flags, src, None))
-        .map_err(|e| CaptureError::Path { path: "thread".into(), msg: e.to_string() })?;
+        .spawn(move || output::run(sink, out_rx, out_flags, src, enrich))
+        .map_err(spawn_err)?;
+    let shared = Arc::new(Shared {
+        rules: cfg.rules,
+        home: cfg.home.clone(),
+        community_id_seed: cfg.community_id_seed,
+        sensors: names.clone(),
+        stats: Arc::clone(&stats),
+        workers: cfg.workers.max(1),
+    });
+    let mut analysis = Analysis::start(&shared, cfg.home, false, EndReason::EndOfInput, &out_tx)?;
 
     let mut agg = report::Aggregate::new();
     let mut tallies = Vec::new();
@@ -303,9 +353,16 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         if flags.stop_requested() {
             break;
         }
+        analysis.dispatcher.set_sensor(i as u16);
         let mut parser = LineParser::new(LineCtx { file: i as u16, ..cfg.ctx });
         let mut tally = FileTally::new(&names[i]);
-        if let Err(e) = fwlog::read_lines(reader, &mut parser, &mut tally, |r| agg.add(r)) {
+        let res = fwlog::read_lines(reader, &mut parser, &mut tally, |r| {
+            agg.add(r);
+            if let Some(p) = evidence.feed(r, &stats) {
+                analysis.dispatcher.push(&p);
+            }
+        });
+        if let Err(e) = res {
             let e = CaptureError::Path { path: name, msg: format!("read error after line {}: {e}", tally.lines) };
             eprintln!("picket: error: {e}");
             stats.bad_files.fetch_add(1, Relaxed);
@@ -317,9 +374,10 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
         tallies.push(tally);
     }
+    analysis.finish();
     let input = report::ReportInput {
         files: &tallies,
-        ports: &cfg.rules.ports,
+        ports: &shared.rules.ports,
         sensor: &sensor,
         fallback_us: cfg.ctx.time.reference_us,
         top_sources: cfg.top_sources,
@@ -327,6 +385,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
     stats.clock_us.store(agg.last_us.unwrap_or(cfg.ctx.time.reference_us), Relaxed);
     let _ = out_tx.send(report::fw_correlation(&agg, &input));
     drop(out_tx);
+    drop(shared);
     let output_error = match out_thread.join() {
         Ok(r) => r.err(),
         Err(_) => Some(std::io::Error::other("output thread panicked")),

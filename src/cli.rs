@@ -106,12 +106,8 @@ pub struct FwlogArgs {
     /// How many sources `by_source` lists.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub top_sources: u16,
-    /// Rules directory (default: the rules built into picket); its ports.toml names services.
-    #[arg(long, value_name = "DIR")]
-    pub rules: Option<PathBuf>,
-    /// Append events to FILE instead of stdout (reopened on SIGHUP).
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// How firewall logs are read.

@@ -90,16 +90,16 @@ fn fwlog(a: FwlogArgs) -> anyhow::Result<ExitCode> {
     let reference_us = reference.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
     });
-    let rules = match &a.rules {
-        Some(dir) => Rules::load_dir(dir).map_err(|e| BadInput(e.to_string()))?,
-        None => Rules::builtin(),
-    };
+    let (rules, home) = rules_and_home(&a.common)?;
     let flags = Flags::install().context("installing signal handlers")?;
     let cfg = app::FwRunConfig {
         files: a.files,
         ctx: LineCtx { time: time::TimeCtx { reference_us, tz_offset_s }, forced, file: 0 },
         rules,
-        output: a.output,
+        home,
+        workers: a.common.workers.map(usize::from).unwrap_or_else(app::default_workers),
+        community_id_seed: a.common.community_id_seed,
+        output: a.common.output,
         top_sources: usize::from(a.top_sources),
     };
     finish(app::run_fwlog(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
@@ -117,7 +117,8 @@ fn finish(report: app::RunReport) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(input: Input, common: CommonArgs, fw: Option<app::FwLogs>) -> anyhow::Result<ExitCode> {
+/// `--rules` and `--home-net` (with the note a run without a home net gets).
+fn rules_and_home(common: &CommonArgs) -> anyhow::Result<(Rules, HomeNet)> {
     let rules = match &common.rules {
         Some(dir) => Rules::load_dir(dir).map_err(|e| BadInput(e.to_string()))?,
         None => Rules::builtin(),
@@ -132,6 +133,11 @@ fn run(input: Input, common: CommonArgs, fw: Option<app::FwLogs>) -> anyhow::Res
             HomeNet::default()
         }
     };
+    Ok((rules, home))
+}
+
+fn run(input: Input, common: CommonArgs, fw: Option<app::FwLogs>) -> anyhow::Result<ExitCode> {
+    let (rules, home) = rules_and_home(&common)?;
     let flags = Flags::install().context("installing signal handlers")?;
     let cfg = RunConfig {
         input,

@@ -5,6 +5,7 @@
 
 use crate::event::{EventBuilder, EventLine};
 use crate::fwlog::correlate::FwIndex;
+use crate::fwlog::feed::Evidence;
 use crate::signals::Flags;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -76,15 +77,26 @@ impl StatsSource {
     }
 }
 
+/// What the output thread adds to detection events.
+#[derive(Default)]
+pub struct Enrich {
+    /// `--fw-log`: the `firewall` object (records naming the event's flow
+    /// or source).
+    pub fw: Option<Arc<FwIndex>>,
+    /// `picket fwlog`: detections made from log records get
+    /// `"origin": "firewall_log"` and a caveat in their summary.
+    pub log_origin: Option<Arc<Evidence>>,
+}
+
+impl Enrich {
+    fn is_empty(&self) -> bool {
+        self.fw.is_none() && self.log_origin.is_none()
+    }
+}
+
 /// Writes events until every sender is gone. Returns the first write error
 /// other than a broken pipe.
-pub fn run(
-    mut sink: Sink,
-    rx: Receiver<EventLine>,
-    flags: Flags,
-    src: StatsSource,
-    fw: Option<Arc<FwIndex>>,
-) -> io::Result<()> {
+pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSource, enrich: Enrich) -> io::Result<()> {
     let mut broken = false;
     let mut first_err: Option<io::Error> = None;
     let mut write = |sink: &mut Sink, ev: &EventLine, broken: &mut bool| {
@@ -92,7 +104,7 @@ pub fn run(
         if *broken {
             return;
         }
-        let enriched = fw.as_deref().and_then(|ix| with_firewall(ix, ev));
+        let enriched = if enrich.is_empty() { None } else { enriched(&enrich, ev) };
         if let Err(e) = sink.write_line(enriched.as_deref().unwrap_or(&ev.line)) {
             *broken = true;
             flags.request_stop();
@@ -135,26 +147,48 @@ pub fn run(
     }
 }
 
-/// A detection event with the `firewall` object added (`--fw-log`): the
-/// records naming its flow, else its source. Events about no source, and
-/// sources the logs never name, are written as they are.
-fn with_firewall(ix: &FwIndex, ev: &EventLine) -> Option<String> {
+/// A detection event with what `enrich` adds, or None to write it as it is.
+fn enriched(enrich: &Enrich, ev: &EventLine) -> Option<String> {
     if matches!(ev.kind, "stats" | "fw_correlation") {
         return None;
     }
     let mut v: serde_json::Value = serde_json::from_str(&ev.line).ok()?;
     let obj = v.as_object_mut()?;
-    let details = obj.get(ev.kind);
+    let mut changed = false;
+    if let Some(evidence) = &enrich.log_origin {
+        let src = subject(obj, ev.kind);
+        obj.insert("origin".into(), "firewall_log".into());
+        if let Some(serde_json::Value::String(s)) = obj.get_mut("summary") {
+            s.push_str(&evidence.caveat(src));
+        }
+        changed = true;
+    }
+    if let Some(ix) = &enrich.fw {
+        changed |= with_firewall(ix, obj, ev.kind).is_some();
+    }
+    if changed { serde_json::to_string(&v).ok() } else { None }
+}
+
+/// The address an event is about: its source, or for events about a victim
+/// or a group, the subject its details name.
+fn subject(obj: &serde_json::Map<String, serde_json::Value>, kind: &str) -> Option<std::net::IpAddr> {
     let addr = |k: &str| obj.get(k).and_then(|x| x.as_str()).and_then(|s| s.parse::<std::net::IpAddr>().ok());
-    // Events about a victim or a group name their subject in the details.
-    let src = addr("src_ip").or_else(|| {
-        details
+    addr("src_ip").or_else(|| {
+        obj.get(kind)
             .and_then(|d| d.get("suspected_source").or(d.get("victim")))
             .and_then(|x| x.as_str())
             .and_then(|s| s.parse().ok())
-    })?;
+    })
+}
+
+/// Adds the `firewall` object (`--fw-log`): the records naming the event's
+/// flow, else its source. Events about no source, and sources the logs
+/// never name, are left as they are (None).
+fn with_firewall(ix: &FwIndex, obj: &mut serde_json::Map<String, serde_json::Value>, kind: &str) -> Option<()> {
+    let src = subject(obj, kind)?;
+    let addr = |k: &str| obj.get(k).and_then(|x| x.as_str()).and_then(|s| s.parse::<std::net::IpAddr>().ok());
     let dport = obj.get("dest_port").and_then(|x| x.as_u64()).and_then(|p| u16::try_from(p).ok());
     let fwv = ix.lookup(src, addr("dest_ip"), dport)?;
     obj.insert("firewall".into(), fwv);
-    serde_json::to_string(&v).ok()
+    Some(())
 }

@@ -107,6 +107,12 @@ pub struct Stats {
     pub fw_records: AtomicU64,
     pub fw_other_lines: AtomicU64,
     pub fw_bad_lines: AtomicU64,
+    /// `picket fwlog`: records fed to the detectors as packets, records not
+    /// fed by `fwlog::feed::Unfed` reason, and sources whose missing fields
+    /// were not remembered (table full).
+    pub fw_fed: AtomicU64,
+    pub fw_not_fed: [AtomicU64; 3],
+    pub fw_sources_untracked: AtomicU64,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -202,6 +208,11 @@ impl Stats {
                 }),
             );
         }
+        let fw_not_fed: Map<String, Value> = crate::fwlog::feed::Unfed::ALL
+            .iter()
+            .zip(&self.fw_not_fed)
+            .map(|(u, n)| (u.name().to_string(), n.load(Relaxed).into()))
+            .collect();
         let events: BTreeMap<&str, u64> = self.events.lock().map(|m| m.clone()).unwrap_or_default();
         let pps = if wall_s > 0.0 { packets as f64 / wall_s } else { 0.0 };
         json!({
@@ -225,6 +236,9 @@ impl Stats {
             "fw_records": self.fw_records.load(Relaxed),
             "fw_other_lines": self.fw_other_lines.load(Relaxed),
             "fw_bad_lines": self.fw_bad_lines.load(Relaxed),
+            "fw_fed": self.fw_fed.load(Relaxed),
+            "fw_not_fed": fw_not_fed,
+            "fw_sources_untracked": self.fw_sources_untracked.load(Relaxed),
             "events": events,
             "wall_time_s": (wall_s * 1000.0).round() / 1000.0,
             "packets_per_second": pps.round(),

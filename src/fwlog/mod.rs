@@ -19,6 +19,7 @@
 pub mod asa;
 pub mod correlate;
 pub mod csv;
+pub mod feed;
 pub mod netfilter;
 pub mod pf;
 pub mod portsentry;

@@ -36,6 +36,9 @@ pub struct Event {
     /// `--fw-log`: what the firewall logs say about the event's flow or source.
     #[serde(default)]
     pub firewall: Option<Firewall>,
+    /// `picket fwlog`: `firewall_log` on detections made from log records.
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 /// The `firewall` object of a detection event (`replay --fw-log`).
@@ -378,6 +381,10 @@ pub struct Stats {
     pub fw_other_lines: u64,
     #[serde(default)]
     pub fw_bad_lines: u64,
+    #[serde(default)]
+    pub fw_fed: u64,
+    #[serde(default)]
+    pub fw_not_fed: BTreeMap<String, u64>,
     pub pcap: BTreeMap<String, u64>,
     pub wall_time_s: f64,
     pub packets_per_second: f64,
