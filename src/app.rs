@@ -10,6 +10,7 @@ use crate::dispatch::Dispatcher;
 use crate::event::EventLine;
 use crate::fwlog::correlate::{Correlator, FwIndex};
 use crate::fwlog::feed::Evidence;
+use crate::fwlog::live::{LiveConfig, LiveFw};
 use crate::fwlog::{self, FileTally, LineCtx, LineParser, report};
 use crate::homenet::HomeNet;
 use crate::output::{self, Sink, StatsSource};
@@ -18,8 +19,8 @@ use crate::stats::Stats;
 use crate::worker::Worker;
 use crossbeam_channel::{Sender, bounded};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 /// What to read.
@@ -38,6 +39,8 @@ pub struct RunConfig {
     pub community_id_seed: u16,
     /// Firewall logs to correlate with a replay (`--fw-log`).
     pub fw: Option<FwLogs>,
+    /// Firewall logs followed, and syslog received, while live.
+    pub fw_live: Option<LiveConfig>,
 }
 
 /// `--fw-log` files and how to read them.
@@ -58,7 +61,7 @@ struct FwSide {
     agg: report::Aggregate,
     tallies: Vec<FileTally>,
     corr: Correlator,
-    index: Arc<FwIndex>,
+    index: Arc<RwLock<FwIndex>>,
     reference_us: i64,
 }
 
@@ -107,7 +110,7 @@ fn read_fw_logs(fw: &FwLogs, captures: &[PathBuf], home: &HomeNet, stats: &Stats
         tallies.push(tally);
     }
     let corr = Correlator::new(&records, home.clone());
-    let index = Arc::new(FwIndex::new(&records));
+    let index = Arc::new(RwLock::new(FwIndex::new(&records)));
     Ok(FwSide { agg, tallies, corr, index, reference_us })
 }
 
@@ -243,7 +246,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         started,
     };
     let out_flags = flags.clone();
-    let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index));
+    let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));
+    let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index)).or_else(|| live_index.clone());
     let enrich = output::Enrich { fw: fw_index, log_origin: None };
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
@@ -251,14 +255,31 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         .map_err(spawn_err)?;
 
     let mut analysis = Analysis::start(&shared, cfg.home, lossy, end, &out_tx)?;
+    // Live firewall logs: their own thread, fed attempts by the reader.
+    let mut live_fw = None;
+    if let (Some(lc), Some(index)) = (cfg.fw_live, live_index) {
+        let (fw, tap) = LiveFw::new(lc, Arc::clone(&shared), out_tx.clone(), index)
+            .map_err(|msg| CaptureError::Path { path: "--fw-log".into(), msg })?;
+        if let Some(a) = fw.syslog_addr() {
+            eprintln!("picket: note: receiving syslog on udp {a}");
+        }
+        let h = std::thread::Builder::new().name("picket-fwlog".into()).spawn(move || fw.run()).map_err(spawn_err)?;
+        live_fw = Some((h, tap));
+    }
     // The fw_correlation event is written after the workers' events.
     let fw_tx = fw_side.as_ref().map(|_| out_tx.clone());
     drop(out_tx);
 
     let mut file_errors = Vec::new();
     if let Some((cap, link)) = opened_live {
-        if let Err(e) = capture::read_live(cap, link, &mut analysis.dispatcher, &stats, &flags) {
+        let (fw_thread, mut tap) = live_fw.map_or((None, None), |(h, t)| (Some(h), Some(t)));
+        if let Err(e) = capture::read_live(cap, link, &mut analysis.dispatcher, &stats, &flags, tap.as_mut()) {
             file_errors.push(e);
+        }
+        // Hanging up the tap tells the log thread the capture is over.
+        drop(tap);
+        if let Some(h) = fw_thread {
+            let _ = h.join();
         }
     } else if let Input::Files { filter, .. } = &cfg.input {
         for (i, path) in files.iter().enumerate() {
@@ -287,6 +308,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
             sensor: &sensor,
             fallback_us: fw.reference_us,
             top_sources: 10,
+            live: false,
+            is_final: true,
         };
         let at = stats.clock_us.load(Relaxed);
         let _ = tx.send(report::fw_correlation_with(&fw.agg, &input, Some((&outcome, at))));
@@ -381,6 +404,8 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         sensor: &sensor,
         fallback_us: cfg.ctx.time.reference_us,
         top_sources: cfg.top_sources,
+        live: false,
+        is_final: true,
     };
     stats.clock_us.store(agg.last_us.unwrap_or(cfg.ctx.time.reference_us), Relaxed);
     let _ = out_tx.send(report::fw_correlation(&agg, &input));

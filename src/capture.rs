@@ -6,6 +6,7 @@
 use crate::decode::decode_into;
 use crate::dispatch::Dispatcher;
 use crate::fwlog::correlate::Correlator;
+use crate::fwlog::live::LiveTap;
 use crate::savefile::{self, Savefile};
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
@@ -208,6 +209,7 @@ pub fn read_live(
     d: &mut Dispatcher,
     stats: &Stats,
     flags: &Flags,
+    mut tap: Option<&mut LiveTap>,
 ) -> Result<(), CaptureError> {
     let mut cap =
         cap.setnonblock().map_err(|e| CaptureError::Interface { iface: "capture".into(), msg: e.to_string() })?;
@@ -222,6 +224,9 @@ pub fn read_live(
                 decode_into(link, ts_us(pkt.header), pkt.header.len, pkt.data, &mut s);
                 local.count(link, &s);
                 d.push(&s);
+                if let Some(t) = tap.as_deref_mut() {
+                    t.push(&s);
+                }
                 if let Some((_, last)) = &mut drain {
                     *last = Instant::now();
                 }
@@ -231,6 +236,9 @@ pub fn read_live(
             }
             Err(pcap::Error::TimeoutExpired) => {
                 d.flush_all();
+                if let Some(t) = tap.as_deref_mut() {
+                    t.flush();
+                }
                 std::thread::sleep(IDLE_SLEEP);
             }
             Err(pcap::Error::NoMorePackets) => break,
@@ -253,6 +261,9 @@ pub fn read_live(
     }
     local.flush_into(stats);
     publish_pcap_stats(&mut cap, stats);
+    if let Some(t) = tap {
+        t.flush();
+    }
     Ok(())
 }
 

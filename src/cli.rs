@@ -73,6 +73,18 @@ pub struct LiveArgs {
     /// Kernel capture buffer in MiB.
     #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub buffer_mb: Option<u32>,
+    /// A firewall log to follow like `tail -F` (repeatable): read from its
+    /// end, through rotation and truncation, and correlated with the capture.
+    #[arg(long = "fw-log", value_name = "FILE")]
+    pub fw_log: Vec<PathBuf>,
+    /// Receive syslog over UDP (a Cisco ASA's or rsyslog's forwarding), e.g. 0.0.0.0:514.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub syslog_listen: Option<std::net::SocketAddr>,
+    /// Seconds of packet time between fw_correlation reports while live.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=86400))]
+    pub fw_report_interval: u32,
+    #[command(flatten)]
+    pub fw: FwOptions,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -42,6 +42,19 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Live(a) => {
+            let fw_live = if a.fw_log.is_empty() && a.syslog_listen.is_none() {
+                None
+            } else {
+                let (forced, tz_offset_s, _) = fw_options(&a.fw)?;
+                Some(picket::fwlog::live::LiveConfig {
+                    files: a.fw_log,
+                    syslog: a.syslog_listen,
+                    forced,
+                    tz_offset_s,
+                    interval_us: i64::from(a.fw_report_interval) * 1_000_000,
+                    top_sources: 10,
+                })
+            };
             let input = Input::Live(LiveOpts {
                 iface: a.interface,
                 promisc: !a.no_promisc,
@@ -49,7 +62,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 filter: a.filter,
                 buffer_mb: a.buffer_mb,
             });
-            run(input, a.common, None)
+            run(input, a.common, None, fw_live)
         }
         Command::Replay(a) => {
             let fw = if a.fw_log.is_empty() {
@@ -58,7 +71,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let (forced, tz_offset_s, reference_us) = fw_options(&a.fw)?;
                 Some(app::FwLogs { files: a.fw_log, forced, tz_offset_s, reference_us })
             };
-            run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw)
+            run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw, None)
         }
         Command::Fwlog(a) => fwlog(a),
     }
@@ -136,7 +149,12 @@ fn rules_and_home(common: &CommonArgs) -> anyhow::Result<(Rules, HomeNet)> {
     Ok((rules, home))
 }
 
-fn run(input: Input, common: CommonArgs, fw: Option<app::FwLogs>) -> anyhow::Result<ExitCode> {
+fn run(
+    input: Input,
+    common: CommonArgs,
+    fw: Option<app::FwLogs>,
+    fw_live: Option<picket::fwlog::live::LiveConfig>,
+) -> anyhow::Result<ExitCode> {
     let (rules, home) = rules_and_home(&common)?;
     let flags = Flags::install().context("installing signal handlers")?;
     let cfg = RunConfig {
@@ -147,6 +165,7 @@ fn run(input: Input, common: CommonArgs, fw: Option<app::FwLogs>) -> anyhow::Res
         output: common.output,
         community_id_seed: common.community_id_seed,
         fw,
+        fw_live,
     };
     finish(app::run(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
 }

@@ -12,8 +12,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// Where events go.
@@ -82,7 +82,7 @@ impl StatsSource {
 pub struct Enrich {
     /// `--fw-log`: the `firewall` object (records naming the event's flow
     /// or source).
-    pub fw: Option<Arc<FwIndex>>,
+    pub fw: Option<Arc<RwLock<FwIndex>>>,
     /// `picket fwlog`: detections made from log records get
     /// `"origin": "firewall_log"` and a caveat in their summary.
     pub log_origin: Option<Arc<Evidence>>,
@@ -163,8 +163,10 @@ fn enriched(enrich: &Enrich, ev: &EventLine) -> Option<String> {
         }
         changed = true;
     }
-    if let Some(ix) = &enrich.fw {
-        changed |= with_firewall(ix, obj, ev.kind).is_some();
+    if let Some(ix) = &enrich.fw
+        && let Ok(ix) = ix.read()
+    {
+        changed |= with_firewall(&ix, obj, ev.kind).is_some();
     }
     if changed { serde_json::to_string(&v).ok() } else { None }
 }

@@ -113,6 +113,13 @@ pub struct Stats {
     pub fw_fed: AtomicU64,
     pub fw_not_fed: [AtomicU64; 3],
     pub fw_sources_untracked: AtomicU64,
+    /// `live --fw-log`: attempts the log thread could not keep (channel or
+    /// table full), records beyond the pending cap, followed-file rotations
+    /// and truncations.
+    pub fw_attempts_dropped: AtomicU64,
+    pub fw_records_uncorrelated: AtomicU64,
+    pub fw_rotations: AtomicU64,
+    pub fw_truncations: AtomicU64,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -239,6 +246,12 @@ impl Stats {
             "fw_fed": self.fw_fed.load(Relaxed),
             "fw_not_fed": fw_not_fed,
             "fw_sources_untracked": self.fw_sources_untracked.load(Relaxed),
+            "fw_live": {
+                "attempts_dropped": self.fw_attempts_dropped.load(Relaxed),
+                "records_uncorrelated": self.fw_records_uncorrelated.load(Relaxed),
+                "rotations": self.fw_rotations.load(Relaxed),
+                "truncations": self.fw_truncations.load(Relaxed),
+            },
             "events": events,
             "wall_time_s": (wall_s * 1000.0).round() / 1000.0,
             "packets_per_second": pps.round(),

@@ -157,3 +157,157 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     assert!(s.protocols["tcp"] >= 5);
     assert_eq!(s.pcap["received"], s.packets, "libpcap received vs picket counted");
 }
+
+/// Waits until picket's stderr has said every one of `marks`.
+fn wait_for(stderr: std::process::ChildStderr, marks: &'static [&'static str]) -> (String, std::process::ChildStderr) {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stderr = stderr;
+        let mut buf = [0u8; 4096];
+        let mut seen = String::new();
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if marks.iter().all(|m| seen.contains(m)) {
+                break;
+            }
+        }
+        (seen, stderr)
+    })
+    .join()
+    .unwrap()
+}
+
+/// A netfilter LOG line for a SYN, stamped now (ISO time, as rsyslog writes it).
+fn nf_line(src: &str, dst: &str, sport: u16, dport: u16) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let ts = picket::timefmt::rfc3339_us(now.as_micros() as i64);
+    format!(
+        "{ts} fw1 kernel: PK-IN-DROP: IN=eth0 OUT=eth1 SRC={src} DST={dst} LEN=40 TOS=0x00 PREC=0x00 TTL=64 \
+         PROTO=TCP SPT={sport} DPT={dport} WINDOW=512 RES=0x00 SYN URGP=0\n"
+    )
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// `live --fw-log` and `--syslog-listen`: a log file written while picket
+/// runs (and rotated in the middle) and an ASA message sent with util-linux
+/// `logger` over UDP are read once each, and correlated with the SYNs
+/// hping3 really sent.
+#[test]
+fn live_follows_a_rotated_log_and_receives_syslog() {
+    if !is_root() || !tools_present() || !sh(&["sh", "-c", "command -v logger"]) {
+        println!(
+            "skipping: the live test needs root, iproute2, hping3, iptables and logger (scripts/test installs them)"
+        );
+        return;
+    }
+    let lab = Lab::up("t2");
+    let dir = tempdir("live-fw");
+    let out = dir.join("events.json");
+    let log = dir.join("fw.log");
+    append(&log, "Nov 22 09:00:00 fw1 kernel: written before picket started: not read\n");
+    let netns = format!("--net=/var/run/netns/{}", lab.a);
+    let mut child = Command::new("nsenter")
+        .args([netns.as_str(), bin(), "live", "-i", "pkt2a", "--home-net", "192.0.2.0/28"])
+        .args(["-o", out.to_str().unwrap(), "--workers", "1", "--fw-log", log.to_str().unwrap()])
+        .args(["--syslog-listen", "127.0.0.1:5514"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start picket live");
+    let (seen, stderr) = wait_for(child.stderr.take().unwrap(), &["capturing on", "receiving syslog"]);
+    assert!(seen.contains("capturing on") && seen.contains("receiving syslog on udp 127.0.0.1:5514"), "{seen}");
+
+    // Four SYNs from source ports 40000..40003 (hping3 counts up from -s).
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.b,
+        "hping3",
+        "-q",
+        "-S",
+        "-p",
+        "158",
+        "-s",
+        "40000",
+        "-c",
+        "4",
+        "-i",
+        "u200000",
+        "192.0.2.10",
+    ]);
+    // The firewall's lines for them, two before a rotation and two after,
+    // then an egress drop the span port never saw, and a broken line.
+    append(&log, &nf_line("192.0.2.99", "192.0.2.10", 40000, 158));
+    append(&log, &nf_line("192.0.2.99", "192.0.2.10", 40001, 158));
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::rename(&log, dir.join("fw.log.1")).unwrap();
+    append(&log, &nf_line("192.0.2.99", "192.0.2.10", 40002, 158));
+    append(&log, &nf_line("192.0.2.99", "192.0.2.10", 40003, 158));
+    append(&log, &nf_line("192.0.2.10", "198.51.100.50", 50123, 445));
+    append(&log, "Nov 22 10:00:00 fw1 kernel: PK-IN-DROP: IN=eth0 SRC=192.0.2.99 DST=\n");
+    // A Cisco ASA's denial, received over syslog (RFC 3164, as an ASA sends it).
+    let asa =
+        "%ASA-4-106023: Deny tcp src dmz:192.0.2.11/51000 dst outside:198.51.100.60/6667 by access-group \"dmz_out\"";
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.a,
+        "logger",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        "5514",
+        "--udp",
+        "--rfc3164",
+        "-t",
+        "asa",
+        asa,
+    ]);
+    std::thread::sleep(Duration::from_millis(600));
+    must(&["kill", "-TERM", &child.id().to_string()]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "picket did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stderr);
+    assert!(status.success(), "exit status {status:?}");
+
+    let run = Run {
+        code: Some(0),
+        events: parse(&std::fs::read_to_string(&out).unwrap()),
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let fw = run.fw();
+    assert_eq!(fw.mode, "live");
+    assert!(fw.is_final, "the report written at shutdown is the final one");
+    assert_eq!(fw.records, 6, "4 SYNs + 1 egress drop + 1 ASA line, each read once: {fw:?}");
+    assert_eq!(fw.formats.get("netfilter"), Some(&6), "5 records + the broken line: {fw:?}");
+    assert_eq!(fw.formats.get("asa"), Some(&1));
+    assert_eq!(fw.bad_lines.iter().map(|b| b.count).sum::<u64>(), 1);
+    assert_eq!(fw.matched, 4, "each logged SYN met its packet: {fw:?}");
+    assert_eq!(fw.unmatched_records, 2, "the egress drops never crossed the span");
+    assert!(fw.attempts_on_wire >= 4);
+    let st = run.stats();
+    assert_eq!(st.fw_records, 6);
+    // The syn_retry detection names the firewall's records for its flow.
+    let retry =
+        run.of_type("syn_retry").into_iter().find(|e| e.syn_retry.as_ref().is_some_and(|r| r.status == "final"));
+    let retry = retry.expect("hping3's four SYNs are a syn_retry");
+    let f = retry.firewall.as_ref().expect("a firewall object");
+    assert_eq!(f.scope, "flow");
+    assert_eq!(f.rules, vec!["PK-IN-DROP:".to_string()]);
+}

@@ -119,18 +119,53 @@ fn record_key(r: &FwRecord) -> Option<FlowKey> {
     Some(FlowKey(proto, src, dst, a, b))
 }
 
-/// The flow of an attempt toward the firewall, with its sequence number.
-fn attempt_key(p: &PacketSummary) -> Option<(FlowKey, Option<u32>)> {
-    let ip = p.ip.as_ref()?;
-    match &p.l4 {
-        L4::Tcp(t) if !t.has(tcpflag::ACK) => Some((FlowKey(6, ip.src, ip.dst, t.sport, t.dport), Some(t.seq))),
-        L4::Udp(u) => Some((FlowKey(ip.proto, ip.src, ip.dst, u.sport, u.dport), None)),
-        L4::Icmp(i) if i.is_echo_request() => {
-            let proto = if i.v6 { 58 } else { 1 };
-            Some((FlowKey(proto, ip.src, ip.dst, u16::from(i.icmp_type), u16::from(i.code)), None))
+/// An attempt toward the firewall, as the correlator keeps it: a TCP
+/// segment without ACK, a UDP datagram or an ICMP echo request going to the
+/// home net (anywhere without one).
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt {
+    key: FlowKey,
+    seq: Option<u32>,
+    ts: i64,
+    ttl: u8,
+    ip_id: u32,
+}
+
+impl Attempt {
+    #[inline]
+    pub fn of(p: &PacketSummary, home: &HomeNet) -> Option<Attempt> {
+        let ip = p.ip.as_ref()?;
+        if !home.is_empty() && !home.contains(ip.dst) {
+            return None;
         }
-        _ => None,
+        let (key, seq) = match &p.l4 {
+            L4::Tcp(t) if !t.has(tcpflag::ACK) => (FlowKey(6, ip.src, ip.dst, t.sport, t.dport), Some(t.seq)),
+            L4::Udp(u) => (FlowKey(ip.proto, ip.src, ip.dst, u.sport, u.dport), None),
+            L4::Icmp(i) if i.is_echo_request() => {
+                let proto = if i.v6 { 58 } else { 1 };
+                (FlowKey(proto, ip.src, ip.dst, u16::from(i.icmp_type), u16::from(i.code)), None)
+            }
+            _ => return None,
+        };
+        Some(Attempt { key, seq, ts: p.ts_us, ttl: ip.ttl, ip_id: ip.ip_id })
     }
+
+    /// Packet time.
+    pub fn ts(&self) -> i64 {
+        self.ts
+    }
+}
+
+/// The sensor-time span whose unanswered attempts count as
+/// `unlogged_packets`.
+#[derive(Clone, Copy, Debug)]
+pub enum Span {
+    /// The records' own span, shifted by the offset (replay).
+    Records,
+    /// From `.0` (inclusive) to `.1` (exclusive): one live window.
+    Between(i64, i64),
+    /// Count none (live, before the log has said anything).
+    Nothing,
 }
 
 impl Correlator {
@@ -162,25 +197,27 @@ impl Correlator {
     /// Shows the correlator one decoded packet (reader thread, in order).
     #[inline]
     pub fn observe(&mut self, p: &PacketSummary) {
-        let Some(ip) = &p.ip else { return };
-        if !self.home.is_empty() && !self.home.contains(ip.dst) {
-            return;
+        if let Some(a) = Attempt::of(p, &self.home) {
+            self.observe_attempt(&a);
         }
-        let Some((key, seq)) = attempt_key(p) else { return };
+    }
+
+    /// Shows the correlator one attempt toward the firewall.
+    pub fn observe_attempt(&mut self, a: &Attempt) {
         self.attempts += 1;
         let pkt = self.attempts;
-        match self.index.get(&key) {
+        match self.index.get(&a.key) {
             Some(ids) => {
                 for &rec in ids {
                     if self.cands.len() >= self.cap {
                         self.dropped += 1;
                         continue;
                     }
-                    self.cands.push(Cand { rec, pkt, ts: p.ts_us, ttl: ip.ttl, seq, ip_id: ip.ip_id });
+                    self.cands.push(Cand { rec, pkt, ts: a.ts, ttl: a.ttl, seq: a.seq, ip_id: a.ip_id });
                 }
             }
             None => {
-                let sec = p.ts_us.div_euclid(1_000_000);
+                let sec = a.ts.div_euclid(1_000_000);
                 if let Some(n) = self.bins.get_mut(&sec) {
                     *n = n.saturating_add(1);
                 } else if self.bins.len() < MAX_BINS {
@@ -194,6 +231,11 @@ impl Correlator {
 
     /// Estimates the offset, pairs records with packets and counts.
     pub fn finish(&self) -> Outcome {
+        self.finish_within(Span::Records)
+    }
+
+    /// `finish`, counting unlogged attempts within `span` only.
+    pub fn finish_within(&self, span: Span) -> Outcome {
         let strong = |c: &Cand| {
             let r = &self.recs[c.rec as usize];
             (r.seq.is_some() && r.seq == c.seq) || (r.seq.is_none() && r.ip_id.is_some_and(|i| i == c.ip_id))
@@ -239,9 +281,18 @@ impl Correlator {
         }
         out.unmatched_records = out.records - out.matched;
         // Attempts within the log's span (in sensor time) that no record took.
-        if let (Some(first), Some(last)) = (self.recs.iter().map(|r| r.ts).min(), self.recs.iter().map(|r| r.ts).max())
-        {
-            let (lo, hi) = (first - off - WINDOW_US, last - off + WINDOW_US);
+        let range = match span {
+            Span::Records => self
+                .recs
+                .iter()
+                .map(|r| r.ts)
+                .min()
+                .zip(self.recs.iter().map(|r| r.ts).max())
+                .map(|(first, last)| (first - off - WINDOW_US, last - off + WINDOW_US)),
+            Span::Between(lo, hi) => Some((lo, hi.saturating_sub(1))),
+            Span::Nothing => None,
+        };
+        if let Some((lo, hi)) = range {
             let mut seen: HashSet<u64> = HashSet::new();
             for c in &self.cands {
                 if (lo..=hi).contains(&c.ts) && !taken.contains(&c.pkt) && seen.insert(c.pkt) {
@@ -325,19 +376,24 @@ impl FwIndex {
     pub fn new(records: &[FwRecord]) -> FwIndex {
         let mut ix = FwIndex::default();
         for r in records {
-            let Some(src) = r.src else { continue };
-            if let (Some(dst), Some(dport)) = (r.dst, r.dport.or(r.icmp.map(|(t, _)| u16::from(t)))) {
-                if ix.flows.len() < MAX_TALLIES || ix.flows.contains_key(&(src, dst, dport)) {
-                    ix.flows.entry((src, dst, dport)).or_default().add(r);
-                } else {
-                    ix.untallied += 1;
-                }
-            }
-            if ix.sources.len() < MAX_TALLIES || ix.sources.contains_key(&src) {
-                ix.sources.entry(src).or_default().add(r);
-            }
+            ix.add(r);
         }
         ix
+    }
+
+    /// Tallies one more record (live logs).
+    pub fn add(&mut self, r: &FwRecord) {
+        let Some(src) = r.src else { return };
+        if let (Some(dst), Some(dport)) = (r.dst, r.dport.or(r.icmp.map(|(t, _)| u16::from(t)))) {
+            if self.flows.len() < MAX_TALLIES || self.flows.contains_key(&(src, dst, dport)) {
+                self.flows.entry((src, dst, dport)).or_default().add(r);
+            } else {
+                self.untallied += 1;
+            }
+        }
+        if self.sources.len() < MAX_TALLIES || self.sources.contains_key(&src) {
+            self.sources.entry(src).or_default().add(r);
+        }
     }
 
     /// The `firewall` object for an event about `src` (and, when the event

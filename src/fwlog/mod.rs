@@ -20,6 +20,7 @@ pub mod asa;
 pub mod correlate;
 pub mod csv;
 pub mod feed;
+pub mod live;
 pub mod netfilter;
 pub mod pf;
 pub mod portsentry;

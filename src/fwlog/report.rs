@@ -179,6 +179,11 @@ pub struct ReportInput<'a> {
     /// Event time when no record had one (the reference time).
     pub fallback_us: i64,
     pub top_sources: usize,
+    /// `live`: a report while following logs live (`is_final` false until
+    /// shutdown). Otherwise the mode follows from the wire side: `capture`
+    /// or `log_only`.
+    pub live: bool,
+    pub is_final: bool,
 }
 
 /// Builds the `fw_correlation` event of a log-only run.
@@ -232,7 +237,8 @@ pub fn fw_correlation_with(agg: &Aggregate, inp: &ReportInput<'_>, wire: Option<
     let ts = |t: Option<i64>| t.map(rfc3339_us);
     let o = wire.map(|(o, _)| *o).unwrap_or_default();
     let details = json!({
-        "mode": if wire.is_some() { "capture" } else { "log_only" },
+        "mode": if inp.live { "live" } else if wire.is_some() { "capture" } else { "log_only" },
+        "final": inp.is_final,
         "records": agg.records,
         "denials": agg.denials,
         "matched": o.matched,
@@ -361,7 +367,15 @@ mod tests {
         let rules = Rules::builtin();
         let ev = fw_correlation(
             &a,
-            &ReportInput { files: &[t], ports: &rules.ports, sensor: "x.log", fallback_us: 0, top_sources: 10 },
+            &ReportInput {
+                files: &[t],
+                ports: &rules.ports,
+                sensor: "x.log",
+                fallback_us: 0,
+                top_sources: 10,
+                live: false,
+                is_final: true,
+            },
         );
         let v: Value = serde_json::from_str(&ev.line).unwrap();
         assert_eq!(v["event_type"], "fw_correlation");

@@ -73,6 +73,10 @@ pub struct FwCorrelation {
     pub formats: BTreeMap<String, u64>,
     pub files: Vec<FwFile>,
     pub bad_lines: Vec<FwBadLines>,
+    #[serde(default)]
+    pub attempts_on_wire: u64,
+    #[serde(rename = "final", default)]
+    pub is_final: bool,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]

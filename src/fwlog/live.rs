@@ -1,0 +1,408 @@
+//! Firewall logs while picket captures live (`picket live --fw-log FILE
+//! --syslog-listen ADDR:PORT`): one thread follows the files like `tail -F`
+//! (`follow`), receives syslog datagrams (`syslog_udp`), parses every line,
+//! and correlates the records with the attempts the capture saw, in windows
+//! of packet time.
+//!
+//! - The reader thread's [`LiveTap`] keeps the attempts toward the firewall
+//!   (`correlate::Attempt`, a few dozen bytes each) and hands them over in
+//!   batches through a bounded channel; a full channel drops the batch and
+//!   counts it (`fw_attempts_dropped`), so the capture never waits for the
+//!   logs.
+//! - Every `STEP_US` of the sensor's packet clock, the records whose time
+//!   (less the clock offset found so far) is more than `LAG_US` old are
+//!   correlated with the attempts kept (`correlate::Correlator`), and
+//!   attempts older than `MARGIN_US` before the cut are let go. Unlogged
+//!   attempts are counted per window, once the log has said anything.
+//! - Every report interval of packet time, and at shutdown, an
+//!   `fw_correlation` event (`mode: live`, `final` false until the end)
+//!   gives the running totals. Records also feed the `firewall` object of
+//!   detection events as they arrive.
+//! - Files are followed from their end: lines written before picket
+//!   started describe traffic it never saw. A syslog message without a
+//!   time of its own takes its arrival time.
+//!
+//! Memory is bounded: records waiting for their window (`MAX_PENDING`) and
+//! attempts kept (`MAX_ATTEMPTS`) are capped, and what a cap refuses is
+//! counted in the stats.
+
+use super::correlate::{Attempt, Correlator, FwIndex, Outcome, Span};
+use super::report::{self, Aggregate, ReportInput};
+use super::{FileTally, Format, FwRecord, LineCtx, LineParser, MAX_LINE, time::TimeCtx};
+use crate::detect::Shared;
+use crate::event::EventLine;
+use crate::follow::Follower;
+use crate::homenet::HomeNet;
+use crate::stats::Stats;
+use crate::summary::PacketSummary;
+use crate::syslog_udp::SyslogListener;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Attempts per batch the reader hands over.
+const TAP_BATCH: usize = 1024;
+/// Batches in flight.
+const TAP_QUEUE: usize = 64;
+/// Packet time between correlation windows.
+const STEP_US: i64 = 30_000_000;
+/// A record is correlated once the sensor clock is this far past it: the
+/// firewall may log late and the log reach picket later still.
+const LAG_US: i64 = 30_000_000;
+/// Attempts kept this long before a window's cut, for records that arrive late.
+const MARGIN_US: i64 = 60_000_000;
+/// Records waiting for their window.
+const MAX_PENDING: usize = 1_000_000;
+/// Attempts kept for correlation.
+const MAX_ATTEMPTS: usize = 2_000_000;
+/// How long the thread waits for a datagram or sleeps between file polls.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The reader's side: attempts toward the firewall, batched.
+pub struct LiveTap {
+    home: HomeNet,
+    buf: Vec<Attempt>,
+    tx: Sender<Vec<Attempt>>,
+    pool: Receiver<Vec<Attempt>>,
+    stats: Arc<Stats>,
+}
+
+impl LiveTap {
+    /// Looks at one decoded packet.
+    #[inline]
+    pub fn push(&mut self, p: &PacketSummary) {
+        if let Some(a) = Attempt::of(p, &self.home) {
+            self.buf.push(a);
+            if self.buf.len() >= TAP_BATCH {
+                self.flush();
+            }
+        }
+    }
+
+    /// Hands over what is buffered (also on an idle link).
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let fresh = self.pool.try_recv().unwrap_or_else(|_| Vec::with_capacity(TAP_BATCH));
+        let full = std::mem::replace(&mut self.buf, fresh);
+        if let Err(TrySendError::Full(mut v) | TrySendError::Disconnected(mut v)) = self.tx.try_send(full) {
+            self.stats.fw_attempts_dropped.fetch_add(v.len() as u64, Relaxed);
+            v.clear();
+            self.buf = v;
+        }
+    }
+}
+
+/// What the live log thread reads and how.
+pub struct LiveConfig {
+    pub files: Vec<PathBuf>,
+    pub syslog: Option<SocketAddr>,
+    pub forced: Option<Format>,
+    pub tz_offset_s: i32,
+    /// Packet time between `fw_correlation` reports.
+    pub interval_us: i64,
+    pub top_sources: usize,
+}
+
+/// Everything the thread owns.
+pub struct LiveFw {
+    cfg: LiveConfig,
+    shared: Arc<Shared>,
+    stats: Arc<Stats>,
+    out: Sender<EventLine>,
+    index: Arc<RwLock<FwIndex>>,
+    listener: Option<SyslogListener>,
+    followers: Vec<Follower>,
+    /// One parser and tally per file, then one for syslog.
+    parsers: Vec<LineParser>,
+    tallies: Vec<FileTally>,
+    line_no: Vec<u32>,
+    agg: Aggregate,
+    pending: Vec<FwRecord>,
+    attempts: Vec<Attempt>,
+    rx: Receiver<Vec<Attempt>>,
+    recycle: Sender<Vec<Attempt>>,
+    total: Outcome,
+    attempts_seen: u64,
+    offset_us: Option<i64>,
+    /// The previous window's cut (sensor time), once the log said anything.
+    prev_cut: Option<i64>,
+    next_step: i64,
+    next_report: i64,
+    /// Records read in the current poll, added to the index in one go.
+    fresh: Vec<FwRecord>,
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl LiveFw {
+    /// Binds the syslog socket and opens the files (a file not there yet
+    /// is waited for). Returns the thread's state and the reader's tap.
+    pub fn new(
+        cfg: LiveConfig,
+        shared: Arc<Shared>,
+        out: Sender<EventLine>,
+        index: Arc<RwLock<FwIndex>>,
+    ) -> Result<(LiveFw, LiveTap), String> {
+        let stats = Arc::clone(&shared.stats);
+        let listener = match cfg.syslog {
+            Some(addr) => Some(
+                SyslogListener::bind(addr, POLL).map_err(|e| format!("--syslog-listen {addr}: cannot bind: {e}"))?,
+            ),
+            None => None,
+        };
+        let mut followers = Vec::new();
+        let mut tallies = Vec::new();
+        for p in &cfg.files {
+            if !p.exists() {
+                eprintln!("picket: note: {}: not there yet; waiting for it", p.display());
+            } else if let Err(e) = std::fs::File::open(p) {
+                return Err(format!("{}: {e}", p.display()));
+            }
+            followers.push(Follower::new(p, true, MAX_LINE));
+            tallies.push(FileTally::new(&p.display().to_string()));
+        }
+        if let Some(l) = &listener {
+            let name = l.local_addr().map(|a| format!("syslog udp {a}")).unwrap_or_else(|_| "syslog udp".into());
+            tallies.push(FileTally::new(&name));
+        }
+        let time = TimeCtx { reference_us: now_us(), tz_offset_s: cfg.tz_offset_s };
+        let parsers =
+            (0..tallies.len()).map(|i| LineParser::new(LineCtx { time, forced: cfg.forced, file: i as u16 })).collect();
+        let (tx, rx) = bounded(TAP_QUEUE);
+        let (recycle, pool) = bounded(TAP_QUEUE + 2);
+        let tap = LiveTap {
+            home: shared.home.clone(),
+            buf: Vec::with_capacity(TAP_BATCH),
+            tx,
+            pool,
+            stats: Arc::clone(&stats),
+        };
+        let n = tallies.len();
+        let fw = LiveFw {
+            cfg,
+            shared,
+            stats,
+            out,
+            index,
+            listener,
+            followers,
+            parsers,
+            tallies,
+            line_no: vec![0; n],
+            agg: Aggregate::new(),
+            pending: Vec::new(),
+            attempts: Vec::new(),
+            rx,
+            recycle,
+            total: Outcome::default(),
+            attempts_seen: 0,
+            offset_us: None,
+            prev_cut: None,
+            next_step: i64::MIN,
+            next_report: i64::MIN,
+            fresh: Vec::new(),
+        };
+        Ok((fw, tap))
+    }
+
+    /// The local address of the syslog socket (for `:0` in tests).
+    pub fn syslog_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Runs until the reader hangs up its tap (end of capture), then reads
+    /// the logs one last time and writes the final report.
+    pub fn run(mut self) {
+        loop {
+            let done = self.take_attempts();
+            self.read_logs();
+            let now = self.stats.clock_us.load(Relaxed);
+            if self.next_step == i64::MIN && now > 0 {
+                self.next_step = now + STEP_US;
+                self.next_report = now + self.cfg.interval_us;
+            }
+            if now > 0 && now >= self.next_step {
+                self.step(now - LAG_US);
+                self.next_step = now + STEP_US;
+            }
+            if now > 0 && now >= self.next_report {
+                self.report(now, false);
+                self.next_report = now + self.cfg.interval_us;
+            }
+            if done {
+                break;
+            }
+        }
+        self.read_logs();
+        let now = self.stats.clock_us.load(Relaxed);
+        self.step(i64::MAX);
+        self.report(now, true);
+    }
+
+    /// Moves the reader's batches into `attempts`; true once the reader is gone.
+    fn take_attempts(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(mut v) => {
+                    self.attempts_seen += v.len() as u64;
+                    let room = MAX_ATTEMPTS.saturating_sub(self.attempts.len());
+                    if v.len() > room {
+                        self.stats.fw_attempts_dropped.fetch_add((v.len() - room) as u64, Relaxed);
+                        v.truncate(room);
+                    }
+                    self.attempts.extend_from_slice(&v);
+                    v.clear();
+                    let _ = self.recycle.try_send(v);
+                }
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    /// Reads what the files and the socket have (waiting up to `POLL`).
+    fn read_logs(&mut self) {
+        let reference = now_us();
+        for p in &mut self.parsers {
+            p.ctx.time.reference_us = reference;
+        }
+        let syslog_ix = self.followers.len();
+        if self.listener.is_some() {
+            // Up to a few thousand datagrams per pass, so files get their turn.
+            for _ in 0..4096 {
+                let Some(l) = self.listener.as_mut() else { break };
+                let msg = match l.recv() {
+                    Ok(Some(m)) => m,
+                    Ok(None) | Err(_) => break,
+                };
+                let (text, at, truncated) = (msg.text, msg.received_us, msg.truncated);
+                let ln = bump(&mut self.line_no[syslog_ix]);
+                let tally = &mut self.tallies[syslog_ix];
+                if truncated {
+                    tally.count_overlong(ln);
+                    continue;
+                }
+                let res = self.parsers[syslog_ix].parse(text, ln);
+                tally.count(ln, &res);
+                if let Ok(mut r) = res {
+                    r.ts_us = r.ts_us.or(Some(at));
+                    self.fresh.push(r);
+                }
+            }
+        } else {
+            std::thread::sleep(POLL);
+        }
+        for (i, f) in self.followers.iter_mut().enumerate() {
+            let before = f.counts;
+            let (parser, tally, ln, fresh) =
+                (&mut self.parsers[i], &mut self.tallies[i], &mut self.line_no[i], &mut self.fresh);
+            let res = f.poll(|line| {
+                let n = bump(ln);
+                let res = parser.parse(line, n);
+                tally.count(n, &res);
+                if let Ok(r) = res {
+                    fresh.push(r);
+                }
+            });
+            if let Err(e) = res {
+                eprintln!("picket: warning: {}: {e}", f.path().display());
+            }
+            for _ in before.overlong_lines..f.counts.overlong_lines {
+                tally.count_overlong(*ln);
+            }
+            self.stats.fw_rotations.fetch_add(f.counts.rotations - before.rotations, Relaxed);
+            self.stats.fw_truncations.fetch_add(f.counts.truncations - before.truncations, Relaxed);
+        }
+        let lines: u64 = self.tallies.iter().map(|t| t.lines).sum();
+        let bad: u64 = self.tallies.iter().map(|t| t.bad).sum();
+        let other: u64 = self.tallies.iter().map(|t| t.other).sum();
+        let records: u64 = self.tallies.iter().map(|t| t.records).sum();
+        self.stats.fw_lines.store(lines, Relaxed);
+        self.stats.fw_bad_lines.store(bad, Relaxed);
+        self.stats.fw_other_lines.store(other, Relaxed);
+        self.stats.fw_records.store(records, Relaxed);
+        if self.fresh.is_empty() {
+            return;
+        }
+        if let Ok(mut ix) = self.index.write() {
+            for r in &self.fresh {
+                ix.add(r);
+            }
+        }
+        for r in self.fresh.drain(..) {
+            self.agg.add(&r);
+            if self.pending.len() < MAX_PENDING {
+                self.pending.push(r);
+            } else {
+                self.stats.fw_records_uncorrelated.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Correlates the records due before `cut` (sensor time).
+    fn step(&mut self, cut: i64) {
+        // Whole seconds, so the unlogged histogram's bins fall in one window.
+        let cut = if cut == i64::MAX { cut } else { cut.div_euclid(1_000_000) * 1_000_000 };
+        let off = self.offset_us.unwrap_or(0);
+        let due = |r: &FwRecord| r.ts_us.is_none_or(|t| t.saturating_sub(off) < cut);
+        let ready: Vec<FwRecord> = self.pending.iter().filter(|r| due(r)).copied().collect();
+        self.pending.retain(|r| !due(r));
+        if ready.is_empty() && self.prev_cut.is_none() {
+            // The log has said nothing yet: nothing to count against.
+            self.attempts.retain(|a| a.ts() >= cut.saturating_sub(MARGIN_US));
+            return;
+        }
+        let mut c = Correlator::new(&ready, self.shared.home.clone());
+        for a in &self.attempts {
+            c.observe_attempt(a);
+        }
+        let lo = self.prev_cut.unwrap_or(i64::MIN);
+        let o = c.finish_within(Span::Between(lo, cut));
+        let t = &mut self.total;
+        t.records += o.records;
+        t.matchable += o.matchable;
+        t.matched += o.matched;
+        t.unmatched_records += o.unmatched_records;
+        t.unlogged_packets += o.unlogged_packets;
+        t.offset_pairs += o.offset_pairs;
+        t.offset_strong |= o.offset_strong;
+        t.candidates_dropped += o.candidates_dropped;
+        if o.clock_offset_s.is_some() && (o.offset_strong || o.offset_pairs >= 3) {
+            t.clock_offset_s = o.clock_offset_s;
+            self.offset_us = o.clock_offset_s.map(|s| (s * 1e6).round() as i64);
+        }
+        self.prev_cut = Some(cut);
+        self.attempts.retain(|a| a.ts() >= cut.saturating_sub(MARGIN_US));
+    }
+
+    fn report(&mut self, now: i64, is_final: bool) {
+        self.total.attempts = self.attempts_seen;
+        let sensor = self.shared.sensors.first().map(String::as_str).unwrap_or("live");
+        let input = ReportInput {
+            files: &self.tallies,
+            ports: &self.shared.rules.ports,
+            sensor,
+            fallback_us: now,
+            top_sources: self.cfg.top_sources,
+            live: true,
+            is_final,
+        };
+        let _ = self.out.send(report::fw_correlation_with(&self.agg, &input, Some((&self.total, now))));
+    }
+}
+
+/// The next line number of a source.
+fn bump(n: &mut u32) -> u32 {
+    *n = n.saturating_add(1);
+    *n
+}
