@@ -27,11 +27,13 @@ pub enum LinkKind {
     LinuxSll2,
     /// LINKTYPE_PPP (9) and LINKTYPE_PPP_HDLC (50), including Cisco HDLC framing.
     Ppp,
+    /// LINKTYPE_PFLOG (117): OpenBSD/FreeBSD pf's log interface.
+    Pflog,
 }
 
 impl LinkKind {
     /// Every supported kind, in the order stats report them.
-    pub const ALL: [LinkKind; 8] = [
+    pub const ALL: [LinkKind; 9] = [
         LinkKind::Ethernet,
         LinkKind::Null,
         LinkKind::Raw,
@@ -40,6 +42,7 @@ impl LinkKind {
         LinkKind::LinuxSll,
         LinkKind::LinuxSll2,
         LinkKind::Ppp,
+        LinkKind::Pflog,
     ];
 
     /// Maps a pcap data-link type number to a supported kind.
@@ -53,6 +56,7 @@ impl LinkKind {
             113 => Some(LinkKind::LinuxSll),
             276 => Some(LinkKind::LinuxSll2),
             9 | 50 => Some(LinkKind::Ppp),
+            117 => Some(LinkKind::Pflog),
             _ => None,
         }
     }
@@ -68,6 +72,7 @@ impl LinkKind {
             LinkKind::LinuxSll => "linux_sll",
             LinkKind::LinuxSll2 => "linux_sll2",
             LinkKind::Ppp => "ppp",
+            LinkKind::Pflog => "pflog",
         }
     }
 

@@ -487,6 +487,50 @@ pub const ETH_ARP: &[u8] = frame!(
 );
 
 /// Every fixture with its link type.
+/// OpenBSD pflog header (net/if_pflog.h, `struct pfloghdr`, 100 bytes since
+/// OpenBSD 5.x): length 100, AF_INET, action PF_DROP (1), reason 0,
+/// ifname "em0", no ruleset, rule 3, subrule -1, uid/pid fields, dir PF_IN
+/// (1), rewritten 0, naf AF_INET, pad, saddr/daddr (unused here), ports.
+const PFLOG_OPENBSD_V4_HDR: [u8; 100] = {
+    let mut h = [0u8; 100];
+    h[0] = 100;
+    h[1] = 2;
+    h[2] = 1;
+    h[4] = b'e';
+    h[5] = b'm';
+    h[6] = b'0';
+    h[39] = 3; // rulenr 3 (network order, bytes 36..40)
+    h[40] = 0xff; // subrulenr -1
+    h[41] = 0xff;
+    h[42] = 0xff;
+    h[43] = 0xff;
+    h[60] = 1; // dir: in
+    h[62] = 2; // naf
+    h
+};
+
+/// A FreeBSD-style pflog header: `length` 61 (PFLOG_REAL_HDRLEN, the
+/// header up to its padding), word-aligned to 64 bytes on the wire, AF_INET6
+/// as FreeBSD numbers it (28), action PF_PASS (0).
+const PFLOG_FREEBSD_V6_HDR: [u8; 64] = {
+    let mut h = [0u8; 64];
+    h[0] = 61;
+    h[1] = 28;
+    h[4] = b'v';
+    h[5] = b't';
+    h[6] = b'n';
+    h[7] = b'e';
+    h[8] = b't';
+    h[9] = b'0';
+    h[60] = 1;
+    h
+};
+
+/// pflog (LINKTYPE_PFLOG, 117), OpenBSD header, carrying the traceroute probe.
+pub const PFLOG_IPV4: &[u8] = frame!(PFLOG_OPENBSD_V4_HDR, RAW_IPV4_TRACEROUTE);
+/// pflog, FreeBSD header, carrying an ICMPv6 echo request.
+pub const PFLOG_IPV6: &[u8] = frame!(PFLOG_FREEBSD_V6_HDR, RAW_IPV6_ICMPV6_ECHO);
+
 pub const ALL: &[(&str, LinkKind, &[u8])] = &[
     ("eth_ipv4_tcp_syn", LinkKind::Ethernet, ETH_IPV4_TCP_SYN),
     ("eth_vlan", LinkKind::Ethernet, ETH_VLAN),
@@ -516,4 +560,6 @@ pub const ALL: &[(&str, LinkKind, &[u8])] = &[
     ("ppp_mpls_ipv4", LinkKind::Ppp, PPP_MPLS_IPV4),
     ("eth_mpls_ipv4", LinkKind::Ethernet, ETH_MPLS_IPV4),
     ("chdlc_ipv4", LinkKind::Ppp, CHDLC_IPV4),
+    ("pflog_ipv4", LinkKind::Pflog, PFLOG_IPV4),
+    ("pflog_ipv6", LinkKind::Pflog, PFLOG_IPV6),
 ];

@@ -1,5 +1,5 @@
 //! Link layer: strips the capture's link header (Ethernet II with 802.1Q /
-//! QinQ tags, Linux cooked v1/v2, BSD loopback, PPP / Cisco HDLC, raw IP)
+//! QinQ tags, Linux cooked v1/v2, BSD loopback, PPP / Cisco HDLC, pflog, raw IP)
 //! and any MPLS label stack, and returns the IP packet behind it, recording
 //! the inner EtherType and outermost VLAN id.
 //!
@@ -55,6 +55,17 @@ mod ppp {
     pub const MPLS_MC: u16 = 0x0283;
 }
 
+/// pf's log header (LINKTYPE_PFLOG): OpenBSD net/if_pflog.h `struct
+/// pfloghdr`. Byte 0 is the header length (100 on current OpenBSD, 61 on
+/// FreeBSD), padded to a 4-byte boundary on the wire (tcpdump's
+/// `BPF_WORDALIGN`); byte 1 the address family, byte 2 pf's action, byte 3
+/// the reason; the IP packet follows the padded header.
+/// <https://www.tcpdump.org/linktypes/LINKTYPE_PFLOG.html>
+mod pflog {
+    /// tcpdump's MIN_PFLOG_HDRLEN: the fields up to the rule numbers.
+    pub const MIN_LEN: usize = 45;
+}
+
 /// MPLS label stack entries (RFC 3032): 4 bytes each, bottom-of-stack bit
 /// in byte 2; the payload's IP version nibble says what follows.
 mod mpls {
@@ -81,6 +92,7 @@ pub(super) fn strip<'a>(link: LinkKind, data: &'a [u8], s: &mut PacketSummary) -
         LinkKind::Null => loopback(data, s),
         LinkKind::Raw | LinkKind::Ipv4 | LinkKind::Ipv6 => Some(data),
         LinkKind::Ppp => point_to_point(data, s),
+        LinkKind::Pflog => pf_log(data, s),
     }
 }
 
@@ -148,6 +160,19 @@ fn loopback<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
     let is = |af: u32| be == af || le == af;
     let ip = is(null::AF_INET) || null::AF_INET6.iter().any(|&af| is(af));
     ip.then_some(payload)
+}
+
+/// pflog: skips the padded header. The IP version nibble says what follows
+/// (address family numbers for IPv6 differ between the BSDs). A length
+/// below the minimum is a broken header.
+fn pf_log<'a>(data: &'a [u8], s: &mut PacketSummary) -> Option<&'a [u8]> {
+    let Some(&len) = data.first() else { return truncated(s) };
+    let len = usize::from(len);
+    if len < pflog::MIN_LEN {
+        return truncated(s);
+    }
+    let Some(payload) = data.get((len + 3) & !3..) else { return truncated(s) };
+    matches!(payload.first().map(|b| b >> 4), Some(4 | 6)).then_some(payload)
 }
 
 /// Walks VLAN tags (802.1Q 0x8100, 802.1ad 0x88a8, legacy QinQ 0x9100) and

@@ -570,3 +570,21 @@ fn every_link_kind_on_every_fixture() {
         }
     }
 }
+
+#[test]
+fn pflog_headers_of_both_lengths_reach_the_ip_packet() {
+    let s = run(LinkKind::Pflog, PFLOG_IPV4);
+    assert_eq!(s.error, None);
+    assert_eq!((ip(&s).ttl, ip(&s).ip_id), (1, 0x4a4b));
+    assert_eq!(udp(&s), UdpInfo { sport: 40001, dport: 33434 });
+    let s = run(LinkKind::Pflog, PFLOG_IPV6);
+    assert_eq!(s.error, None);
+    assert!(ip(&s).is_v6());
+    assert!(s.icmp().is_some_and(|i| i.is_echo_request()));
+    // A header cut short, or claiming less than the minimum, is a link error.
+    assert_eq!(run(LinkKind::Pflog, &PFLOG_IPV4[..80]).error, Some(DecodeError::TruncatedLink));
+    let mut short = PFLOG_IPV4.to_vec();
+    short[0] = 20;
+    assert_eq!(run(LinkKind::Pflog, &short).error, Some(DecodeError::TruncatedLink));
+    assert_eq!(LinkKind::from_dlt(117), Some(LinkKind::Pflog));
+}

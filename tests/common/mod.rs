@@ -574,6 +574,11 @@ pub fn tempdir(tag: &str) -> PathBuf {
 
 /// Writes a classic pcap (Ethernet, microseconds) holding `frames`.
 pub fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
+    write_pcap_link(path, 1, frames)
+}
+
+/// Writes a classic pcap of link type `link` (microseconds) holding `frames`.
+pub fn write_pcap_link(path: &Path, link: u32, frames: &[(i64, Vec<u8>)]) {
     let mut b = Vec::new();
     b.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
     b.extend_from_slice(&2u16.to_le_bytes());
@@ -581,7 +586,7 @@ pub fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
     b.extend_from_slice(&0i32.to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes());
     b.extend_from_slice(&65535u32.to_le_bytes());
-    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&link.to_le_bytes());
     for (ts, f) in frames {
         b.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
         b.extend_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
