@@ -403,7 +403,12 @@ impl LineParser {
             if line.starts_with(b"#") && (self.w3c.is_some() || ctx.forced.is_some()) {
                 return Err(Skip::Other(Some(Format::WinFw)));
             }
-            if let Some(cols) = &self.w3c {
+            // After a `#Fields` header, rows start with their date
+            // (`YYYY-MM-DD `); in auto mode any other line (a syslog line in
+            // a merged log) is left to the per-line formats below.
+            if let Some(cols) = &self.w3c
+                && (ctx.forced.is_some() || looks_like_w3c_row(line))
+            {
                 return w3c::parse(line, cols, &ctx.time);
             }
             if ctx.forced == Some(Format::WinFw) {
@@ -448,6 +453,12 @@ impl LineParser {
         }
         Err(Skip::Other(None))
     }
+}
+
+/// `YYYY-MM-DD ` at the start: a W3C row's date column.
+fn looks_like_w3c_row(line: &[u8]) -> bool {
+    matches!(line.get(..11), Some(h) if h[..4].iter().all(u8::is_ascii_digit)
+        && h[4] == b'-' && h[7] == b'-' && h[10] == b' ')
 }
 
 /// One line as read: its bytes, or the fact that it was longer than [`MAX_LINE`].
@@ -681,6 +692,25 @@ mod tests {
         let ok = vec![b'y'; MAX_LINE];
         let mut r = LineReader::new(&ok[..]);
         assert!(matches!(r.next_line().unwrap(), Some((1, Line::Text(b))) if b.len() == MAX_LINE));
+    }
+
+    /// A log merged from several sources: once a `#Fields` header was seen,
+    /// W3C rows still parse as W3C, and syslog lines after them are still
+    /// read by their own format, not counted bad against the header.
+    #[test]
+    fn a_w3c_header_does_not_swallow_the_syslog_lines_after_it() {
+        let mut p = LineParser::new(ctx());
+        let header = b"#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path";
+        assert!(matches!(p.parse(header, 1), Err(Skip::Other(Some(Format::WinFw)))));
+        let row = b"2006-09-19 03:38:17 DROP UDP 172.20.73.241 239.255.255.250 2250 1900 250 - - - - - - - RECEIVE";
+        assert_eq!(p.parse(row, 2).unwrap().format, Format::WinFw);
+        let nf = b"Mar 15 20:55:15 linux kernel: [810294.788657] DROP IN=eth0 OUT= SRC=192.0.2.5 DST=192.0.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=49 ID=1 PROTO=TCP SPT=1 DPT=2 WINDOW=1024 RES=0x00 SYN URGP=0";
+        assert_eq!(p.parse(nf, 3).unwrap().format, Format::Netfilter);
+        let iso = b"2026-11-22T10:34:36,658061+00:00 PK-IN-DROP: IN=eth0 OUT= SRC=203.0.113.34 DST=192.0.2.10 LEN=40 TTL=60 ID=302 PROTO=TCP SPT=2349 DPT=158 SYN URGP=0";
+        assert_eq!(p.parse(iso, 4).unwrap().format, Format::Netfilter);
+        // A row that is broken is still a bad W3C row.
+        let broken = b"2006-09-20 02:59:03 OPEN TCP x.x.x.79 69.16.211.107 4328 110 - - - - - - - - -";
+        assert!(matches!(p.parse(broken, 5), Err(Skip::Bad { format: Some(Format::WinFw), .. })));
     }
 
     #[test]
