@@ -45,7 +45,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let fw_live = if a.fw_log.is_empty() && a.syslog_listen.is_none() {
                 None
             } else {
-                let (forced, tz_offset_s, _) = fw_options(&a.fw)?;
+                let (forced, tz_offset_s, reference) = fw_options(&a.fw)?;
+                if reference.is_some() {
+                    return Err(BadInput(
+                        "--fw-reference is for replay and fwlog: live logs take their year from today".into(),
+                    )
+                    .into());
+                }
                 Some(picket::fwlog::live::LiveConfig {
                     files: a.fw_log,
                     syslog: a.syslog_listen,

@@ -58,6 +58,8 @@ const MARGIN_US: i64 = 60_000_000;
 const MAX_PENDING: usize = 1_000_000;
 /// Attempts kept for correlation.
 const MAX_ATTEMPTS: usize = 2_000_000;
+/// Window offset estimates kept for the run's median.
+const MAX_OFFSET_SAMPLES: usize = 1024;
 /// How long the thread waits for a datagram or sleeps between file polls.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -129,6 +131,10 @@ pub struct LiveFw {
     total: Outcome,
     attempts_seen: u64,
     offset_us: Option<i64>,
+    /// Per-window offset estimates (µs), from sequence-number/IP-ID pairs
+    /// and from times alone.
+    strong_offsets: Vec<i64>,
+    weak_offsets: Vec<i64>,
     /// The previous window's cut (sensor time), once the log said anything.
     prev_cut: Option<i64>,
     next_step: i64,
@@ -207,6 +213,8 @@ impl LiveFw {
             total: Outcome::default(),
             attempts_seen: 0,
             offset_us: None,
+            strong_offsets: Vec::new(),
+            weak_offsets: Vec::new(),
             prev_cut: None,
             next_step: i64::MIN,
             next_report: i64::MIN,
@@ -377,9 +385,20 @@ impl LiveFw {
         t.offset_pairs += o.offset_pairs;
         t.offset_strong |= o.offset_strong;
         t.candidates_dropped += o.candidates_dropped;
-        if o.clock_offset_s.is_some() && (o.offset_strong || o.offset_pairs >= 3) {
-            t.clock_offset_s = o.clock_offset_s;
-            self.offset_us = o.clock_offset_s.map(|s| (s * 1e6).round() as i64);
+        // The offset over the whole run: the median of the windows'
+        // estimates, from sequence-number pairs once there are any.
+        if let Some(w) = o.clock_offset_s {
+            let samples = if o.offset_strong { &mut self.strong_offsets } else { &mut self.weak_offsets };
+            if samples.len() >= MAX_OFFSET_SAMPLES {
+                samples.remove(0);
+            }
+            samples.push((w * 1e6).round() as i64);
+            let samples = if self.strong_offsets.is_empty() { &self.weak_offsets } else { &self.strong_offsets };
+            let mut sorted = samples.clone();
+            sorted.sort_unstable();
+            let median = sorted[sorted.len() / 2];
+            t.clock_offset_s = Some(median as f64 / 1e6);
+            self.offset_us = Some(median);
         }
         self.prev_cut = Some(cut);
         self.attempts.retain(|a| a.ts() >= cut.saturating_sub(MARGIN_US));
@@ -405,4 +424,92 @@ impl LiveFw {
 fn bump(n: &mut u32) -> u32 {
     *n = n.saturating_add(1);
     *n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rules;
+    use crate::summary::tcpflag;
+    use crate::summary::testutil::tcp;
+    use crossbeam_channel::unbounded;
+    use std::io::Write;
+
+    /// A netfilter line for a SYN logged at `ts_us`.
+    fn line(ts_us: i64, sport: u16) -> String {
+        format!(
+            "{} fw1 kernel: DROP-IN: IN=eth0 OUT= SRC=198.51.100.7 DST=192.0.2.10 LEN=40 TTL=64 PROTO=TCP SPT={sport} DPT=158 SYN URGP=0\n",
+            crate::timefmt::rfc3339_us(ts_us)
+        )
+    }
+
+    /// Drives the thread with packet time: reports come every interval of
+    /// the sensor clock (not the wall clock), records written to the
+    /// followed file meet the attempts the tap handed over, and the last
+    /// report is the final one.
+    #[test]
+    fn reports_every_interval_of_packet_time_then_a_final_one() {
+        let dir = std::env::temp_dir().join(format!("picket-live-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fw.log");
+        std::fs::write(&path, "Nov 22 09:00:00 fw1 kernel: before the start, not read\n").unwrap();
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            rules: Rules::builtin(),
+            home: HomeNet::parse("192.0.2.0/24").unwrap(),
+            community_id_seed: 0,
+            sensors: vec!["eth1".into()],
+            stats: Arc::clone(&stats),
+            workers: 1,
+        });
+        let (out, events) = unbounded();
+        let cfg = LiveConfig {
+            files: vec![path.clone()],
+            syslog: None,
+            forced: None,
+            tz_offset_s: 0,
+            interval_us: 60_000_000,
+            top_sources: 10,
+        };
+        let index = Arc::new(RwLock::new(FwIndex::default()));
+        let (fw, mut tap) = LiveFw::new(cfg, shared, out, Arc::clone(&index)).unwrap();
+        let thread = std::thread::spawn(move || fw.run());
+        let t0 = 1_795_000_000_000_000i64;
+        // Three minutes of packet time: one SYN (and its log line) a minute.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        for minute in 0..4i64 {
+            let ts = t0 + minute * 60_000_000;
+            tap.push(&tcp(ts, "198.51.100.7", "192.0.2.10", (40_000 + minute as u16, 158), tcpflag::SYN, 1, 0));
+            tap.flush();
+            f.write_all(line(ts + 200_000, 40_000 + minute as u16).as_bytes()).unwrap();
+            f.flush().unwrap();
+            stats.clock_us.store(ts, Relaxed);
+            std::thread::sleep(POLL * 3);
+        }
+        // An egress drop the span never saw.
+        f.write_all(line(t0 + 3 * 60_000_000, 9).replace("DPT=158", "DPT=445").as_bytes()).unwrap();
+        drop(f);
+        std::thread::sleep(POLL * 3);
+        drop(tap);
+        thread.join().unwrap();
+        let reports: Vec<serde_json::Value> =
+            events.try_iter().map(|e| serde_json::from_str(&e.line).unwrap()).collect();
+        assert!(reports.len() >= 3, "a report at each minute boundary and one at the end: {}", reports.len());
+        let (last, earlier) = reports.split_last().unwrap();
+        assert!(earlier.iter().all(|r| r["fw_correlation"]["final"] == false && r["fw_correlation"]["mode"] == "live"));
+        let c = &last["fw_correlation"];
+        assert_eq!(c["final"], true);
+        assert_eq!(c["records"], 5, "the line written before the start is not read: {c}");
+        assert_eq!(c["matched"], 4, "{c}");
+        assert_eq!(c["unmatched_records"], 1, "{c}");
+        assert_eq!(c["unlogged_packets"], 0, "{c}");
+        assert_eq!(c["attempts_on_wire"], 4);
+        let off = c["clock_offset_s"].as_f64().unwrap();
+        assert!((off - 0.2).abs() < 1e-6, "the firewall logged 0.2 s after the wire: {off}");
+        // Records also reached the index behind the `firewall` object.
+        let ix = index.read().unwrap();
+        assert!(ix.lookup("198.51.100.7".parse().unwrap(), Some("192.0.2.10".parse().unwrap()), Some(158)).is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
