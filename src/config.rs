@@ -165,6 +165,17 @@ pub struct NetbiosRules {
     pub idle_s: f64,
     /// Seconds after the last query within which TCP 139/445 counts as a follow-up.
     pub smb_window_s: f64,
+    /// Windows' retry pattern: at most this many queries per target...
+    pub windows_queries: u16,
+    /// ...spaced this many seconds apart (median)...
+    pub windows_interval_s: f64,
+    /// ...give or take this much.
+    pub windows_tolerance_s: f64,
+    /// Progressive timeouts: the first retry gap falls in this range (s)...
+    pub progressive_first_min_s: f64,
+    pub progressive_first_max_s: f64,
+    /// ...and the longest gap is at least this many times the first.
+    pub progressive_growth: f64,
     pub max_tracked: usize,
 }
 
@@ -177,6 +188,12 @@ impl Default for NetbiosRules {
             port_scan_min_ports: 10,
             idle_s: 120.0,
             smb_window_s: 60.0,
+            windows_queries: 3,
+            windows_interval_s: 1.5,
+            windows_tolerance_s: 0.3,
+            progressive_first_min_s: 12.0,
+            progressive_first_max_s: 20.0,
+            progressive_growth: 1.6,
             max_tracked: 16384,
         }
     }
@@ -700,6 +717,12 @@ struct NetbiosFile {
     port_scan_min_ports: Option<Spanned<i64>>,
     idle_s: Option<Spanned<f64>>,
     smb_window_s: Option<Spanned<f64>>,
+    windows_queries: Option<Spanned<i64>>,
+    windows_interval_s: Option<Spanned<f64>>,
+    windows_tolerance_s: Option<Spanned<f64>>,
+    progressive_first_min_s: Option<Spanned<f64>>,
+    progressive_first_max_s: Option<Spanned<f64>>,
+    progressive_growth: Option<Spanned<f64>>,
     max_tracked: Option<Spanned<i64>>,
 }
 
@@ -1009,6 +1032,43 @@ pub fn parse_netbios_toml(file: &str, text: &str) -> Result<NetbiosRules, Config
     }
     if let Some(v) = &n.smb_window_s {
         r.smb_window_s = float_in(file, text, &format!("{T} smb_window_s"), v, 0.0, true, 86_400.0)?;
+    }
+    if let Some(v) = &n.windows_queries {
+        r.windows_queries = int_in(file, text, &format!("{T} windows_queries"), v, 1, 16)? as u16;
+    }
+    if let Some(v) = &n.windows_interval_s {
+        r.windows_interval_s = float_in(file, text, &format!("{T} windows_interval_s"), v, 0.0, true, 60.0)?;
+    }
+    if let Some(v) = &n.windows_tolerance_s {
+        r.windows_tolerance_s = float_in(file, text, &format!("{T} windows_tolerance_s"), v, 0.0, false, 60.0)?;
+    }
+    if let Some(v) = &n.progressive_first_min_s {
+        r.progressive_first_min_s =
+            float_in(file, text, &format!("{T} progressive_first_min_s"), v, 0.0, true, 3_600.0)?;
+    }
+    if let Some(v) = &n.progressive_first_max_s {
+        r.progressive_first_max_s =
+            float_in(file, text, &format!("{T} progressive_first_max_s"), v, 0.0, true, 3_600.0)?;
+    }
+    if let Some(v) = &n.progressive_growth {
+        r.progressive_growth = float_in(file, text, &format!("{T} progressive_growth"), v, 1.0, false, 100.0)?;
+    }
+    if r.progressive_first_max_s < r.progressive_first_min_s {
+        let (span, key) = match (&n.progressive_first_max_s, &n.progressive_first_min_s) {
+            (Some(v), _) => (v.span(), "progressive_first_max_s"),
+            (None, Some(v)) => (v.span(), "progressive_first_min_s"),
+            (None, None) => (0..0, "progressive_first_max_s"),
+        };
+        return Err(ConfigError::value(
+            file,
+            text,
+            span,
+            &format!("{T} {key}"),
+            format!(
+                "progressive_first_max_s ({}) must be at least progressive_first_min_s ({})",
+                r.progressive_first_max_s, r.progressive_first_min_s
+            ),
+        ));
     }
     if let Some(v) = &n.max_tracked {
         r.max_tracked = int_in(file, text, &format!("{T} max_tracked"), v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
@@ -1587,6 +1647,11 @@ mod tests {
             "[netbios_nodestatus]\nport_scan_min_ports = 1",
             "[netbios_nodestatus]\nsmb_window_s = nan",
             "[netbios_nodestatus]\nmax_tracked = 0",
+            "[netbios_nodestatus]\nwindows_queries = 0",
+            "[netbios_nodestatus]\nwindows_interval_s = 0",
+            "[netbios_nodestatus]\nwindows_tolerance_s = -1",
+            "[netbios_nodestatus]\nprogressive_growth = 0.5",
+            "[netbios_nodestatus]\nprogressive_first_max_s = 10",
         ] {
             let e = parse_netbios_toml("rules/picket.toml", bad).unwrap_err();
             assert!(e.line.is_some(), "{bad}: {e}");

@@ -61,15 +61,6 @@ const SLOTS: usize = 4;
 const INTERVALS: usize = 16;
 /// Packet time between make-room sweeps of a full table.
 const EVICT_US: i64 = 1_000_000;
-/// SIGNATURES.md section 5: Windows sends 3 queries 1.5 s apart.
-const WINDOWS_QUERIES: u16 = 3;
-const WINDOWS_INTERVAL_US: i64 = 1_500_000;
-/// Accepted deviation from 1.5 s.
-const WINDOWS_TOLERANCE_US: i64 = 300_000;
-/// SIGNATURES.md section 5: progressive timeouts start near 15 s and grow
-/// (15 s, 30 s, 1 min).
-const PROGRESSIVE_FIRST_US: (i64, i64) = (12_000_000, 20_000_000);
-const PROGRESSIVE_GROWTH: f64 = 1.6;
 /// SIGNATURES.md section 9 lethality: a lookup is harmless, several targets
 /// worth a look, a scan reconnaissance, a scan followed by SMB a worm or an
 /// intrusion attempt.
@@ -249,13 +240,16 @@ impl Entry {
         self.slots.iter().flatten().map(|s| s.queries).max().unwrap_or(0)
     }
 
-    /// SIGNATURES.md section 5: which retry pattern the queries follow.
-    fn timing(&self) -> &'static str {
+    /// SIGNATURES.md section 5: which retry pattern the queries follow:
+    /// Windows' 3 queries 1.5 s apart, or progressive timeouts that start
+    /// near 15 s and grow (15 s, 30 s, 1 min). The bounds are rules keys.
+    fn timing(&self, r: &NetbiosRules) -> &'static str {
         let Some(median) = self.median_interval() else {
             return "other";
         };
-        if (median - WINDOWS_INTERVAL_US).abs() <= WINDOWS_TOLERANCE_US
-            && self.max_queries_per_target() <= WINDOWS_QUERIES
+        let us = |s: f64| (s * 1e6) as i64;
+        if (median - us(r.windows_interval_s)).abs() <= us(r.windows_tolerance_s)
+            && self.max_queries_per_target() <= r.windows_queries
         {
             return "windows_1.5s";
         }
@@ -263,20 +257,20 @@ impl Entry {
         let v = &mut v[..self.intervals_len];
         v.sort_unstable();
         let (min, max) = (v[0], v[v.len() - 1]);
-        let first_ok = (PROGRESSIVE_FIRST_US.0..=PROGRESSIVE_FIRST_US.1).contains(&min);
-        if first_ok && (v.len() == 1 || max as f64 >= min as f64 * PROGRESSIVE_GROWTH) {
+        let first_ok = (us(r.progressive_first_min_s)..=us(r.progressive_first_max_s)).contains(&min);
+        if first_ok && (v.len() == 1 || max as f64 >= min as f64 * r.progressive_growth) {
             return "progressive";
         }
         "other"
     }
 
-    /// The Windows lookup is over after its third query to each target.
-    fn windows_complete(&self, lookup_max: u64) -> bool {
+    /// The Windows lookup is over after its last query (the third) to each target.
+    fn windows_complete(&self, r: &NetbiosRules) -> bool {
         let targets = self.target_count();
-        targets <= lookup_max
+        targets <= u64::from(r.lookup_max_targets)
             && self.slots.iter().flatten().count() as u64 == targets
-            && self.slots.iter().flatten().all(|s| s.queries >= WINDOWS_QUERIES)
-            && self.timing() == "windows_1.5s"
+            && self.slots.iter().flatten().all(|s| s.queries >= r.windows_queries)
+            && self.timing(r) == "windows_1.5s"
     }
 
     fn smb_followed(&self) -> bool {
@@ -429,8 +423,7 @@ impl Netbios {
             }
             self.map.insert(key, Entry::new(sensor, now, sport, ttl));
         }
-        let (lookup_max, scan_min, update_us) =
-            (u64::from(self.rules.lookup_max_targets), u64::from(self.rules.scan_min_targets), self.update_us);
+        let (scan_min, update_us) = (u64::from(self.rules.scan_min_targets), self.update_us);
         let Some(e) = self.map.get_mut(&key) else { return };
         e.sensor = sensor;
         e.query(dst, now, ttl);
@@ -448,7 +441,7 @@ impl Netbios {
             cx.emit(render(&key, e, "new", None, &self.rules, cx, now));
             return;
         }
-        if e.windows_complete(lookup_max) {
+        if e.windows_complete(&self.rules) {
             cx.emit(render(&key, e, "final", Some(End::Complete), &self.rules, cx, now));
             self.map.remove(&key);
         }
@@ -603,7 +596,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<End>, rules: &NetbiosR
         "sample_targets": sample,
         "more_targets": targets.saturating_sub(e.sample_len as u64),
         "interval_s": interval,
-        "timing": e.timing(),
+        "timing": e.timing(rules),
         "followed_by_smb": {
             "targets": smb_targets,
             "syns": e.smb_syns,
@@ -636,7 +629,7 @@ fn summary(key: &Key, e: &Entry, rules: &NetbiosRules) -> String {
         Stack::Windows => "from port 137 (Windows)".to_string(),
         Stack::Unix => format!("from dynamic port {} (UNIX/Samba tool or personal firewall)", e.first_sport),
     };
-    let timing = match (e.timing(), e.median_interval()) {
+    let timing = match (e.timing(rules), e.median_interval()) {
         ("windows_1.5s", _) => ", 1.5 s apart as Windows retries".to_string(),
         ("progressive", _) => ", with progressive 15/30/60 s timeouts".to_string(),
         (_, Some(i)) => format!(", retried every {} s", secs(i)),
@@ -768,6 +761,41 @@ mod tests {
         assert_eq!(ev[0]["dest_ip"], "192.0.2.20");
         assert_eq!(ev[0]["severity"], 0, "lookup: lethality 1");
         assert!(r.end().is_empty(), "nothing left open");
+    }
+
+    #[test]
+    fn the_timing_patterns_follow_the_rules() {
+        // A stack that retries every 2 s, four times: `other` by default...
+        let feed = |r: &mut Rig| {
+            for t in [0.0, 2.0, 4.0, 6.0] {
+                r.feed(nbstat(t, WIN, "192.0.2.20", 137));
+            }
+            r.end()
+        };
+        let ev = feed(&mut rig(|_| {}));
+        assert_eq!((ev.len(), d(&ev[0])["timing"].as_str()), (1, Some("other")), "{ev:?}");
+        // ...and the Windows pattern, complete at its fourth query, once the rules say so.
+        let mut r = rig(|rules| {
+            rules.netbios.windows_interval_s = 2.0;
+            rules.netbios.windows_queries = 4;
+        });
+        let ev = feed(&mut r);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(
+            (d(&ev[0])["timing"].as_str(), d(&ev[0])["end_reason"].as_str()),
+            (Some("windows_1.5s"), Some("complete"))
+        );
+        // Progressive bounds: a first gap of 25 s is out of the default 12..20 s.
+        let prog = |r: &mut Rig| {
+            for t in [0.0, 25.0, 75.0] {
+                r.feed(nbstat(t, UNIX, "192.0.2.10", 1030));
+                r.tick(t + 1.0);
+            }
+            r.end()
+        };
+        assert_eq!(d(&prog(&mut rig(|_| {}))[0])["timing"], "other");
+        let mut r = rig(|rules| rules.netbios.progressive_first_max_s = 30.0);
+        assert_eq!(d(&prog(&mut r)[0])["timing"], "progressive");
     }
 
     #[test]
