@@ -80,7 +80,13 @@ fn capture_start_us(files: &[PathBuf]) -> i64 {
 
 /// Reads every `--fw-log` before the capture (a file that cannot be opened
 /// fails the run; bad lines are counted and skipped).
-fn read_fw_logs(fw: &FwLogs, captures: &[PathBuf], home: &HomeNet, stats: &Stats) -> Result<FwSide, CaptureError> {
+fn read_fw_logs(
+    fw: &FwLogs,
+    captures: &[PathBuf],
+    home: &HomeNet,
+    stats: &Stats,
+    flags: &Flags,
+) -> Result<FwSide, CaptureError> {
     let inputs = fwlog::open_inputs(&fw.files).map_err(|e| CaptureError::Path { path: e.path, msg: e.msg })?;
     let reference_us = fw.reference_us.unwrap_or_else(|| capture_start_us(captures));
     let ctx = LineCtx {
@@ -94,12 +100,18 @@ fn read_fw_logs(fw: &FwLogs, captures: &[PathBuf], home: &HomeNet, stats: &Stats
     for (i, (name, reader)) in inputs.into_iter().enumerate() {
         let mut parser = LineParser::new(LineCtx { file: i as u16, ..ctx });
         let mut tally = FileTally::new(&capture::sensor_name(&fw.files[i]));
-        let res = fwlog::read_lines(reader, &mut parser, &mut tally, |r| {
-            agg.add(r);
-            if records.len() < MAX_FW_RECORDS {
-                records.push(*r);
-            }
-        });
+        let res = fwlog::read_lines_until(
+            reader,
+            &mut parser,
+            &mut tally,
+            || flags.stop_requested(),
+            |r| {
+                agg.add(r);
+                if records.len() < MAX_FW_RECORDS {
+                    records.push(*r);
+                }
+            },
+        );
         if let Err(e) = res {
             return Err(CaptureError::Path { path: name, msg: format!("read error after line {}: {e}", tally.lines) });
         }
@@ -222,7 +234,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         }
     };
     let mut fw_side = match &cfg.fw {
-        Some(fw) => Some(read_fw_logs(fw, &files, &cfg.home, &stats)?),
+        Some(fw) => Some(read_fw_logs(fw, &files, &cfg.home, &stats, &flags)?),
         None => None,
     };
     let sink = Sink::open(cfg.output.as_deref()).map_err(|e| CaptureError::Path {
@@ -296,6 +308,11 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
                 eprintln!("picket: error: {e}");
                 file_errors.push(e);
             }
+        }
+        // A signal cut the replay short: say so in the stats, and end the
+        // open detections with `shutdown`, not `end_of_input`.
+        if flags.stop_requested() {
+            stats.interrupted.store(true, Relaxed);
         }
     }
     analysis.finish();
@@ -379,12 +396,18 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         analysis.dispatcher.set_sensor(i as u16);
         let mut parser = LineParser::new(LineCtx { file: i as u16, ..cfg.ctx });
         let mut tally = FileTally::new(&names[i]);
-        let res = fwlog::read_lines(reader, &mut parser, &mut tally, |r| {
-            agg.add(r);
-            if let Some(p) = evidence.feed(r, &stats) {
-                analysis.dispatcher.push(&p);
-            }
-        });
+        let res = fwlog::read_lines_until(
+            reader,
+            &mut parser,
+            &mut tally,
+            || flags.stop_requested(),
+            |r| {
+                agg.add(r);
+                if let Some(p) = evidence.feed(r, &stats) {
+                    analysis.dispatcher.push(&p);
+                }
+            },
+        );
         if let Err(e) = res {
             let e = CaptureError::Path { path: name, msg: format!("read error after line {}: {e}", tally.lines) };
             eprintln!("picket: error: {e}");
@@ -396,6 +419,9 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         stats.fw_other_lines.fetch_add(tally.other, Relaxed);
         stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
         tallies.push(tally);
+    }
+    if flags.stop_requested() {
+        stats.interrupted.store(true, Relaxed);
     }
     analysis.finish();
     let input = report::ReportInput {

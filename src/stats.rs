@@ -8,7 +8,7 @@ use crate::summary::{DecodeError, L4, LinkKind, PacketSummary};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Transport classes counted in `stats.protocols`.
 pub const PROTOS: [&str; 6] = ["tcp", "udp", "icmp", "icmpv6", "other_ip", "non_ip"];
@@ -92,6 +92,9 @@ pub struct Stats {
     pub channel_drops: AtomicU64,
     /// Records a worker could not hand to the decoy aggregator (live only).
     pub decoy_drops: AtomicU64,
+    /// A signal (or a closed output) stopped a replay or `picket fwlog`
+    /// before the end of its input: the figures cover what was read.
+    pub interrupted: AtomicBool,
     /// libpcap's counters (live only): received, dropped, if_dropped.
     pub pcap_received: AtomicU64,
     pub pcap_dropped: AtomicU64,
@@ -224,6 +227,7 @@ impl Stats {
         let pps = if wall_s > 0.0 { packets as f64 / wall_s } else { 0.0 };
         json!({
             "final": is_final,
+            "interrupted": self.interrupted.load(Relaxed),
             "packets": packets,
             "bytes": self.bytes.load(Relaxed),
             "link_types": named(&mut LinkKind::ALL.iter().map(|l| l.name()), &self.by_link),

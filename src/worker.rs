@@ -65,6 +65,7 @@ impl Worker {
         }
         // Publish first: the final stats show the tables as the input left them.
         self.publish(shared);
+        let end = end.unless_interrupted(shared.stats.interrupted.load(Relaxed));
         let cx = Ctx { shared, out: &out, now: self.now.max(0), inbound: self.inbound };
         for d in &mut self.detectors {
             d.flush(end, &self.sources, &cx);

@@ -348,3 +348,77 @@ fn hostile_file_through_the_cli() {
     let lines: Vec<u32> = r.fw().bad_lines[0].first.iter().map(|b| b.line).collect();
     assert_eq!(lines, [2, 3, 5]);
 }
+
+/// SIGINT stops `picket fwlog` while its input is still open: it reads on to
+/// its next stop check (every 4096 lines), ends what is open with
+/// `shutdown`, writes `fw_correlation` and stats marked `interrupted`, and
+/// exits 0. Only the signal can end this run: stdin is never closed.
+#[test]
+fn sigint_stops_a_log_read_midway_and_says_so() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let line = |i: u32| {
+        format!(
+            "Nov 22 {:02}:{:02}:{:02} fw kernel: IN=eth0 OUT= SRC=203.0.113.5 DST=192.0.2.10 LEN=60 TTL=50 ID={i} PROTO=TCP SPT={} DPT=158 SEQ={i} WINDOW=8192 SYN URGP=0\n",
+            10 + i / 3600,
+            (i / 60) % 60,
+            i % 60,
+            1024 + (i % 4000)
+        )
+    };
+    let batch = |from: u32, n: u32| (from..from + n).map(line).collect::<String>();
+    let mut child = Command::new(bin())
+        .args(["fwlog", "--home-net", "192.0.2.0/24", "--fw-reference", "2026-11-22", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn picket");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Short of the first stop check, at line 4096.
+    stdin.write_all(batch(0, 4000).as_bytes()).expect("first lines");
+    stdin.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(700));
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(300));
+    // Past the check; 200 lines fit in the pipe, so this never blocks. The
+    // pipe stays open.
+    stdin.write_all(batch(4000, 200).as_bytes()).expect("more lines");
+    stdin.flush().expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("picket fwlog did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let r = finish(std::process::Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    });
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let s = r.stats();
+    assert!(s.interrupted, "stats say the input was cut short");
+    assert_eq!(s.fw_lines, 4095, "stopped at the check after the signal");
+    assert_eq!(r.fw().records, s.fw_lines, "fw_correlation covers what was read");
+    let finals = r.syn_retry_finals();
+    assert_eq!(finals.len(), 1, "the retry client's detection is flushed");
+    assert_eq!(finals[0].end_reason.as_deref(), Some("shutdown"), "an interrupted run ends detections with shutdown");
+}

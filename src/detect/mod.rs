@@ -232,6 +232,12 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// The reason a run planned (`EndOfInput` for replay), unless a signal
+    /// cut the input short: then it is `Shutdown`.
+    pub fn unless_interrupted(self, interrupted: bool) -> EndReason {
+        if interrupted && self == EndReason::EndOfInput { EndReason::Shutdown } else { self }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             EndReason::Expired => "expired",

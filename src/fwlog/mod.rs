@@ -599,10 +599,29 @@ pub fn read_lines<R: Read>(
     r: R,
     parser: &mut LineParser,
     tally: &mut FileTally,
-    mut on_record: impl FnMut(&FwRecord),
+    on_record: impl FnMut(&FwRecord),
 ) -> io::Result<()> {
+    read_lines_until(r, parser, tally, || false, on_record).map(|_| ())
+}
+
+/// Lines between two looks at `stop` in [`read_lines_until`].
+const STOP_CHECK_LINES: u32 = 4096;
+
+/// [`read_lines`], looking at `stop` every few thousand lines so that a
+/// signal ends the read of a large log promptly. Returns `Ok(false)` when
+/// `stop` cut the input short, `Ok(true)` at its end.
+pub fn read_lines_until<R: Read>(
+    r: R,
+    parser: &mut LineParser,
+    tally: &mut FileTally,
+    stop: impl Fn() -> bool,
+    mut on_record: impl FnMut(&FwRecord),
+) -> io::Result<bool> {
     let mut reader = LineReader::new(r);
     while let Some((n, line)) = reader.next_line()? {
+        if n % STOP_CHECK_LINES == 0 && stop() {
+            return Ok(false);
+        }
         match line {
             Line::Overlong => tally.count_overlong(n),
             Line::Text(b) => {
@@ -614,7 +633,7 @@ pub fn read_lines<R: Read>(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// An input that cannot be read.
@@ -661,6 +680,30 @@ mod tests {
             forced: None,
             file: 3,
         }
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_read_at_the_next_check() {
+        let text = "Nov 22 10:00:00 fw kernel: IN=eth0 OUT= SRC=203.0.113.5 DST=192.0.2.10 LEN=60 TTL=50 ID=1 \
+                    PROTO=TCP SPT=1024 DPT=158 WINDOW=8192 SYN URGP=0\n"
+            .repeat(10_000);
+        let read = |stop_after: Option<u32>| {
+            let mut t = FileTally::new("t");
+            let seen = std::cell::Cell::new(0u32);
+            let done = read_lines_until(
+                text.as_bytes(),
+                &mut LineParser::new(ctx()),
+                &mut t,
+                || stop_after.is_some_and(|n| seen.get() >= n),
+                |_| seen.set(seen.get() + 1),
+            )
+            .unwrap();
+            (done, t.lines, seen.get())
+        };
+        assert_eq!(read(None), (true, 10_000, 10_000));
+        // Asked to stop after 5000 records: the check at line 8192 ends it.
+        assert_eq!(read(Some(5000)), (false, 8191, 8191));
+        assert_eq!(read(Some(1)), (false, 4095, 4095));
     }
 
     #[test]

@@ -377,6 +377,8 @@ pub struct Stats {
     pub drops: Drops,
     pub events: BTreeMap<String, u64>,
     pub bad_files: u64,
+    /// A signal stopped a replay or `picket fwlog` before the end of its input.
+    pub interrupted: bool,
     #[serde(default)]
     pub fw_lines: u64,
     #[serde(default)]

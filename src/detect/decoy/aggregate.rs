@@ -393,7 +393,7 @@ impl Aggregator {
         }
         self.marks.fill(i64::MAX);
         self.advance(shared, &out);
-        self.finish(end, shared, &out);
+        self.finish(end.unless_interrupted(shared.stats.interrupted.load(Relaxed)), shared, &out);
     }
 
     /// Takes one message from a worker.
