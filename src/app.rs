@@ -119,6 +119,9 @@ fn read_fw_logs(
         stats.fw_records.fetch_add(tally.records, Relaxed);
         stats.fw_other_lines.fetch_add(tally.other, Relaxed);
         stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
+        if let Some(w) = tally.no_record_warning() {
+            eprintln!("{w}");
+        }
         tallies.push(tally);
     }
     let corr = Correlator::new(&records, home.clone());
@@ -418,6 +421,9 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         stats.fw_records.fetch_add(tally.records, Relaxed);
         stats.fw_other_lines.fetch_add(tally.other, Relaxed);
         stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
+        if let Some(w) = tally.no_record_warning() {
+            eprintln!("{w}");
+        }
         tallies.push(tally);
     }
     if flags.stop_requested() {

@@ -230,6 +230,86 @@ fn missing_file_is_one_clear_error() {
     assert!(r.stdout.is_empty());
 }
 
+/// Rotated logs are gzipped by logrotate (`kern.log.2.gz`): picket knows
+/// gzip by its magic number, not the name, and reads it like the plain log,
+/// member after member as zcat does, from a file or stdin. A cut-off gzip
+/// keeps the lines before the cut and is a bad file (exit 2).
+#[test]
+fn gzipped_logs_read_like_the_plain_ones() {
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+    let plain = pcap("fw_nftables.log");
+    let text = std::fs::read(&plain).expect("lab log");
+    let gz = |data: &[u8]| {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    let dir = tempdir("fwlog-gz");
+    let rotated = dir.join("kern.log.2"); // no .gz: the bytes say what it is
+    std::fs::write(&rotated, gz(&text)).expect("write");
+    let want = fwlog(&[&plain], &[]);
+    let got = fwlog(&[&rotated], &[]);
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    assert_eq!(want.fw().records, 237);
+    assert_eq!((got.fw().records, got.fw().files[0].lines), (want.fw().records, want.fw().files[0].lines));
+    assert_eq!(got.fw().by_port, want.fw().by_port);
+
+    let two = dir.join("two.gz");
+    std::fs::write(&two, [gz(&text), gz(&text)].concat()).expect("write");
+    assert_eq!(fwlog(&[&two], &[]).fw().records, 2 * 237);
+
+    let mut child = std::process::Command::new(bin())
+        .args(["fwlog", "--fw-reference", "2026-11-22", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let data = gz(&text);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let r = finish(child.wait_with_output().expect("run"));
+    feeder.join().expect("feeder").expect("write stdin");
+    assert_eq!(r.fw().records, 237, "{}", r.stderr);
+
+    let cut = dir.join("cut.gz");
+    let whole = gz(&text);
+    std::fs::write(&cut, &whole[..whole.len() / 2]).expect("write");
+    let r = fwlog(&[&cut], &[]);
+    assert_eq!(r.code, Some(2));
+    let lines = r.error_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("cut.gz") && lines[0].contains("after line"), "{}", lines[0]);
+    let read = r.fw().records;
+    assert!(read > 0 && read < 237, "the lines before the cut are kept: {read}");
+    assert_eq!(r.stats().bad_files, 1);
+}
+
+/// A capture handed to `fwlog` is one clear error pointing at `replay`; a
+/// text file with no record in it is read, with a warning that names it.
+#[test]
+fn a_capture_is_refused_and_a_file_without_records_is_named() {
+    let cap = pcap("fw_nftables.pcap");
+    let r = picket(&["fwlog", cap.to_str().unwrap()]);
+    assert_eq!(r.code, Some(2));
+    let lines = r.error_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("fw_nftables.pcap") && lines[0].contains("picket replay"), "{}", lines[0]);
+    assert!(r.stdout.is_empty());
+
+    let toml = root().join("Cargo.toml");
+    let r = fwlog(&[&toml], &[]);
+    assert_eq!(r.code, Some(0));
+    assert_eq!(r.fw().records, 0);
+    let warn: Vec<&str> = r.stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warn.len(), 1, "{}", r.stderr);
+    assert!(warn[0].contains("Cargo.toml") && warn[0].contains("no firewall record"), "{}", warn[0]);
+    // A real log gets no such warning.
+    let r = fwlog(&[&pcap("fw_nftables.log")], &[]);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
+
 const GOOD: [&str; 6] = [
     "Mar 11 20:35:14 linux kernel: [463493.257294] DROP IN=eth1 OUT= SRC=192.168.10.55 DST=192.168.10.1 LEN=44 TOS=0x00 PREC=0x00 TTL=39 ID=54575 PROTO=TCP SPT=56247 DPT=1433 WINDOW=1024 RES=0x00 SYN URGP=0 OPT (020405B4) ",
     "Apr 30 2013 09:23:40: %ASA-4-106023: Deny tcp src outside:192.0.2.126/53638 dst inside:10.0.0.132/8111 by access-group \"acl_out\" [0x71761f18, 0x0]",

@@ -549,6 +549,18 @@ impl FileTally {
         FileTally { name: name.to_string(), ..FileTally::default() }
     }
 
+    /// A line for stderr when a file that has lines gave no record at all:
+    /// most likely a format picket does not read, or the wrong file.
+    pub fn no_record_warning(&self) -> Option<String> {
+        (self.lines > 0 && self.records == 0).then(|| {
+            format!(
+                "picket: warning: {}: no firewall record in {} lines ({} bad, {} other): not a log format picket reads, \
+                 or --fw-format forces the wrong one",
+                self.name, self.lines, self.bad, self.other
+            )
+        })
+    }
+
     /// The format with the most lines, if any line had one.
     pub fn main_format(&self) -> Option<Format> {
         let (i, n) = self.formats.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
@@ -649,25 +661,67 @@ pub type Input = (String, Box<dyn Read + Send>);
 
 /// Opens every input up front (`-` is stdin), so a missing file fails the
 /// run before anything is read. Returns (display name, reader) pairs.
+///
+/// Each input is recognised by its first bytes, not its name: gzip (a log
+/// logrotate compressed, `kern.log.2.gz`) is inflated as it is read; a
+/// packet capture is an error that points at `picket replay`.
 pub fn open_inputs(paths: &[std::path::PathBuf]) -> Result<Vec<Input>, InputError> {
     if paths.len() > usize::from(u16::MAX) {
         return Err(InputError { path: "fwlog".into(), msg: format!("too many files ({})", paths.len()) });
     }
     let mut out: Vec<Input> = Vec::with_capacity(paths.len());
     for p in paths {
-        if p.as_os_str() == "-" {
-            out.push(("stdin".into(), Box::new(io::stdin())));
-            continue;
-        }
-        let name = p.display().to_string();
-        let err = |e: io::Error| InputError { path: name.clone(), msg: format!("cannot open firewall log: {e}") };
-        if p.is_dir() {
-            return Err(err(io::Error::other("is a directory")));
-        }
-        let f = std::fs::File::open(p).map_err(err)?;
-        out.push((name, Box::new(f)));
+        let (name, raw): (String, Box<dyn Read + Send>) = if p.as_os_str() == "-" {
+            ("stdin".into(), Box::new(io::stdin()))
+        } else {
+            let name = p.display().to_string();
+            let err = |e: io::Error| InputError { path: name.clone(), msg: format!("cannot open firewall log: {e}") };
+            if p.is_dir() {
+                return Err(err(io::Error::other("is a directory")));
+            }
+            let f = std::fs::File::open(p).map_err(err)?;
+            (name, Box::new(f))
+        };
+        let r = sniff(raw).map_err(|msg| InputError { path: name.clone(), msg })?;
+        out.push((name, r));
     }
     Ok(out)
+}
+
+/// gzip's magic number (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// pcap (both byte orders, micro- and nanosecond) and pcapng magic numbers.
+const CAPTURE_MAGIC: [[u8; 4]; 5] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x0a, 0x0d, 0x0d, 0x0a],
+];
+
+/// Wraps `raw` by what its first bytes say it is: gzip is inflated (every
+/// member, as `zcat` does), a pcap or pcapng capture is refused, anything
+/// else is read as text. The bytes looked at are put back in front.
+fn sniff(mut raw: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, String> {
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < head.len() {
+        match raw.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read firewall log: {e}")),
+        }
+    }
+    let head = &head[..n];
+    if CAPTURE_MAGIC.iter().any(|m| head == m) {
+        return Err("is a packet capture, not a text log: read it with `picket replay` (pflog captures too)".into());
+    }
+    let whole = io::Cursor::new(head.to_vec()).chain(raw);
+    if head.starts_with(&GZIP_MAGIC) {
+        return Ok(Box::new(flate2::read::MultiGzDecoder::new(whole)));
+    }
+    Ok(Box::new(whole))
 }
 
 #[cfg(test)]
