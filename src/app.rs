@@ -253,6 +253,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         sensors: sensors.clone(),
         stats: Arc::clone(&stats),
         workers: cfg.workers.max(1),
+        from_log: false,
     });
     let (out_tx, out_rx) = bounded::<EventLine>(4096);
     let stats_src = StatsSource {
@@ -386,6 +387,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         sensors: names.clone(),
         stats: Arc::clone(&stats),
         workers: cfg.workers.max(1),
+        from_log: true,
     });
     let mut analysis = Analysis::start(&shared, cfg.home, false, EndReason::EndOfInput, &out_tx)?;
 

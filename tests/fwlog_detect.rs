@@ -143,6 +143,17 @@ fn a_day_of_30_second_retries_is_found_in_the_log_alone() {
             .collect();
         assert!(!retries.is_empty(), "{client}: syn_retry from the log");
         assert!(retries.iter().all(|e| e.origin.as_deref() == Some("firewall_log")));
+
+        // The verdict ties the three together and counts its share in log records, not packets.
+        let verdicts: Vec<_> = run
+            .of_type("verdict")
+            .into_iter()
+            .filter(|e| e.src_ip.as_deref() == Some(client) && e.origin.as_deref() == Some("firewall_log"))
+            .collect();
+        let last = verdicts.last().unwrap_or_else(|| panic!("{client}: no verdict"));
+        let summary = last.summary.as_deref().unwrap_or_default();
+        assert!(summary.contains("% of inbound firewall log records"), "{summary}");
+        assert!(!summary.contains("inbound packets"), "{summary}");
     }
     // The unrelated UDP (DNS answers toward outside hosts) is not a retry loop.
     assert!(run.of_type("periodic_probe").iter().all(|e| e.src_ip.as_deref() != Some("192.0.2.200")));

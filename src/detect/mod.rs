@@ -142,6 +142,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Analyzer threads: table caps in the rules are split between them.
     pub workers: usize,
+    /// The input is firewall-log records (`picket fwlog`), not packets:
+    /// summaries count records.
+    pub from_log: bool,
 }
 
 impl Shared {

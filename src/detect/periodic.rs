@@ -1027,9 +1027,10 @@ fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx
         }
         _ => ": a misconfigured client retrying a service that is not there, not a scan".to_string(),
     };
+    let unit = if cx.shared.from_log { "firewall log records" } else { "packets" };
     let share_note = match (share, direction) {
-        (Some(s), Some(_)) => format!("; {:.0}% of inbound packets", s * 100.0),
-        (Some(s), None) => format!("; {:.0}% of all packets", s * 100.0),
+        (Some(s), Some(_)) => format!("; {:.0}% of inbound {unit}", s * 100.0),
+        (Some(s), None) => format!("; {:.0}% of all {unit}", s * 100.0),
         _ => String::new(),
     };
     let summary = format!(

@@ -45,6 +45,7 @@ impl<D: Detector> Rig<D> {
             sensors: vec!["test".into()],
             stats: Arc::new(Stats::default()),
             workers: 1,
+            from_log: false,
         };
         let (tx, rx) = unbounded();
         let det = build(&shared);

@@ -462,6 +462,7 @@ mod tests {
             sensors: vec!["eth1".into()],
             stats: Arc::clone(&stats),
             workers: 1,
+            from_log: false,
         });
         let (out, events) = unbounded();
         let cfg = LiveConfig {

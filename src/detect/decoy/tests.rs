@@ -40,6 +40,7 @@ impl Lab {
             sensors: vec!["test".into()],
             stats: Arc::new(Stats::default()),
             workers,
+            from_log: false,
         };
         let (tx, rx) = unbounded();
         let taps = (0..workers)
