@@ -242,7 +242,12 @@ pub fn read_live(
                 std::thread::sleep(IDLE_SLEEP);
             }
             Err(pcap::Error::NoMorePackets) => break,
-            Err(e) => return Err(CaptureError::Interface { iface: "capture".into(), msg: e.to_string() }),
+            Err(e) => {
+                if let Some(t) = tap {
+                    t.finish();
+                }
+                return Err(CaptureError::Interface { iface: "capture".into(), msg: e.to_string() });
+            }
         }
         local.flush_into(stats);
         publish_pcap_stats(&mut cap, stats);
@@ -262,7 +267,7 @@ pub fn read_live(
     local.flush_into(stats);
     publish_pcap_stats(&mut cap, stats);
     if let Some(t) = tap {
-        t.flush();
+        t.finish();
     }
     Ok(())
 }

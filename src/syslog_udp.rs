@@ -26,7 +26,7 @@ pub struct Message<'a> {
     /// Arrival time, microseconds since the Unix epoch.
     pub received_us: i64,
     pub peer: SocketAddr,
-    /// The datagram filled the whole buffer: probably cut short.
+    /// The datagram was longer than [`MAX_DATAGRAM`] (it was cut short).
     pub truncated: bool,
 }
 
@@ -41,7 +41,9 @@ impl SyslogListener {
     pub fn bind(addr: SocketAddr, poll: Duration) -> io::Result<SyslogListener> {
         let sock = UdpSocket::bind(addr)?;
         sock.set_read_timeout(Some(poll))?;
-        Ok(SyslogListener { sock, buf: vec![0; MAX_DATAGRAM] })
+        // One byte more than the largest message kept: a datagram that fills it
+        // was longer than MAX_DATAGRAM.
+        Ok(SyslogListener { sock, buf: vec![0; MAX_DATAGRAM + 1] })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -60,10 +62,10 @@ impl SyslogListener {
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        let data = self.buf.get(..n).unwrap_or_default();
+        let data = self.buf.get(..n.min(MAX_DATAGRAM)).unwrap_or_default();
         let (pri, text) = split_pri(data);
         let text = trim_end_newlines(text);
-        Ok(Some(Message { text, pri, received_us, peer, truncated: n == MAX_DATAGRAM }))
+        Ok(Some(Message { text, pri, received_us, peer, truncated: n > MAX_DATAGRAM }))
     }
 }
 
@@ -101,6 +103,19 @@ mod tests {
             assert_eq!(split_pri(bad), (None, bad), "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(trim_end_newlines(b"msg\r\n\0"), b"msg");
+    }
+
+    /// A datagram of exactly `MAX_DATAGRAM` bytes is whole; one byte more is cut.
+    #[test]
+    fn only_datagrams_longer_than_the_limit_are_truncated() {
+        let mut l = SyslogListener::bind("127.0.0.1:0".parse().unwrap(), Duration::from_millis(500)).unwrap();
+        let to = l.local_addr().unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (len, cut) in [(MAX_DATAGRAM, false), (MAX_DATAGRAM + 1, true), (MAX_DATAGRAM + 500, true)] {
+            tx.send_to(&vec![b'x'; len], to).unwrap();
+            let m = l.recv().unwrap().expect("a datagram on loopback");
+            assert_eq!((m.text.len(), m.truncated), (len.min(MAX_DATAGRAM), cut), "{len} bytes");
+        }
     }
 
     /// A real sender: util-linux `logger` (bsdutils) over UDP to loopback.

@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Attempts per batch the reader hands over.
 const TAP_BATCH: usize = 1024;
@@ -62,6 +62,10 @@ const MAX_ATTEMPTS: usize = 2_000_000;
 const MAX_OFFSET_SAMPLES: usize = 1024;
 /// How long the thread waits for a datagram or sleeps between file polls.
 const POLL: Duration = Duration::from_millis(100);
+/// Packet time after which a partly filled batch of attempts is handed over.
+const TAP_MAX_AGE_US: i64 = 1_000_000;
+/// How long the reader waits to hand over its last batch at shutdown.
+const FINISH_WAIT: Duration = Duration::from_secs(2);
 
 /// The reader's side: attempts toward the firewall, batched.
 pub struct LiveTap {
@@ -73,7 +77,9 @@ pub struct LiveTap {
 }
 
 impl LiveTap {
-    /// Looks at one decoded packet.
+    /// Looks at one decoded packet. A batch goes when it is full, or when
+    /// its oldest attempt is `TAP_MAX_AGE_US` of packet time old (a busy
+    /// link with few attempts must not hold them past their window).
     #[inline]
     pub fn push(&mut self, p: &PacketSummary) {
         if let Some(a) = Attempt::of(p, &self.home) {
@@ -81,6 +87,23 @@ impl LiveTap {
             if self.buf.len() >= TAP_BATCH {
                 self.flush();
             }
+        }
+        if let Some(first) = self.buf.first()
+            && p.ts_us.saturating_sub(first.ts()) >= TAP_MAX_AGE_US
+        {
+            self.flush();
+        }
+    }
+
+    /// The capture is over: hands over the last batch, waiting (up to
+    /// `FINISH_WAIT`) for room, since the log thread is still draining.
+    pub fn finish(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let last = std::mem::take(&mut self.buf);
+        if let Err(e) = self.tx.send_timeout(last, FINISH_WAIT) {
+            self.stats.fw_attempts_dropped.fetch_add(e.into_inner().len() as u64, Relaxed);
         }
     }
 
@@ -286,8 +309,14 @@ impl LiveFw {
         }
         let syslog_ix = self.followers.len();
         if self.listener.is_some() {
-            // Up to a few thousand datagrams per pass, so files get their turn.
+            // Up to a few thousand datagrams, and about `POLL`, per pass: a
+            // steady stream must not keep the files, the windows and
+            // shutdown waiting (each recv waits at most `POLL`).
+            let deadline = Instant::now() + POLL;
             for _ in 0..4096 {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let Some(l) = self.listener.as_mut() else { break };
                 let msg = match l.recv() {
                     Ok(Some(m)) => m,
@@ -443,17 +472,12 @@ mod tests {
         )
     }
 
-    /// Drives the thread with packet time: reports come every interval of
-    /// the sensor clock (not the wall clock), records written to the
-    /// followed file meet the attempts the tap handed over, and the last
-    /// report is the final one.
-    #[test]
-    fn reports_every_interval_of_packet_time_then_a_final_one() {
-        let dir = std::env::temp_dir().join(format!("picket-live-unit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("fw.log");
-        std::fs::write(&path, "Nov 22 09:00:00 fw1 kernel: before the start, not read\n").unwrap();
+    /// A live log thread following `path` (and listening on `syslog`), with
+    /// the lab's home net; returns it with its tap, its events and shared state.
+    fn setup(
+        path: &std::path::Path,
+        syslog: Option<SocketAddr>,
+    ) -> (LiveFw, LiveTap, crossbeam_channel::Receiver<EventLine>, Arc<Stats>, Arc<RwLock<FwIndex>>) {
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
             rules: Rules::builtin(),
@@ -466,15 +490,95 @@ mod tests {
         });
         let (out, events) = unbounded();
         let cfg = LiveConfig {
-            files: vec![path.clone()],
-            syslog: None,
+            files: vec![path.to_path_buf()],
+            syslog,
             forced: None,
             tz_offset_s: 0,
             interval_us: 60_000_000,
             top_sources: 10,
         };
         let index = Arc::new(RwLock::new(FwIndex::default()));
-        let (fw, mut tap) = LiveFw::new(cfg, shared, out, Arc::clone(&index)).unwrap();
+        let (fw, tap) = LiveFw::new(cfg, shared, out, Arc::clone(&index)).unwrap();
+        (fw, tap, events, stats, index)
+    }
+
+    /// A batch goes when full or when its oldest attempt is 1 s old in
+    /// packet time (whatever packet brings the clock there); `finish` hands
+    /// over the rest.
+    #[test]
+    fn the_tap_hands_over_old_attempts_and_the_last_batch() {
+        let dir = std::env::temp_dir().join(format!("picket-live-tap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fw.log");
+        let (fw, mut tap, _events, _stats, _index) = setup(&path, None);
+        let t0 = 1_795_000_000_000_000i64;
+        let syn = |t: i64, sport: u16| tcp(t, "198.51.100.7", "192.0.2.10", (sport, 158), tcpflag::SYN, 1, 0);
+        // Established traffic: not an attempt, but it moves the clock.
+        let ack = |t: i64| tcp(t, "198.51.100.9", "192.0.2.10", (50_000, 443), tcpflag::ACK, 9, 9);
+        tap.push(&syn(t0, 40_000));
+        tap.push(&ack(t0 + 900_000));
+        assert!(fw.rx.try_recv().is_err(), "0.9 s old: still buffered");
+        tap.push(&ack(t0 + 1_000_000));
+        assert_eq!(fw.rx.try_recv().map(|v| v.len()), Ok(1), "1 s old: handed over");
+        tap.push(&syn(t0 + 1_100_000, 40_001));
+        tap.push(&syn(t0 + 1_200_000, 40_002));
+        assert!(fw.rx.try_recv().is_err());
+        tap.finish();
+        assert_eq!(fw.rx.try_recv().map(|v| v.len()), Ok(2), "the last batch at shutdown");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A steady syslog stream (a datagram every 10 ms, never a 100 ms lull)
+    /// does not hold one pass for 4096 datagrams (41 s): each pass takes
+    /// about `POLL`, and the followed file gets its turn.
+    #[test]
+    fn a_steady_syslog_stream_does_not_starve_the_files() {
+        let dir = std::env::temp_dir().join(format!("picket-live-steady-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fw.log");
+        std::fs::write(&path, "").unwrap();
+        let (mut fw, _tap, _events, _stats, _index) = setup(&path, Some("127.0.0.1:0".parse().unwrap()));
+        let to = fw.listener.as_ref().unwrap().local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                while !stop.load(Relaxed) {
+                    let _ = tx.send_to(b"<164>%ASA-4-106023: Deny tcp src outside:203.0.113.5/1024 dst dmz:192.0.2.10/158 by access-group \"in\"", to);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(line(1_795_000_000_000_000, 40_000).as_bytes()).unwrap();
+        f.flush().unwrap();
+        let started = Instant::now();
+        fw.read_logs();
+        let took = started.elapsed();
+        stop.store(true, Relaxed);
+        sender.join().unwrap();
+        assert!(took < Duration::from_secs(2), "one pass took {took:?}");
+        assert_eq!(fw.tallies[0].records, 1, "the file line was read in the same pass");
+        assert!(fw.tallies[1].records >= 1, "and the datagrams: {}", fw.tallies[1].records);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Drives the thread with packet time: reports come every interval of
+    /// the sensor clock (not the wall clock), records written to the
+    /// followed file meet the attempts the tap handed over, and the last
+    /// report is the final one.
+    #[test]
+    fn reports_every_interval_of_packet_time_then_a_final_one() {
+        let dir = std::env::temp_dir().join(format!("picket-live-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fw.log");
+        std::fs::write(&path, "Nov 22 09:00:00 fw1 kernel: before the start, not read\n").unwrap();
+        let (fw, mut tap, events, stats, index) = setup(&path, None);
         let thread = std::thread::spawn(move || fw.run());
         let t0 = 1_795_000_000_000_000i64;
         // Three minutes of packet time: one SYN (and its log line) a minute.
