@@ -6,9 +6,11 @@
 //!   line waits for its newline, except when the file is rotated away, where
 //!   it is the writer's last word and is returned as it is.
 //! - Rotation: after reading the open file to its end, the path is checked.
-//!   A different file there (device/inode) means the old one was renamed: it
-//!   has been drained, so reading moves to the new file from its start. A
-//!   missing path means rotation is under way: the old file is kept.
+//!   A different file there (device/inode) means the old one was renamed:
+//!   reading moves to the new file from its start, and the old one stays
+//!   open and is drained first on every poll until it has been quiet for
+//!   `ROTATED_GRACE` (rsyslog writes to it until logrotate's HUP). A missing
+//!   path means rotation is under way: the old file is kept.
 //! - Truncation (copytruncate): the same file, now shorter than what was
 //!   read: reading restarts at its start. Whatever the writer wrote between
 //!   logrotate's copy and its truncate is lost to every reader; that is
@@ -21,6 +23,12 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a renamed file is still read after rotation: rsyslog keeps
+/// writing to `kern.log.1` until logrotate's postrotate HUP reaches it.
+/// The file is closed once it has been quiet this long.
+pub const ROTATED_GRACE: Duration = Duration::from_secs(2);
 
 /// What `Follower::poll` saw besides lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,16 +38,27 @@ pub struct FollowCounts {
     pub overlong_lines: u64,
 }
 
-/// A file being followed.
-pub struct Follower {
-    path: PathBuf,
-    file: Option<(File, (u64, u64))>,
-    /// Bytes of the open file consumed so far.
+/// One open file and where reading stands in it.
+struct Reading {
+    file: File,
+    /// (device, inode): a different one at the path means rotation.
+    id: (u64, u64),
+    /// Bytes consumed so far.
     pos: u64,
     /// The current line, not yet ended.
     partial: Vec<u8>,
     /// Skipping the rest of an overlong line.
     skipping: bool,
+}
+
+/// A file being followed.
+pub struct Follower {
+    path: PathBuf,
+    cur: Option<Reading>,
+    /// The file rotated away, still read until quiet for `grace`, and when
+    /// it last gave bytes.
+    old: Option<(Reading, Instant)>,
+    grace: Duration,
     max_line: usize,
     chunk: Vec<u8>,
     pub counts: FollowCounts,
@@ -49,59 +68,91 @@ fn identity(m: &std::fs::Metadata) -> (u64, u64) {
     (m.dev(), m.ino())
 }
 
+fn open_at(path: &Path, from_end: bool) -> Option<Reading> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).ok()?;
+    let m = file.metadata().ok()?;
+    let pos = if from_end { m.len() } else { 0 };
+    // Starting at the end of a line still being written: its rest is not a
+    // line of its own.
+    let mut last = [b'\n'];
+    let skipping = pos > 0 && file.read_at(&mut last, pos - 1).is_ok_and(|k| k == 1) && last[0] != b'\n';
+    Some(Reading { file, id: identity(&m), pos, partial: Vec::new(), skipping })
+}
+
 impl Follower {
     /// Follows `path`. With `from_end`, lines already in the file are
     /// skipped (live start); otherwise they are read first.
     pub fn new(path: &Path, from_end: bool, max_line: usize) -> Follower {
-        let mut f = Follower {
+        Follower {
             path: path.to_path_buf(),
-            file: None,
-            pos: 0,
-            partial: Vec::new(),
-            skipping: false,
+            cur: open_at(path, from_end),
+            old: None,
+            grace: ROTATED_GRACE,
             max_line: max_line.max(1),
             chunk: vec![0; 64 * 1024],
             counts: FollowCounts::default(),
-        };
-        if let Ok(file) = File::open(path)
-            && let Ok(m) = file.metadata()
-        {
-            f.pos = if from_end { m.len() } else { 0 };
-            f.file = Some((file, identity(&m)));
         }
-        f
+    }
+
+    /// Sets how long a rotated-away file is still read (tests).
+    pub fn with_grace(mut self, grace: Duration) -> Follower {
+        self.grace = grace;
+        self
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Reads everything available and hands each complete line to `line`.
-    /// Returns how many lines were handed over. Errors are read errors of
-    /// the open file; a missing path is not an error.
+    /// Reads everything available and hands each complete line to `line`:
+    /// first what the writer still added to a file rotated away, then the
+    /// file at the path. Returns how many lines were handed over. Errors are
+    /// read errors of the open file; a missing path is not an error.
     pub fn poll(&mut self, mut line: impl FnMut(&[u8])) -> io::Result<usize> {
         let mut n = 0;
-        if self.file.is_none() {
-            self.reopen(0);
+        if let Some((mut r, last)) = self.old.take() {
+            let before = r.pos;
+            let res = self.drain(&mut r, &mut line);
+            let last = if r.pos != before { Instant::now() } else { last };
+            match res {
+                Ok(k) if last.elapsed() < self.grace => {
+                    n += k;
+                    self.old = Some((r, last));
+                }
+                // Quiet long enough (or unreadable): its unterminated last
+                // line is the writer's last word.
+                Ok(k) => n += k + self.close(r, &mut line),
+                Err(_) => n += self.close(r, &mut line),
+            }
+        }
+        if self.cur.is_none() {
+            self.cur = open_at(&self.path, false);
         }
         // At most two passes: drain the open file, then (rotation) the new one.
         for _ in 0..2 {
-            let Some((mut file, id)) = self.file.take() else { return Ok(n) };
-            let read = self.drain(&mut file, &mut line);
-            self.file = Some((file, id));
-            n += read?;
+            let Some(mut r) = self.cur.take() else { return Ok(n) };
+            let res = self.drain(&mut r, &mut line);
+            let id = r.id;
+            self.cur = Some(r);
+            n += res?;
             match std::fs::metadata(&self.path) {
                 Ok(m) if identity(&m) != id => {
-                    // Rotated: the old file is drained; its unterminated
-                    // last line is complete now.
-                    if !self.partial.is_empty() && !self.skipping {
-                        line(strip_cr(&self.partial));
-                        n += 1;
-                    }
-                    self.partial.clear();
-                    self.skipping = false;
                     self.counts.rotations += 1;
-                    self.reopen(0);
+                    if let Some((o, _)) = self.old.take() {
+                        n += self.close(o, &mut line);
+                    }
+                    if let Some(mut r) = self.cur.take() {
+                        // Once more: what was written between reaching its
+                        // end and seeing the rename.
+                        n += self.drain(&mut r, &mut line).unwrap_or(0);
+                        if self.grace.is_zero() {
+                            n += self.close(r, &mut line);
+                        } else {
+                            self.old = Some((r, Instant::now()));
+                        }
+                    }
+                    self.cur = open_at(&self.path, false);
                 }
                 _ => return Ok(n),
             }
@@ -109,73 +160,77 @@ impl Follower {
         Ok(n)
     }
 
-    /// Reads `file` from `pos` to its end (restarting at 0 if it shrank).
-    fn drain(&mut self, file: &mut File, line: &mut impl FnMut(&[u8])) -> io::Result<usize> {
-        let mut n = 0;
-        let len = file.metadata()?.len();
-        if len < self.pos {
-            self.counts.truncations += 1;
-            self.pos = 0;
-            self.partial.clear();
-            self.skipping = false;
+    /// Closes a rotated-away file, handing over its unterminated last line.
+    fn close(&mut self, r: Reading, line: &mut impl FnMut(&[u8])) -> usize {
+        if !r.partial.is_empty() && !r.skipping {
+            line(strip_cr(&r.partial));
+            return 1;
         }
-        file.seek(SeekFrom::Start(self.pos))?;
+        0
+    }
+
+    /// Reads `r` from its position to its end (restarting at 0 if it shrank).
+    fn drain(&mut self, r: &mut Reading, line: &mut impl FnMut(&[u8])) -> io::Result<usize> {
+        let mut n = 0;
+        let len = r.file.metadata()?.len();
+        if len < r.pos {
+            self.counts.truncations += 1;
+            r.pos = 0;
+            r.partial.clear();
+            r.skipping = false;
+        }
+        r.file.seek(SeekFrom::Start(r.pos))?;
         loop {
-            let got = match file.read(&mut self.chunk) {
+            let got = match r.file.read(&mut self.chunk) {
                 Ok(0) => break,
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.pos += got as u64;
+            r.pos += got as u64;
             let chunk = std::mem::take(&mut self.chunk);
-            n += self.split(chunk.get(..got).unwrap_or_default(), line);
+            n += self.split(r, chunk.get(..got).unwrap_or_default(), line);
             self.chunk = chunk;
         }
         Ok(n)
     }
 
-    fn reopen(&mut self, pos: u64) {
-        self.file = File::open(&self.path).ok().and_then(|f| f.metadata().ok().map(|m| (f, identity(&m))));
-        self.pos = pos;
-    }
-
     /// Splits `bytes` into lines, joining the partial line kept from before.
-    fn split(&mut self, bytes: &[u8], line: &mut impl FnMut(&[u8])) -> usize {
+    fn split(&mut self, r: &mut Reading, bytes: &[u8], line: &mut impl FnMut(&[u8])) -> usize {
         let mut n = 0;
         let mut rest = bytes;
         while let Some(i) = rest.iter().position(|&b| b == b'\n') {
             let (head, tail) = rest.split_at(i);
             rest = tail.get(1..).unwrap_or_default();
-            if self.skipping {
-                self.skipping = false;
+            if r.skipping {
+                r.skipping = false;
                 continue;
             }
-            if self.partial.is_empty() {
+            if r.partial.is_empty() {
                 if head.len() > self.max_line {
                     self.counts.overlong_lines += 1;
                     continue;
                 }
                 line(strip_cr(head));
             } else {
-                if self.partial.len() + head.len() > self.max_line {
+                if r.partial.len() + head.len() > self.max_line {
                     self.counts.overlong_lines += 1;
-                    self.partial.clear();
+                    r.partial.clear();
                     continue;
                 }
-                self.partial.extend_from_slice(head);
-                line(strip_cr(&self.partial));
-                self.partial.clear();
+                r.partial.extend_from_slice(head);
+                line(strip_cr(&r.partial));
+                r.partial.clear();
             }
             n += 1;
         }
-        if !self.skipping && !rest.is_empty() {
-            if self.partial.len() + rest.len() > self.max_line {
+        if !r.skipping && !rest.is_empty() {
+            if r.partial.len() + rest.len() > self.max_line {
                 self.counts.overlong_lines += 1;
-                self.partial.clear();
-                self.skipping = true;
+                r.partial.clear();
+                r.skipping = true;
             } else {
-                self.partial.extend_from_slice(rest);
+                r.partial.extend_from_slice(rest);
             }
         }
         n
@@ -235,7 +290,7 @@ mod tests {
         let d = dir("rotate");
         let p = d.join("fw.log");
         append(&p, "a\n");
-        let mut f = Follower::new(&p, false, 100);
+        let mut f = Follower::new(&p, false, 100).with_grace(Duration::ZERO);
         assert_eq!(take(&mut f), ["a"]);
         // Written after our last read, then rotated away (logrotate "create").
         append(&p, "b\nlast-no-newline");
@@ -247,6 +302,43 @@ mod tests {
         assert_eq!(f.counts.rotations, 1);
         append(&p, "d\n");
         assert_eq!(take(&mut f), ["d"]);
+    }
+
+    /// logrotate `create` + postrotate HUP: rsyslog goes on writing to the
+    /// renamed file until the HUP. Those lines are read (before the new
+    /// file's), and the renamed file is closed, its unterminated last line
+    /// handed over, once it has been quiet for the grace period.
+    #[test]
+    fn lines_written_to_the_renamed_file_before_the_hup_are_read() {
+        let d = dir("hup");
+        let p = d.join("fw.log");
+        let rotated = d.join("fw.log.1");
+        append(&p, "a\n");
+        let grace = Duration::from_millis(300);
+        let mut f = Follower::new(&p, false, 100).with_grace(grace);
+        assert_eq!(take(&mut f), ["a"]);
+        std::fs::rename(&p, &rotated).unwrap();
+        append(&p, "new-1\n"); // logrotate's `create`; nothing writes here yet
+        assert_eq!(take(&mut f), ["new-1"]);
+        append(&rotated, "late-1\nlate-2\nlast-no-newline"); // rsyslog, before its HUP
+        append(&p, "new-2\n");
+        assert_eq!(take(&mut f), ["late-1", "late-2", "new-2"]);
+        assert_eq!(f.counts.rotations, 1);
+        std::thread::sleep(grace + Duration::from_millis(50));
+        assert_eq!(take(&mut f), ["last-no-newline"], "quiet: closed, its last word handed over");
+        append(&rotated, "after-close\n");
+        append(&p, "new-3\n");
+        assert_eq!(take(&mut f), ["new-3"], "a closed file is not read again");
+    }
+
+    #[test]
+    fn starting_at_the_end_mid_line_skips_the_rest_of_that_line() {
+        let d = dir("midline");
+        let p = d.join("fw.log");
+        append(&p, "old\npart");
+        let mut f = Follower::new(&p, true, 100);
+        append(&p, "ial\nnext\n");
+        assert_eq!(take(&mut f), ["next"], "not the fragment \"ial\"");
     }
 
     #[test]

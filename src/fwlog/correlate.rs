@@ -238,7 +238,8 @@ impl Correlator {
     pub fn finish_within(&self, span: Span) -> Outcome {
         let strong = |c: &Cand| {
             let r = &self.recs[c.rec as usize];
-            (r.seq.is_some() && r.seq == c.seq) || (r.seq.is_none() && r.ip_id.is_some_and(|i| i == c.ip_id))
+            // An IP ID of 0 (DF packets of many stacks) identifies nothing.
+            (r.seq.is_some() && r.seq == c.seq) || (r.seq.is_none() && r.ip_id.is_some_and(|i| i != 0 && i == c.ip_id))
         };
         let delta = |c: &Cand| self.recs[c.rec as usize].ts - c.ts;
         let mut deltas: Vec<i64> = self.cands.iter().filter(|c| strong(c)).map(delta).collect();
