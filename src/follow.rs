@@ -12,7 +12,11 @@
 //!   `ROTATED_GRACE` (rsyslog writes to it until logrotate's HUP). A missing
 //!   path means rotation is under way: the old file is kept.
 //! - Truncation (copytruncate): the same file, now shorter than what was
-//!   read: reading restarts at its start. Whatever the writer wrote between
+//!   read, or no longer holding the bytes read just before the position (it
+//!   was refilled past it before the next poll): reading restarts at its
+//!   start.
+//! - One poll reads at most `POLL_BUDGET` bytes of a file; the next goes on
+//!   from there. Whatever the writer wrote between
 //!   logrotate's copy and its truncate is lost to every reader; that is
 //!   copytruncate's known race, not picket's.
 //! - A line longer than `max_line` bytes is counted and skipped up to its
@@ -29,6 +33,14 @@ use std::time::{Duration, Instant};
 /// writing to `kern.log.1` until logrotate's postrotate HUP reaches it.
 /// The file is closed once it has been quiet this long.
 pub const ROTATED_GRACE: Duration = Duration::from_secs(2);
+
+/// Bytes read from one file in one `poll`; the rest waits for the next
+/// (the position is kept), so a huge file or a runaway writer cannot hold
+/// the caller, or fill its memory, in one call.
+pub const POLL_BUDGET: u64 = 4 << 20;
+/// Bytes before the read position remembered to recognise a copytruncate
+/// that the writer has already refilled past that position.
+const TAIL: usize = 32;
 
 /// What `Follower::poll` saw besides lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,6 +61,39 @@ struct Reading {
     partial: Vec<u8>,
     /// Skipping the rest of an overlong line.
     skipping: bool,
+    /// The last bytes consumed, ending at `pos` (`tail_len` of them).
+    tail: [u8; TAIL],
+    tail_len: usize,
+}
+
+impl Reading {
+    /// Remembers the end of what was just consumed.
+    fn keep_tail(&mut self, bytes: &[u8]) {
+        if bytes.len() >= TAIL {
+            self.tail.copy_from_slice(&bytes[bytes.len() - TAIL..]);
+            self.tail_len = TAIL;
+        } else {
+            let keep = (TAIL - bytes.len()).min(self.tail_len);
+            self.tail.copy_within(self.tail_len - keep..self.tail_len, 0);
+            self.tail[keep..keep + bytes.len()].copy_from_slice(bytes);
+            self.tail_len = keep + bytes.len();
+        }
+    }
+
+    /// The file no longer holds, just before `pos`, the bytes read there:
+    /// it was truncated and written again (copytruncate).
+    fn rewritten(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let n = self.tail_len;
+        if n == 0 || self.pos < n as u64 {
+            return false;
+        }
+        let mut now = [0u8; TAIL];
+        match self.file.read_at(&mut now[..n], self.pos - n as u64) {
+            Ok(k) => k != n || now[..n] != self.tail[..n],
+            Err(_) => false,
+        }
+    }
 }
 
 /// A file being followed.
@@ -77,7 +122,15 @@ fn open_at(path: &Path, from_end: bool) -> Option<Reading> {
     // line of its own.
     let mut last = [b'\n'];
     let skipping = pos > 0 && file.read_at(&mut last, pos - 1).is_ok_and(|k| k == 1) && last[0] != b'\n';
-    Some(Reading { file, id: identity(&m), pos, partial: Vec::new(), skipping })
+    let mut r = Reading { file, id: identity(&m), pos, partial: Vec::new(), skipping, tail: [0; TAIL], tail_len: 0 };
+    if pos > 0 {
+        let n = pos.min(TAIL as u64) as usize;
+        let mut t = [0u8; TAIL];
+        if r.file.read_at(&mut t[..n], pos - n as u64).is_ok_and(|k| k == n) {
+            r.keep_tail(&t[..n]);
+        }
+    }
+    Some(r)
 }
 
 impl Follower {
@@ -116,13 +169,13 @@ impl Follower {
             let res = self.drain(&mut r, &mut line);
             let last = if r.pos != before { Instant::now() } else { last };
             match res {
-                Ok(k) if last.elapsed() < self.grace => {
+                Ok((k, done)) if !done || last.elapsed() < self.grace => {
                     n += k;
                     self.old = Some((r, last));
                 }
                 // Quiet long enough (or unreadable): its unterminated last
                 // line is the writer's last word.
-                Ok(k) => n += k + self.close(r, &mut line),
+                Ok((k, _)) => n += k + self.close(r, &mut line),
                 Err(_) => n += self.close(r, &mut line),
             }
         }
@@ -135,7 +188,12 @@ impl Follower {
             let res = self.drain(&mut r, &mut line);
             let id = r.id;
             self.cur = Some(r);
-            n += res?;
+            let (k, done) = res?;
+            n += k;
+            if !done {
+                // More to read: rotation is looked at once this file is drained.
+                return Ok(n);
+            }
             match std::fs::metadata(&self.path) {
                 Ok(m) if identity(&m) != id => {
                     self.counts.rotations += 1;
@@ -145,8 +203,9 @@ impl Follower {
                     if let Some(mut r) = self.cur.take() {
                         // Once more: what was written between reaching its
                         // end and seeing the rename.
-                        n += self.drain(&mut r, &mut line).unwrap_or(0);
-                        if self.grace.is_zero() {
+                        let (k, done) = self.drain(&mut r, &mut line).unwrap_or((0, true));
+                        n += k;
+                        if self.grace.is_zero() && done {
                             n += self.close(r, &mut line);
                         } else {
                             self.old = Some((r, Instant::now()));
@@ -169,30 +228,41 @@ impl Follower {
         0
     }
 
-    /// Reads `r` from its position to its end (restarting at 0 if it shrank).
-    fn drain(&mut self, r: &mut Reading, line: &mut impl FnMut(&[u8])) -> io::Result<usize> {
+    /// Reads `r` from its position toward its end, at most `POLL_BUDGET`
+    /// bytes (restarting at 0 if it was truncated). Returns the lines and
+    /// whether it reached the end.
+    fn drain(&mut self, r: &mut Reading, line: &mut impl FnMut(&[u8])) -> io::Result<(usize, bool)> {
         let mut n = 0;
         let len = r.file.metadata()?.len();
-        if len < r.pos {
+        if len < r.pos || r.rewritten() {
             self.counts.truncations += 1;
             r.pos = 0;
             r.partial.clear();
             r.skipping = false;
+            r.tail_len = 0;
         }
         r.file.seek(SeekFrom::Start(r.pos))?;
+        let mut budget = POLL_BUDGET;
         loop {
-            let got = match r.file.read(&mut self.chunk) {
+            if budget == 0 {
+                return Ok((n, false));
+            }
+            let want = self.chunk.len().min(usize::try_from(budget).unwrap_or(usize::MAX));
+            let got = match r.file.read(&mut self.chunk[..want]) {
                 Ok(0) => break,
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             r.pos += got as u64;
+            budget = budget.saturating_sub(got as u64);
             let chunk = std::mem::take(&mut self.chunk);
-            n += self.split(r, chunk.get(..got).unwrap_or_default(), line);
+            let bytes = chunk.get(..got).unwrap_or_default();
+            r.keep_tail(bytes);
+            n += self.split(r, bytes, line);
             self.chunk = chunk;
         }
-        Ok(n)
+        Ok((n, true))
     }
 
     /// Splits `bytes` into lines, joining the partial line kept from before.
@@ -339,6 +409,50 @@ mod tests {
         let mut f = Follower::new(&p, true, 100);
         append(&p, "ial\nnext\n");
         assert_eq!(take(&mut f), ["next"], "not the fragment \"ial\"");
+    }
+
+    /// copytruncate, and the writer refilled the file past our position
+    /// before the next poll: the length alone cannot tell, the bytes can.
+    #[test]
+    fn a_truncated_file_already_grown_back_is_read_from_its_start() {
+        let d = dir("regrown");
+        let p = d.join("fw.log");
+        append(&p, "first line\nsecond line\n");
+        let mut f = Follower::new(&p, false, 100);
+        assert_eq!(take(&mut f).len(), 2);
+        std::fs::File::create(&p).unwrap();
+        append(&p, "new 1 after the truncation\nnew 2\n");
+        assert_eq!(take(&mut f), ["new 1 after the truncation", "new 2"]);
+        assert_eq!(f.counts.truncations, 1);
+        append(&p, "new 3\n");
+        assert_eq!(take(&mut f), ["new 3"], "plain growth is not a truncation");
+        assert_eq!(f.counts.truncations, 1);
+    }
+
+    /// One poll reads at most `POLL_BUDGET` bytes; the next goes on where it
+    /// stopped, so nothing is lost or read twice.
+    #[test]
+    fn a_large_backlog_is_read_over_several_polls() {
+        let d = dir("budget");
+        let p = d.join("fw.log");
+        let lines = (POLL_BUDGET / 16 * 3) as usize; // 3 budgets of 16-byte lines
+        let text: String = (0..lines).map(|i| format!("line {i:010}\n")).collect();
+        std::fs::write(&p, &text).unwrap();
+        let mut f = Follower::new(&p, false, 100);
+        let mut got = Vec::new();
+        let mut polls = 0;
+        loop {
+            let v = take(&mut f);
+            polls += 1;
+            assert!(v.len() as u64 <= POLL_BUDGET / 16 + 1, "poll {polls}: {} lines", v.len());
+            if v.is_empty() {
+                break;
+            }
+            got.extend(v);
+        }
+        assert!(polls >= 4, "{polls} polls");
+        assert_eq!(got.len(), lines);
+        assert!(got.iter().enumerate().all(|(i, l)| *l == format!("line {i:010}")));
     }
 
     #[test]

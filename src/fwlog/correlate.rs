@@ -28,9 +28,10 @@
 //!    by the offset) that no record took: traffic the firewall passed
 //!    without logging, or did not log.
 //!
-//! Replay only: the capture is read after the logs, in packet-time order,
-//! so the result is deterministic. Live correlation (following the log)
-//! is not built yet.
+//! Replay: the capture is read after the logs, in packet-time order, so
+//! the result is deterministic. Live (`fwlog/live.rs`) feeds the same
+//! matching one window of packet time at a time (`observe_attempt`,
+//! `finish_within`).
 
 use super::FwRecord;
 use crate::detect::FastMap;
@@ -208,11 +209,11 @@ impl Correlator {
         let pkt = self.attempts;
         match self.index.get(&a.key) {
             Some(ids) => {
-                for &rec in ids {
-                    if self.cands.len() >= self.cap {
-                        self.dropped += 1;
-                        continue;
-                    }
+                // Past the cap, a flow the log names often (a spoofed flood
+                // of one 5-tuple) costs one subtraction, not a walk.
+                let room = self.cap.saturating_sub(self.cands.len()).min(ids.len());
+                self.dropped += (ids.len() - room) as u64;
+                for &rec in ids.get(..room).unwrap_or_default() {
                     self.cands.push(Cand { rec, pkt, ts: a.ts, ttl: a.ttl, seq: a.seq, ip_id: a.ip_id });
                 }
             }
