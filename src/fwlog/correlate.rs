@@ -237,6 +237,12 @@ impl Correlator {
 
     /// `finish`, counting unlogged attempts within `span` only.
     pub fn finish_within(&self, span: Span) -> Outcome {
+        self.finish_taken(span).0
+    }
+
+    /// `finish_within`, also returning the attempts records took, by their
+    /// 1-based order of `observe_attempt`.
+    pub fn finish_taken(&self, span: Span) -> (Outcome, HashSet<u64>) {
         let strong = |c: &Cand| {
             let r = &self.recs[c.rec as usize];
             // An IP ID of 0 (DF packets of many stacks) identifies nothing.
@@ -305,7 +311,7 @@ impl Correlator {
             out.unlogged_packets +=
                 self.bins.iter().filter(|(s, _)| (lo_s..=hi_s).contains(*s)).map(|(_, n)| u64::from(*n)).sum::<u64>();
         }
-        out
+        (out, taken)
     }
 }
 

@@ -147,8 +147,13 @@ pub struct LiveFw {
     tallies: Vec<FileTally>,
     line_no: Vec<u32>,
     agg: Aggregate,
-    pending: Vec<FwRecord>,
+    /// Records waiting for their window, with the sensor clock when each
+    /// was read.
+    pending: Vec<(FwRecord, i64)>,
+    /// Attempts kept for records still to come, and whether a record took
+    /// each (an attempt is matched once, across windows).
     attempts: Vec<Attempt>,
+    taken: Vec<bool>,
     rx: Receiver<Vec<Attempt>>,
     recycle: Sender<Vec<Attempt>>,
     total: Outcome,
@@ -158,8 +163,10 @@ pub struct LiveFw {
     /// and from times alone.
     strong_offsets: Vec<i64>,
     weak_offsets: Vec<i64>,
-    /// The previous window's cut (sensor time), once the log said anything.
-    prev_cut: Option<i64>,
+    /// Sensor time from which attempts no record took count as unlogged:
+    /// set when the log first says anything (a silent log, or the wrong
+    /// file, does not make every packet "unlogged").
+    counting_from: Option<i64>,
     next_step: i64,
     next_report: i64,
     /// Records read in the current poll, added to the index in one go.
@@ -231,6 +238,7 @@ impl LiveFw {
             agg: Aggregate::new(),
             pending: Vec::new(),
             attempts: Vec::new(),
+            taken: Vec::new(),
             rx,
             recycle,
             total: Outcome::default(),
@@ -238,7 +246,7 @@ impl LiveFw {
             offset_us: None,
             strong_offsets: Vec::new(),
             weak_offsets: Vec::new(),
-            prev_cut: None,
+            counting_from: None,
             next_step: i64::MIN,
             next_report: i64::MIN,
             fresh: Vec::new(),
@@ -292,6 +300,7 @@ impl LiveFw {
                         v.truncate(room);
                     }
                     self.attempts.extend_from_slice(&v);
+                    self.taken.resize(self.attempts.len(), false);
                     v.clear();
                     let _ = self.recycle.try_send(v);
                 }
@@ -376,61 +385,97 @@ impl LiveFw {
                 ix.add(r);
             }
         }
+        let read_at = self.stats.clock_us.load(Relaxed);
         for r in self.fresh.drain(..) {
             self.agg.add(&r);
             if self.pending.len() < MAX_PENDING {
-                self.pending.push(r);
+                self.pending.push((r, read_at));
             } else {
                 self.stats.fw_records_uncorrelated.fetch_add(1, Relaxed);
             }
         }
     }
 
-    /// Correlates the records due before `cut` (sensor time).
+    /// Correlates the records due before `cut` (sensor time) with the
+    /// attempts no record has taken yet, then lets attempts older than the
+    /// margin go, counting those no record took as unlogged.
+    ///
+    /// A record is due once the sensor clock at which it was read, or its
+    /// own time shifted by the offset, is before the cut: so a firewall
+    /// clock minutes ahead (an unknown offset) does not keep it waiting
+    /// until its attempts are gone.
     fn step(&mut self, cut: i64) {
         // Whole seconds, so the unlogged histogram's bins fall in one window.
         let cut = if cut == i64::MAX { cut } else { cut.div_euclid(1_000_000) * 1_000_000 };
         let off = self.offset_us.unwrap_or(0);
-        let due = |r: &FwRecord| r.ts_us.is_none_or(|t| t.saturating_sub(off) < cut);
-        let ready: Vec<FwRecord> = self.pending.iter().filter(|r| due(r)).copied().collect();
-        self.pending.retain(|r| !due(r));
-        if ready.is_empty() && self.prev_cut.is_none() {
-            // The log has said nothing yet: nothing to count against.
-            self.attempts.retain(|a| a.ts() >= cut.saturating_sub(MARGIN_US));
-            return;
+        let due = |(r, at): &(FwRecord, i64)| *at < cut || r.ts_us.is_none_or(|t| t.saturating_sub(off) < cut);
+        let ready: Vec<FwRecord> = self.pending.iter().filter(|p| due(p)).map(|p| p.0).collect();
+        if self.counting_from.is_none()
+            && let Some(first) = self.pending.iter().filter(|p| due(p)).map(|p| p.1).min()
+        {
+            // The log's first word: it covers from about one logging delay before.
+            self.counting_from = Some(first.saturating_sub(LAG_US));
         }
-        let mut c = Correlator::new(&ready, self.shared.home.clone());
-        for a in &self.attempts {
-            c.observe_attempt(a);
-        }
-        let lo = self.prev_cut.unwrap_or(i64::MIN);
-        let o = c.finish_within(Span::Between(lo, cut));
-        let t = &mut self.total;
-        t.records += o.records;
-        t.matchable += o.matchable;
-        t.matched += o.matched;
-        t.unmatched_records += o.unmatched_records;
-        t.unlogged_packets += o.unlogged_packets;
-        t.offset_pairs += o.offset_pairs;
-        t.offset_strong |= o.offset_strong;
-        t.candidates_dropped += o.candidates_dropped;
-        // The offset over the whole run: the median of the windows'
-        // estimates, from sequence-number pairs once there are any.
-        if let Some(w) = o.clock_offset_s {
-            let samples = if o.offset_strong { &mut self.strong_offsets } else { &mut self.weak_offsets };
-            if samples.len() >= MAX_OFFSET_SAMPLES {
-                samples.remove(0);
+        self.pending.retain(|p| !due(p));
+        if !ready.is_empty() {
+            let mut c = Correlator::new(&ready, self.shared.home.clone());
+            // Correlator order (1-based) -> index in `attempts`.
+            let mut order = Vec::new();
+            for (i, a) in self.attempts.iter().enumerate() {
+                if !self.taken[i] {
+                    c.observe_attempt(a);
+                    order.push(i);
+                }
             }
-            samples.push((w * 1e6).round() as i64);
-            let samples = if self.strong_offsets.is_empty() { &self.weak_offsets } else { &self.strong_offsets };
-            let mut sorted = samples.clone();
-            sorted.sort_unstable();
-            let median = sorted[sorted.len() / 2];
-            t.clock_offset_s = Some(median as f64 / 1e6);
-            self.offset_us = Some(median);
+            let (o, took) = c.finish_taken(Span::Nothing);
+            for pkt in took {
+                if let Some(&i) = usize::try_from(pkt).ok().and_then(|k| order.get(k.wrapping_sub(1))) {
+                    self.taken[i] = true;
+                }
+            }
+            let t = &mut self.total;
+            t.records += o.records;
+            t.matchable += o.matchable;
+            t.matched += o.matched;
+            t.unmatched_records += o.unmatched_records;
+            t.offset_pairs += o.offset_pairs;
+            t.offset_strong |= o.offset_strong;
+            t.candidates_dropped += o.candidates_dropped;
+            // The offset over the whole run: the median of the windows'
+            // estimates, from sequence-number pairs once there are any.
+            if let Some(w) = o.clock_offset_s {
+                let samples = if o.offset_strong { &mut self.strong_offsets } else { &mut self.weak_offsets };
+                if samples.len() >= MAX_OFFSET_SAMPLES {
+                    samples.remove(0);
+                }
+                samples.push((w * 1e6).round() as i64);
+                let samples = if self.strong_offsets.is_empty() { &self.weak_offsets } else { &self.strong_offsets };
+                let mut sorted = samples.clone();
+                sorted.sort_unstable();
+                if let Some(&median) = sorted.get(sorted.len() / 2) {
+                    t.clock_offset_s = Some(median as f64 / 1e6);
+                    self.offset_us = Some(median);
+                }
+            }
         }
-        self.prev_cut = Some(cut);
-        self.attempts.retain(|a| a.ts() >= cut.saturating_sub(MARGIN_US));
+        // Attempts past the margin: no record will come for them any more.
+        let keep_from = cut.saturating_sub(MARGIN_US);
+        let from = self.counting_from;
+        let mut unlogged = 0u64;
+        let mut k = 0;
+        for i in 0..self.attempts.len() {
+            let (a, took) = (self.attempts[i], self.taken[i]);
+            if a.ts() >= keep_from {
+                self.attempts[k] = a;
+                self.taken[k] = took;
+                k += 1;
+            } else if !took && from.is_some_and(|f| a.ts() >= f) {
+                unlogged += 1;
+            }
+        }
+        self.attempts.truncate(k);
+        self.taken.truncate(k);
+        self.total.unlogged_packets += unlogged;
     }
 
     fn report(&mut self, now: i64, is_final: bool) {
@@ -500,6 +545,65 @@ mod tests {
         let index = Arc::new(RwLock::new(FwIndex::default()));
         let (fw, tap) = LiveFw::new(cfg, shared, out, Arc::clone(&index)).unwrap();
         (fw, tap, events, stats, index)
+    }
+
+    /// Drives `fw` by hand through one attempt a minute for `minutes`: the
+    /// SYN at t, its log line stamped `t + fw_ahead_us` and read `read_lag_us`
+    /// of packet time later, a step every 30 s as the thread would take.
+    fn drive(
+        fw: &mut LiveFw,
+        tap: &mut LiveTap,
+        stats: &Stats,
+        path: &std::path::Path,
+        fw_ahead_us: i64,
+        read_lag_us: i64,
+    ) {
+        let t0 = 1_795_000_000_000_000i64;
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        let mut lines: Vec<(i64, String)> = Vec::new();
+        for m in 0..6i64 {
+            let ts = t0 + m * 60_000_000;
+            tap.push(&tcp(ts, "198.51.100.7", "192.0.2.10", (40_000 + m as u16, 158), tcpflag::SYN, 1, 0));
+            lines.push((ts + read_lag_us, line(ts + fw_ahead_us, 40_000 + m as u16)));
+        }
+        tap.finish();
+        fw.take_attempts();
+        let mut now = t0;
+        while now < t0 + 8 * 60_000_000 {
+            now += STEP_US;
+            for (at, l) in lines.iter().filter(|(at, _)| *at <= now && *at > now - STEP_US) {
+                stats.clock_us.store(*at, Relaxed);
+                f.write_all(l.as_bytes()).unwrap();
+                f.flush().unwrap();
+                fw.read_logs();
+            }
+            stats.clock_us.store(now, Relaxed);
+            fw.step(now - LAG_US);
+        }
+        fw.step(i64::MAX);
+    }
+
+    /// Issue 4's live correlation, at the edges found in review: a firewall
+    /// clock five minutes ahead still meets its packets (and the offset is
+    /// learnt), and a record read 45 s late matches its packet without that
+    /// packet also being counted as unlogged.
+    #[test]
+    fn a_clock_minutes_ahead_and_a_late_record_still_match_once() {
+        for (ahead, lag) in [(300_200_000i64, 500_000i64), (200_000, 45_000_000)] {
+            let dir = std::env::temp_dir().join(format!("picket-live-edge-{}-{lag}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("fw.log");
+            std::fs::write(&path, "").unwrap();
+            let (mut fw, mut tap, _events, stats, _index) = setup(&path, None);
+            drive(&mut fw, &mut tap, &stats, &path, ahead, lag);
+            let t = &fw.total;
+            assert_eq!((t.records, t.matched, t.unmatched_records), (6, 6, 0), "ahead {ahead} µs, lag {lag} µs: {t:?}");
+            assert_eq!(t.unlogged_packets, 0, "a matched packet is not also unlogged: {t:?}");
+            let off = t.clock_offset_s.expect("an offset");
+            assert!((off - ahead as f64 / 1e6).abs() < 1e-6, "offset {off}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     /// A batch goes when full or when its oldest attempt is 1 s old in
