@@ -80,6 +80,11 @@ pub struct LiveArgs {
     /// Receive syslog over UDP (a Cisco ASA's or rsyslog's forwarding), e.g. 0.0.0.0:514.
     #[arg(long, value_name = "ADDR:PORT")]
     pub syslog_listen: Option<std::net::SocketAddr>,
+    /// Accept syslog only from these senders (the firewall's address), e.g.
+    /// 192.0.2.1/32; others are counted and dropped. Without it, any host
+    /// that can reach the port can write firewall records.
+    #[arg(long, value_name = "CIDR[,CIDR...]", requires = "syslog_listen")]
+    pub syslog_allow: Option<String>,
     /// Seconds of packet time between fw_correlation reports while live.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=86400))]
     pub fw_report_interval: u32,

@@ -188,7 +188,21 @@ impl Follower {
             let res = self.drain(&mut r, &mut line);
             let id = r.id;
             self.cur = Some(r);
-            let (k, done) = res?;
+            let (k, done) = match res {
+                Ok(x) => x,
+                Err(e) => {
+                    // A handle that fails (ESTALE, EIO) is given up for a
+                    // different file at the path; the same file is kept.
+                    if std::fs::metadata(&self.path).is_ok_and(|m| identity(&m) != id) {
+                        self.counts.rotations += 1;
+                        if let Some(r) = self.cur.take() {
+                            self.close(r, &mut line);
+                        }
+                        self.cur = open_at(&self.path, false);
+                    }
+                    return Err(e);
+                }
+            };
             n += k;
             if !done {
                 // More to read: rotation is looked at once this file is drained.

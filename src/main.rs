@@ -52,9 +52,24 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     )
                     .into());
                 }
+                let syslog_allow = match &a.syslog_allow {
+                    Some(s) => {
+                        Some(picket::homenet::HomeNet::parse(s).map_err(|e| BadInput(format!("--syslog-allow: {e}")))?)
+                    }
+                    None => None,
+                };
+                if let Some(addr) = a.syslog_listen
+                    && !addr.ip().is_loopback()
+                    && syslog_allow.is_none()
+                {
+                    eprintln!(
+                        "picket: note: syslog on {addr} is accepted from any sender; --syslog-allow limits it to the firewall"
+                    );
+                }
                 Some(picket::fwlog::live::LiveConfig {
                     files: a.fw_log,
                     syslog: a.syslog_listen,
+                    syslog_allow,
                     forced,
                     tz_offset_s,
                     interval_us: i64::from(a.fw_report_interval) * 1_000_000,

@@ -123,6 +123,8 @@ pub struct Stats {
     pub fw_records_uncorrelated: AtomicU64,
     pub fw_rotations: AtomicU64,
     pub fw_truncations: AtomicU64,
+    /// Syslog datagrams from senders outside `--syslog-allow`.
+    pub fw_syslog_rejected: AtomicU64,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -255,6 +257,7 @@ impl Stats {
                 "records_uncorrelated": self.fw_records_uncorrelated.load(Relaxed),
                 "rotations": self.fw_rotations.load(Relaxed),
                 "truncations": self.fw_truncations.load(Relaxed),
+                "syslog_rejected": self.fw_syslog_rejected.load(Relaxed),
             },
             "events": events,
             "wall_time_s": (wall_s * 1000.0).round() / 1000.0,

@@ -88,3 +88,14 @@ fn shipped_rules_check_clean() {
     let r = picket_raw(&["rules", "check", root().join("rules").to_str().unwrap()]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
 }
+
+#[test]
+fn bad_syslog_allow_list() {
+    let r = picket_raw(&["live", "-i", "lo", "--syslog-listen", "127.0.0.1:5599", "--syslog-allow", "1.2.3.400"]);
+    assert_one_error(&r, "--syslog-allow");
+    assert!(r.error_lines()[0].contains("1.2.3.400"), "{}", r.stderr);
+    // Only with --syslog-listen (clap's usage error, exit 2).
+    let r = picket_raw(&["live", "-i", "lo", "--syslog-allow", "192.0.2.1"]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("--syslog-listen"), "{}", r.stderr);
+}

@@ -126,6 +126,8 @@ impl LiveTap {
 pub struct LiveConfig {
     pub files: Vec<PathBuf>,
     pub syslog: Option<SocketAddr>,
+    /// Senders whose datagrams are read; `None` reads every sender's.
+    pub syslog_allow: Option<HomeNet>,
     pub forced: Option<Format>,
     pub tz_offset_s: i32,
     /// Packet time between `fw_correlation` reports.
@@ -154,6 +156,8 @@ pub struct LiveFw {
     /// each (an attempt is matched once, across windows).
     attempts: Vec<Attempt>,
     taken: Vec<bool>,
+    /// Per followed file, the read error last reported.
+    last_error: Vec<Option<String>>,
     rx: Receiver<Vec<Attempt>>,
     recycle: Sender<Vec<Attempt>>,
     total: Outcome,
@@ -223,6 +227,7 @@ impl LiveFw {
             pool,
             stats: Arc::clone(&stats),
         };
+        let followers_len = followers.len();
         let n = tallies.len();
         let fw = LiveFw {
             cfg,
@@ -239,6 +244,7 @@ impl LiveFw {
             pending: Vec::new(),
             attempts: Vec::new(),
             taken: Vec::new(),
+            last_error: vec![None; followers_len],
             rx,
             recycle,
             total: Outcome::default(),
@@ -331,6 +337,12 @@ impl LiveFw {
                     Ok(Some(m)) => m,
                     Ok(None) | Err(_) => break,
                 };
+                if let Some(allow) = &self.cfg.syslog_allow
+                    && !allow.contains(msg.peer.ip())
+                {
+                    self.stats.fw_syslog_rejected.fetch_add(1, Relaxed);
+                    continue;
+                }
                 let (text, at, truncated) = (msg.text, msg.received_us, msg.truncated);
                 let ln = bump(&mut self.line_no[syslog_ix]);
                 let tally = &mut self.tallies[syslog_ix];
@@ -360,8 +372,15 @@ impl LiveFw {
                     fresh.push(r);
                 }
             });
-            if let Err(e) = res {
+            // A failing file is named once per distinct error, not every poll.
+            let err = res.err().map(|e| e.to_string());
+            if let Some(e) = &err
+                && self.last_error.get(i) != Some(&err)
+            {
                 eprintln!("picket: warning: {}: {e}", f.path().display());
+            }
+            if let Some(slot) = self.last_error.get_mut(i) {
+                *slot = err;
             }
             for _ in before.overlong_lines..f.counts.overlong_lines {
                 tally.count_overlong(*ln);
@@ -522,6 +541,7 @@ mod tests {
     fn setup(
         path: &std::path::Path,
         syslog: Option<SocketAddr>,
+        allow: Option<&str>,
     ) -> (LiveFw, LiveTap, crossbeam_channel::Receiver<EventLine>, Arc<Stats>, Arc<RwLock<FwIndex>>) {
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
@@ -537,6 +557,7 @@ mod tests {
         let cfg = LiveConfig {
             files: vec![path.to_path_buf()],
             syslog,
+            syslog_allow: allow.map(|a| HomeNet::parse(a).unwrap()),
             forced: None,
             tz_offset_s: 0,
             interval_us: 60_000_000,
@@ -595,13 +616,38 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("fw.log");
             std::fs::write(&path, "").unwrap();
-            let (mut fw, mut tap, _events, stats, _index) = setup(&path, None);
+            let (mut fw, mut tap, _events, stats, _index) = setup(&path, None, None);
             drive(&mut fw, &mut tap, &stats, &path, ahead, lag);
             let t = &fw.total;
             assert_eq!((t.records, t.matched, t.unmatched_records), (6, 6, 0), "ahead {ahead} µs, lag {lag} µs: {t:?}");
             assert_eq!(t.unlogged_packets, 0, "a matched packet is not also unlogged: {t:?}");
             let off = t.clock_offset_s.expect("an offset");
             assert!((off - ahead as f64 / 1e6).abs() < 1e-6, "offset {off}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// `--syslog-allow`: a datagram from another sender is dropped and
+    /// counted, not read as a firewall record.
+    #[test]
+    fn syslog_from_senders_outside_the_allow_list_is_dropped() {
+        let asa =
+            b"<164>%ASA-4-106023: Deny tcp src outside:203.0.113.5/1024 dst dmz:192.0.2.10/158 by access-group \"in\"";
+        for (allow, read, rejected) in [("192.0.2.1/32", 0, 2), ("127.0.0.0/8,192.0.2.1", 2, 0)] {
+            let dir = std::env::temp_dir().join(format!("picket-live-allow-{}-{read}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("fw.log");
+            std::fs::write(&path, "").unwrap();
+            let (mut fw, _tap, _events, stats, _index) =
+                setup(&path, Some("127.0.0.1:0".parse().unwrap()), Some(allow));
+            let to = fw.listener.as_ref().unwrap().local_addr().unwrap();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.send_to(asa, to).unwrap();
+            tx.send_to(asa, to).unwrap();
+            fw.read_logs();
+            assert_eq!(fw.tallies[1].records, read, "allow {allow}");
+            assert_eq!(stats.fw_syslog_rejected.load(Relaxed), rejected, "allow {allow}");
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
@@ -615,7 +661,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("fw.log");
-        let (fw, mut tap, _events, _stats, _index) = setup(&path, None);
+        let (fw, mut tap, _events, _stats, _index) = setup(&path, None, None);
         let t0 = 1_795_000_000_000_000i64;
         let syn = |t: i64, sport: u16| tcp(t, "198.51.100.7", "192.0.2.10", (sport, 158), tcpflag::SYN, 1, 0);
         // Established traffic: not an attempt, but it moves the clock.
@@ -643,7 +689,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("fw.log");
         std::fs::write(&path, "").unwrap();
-        let (mut fw, _tap, _events, _stats, _index) = setup(&path, Some("127.0.0.1:0".parse().unwrap()));
+        let (mut fw, _tap, _events, _stats, _index) = setup(&path, Some("127.0.0.1:0".parse().unwrap()), None);
         let to = fw.listener.as_ref().unwrap().local_addr().unwrap();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sender = {
@@ -682,7 +728,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("fw.log");
         std::fs::write(&path, "Nov 22 09:00:00 fw1 kernel: before the start, not read\n").unwrap();
-        let (fw, mut tap, events, stats, index) = setup(&path, None);
+        let (fw, mut tap, events, stats, index) = setup(&path, None, None);
         let thread = std::thread::spawn(move || fw.run());
         let t0 = 1_795_000_000_000_000i64;
         // Three minutes of packet time: one SYN (and its log line) a minute.
