@@ -78,6 +78,18 @@ fn capture_start_us(files: &[PathBuf]) -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
+/// Adds one firewall log's line tallies to the stats, and names the file on
+/// stderr if it gave no record at all.
+fn count_fw_file(stats: &Stats, tally: &FileTally) {
+    stats.fw_lines.fetch_add(tally.lines, Relaxed);
+    stats.fw_records.fetch_add(tally.records, Relaxed);
+    stats.fw_other_lines.fetch_add(tally.other, Relaxed);
+    stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
+    if let Some(w) = tally.no_record_warning() {
+        eprintln!("{w}");
+    }
+}
+
 /// Reads every `--fw-log` before the capture (a file that cannot be opened
 /// fails the run; bad lines are counted and skipped).
 fn read_fw_logs(
@@ -115,13 +127,7 @@ fn read_fw_logs(
         if let Err(e) = res {
             return Err(CaptureError::Path { path: name, msg: format!("read error after line {}: {e}", tally.lines) });
         }
-        stats.fw_lines.fetch_add(tally.lines, Relaxed);
-        stats.fw_records.fetch_add(tally.records, Relaxed);
-        stats.fw_other_lines.fetch_add(tally.other, Relaxed);
-        stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
-        if let Some(w) = tally.no_record_warning() {
-            eprintln!("{w}");
-        }
+        count_fw_file(stats, &tally);
         tallies.push(tally);
     }
     let corr = Correlator::new(&records, home.clone());
@@ -419,13 +425,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
             stats.bad_files.fetch_add(1, Relaxed);
             file_errors.push(e);
         }
-        stats.fw_lines.fetch_add(tally.lines, Relaxed);
-        stats.fw_records.fetch_add(tally.records, Relaxed);
-        stats.fw_other_lines.fetch_add(tally.other, Relaxed);
-        stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
-        if let Some(w) = tally.no_record_warning() {
-            eprintln!("{w}");
-        }
+        count_fw_file(&stats, &tally);
         tallies.push(tally);
     }
     if flags.stop_requested() {

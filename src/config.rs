@@ -1002,6 +1002,22 @@ pub fn parse_behaviour_sections(file: &str, text: &str) -> Result<(TracerouteRul
     Ok((tr, sm))
 }
 
+/// Two keys of one table whose values are in the wrong order: the error
+/// points at the first of them that the file sets (else the second).
+fn out_of_order<A, B>(
+    (file, text, table): (&str, &str, &str),
+    (first, a): (&str, &Option<Spanned<A>>),
+    (second, b): (&str, &Option<Spanned<B>>),
+    msg: String,
+) -> ConfigError {
+    let (span, key) = match (a, b) {
+        (Some(v), _) => (v.span(), first),
+        (None, Some(v)) => (v.span(), second),
+        (None, None) => (0..0, first),
+    };
+    ConfigError::value(file, text, span, &format!("{table} {key}"), msg)
+}
+
 /// Parses the `[netbios_nodestatus]` table of a `picket.toml` (the rest of
 /// the file is checked by [`parse_picket_toml`]). Missing keys take
 /// [`NetbiosRules::default`].
@@ -1054,16 +1070,10 @@ pub fn parse_netbios_toml(file: &str, text: &str) -> Result<NetbiosRules, Config
         r.progressive_growth = float_in(file, text, &format!("{T} progressive_growth"), v, 1.0, false, 100.0)?;
     }
     if r.progressive_first_max_s < r.progressive_first_min_s {
-        let (span, key) = match (&n.progressive_first_max_s, &n.progressive_first_min_s) {
-            (Some(v), _) => (v.span(), "progressive_first_max_s"),
-            (None, Some(v)) => (v.span(), "progressive_first_min_s"),
-            (None, None) => (0..0, "progressive_first_max_s"),
-        };
-        return Err(ConfigError::value(
-            file,
-            text,
-            span,
-            &format!("{T} {key}"),
+        return Err(out_of_order(
+            (file, text, T),
+            ("progressive_first_max_s", &n.progressive_first_max_s),
+            ("progressive_first_min_s", &n.progressive_first_min_s),
             format!(
                 "progressive_first_max_s ({}) must be at least progressive_first_min_s ({})",
                 r.progressive_first_max_s, r.progressive_first_min_s
@@ -1074,16 +1084,10 @@ pub fn parse_netbios_toml(file: &str, text: &str) -> Result<NetbiosRules, Config
         r.max_tracked = int_in(file, text, &format!("{T} max_tracked"), v, 1, MAX_TABLE_ENTRIES as i64)? as usize;
     }
     if r.scan_min_targets <= r.lookup_max_targets {
-        let (span, key) = match (&n.scan_min_targets, &n.lookup_max_targets) {
-            (Some(v), _) => (v.span(), "scan_min_targets"),
-            (None, Some(v)) => (v.span(), "lookup_max_targets"),
-            (None, None) => (0..0, "scan_min_targets"),
-        };
-        return Err(ConfigError::value(
-            file,
-            text,
-            span,
-            &format!("{T} {key}"),
+        return Err(out_of_order(
+            (file, text, T),
+            ("scan_min_targets", &n.scan_min_targets),
+            ("lookup_max_targets", &n.lookup_max_targets),
             format!(
                 "scan_min_targets ({}) must be greater than lookup_max_targets ({})",
                 r.scan_min_targets, r.lookup_max_targets

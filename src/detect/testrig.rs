@@ -1,6 +1,9 @@
 //! Test harness shared by the detectors' unit tests: drives one detector as
 //! a worker does (per-source table first, then the detector), on packet
 //! time, and reads its events back as JSON values.
+//!
+//! Test-only: compiled under #[cfg(test)] (see `detect/mod.rs`), so its
+//! unwrap/expect calls fail a test, never a run.
 
 use super::sources::Sources;
 use super::{Ctx, Detector, EndReason, Shared};

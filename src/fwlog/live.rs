@@ -536,6 +536,14 @@ mod tests {
         )
     }
 
+    /// A fresh, empty directory for one test.
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("picket-live-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A live log thread following `path` (and listening on `syslog`), with
     /// the lab's home net; returns it with its tap, its events and shared state.
     fn setup(
@@ -611,9 +619,7 @@ mod tests {
     #[test]
     fn a_clock_minutes_ahead_and_a_late_record_still_match_once() {
         for (ahead, lag) in [(300_200_000i64, 500_000i64), (200_000, 45_000_000)] {
-            let dir = std::env::temp_dir().join(format!("picket-live-edge-{}-{lag}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = scratch(&format!("edge-{lag}"));
             let path = dir.join("fw.log");
             std::fs::write(&path, "").unwrap();
             let (mut fw, mut tap, _events, stats, _index) = setup(&path, None, None);
@@ -634,9 +640,7 @@ mod tests {
         let asa =
             b"<164>%ASA-4-106023: Deny tcp src outside:203.0.113.5/1024 dst dmz:192.0.2.10/158 by access-group \"in\"";
         for (allow, read, rejected) in [("192.0.2.1/32", 0, 2), ("127.0.0.0/8,192.0.2.1", 2, 0)] {
-            let dir = std::env::temp_dir().join(format!("picket-live-allow-{}-{read}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = scratch(&format!("allow-{read}"));
             let path = dir.join("fw.log");
             std::fs::write(&path, "").unwrap();
             let (mut fw, _tap, _events, stats, _index) =
@@ -657,9 +661,7 @@ mod tests {
     /// over the rest.
     #[test]
     fn the_tap_hands_over_old_attempts_and_the_last_batch() {
-        let dir = std::env::temp_dir().join(format!("picket-live-tap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("tap");
         let path = dir.join("fw.log");
         let (fw, mut tap, _events, _stats, _index) = setup(&path, None, None);
         let t0 = 1_795_000_000_000_000i64;
@@ -684,9 +686,7 @@ mod tests {
     /// about `POLL`, and the followed file gets its turn.
     #[test]
     fn a_steady_syslog_stream_does_not_starve_the_files() {
-        let dir = std::env::temp_dir().join(format!("picket-live-steady-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("steady");
         let path = dir.join("fw.log");
         std::fs::write(&path, "").unwrap();
         let (mut fw, _tap, _events, _stats, _index) = setup(&path, Some("127.0.0.1:0".parse().unwrap()), None);
@@ -723,9 +723,7 @@ mod tests {
     /// report is the final one.
     #[test]
     fn reports_every_interval_of_packet_time_then_a_final_one() {
-        let dir = std::env::temp_dir().join(format!("picket-live-unit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("unit");
         let path = dir.join("fw.log");
         std::fs::write(&path, "Nov 22 09:00:00 fw1 kernel: before the start, not read\n").unwrap();
         let (fw, mut tap, events, stats, index) = setup(&path, None, None);

@@ -1,6 +1,9 @@
 //! Unit tests of `decoy_scan`: a small lab drives the worker taps as the
 //! reader and workers do (sharding by `shard_addr`, a tick per second of
 //! packet time) and runs the aggregator on their messages.
+//!
+//! Test-only: compiled under #[cfg(test)] (see `decoy/mod.rs`), so its
+//! unwrap/expect calls fail a test, never a run.
 
 use super::*;
 use crate::config::{Confidence, Rules};
