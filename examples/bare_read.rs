@@ -4,7 +4,7 @@
 //! cargo run --release --example bare_read -- FILE
 //! ```
 //!
-//! Opens FILE the way picket does (`picket::savefile`: libpcap reading
+//! Opens FILE the way picket does (`picket::input::savefile`: libpcap reading
 //! through a 64 KiB stdio buffer, so the baseline is not slowed by 4 KiB
 //! reads that picket avoids; `--stdio` opens it with the `pcap` crate's
 //! `Capture::from_file` instead, libpcap's default), calls `next_packet` until
@@ -23,9 +23,9 @@ fn main() {
         std::process::exit(2);
     };
     let opened = if stdio {
-        pcap::Capture::from_file(&path).map(picket::savefile::Savefile::from).map_err(|e| e.to_string())
+        pcap::Capture::from_file(&path).map(picket::input::savefile::Savefile::from).map_err(|e| e.to_string())
     } else {
-        picket::savefile::open(std::path::Path::new(&path))
+        picket::input::savefile::open(std::path::Path::new(&path))
     };
     let mut cap = match opened {
         Ok(c) => c,

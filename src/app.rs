@@ -2,21 +2,21 @@
 //! the output thread, started and joined in the right order so that every
 //! event is written before the final stats line.
 
-use crate::capture::{self, CaptureError, LiveOpts};
 use crate::config::Rules;
 use crate::detect::decoy::{self, Aggregator};
 use crate::detect::{EndReason, Shared};
-use crate::dispatch::Dispatcher;
-use crate::event::EventLine;
 use crate::fwlog::correlate::{Correlator, FwIndex};
 use crate::fwlog::feed::Evidence;
 use crate::fwlog::live::{LiveConfig, LiveFw};
 use crate::fwlog::{self, FileTally, LineCtx, LineParser, report};
 use crate::homenet::HomeNet;
-use crate::output::{self, Sink, StatsSource};
+use crate::input::capture::{self, CaptureError, LiveOpts};
+use crate::output::event::EventLine;
+use crate::output::writer::{self, Sink, StatsSource};
+use crate::pipeline::dispatch::Dispatcher;
+use crate::pipeline::worker::Worker;
 use crate::signals::Flags;
 use crate::stats::Stats;
-use crate::worker::Worker;
 use crossbeam_channel::{Sender, bounded};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -69,7 +69,7 @@ struct FwSide {
 /// missing year), or now.
 fn capture_start_us(files: &[PathBuf]) -> i64 {
     for p in files.iter().filter(|p| p.as_os_str() != "-") {
-        if let Ok(mut cap) = crate::savefile::open(p)
+        if let Ok(mut cap) = crate::input::savefile::open(p)
             && let Ok(pkt) = cap.next_packet()
         {
             return pkt.header.ts.tv_sec.saturating_mul(1_000_000).saturating_add(pkt.header.ts.tv_usec);
@@ -270,10 +270,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let out_flags = flags.clone();
     let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));
     let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index)).or_else(|| live_index.clone());
-    let enrich = output::Enrich { fw: fw_index, log_origin: None };
+    let enrich = writer::Enrich { fw: fw_index, log_origin: None };
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
-        .spawn(move || output::run(sink, out_rx, out_flags, stats_src, enrich))
+        .spawn(move || writer::run(sink, out_rx, out_flags, stats_src, enrich))
         .map_err(spawn_err)?;
 
     let mut analysis = Analysis::start(&shared, cfg.home, lossy, end, &out_tx)?;
@@ -381,10 +381,10 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
     let src = StatsSource { stats: Arc::clone(&stats), sensor: sensor.clone(), started };
     let out_flags = flags.clone();
     let evidence = Arc::new(Evidence::default());
-    let enrich = output::Enrich { fw: None, log_origin: Some(Arc::clone(&evidence)) };
+    let enrich = writer::Enrich { fw: None, log_origin: Some(Arc::clone(&evidence)) };
     let out_thread = std::thread::Builder::new()
         .name("picket-output".into())
-        .spawn(move || output::run(sink, out_rx, out_flags, src, enrich))
+        .spawn(move || writer::run(sink, out_rx, out_flags, src, enrich))
         .map_err(spawn_err)?;
     let shared = Arc::new(Shared {
         rules: cfg.rules,

@@ -1,30 +1,30 @@
 //! picket: a DMZ span-port sensor. Library root; `main.rs` is the CLI.
 //!
-//! Data flow: `capture` (reader thread: libpcap + `decode`) -> `dispatch`
-//! (batches over bounded crossbeam channels, sharded by initiator address)
-//! -> `worker` (one per analyzer thread, running every `detect` module) ->
-//! `output` (one writer thread, JSON lines). `app` wires them together.
-// No unsafe code, except in `savefile` (libpcap's stdio buffer), which says why.
+//! The tree follows the pipeline:
+//! - `input/`: where packets and log lines come from (libpcap live or
+//!   savefiles, followed log files, the syslog listener);
+//! - `decode/`: frames into fixed-size `PacketSummary` values;
+//! - `pipeline/`: `dispatch` shards summaries over bounded crossbeam
+//!   channels, `worker` runs every detector of one shard;
+//! - `detect/`: the detectors, each owning its rules, state and events;
+//! - `fwlog/`: firewall logs, parsed and correlated with the wire;
+//! - `output/`: the EVE envelope, Community ID, timestamps, the writer.
+//!
+//! `rules` loads the rules directory (with `config`'s file and error
+//! helpers and `ports`' port table); `app` wires the stages together.
+// No unsafe code, except in `input::savefile` (libpcap's stdio buffer), which says why.
 #![deny(unsafe_code)]
 
 pub mod app;
-pub mod capture;
 pub mod cli;
-pub mod community_id;
 pub mod config;
 pub mod decode;
 pub mod detect;
-pub mod dispatch;
-pub mod event;
-pub mod follow;
 pub mod fwlog;
 pub mod homenet;
+pub mod input;
 pub mod output;
+pub mod pipeline;
 pub mod ports;
-pub mod savefile;
 pub mod signals;
 pub mod stats;
-pub mod summary;
-pub mod syslog_udp;
-pub mod timefmt;
-pub mod worker;

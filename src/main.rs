@@ -6,10 +6,10 @@
 use anyhow::Context;
 use clap::Parser;
 use picket::app::{self, Input, RunConfig};
-use picket::capture::LiveOpts;
 use picket::cli::{Cli, Command, CommonArgs, FwOptions, FwlogArgs, RulesCommand};
 use picket::config::{self, Rules};
 use picket::homenet::HomeNet;
+use picket::input::capture::LiveOpts;
 use picket::signals::Flags;
 use std::process::ExitCode;
 

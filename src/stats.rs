@@ -4,7 +4,7 @@
 //! shared atomics once per batch (`LocalCounts::flush_into`), so a SIGUSR1
 //! snapshot is at most one batch behind and no packet pays for an atomic.
 
-use crate::summary::{DecodeError, L4, LinkKind, PacketSummary};
+use crate::decode::summary::{DecodeError, L4, LinkKind, PacketSummary};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;

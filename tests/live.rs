@@ -183,7 +183,7 @@ fn wait_for(stderr: std::process::ChildStderr, marks: &'static [&'static str]) -
 /// A netfilter LOG line for a SYN, stamped now (ISO time, as rsyslog writes it).
 fn nf_line(src: &str, dst: &str, sport: u16, dport: u16) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    let ts = picket::timefmt::rfc3339_us(now.as_micros() as i64);
+    let ts = picket::output::timefmt::rfc3339_us(now.as_micros() as i64);
     format!(
         "{ts} fw1 kernel: PK-IN-DROP: IN=eth0 OUT=eth1 SRC={src} DST={dst} LEN=40 TOS=0x00 PREC=0x00 TTL=64 \
          PROTO=TCP SPT={sport} DPT={dport} WINDOW=512 RES=0x00 SYN URGP=0\n"

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use picket::decode::decode;
-use picket::summary::LinkKind;
+use picket::decode::summary::LinkKind;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, frame)) = data.split_first() else {

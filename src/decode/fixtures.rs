@@ -2,7 +2,7 @@
 //! are zero: the decoder does not verify them. Addresses are from the
 //! documentation ranges (RFC 5737, RFC 3849).
 
-use crate::summary::LinkKind;
+use crate::decode::summary::LinkKind;
 
 /// Ethernet II: dst 00:11:22:33:44:55, src 66:77:88:99:aa:bb (12 bytes),
 /// followed by the EtherType in each fixture.

@@ -9,7 +9,7 @@ use etherparse::{Icmpv4Slice, Icmpv6Slice, LaxIpSlice, ip_number};
 use super::ip::{self, IpPayload};
 use super::transport::set_payload;
 use super::wire::{be16, be32, u8_at};
-use crate::summary::{DecodeError, IcmpInfo, L4, PacketSummary, Quoted};
+use crate::decode::summary::{DecodeError, IcmpInfo, L4, PacketSummary, Quoted};
 
 /// ICMP header length: type, code, checksum, 4 type-specific bytes.
 const HEADER_LEN: u32 = 8;

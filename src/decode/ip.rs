@@ -6,7 +6,7 @@
 use etherparse::{LaxIpPayloadSlice, LaxIpv4Slice, LaxIpv6Slice, LenSource};
 
 use super::wire::{be16, be32, len32, u8_at};
-use crate::summary::{IpInfo, ipopt};
+use crate::decode::summary::{IpInfo, ipopt};
 
 /// IPv6 fixed header length (RFC 8200 section 3).
 const IPV6_HEADER_LEN: u32 = 40;

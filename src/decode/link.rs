@@ -10,7 +10,7 @@
 use etherparse::{EtherPayloadSlice, EtherType, Ethernet2Slice, SingleVlanSlice, ether_type};
 
 use super::wire::{be16, be32, le32};
-use crate::summary::{DecodeError, LinkKind, PacketSummary};
+use crate::decode::summary::{DecodeError, LinkKind, PacketSummary};
 
 /// Linux cooked capture v1 header (LINKTYPE_LINUX_SLL).
 /// <https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html>

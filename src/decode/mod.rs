@@ -18,6 +18,7 @@ mod icmp;
 mod ip;
 mod link;
 mod nbns;
+pub mod summary;
 mod tcp;
 mod transport;
 mod wire;
@@ -30,7 +31,7 @@ mod tests;
 use etherparse::LaxIpSlice;
 use etherparse::err::{ip::LaxHeaderSliceError, ipv6_exts::HeaderSliceError};
 
-use crate::summary::{DecodeError, LinkKind, PacketSummary};
+use crate::decode::summary::{DecodeError, LinkKind, PacketSummary};
 
 /// Decodes one captured frame of the given link type.
 pub fn decode(link: LinkKind, ts_us: i64, wire_len: u32, data: &[u8]) -> PacketSummary {

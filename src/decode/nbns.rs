@@ -4,7 +4,7 @@
 //! Reads at most the header and one question; allocates nothing.
 
 use super::wire::{be16, u8_at};
-use crate::summary::fact;
+use crate::decode::summary::fact;
 
 /// The NetBIOS name service port.
 const PORT: u16 = 137;

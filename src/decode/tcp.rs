@@ -7,7 +7,7 @@ use etherparse::TcpSlice;
 use super::ip::IpPayload;
 use super::transport::set_payload;
 use super::wire::{be16, be32, len32, u8_at};
-use crate::summary::{DecodeError, L4, PacketSummary, TcpInfo, TcpOpts, tcpflag};
+use crate::decode::summary::{DecodeError, L4, PacketSummary, TcpInfo, TcpOpts, tcpflag};
 
 /// Fixed part of the header (RFC 9293 section 3.1).
 const MIN_HEADER_LEN: usize = 20;

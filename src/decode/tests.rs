@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::decode;
 use super::fixtures::*;
-use crate::summary::{
+use crate::decode::summary::{
     DecodeError, IcmpInfo, IpInfo, L4, LinkKind, PacketSummary, Quoted, TcpInfo, UdpInfo, fact, ipopt, tcpflag,
 };
 

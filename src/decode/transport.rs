@@ -6,7 +6,7 @@ use etherparse::{IpNumber, UdpSlice, ip_number};
 
 use super::ip::IpPayload;
 use super::{icmp, nbns, tcp};
-use crate::summary::{DecodeError, L4, PAYLOAD_HEAD, PacketSummary, UdpInfo};
+use crate::decode::summary::{DecodeError, L4, PAYLOAD_HEAD, PacketSummary, UdpInfo};
 
 /// UDP header length (RFC 768).
 const UDP_HEADER_LEN: u16 = 8;

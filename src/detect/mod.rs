@@ -22,10 +22,10 @@ pub mod traceroute;
 pub mod ttl;
 
 use crate::config::Rules;
-use crate::event::EventLine;
+use crate::decode::summary::PacketSummary;
 use crate::homenet::HomeNet;
+use crate::output::event::EventLine;
 use crate::stats::{Stats, Table};
-use crate::summary::PacketSummary;
 use crossbeam_channel::Sender;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -87,7 +87,7 @@ pub fn all(shared: &Shared) -> Vec<Box<dyn Detector>> {
 
 /// Packet classes for `Detector::interest`: bits that may be set together.
 pub mod class {
-    use crate::summary::{L4, PacketSummary, tcpflag};
+    use crate::decode::summary::{L4, PacketSummary, tcpflag};
 
     /// A TCP connection attempt (`TcpInfo::is_connection_attempt`).
     pub const TCP_ATTEMPT: u16 = 1 << 0;
@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn packet_classes_separate_what_detectors_want_from_bulk_segments() {
-        use crate::summary::{UdpInfo, tcpflag::*, testutil};
+        use crate::decode::summary::{UdpInfo, tcpflag::*, testutil};
         let seg = |flags| class::of(&testutil::tcp(0, "198.51.100.7", "192.0.2.10", (40000, 80), flags, 1, 1));
         assert_eq!(seg(SYN), class::TCP | class::TCP_ATTEMPT | class::TCP_NO_ACK);
         assert_eq!(seg(SYN | ACK), class::TCP | class::TCP_SYN_ACK);
@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(seg(ACK | PSH), class::TCP);
         let mut u = PacketSummary::new(0, 60, 60);
         assert_eq!(class::of(&u), class::OTHER);
-        u.l4 = crate::summary::L4::Udp(UdpInfo { sport: 1, dport: 2 });
+        u.l4 = crate::decode::summary::L4::Udp(UdpInfo { sport: 1, dport: 2 });
         assert_eq!(class::of(&u), class::UDP);
     }
 

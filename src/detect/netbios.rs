@@ -41,10 +41,10 @@
 use super::sources::Sources;
 use super::{Ctx, Detector, Distinct256, Distinct1024, EndReason, FastMap, SWEEP_US, addr_key, class};
 use crate::config::NetbiosRules;
-use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::decode::summary::{L4, PacketSummary, fact};
+use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
-use crate::summary::{L4, PacketSummary, fact};
-use crate::timefmt::rfc3339_us;
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -695,7 +695,7 @@ mod tests {
     use super::*;
     use crate::config::Rules;
 
-    use crate::summary::{IcmpInfo, Quoted, UdpInfo, tcpflag};
+    use crate::decode::summary::{IcmpInfo, Quoted, UdpInfo, tcpflag};
 
     use serde_json::Value;
 
@@ -714,7 +714,7 @@ mod tests {
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {
         let mut p = PacketSummary::new(s(t), 92, 92);
-        let mut ip = crate::summary::testutil::ipv4(src, dst, 17);
+        let mut ip = crate::decode::summary::testutil::ipv4(src, dst, 17);
         ip.ttl = 126;
         p.ip = Some(ip);
         p.l4 = L4::Udp(UdpInfo { sport, dport });
@@ -731,7 +731,7 @@ mod tests {
     }
 
     fn syn(t: f64, src: &str, dst: &str, dport: u16) -> PacketSummary {
-        crate::summary::testutil::tcp(s(t), src, dst, (40000, dport), tcpflag::SYN, 1, 0)
+        crate::decode::summary::testutil::tcp(s(t), src, dst, (40000, dport), tcpflag::SYN, 1, 0)
     }
 
     fn d(ev: &Value) -> &Value {
@@ -930,7 +930,7 @@ mod tests {
         r.feed(ans);
         r.feed(nbstat(0.0, UNIX, "192.0.2.11", 40000));
         let mut p = PacketSummary::new(s(0.002), 70, 70);
-        p.ip = Some(crate::summary::testutil::ipv4("192.0.2.11", UNIX, 1));
+        p.ip = Some(crate::decode::summary::testutil::ipv4("192.0.2.11", UNIX, 1));
         p.l4 = L4::Icmp(IcmpInfo {
             v6: false,
             icmp_type: 3,

@@ -53,10 +53,10 @@ use super::slab::Slab;
 use super::sources::Sources;
 use super::{Ctx, Detector, EndReason, FastMap, class, sweep_every};
 use crate::config::{PeriodicProbeRules, Rules, SourcePortSequenceRules};
-use crate::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
+use crate::decode::summary::{L4, PacketSummary};
+use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
+use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
-use crate::summary::{L4, PacketSummary};
-use crate::timefmt::rfc3339_us;
 use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -1094,7 +1094,7 @@ impl Detector for Periodic {
 mod tests {
     use super::*;
 
-    use crate::summary::{UdpInfo, tcpflag};
+    use crate::decode::summary::{UdpInfo, tcpflag};
 
     const CLIENT: &str = "198.51.100.7";
     const SERVER: &str = "192.0.2.10";
@@ -1108,12 +1108,12 @@ mod tests {
     }
 
     fn syn(t: f64, sport: u16, isn: u32) -> PacketSummary {
-        crate::summary::testutil::tcp(s(t), CLIENT, SERVER, (sport, 158), tcpflag::SYN, isn, 0)
+        crate::decode::summary::testutil::tcp(s(t), CLIENT, SERVER, (sport, 158), tcpflag::SYN, isn, 0)
     }
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {
         let mut p = PacketSummary::new(s(t), 60, 60);
-        p.ip = Some(crate::summary::testutil::ipv4(src, dst, 17));
+        p.ip = Some(crate::decode::summary::testutil::ipv4(src, dst, 17));
         p.l4 = L4::Udp(UdpInfo { sport, dport });
         p
     }
@@ -1128,7 +1128,7 @@ mod tests {
         let (c, srv) = ("2001:db8:99::7", "2001:db8:d::10");
         for i in 0..8u16 {
             let t = f64::from(i) * 30.0;
-            r.feed(crate::summary::testutil::tcp(s(t), c, srv, (1024 + i, 158), tcpflag::SYN, u32::from(i), 0));
+            r.feed(crate::decode::summary::testutil::tcp(s(t), c, srv, (1024 + i, 158), tcpflag::SYN, u32::from(i), 0));
         }
         let ev = r.end();
         assert_eq!(kinds(&ev, "periodic_probe", "final"), 1);
@@ -1204,7 +1204,7 @@ mod tests {
         assert_eq!(kinds(&r.events(), "periodic_probe", "new"), 1);
         for i in 0..20u16 {
             let src = format!("203.0.113.{}", i + 1);
-            let mut p = crate::summary::testutil::tcp(s(200.0), &src, SERVER, (5000, 80), tcpflag::SYN, 1, 0);
+            let mut p = crate::decode::summary::testutil::tcp(s(200.0), &src, SERVER, (5000, 80), tcpflag::SYN, 1, 0);
             p.ts_us += i64::from(i);
             r.feed(p);
         }

@@ -25,11 +25,11 @@
 use super::sources::Sources;
 use super::{Ctx, Detector, Distinct256, EndReason, FastMap, SWEEP_US, addr_key, class};
 use crate::config::SmurfRules;
-use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::decode::summary::{L4, PacketSummary};
 use crate::homenet::HomeNet;
+use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
-use crate::summary::{L4, PacketSummary};
-use crate::timefmt::rfc3339_us;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -505,7 +505,7 @@ mod tests {
     use super::*;
     use crate::config::Rules;
 
-    use crate::summary::{IcmpInfo, UdpInfo};
+    use crate::decode::summary::{IcmpInfo, UdpInfo};
 
     use serde_json::Value;
 
@@ -531,12 +531,12 @@ mod tests {
         let src_ip: IpAddr = src.parse().unwrap();
         let v6 = src_ip.is_ipv6();
         if v6 {
-            let mut ip = crate::summary::testutil::ipv4("0.0.0.0", "0.0.0.0", 58);
+            let mut ip = crate::decode::summary::testutil::ipv4("0.0.0.0", "0.0.0.0", 58);
             ip.src = src_ip;
             ip.dst = dst.parse().unwrap();
             p.ip = Some(ip);
         } else {
-            p.ip = Some(crate::summary::testutil::ipv4(src, dst, 1));
+            p.ip = Some(crate::decode::summary::testutil::ipv4(src, dst, 1));
         }
         let icmp_type = match (v6, reply) {
             (false, false) => 8,
@@ -550,7 +550,7 @@ mod tests {
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {
         let mut p = PacketSummary::new(s(t), 42, 42);
-        p.ip = Some(crate::summary::testutil::ipv4(src, dst, 17));
+        p.ip = Some(crate::decode::summary::testutil::ipv4(src, dst, 17));
         p.l4 = L4::Udp(UdpInfo { sport, dport });
         p
     }

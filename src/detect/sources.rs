@@ -19,8 +19,8 @@
 //! the refusal.
 
 use super::{AddrKey, Distinct256, FastMap, addr_key, sweep_every};
+use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::stats::{Stats, Table};
-use crate::summary::{L4, PacketSummary, tcpflag};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -211,7 +211,15 @@ mod tests {
     use super::*;
 
     fn syn(t: i64, dport: u16) -> PacketSummary {
-        crate::summary::testutil::tcp(t * 1_000_000, "198.51.100.7", "192.0.2.10", (1, dport), tcpflag::SYN, 0, 0)
+        crate::decode::summary::testutil::tcp(
+            t * 1_000_000,
+            "198.51.100.7",
+            "192.0.2.10",
+            (1, dport),
+            tcpflag::SYN,
+            0,
+            0,
+        )
     }
 
     #[test]

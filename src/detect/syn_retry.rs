@@ -32,10 +32,10 @@
 use super::sources::Sources;
 use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, class, sweep_every};
 use crate::config::SynRetryRules;
-use crate::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
+use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::output::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
+use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
-use crate::summary::{L4, PacketSummary, tcpflag};
-use crate::timefmt::rfc3339_us;
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -649,7 +649,14 @@ fn rejected_by(e: &Entry) -> &'static str {
     }
 }
 
-fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> crate::event::EventLine {
+fn render(
+    key: &Key,
+    e: &Entry,
+    status: &str,
+    end: Option<EndReason>,
+    cx: &Ctx,
+    now: i64,
+) -> crate::output::event::EventLine {
     let id = detection_id(
         KIND,
         &[&ip_bytes(&key.src), &ip_bytes(&key.dst), &key.dport.to_be_bytes(), &e.first_us.to_be_bytes()],
@@ -729,7 +736,7 @@ mod tests {
     use super::*;
     use crate::config::Rules;
 
-    use crate::summary::{IcmpInfo, Quoted};
+    use crate::decode::summary::{IcmpInfo, Quoted};
 
     const CLIENT: &str = "198.51.100.7";
     const SERVER: &str = "192.0.2.10";
@@ -746,7 +753,7 @@ mod tests {
 
     #[allow(clippy::too_many_arguments)] // mirrors the TCP header fields a test sets
     fn tcp(ts: f64, src: &str, dst: &str, sport: u16, dport: u16, flags: u16, seq: u32, ack: u32) -> PacketSummary {
-        let mut p = crate::summary::testutil::tcp(s(ts), src, dst, (sport, dport), flags, seq, ack);
+        let mut p = crate::decode::summary::testutil::tcp(s(ts), src, dst, (sport, dport), flags, seq, ack);
         if let Some(ip) = &mut p.ip {
             ip.ttl = 52;
         }
@@ -820,7 +827,7 @@ mod tests {
             let t = f64::from(i) * 0.5;
             r.feed(syn(t, 40000 + i, 100 + u32::from(i)));
             let mut p = PacketSummary::new(s(t + 0.001), 70, 70);
-            p.ip = Some(crate::summary::testutil::ipv4("198.51.100.1", CLIENT, 1));
+            p.ip = Some(crate::decode::summary::testutil::ipv4("198.51.100.1", CLIENT, 1));
             p.l4 = L4::Icmp(IcmpInfo {
                 v6: false,
                 icmp_type: 11,
@@ -875,7 +882,7 @@ mod tests {
             let t = f64::from(i);
             r.feed(syn(t, 2000 + i, 7 + u32::from(i)));
             let mut p = PacketSummary::new(s(t + 0.001), 70, 70);
-            p.ip = Some(crate::summary::testutil::ipv4("192.0.2.1", CLIENT, 1));
+            p.ip = Some(crate::decode::summary::testutil::ipv4("192.0.2.1", CLIENT, 1));
             p.l4 = L4::Icmp(IcmpInfo {
                 v6: false,
                 icmp_type: 3,

@@ -8,10 +8,10 @@
 use super::sources::Sources;
 use super::{Ctx, Detector, EndReason, Shared};
 use crate::config::Rules;
-use crate::event::EventLine;
+use crate::decode::summary::PacketSummary;
 use crate::homenet::HomeNet;
+use crate::output::event::EventLine;
 use crate::stats::Stats;
-use crate::summary::PacketSummary;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::Value;
 use std::sync::Arc;

@@ -28,10 +28,10 @@
 use super::sources::Sources;
 use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US, class};
 use crate::config::TracerouteRules;
-use crate::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
+use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
-use crate::summary::{L4, PacketSummary, tcpflag};
-use crate::timefmt::rfc3339_us;
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -494,7 +494,7 @@ mod tests {
     use super::*;
     use crate::config::Rules;
 
-    use crate::summary::{IcmpInfo, Quoted, UdpInfo};
+    use crate::decode::summary::{IcmpInfo, Quoted, UdpInfo};
 
     use serde_json::Value;
 
@@ -515,7 +515,7 @@ mod tests {
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16, ttl: u8) -> PacketSummary {
         let mut p = PacketSummary::new(s(t), 74, 74);
-        let mut ip = crate::summary::testutil::ipv4(src, dst, 17);
+        let mut ip = crate::decode::summary::testutil::ipv4(src, dst, 17);
         ip.ttl = ttl;
         p.ip = Some(ip);
         p.l4 = L4::Udp(UdpInfo { sport, dport });
@@ -524,7 +524,7 @@ mod tests {
 
     fn echo(t: f64, src: &str, dst: &str, reply: bool, id: u16, ttl: u8) -> PacketSummary {
         let mut p = PacketSummary::new(s(t), 74, 74);
-        let mut ip = crate::summary::testutil::ipv4(src, dst, 1);
+        let mut ip = crate::decode::summary::testutil::ipv4(src, dst, 1);
         ip.ttl = ttl;
         p.ip = Some(ip);
         let icmp_type = if reply { 0 } else { 8 };
@@ -534,7 +534,7 @@ mod tests {
 
     fn icmp_err(t: f64, from: &str, icmp_type: u8, code: u8, q: Quoted) -> PacketSummary {
         let mut p = PacketSummary::new(s(t), 102, 102);
-        p.ip = Some(crate::summary::testutil::ipv4(from, &q.src.to_string(), 1));
+        p.ip = Some(crate::decode::summary::testutil::ipv4(from, &q.src.to_string(), 1));
         p.l4 = L4::Icmp(IcmpInfo { v6: false, icmp_type, code, echo: None, quoted: Some(q) });
         p
     }
@@ -690,14 +690,15 @@ mod tests {
         let mut r = rig(|_| {});
         for (n, ttl) in [1u8, 1, 1, 2, 2, 2, 3, 3, 3].iter().enumerate() {
             let t = n as f64 * 0.01;
-            let mut p = crate::summary::testutil::tcp(s(t), TRACER, TARGET, (40000 + n as u16, 80), tcpflag::SYN, 1, 0);
+            let mut p =
+                crate::decode::summary::testutil::tcp(s(t), TRACER, TARGET, (40000 + n as u16, 80), tcpflag::SYN, 1, 0);
             if let Some(ip) = &mut p.ip {
                 ip.ttl = *ttl;
             }
             r.feed(p);
             if *ttl > 1 {
                 let sa = tcpflag::SYN | tcpflag::ACK;
-                r.feed(crate::summary::testutil::tcp(s(t), TARGET, TRACER, (80, 40000 + n as u16), sa, 5, 2));
+                r.feed(crate::decode::summary::testutil::tcp(s(t), TARGET, TRACER, (80, 40000 + n as u16), sa, 5, 2));
             }
         }
         let ev = r.end();

@@ -336,7 +336,7 @@ fn icmp_denied(msg: &[u8], rec: &mut FwRecord) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::rfc3339_us;
+    use crate::output::timefmt::rfc3339_us;
 
     use crate::fwlog::testutil::tctx;
 

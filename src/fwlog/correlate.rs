@@ -34,9 +34,9 @@
 //! `finish_within`).
 
 use super::FwRecord;
+use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::FastMap;
 use crate::homenet::HomeNet;
-use crate::summary::{L4, PacketSummary, tcpflag};
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -360,8 +360,8 @@ impl Tally {
             "records": self.records,
             "actions": actions,
             "rules": self.rules,
-            "first_record": self.first_us.map(crate::timefmt::rfc3339_us),
-            "last_record": self.last_us.map(crate::timefmt::rfc3339_us),
+            "first_record": self.first_us.map(crate::output::timefmt::rfc3339_us),
+            "last_record": self.last_us.map(crate::output::timefmt::rfc3339_us),
         })
     }
 }
@@ -420,8 +420,8 @@ impl FwIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::summary::testutil;
     use crate::fwlog::{Action, Format};
-    use crate::summary::testutil;
 
     fn rec(t: f64, sport: u16, seq: Option<u32>, ttl: u8) -> FwRecord {
         let mut r = FwRecord::new(Format::Netfilter, Action::Drop);

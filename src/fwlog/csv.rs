@@ -276,7 +276,7 @@ pub fn parse(line: &[u8], cols: &Columns, tctx: &TimeCtx) -> Result<FwRecord, Sk
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::rfc3339_us;
+    use crate::output::timefmt::rfc3339_us;
 
     use crate::fwlog::testutil::tctx;
 

@@ -17,8 +17,8 @@
 //! lacked, so the output thread can say so in each event's summary.
 
 use super::{Action, FwRecord};
+use crate::decode::summary::{IcmpInfo, IpInfo, L4, PacketSummary, TcpInfo, TcpOpts, UdpInfo, tcpflag};
 use crate::stats::Stats;
-use crate::summary::{IcmpInfo, IpInfo, L4, PacketSummary, TcpInfo, TcpOpts, UdpInfo, tcpflag};
 use dashmap::DashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;

@@ -29,13 +29,13 @@
 use super::correlate::{Attempt, Correlator, FwIndex, Outcome, Span};
 use super::report::{self, Aggregate, ReportInput};
 use super::{FileTally, Format, FwRecord, LineCtx, LineParser, MAX_LINE, time::TimeCtx};
+use crate::decode::summary::PacketSummary;
 use crate::detect::Shared;
-use crate::event::EventLine;
-use crate::follow::Follower;
 use crate::homenet::HomeNet;
+use crate::input::follow::Follower;
+use crate::input::syslog_udp::SyslogListener;
+use crate::output::event::EventLine;
 use crate::stats::Stats;
-use crate::summary::PacketSummary;
-use crate::syslog_udp::SyslogListener;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -523,8 +523,8 @@ fn bump(n: &mut u32) -> u32 {
 mod tests {
     use super::*;
     use crate::config::Rules;
-    use crate::summary::tcpflag;
-    use crate::summary::testutil::tcp;
+    use crate::decode::summary::tcpflag;
+    use crate::decode::summary::testutil::tcp;
     use crossbeam_channel::unbounded;
     use std::io::Write;
 
@@ -532,7 +532,7 @@ mod tests {
     fn line(ts_us: i64, sport: u16) -> String {
         format!(
             "{} fw1 kernel: DROP-IN: IN=eth0 OUT= SRC=198.51.100.7 DST=192.0.2.10 LEN=40 TTL=64 PROTO=TCP SPT={sport} DPT=158 SYN URGP=0\n",
-            crate::timefmt::rfc3339_us(ts_us)
+            crate::output::timefmt::rfc3339_us(ts_us)
         )
     }
 

@@ -203,7 +203,7 @@ fn fields(b: &[u8], rec: &mut FwRecord) -> Result<(), Skip> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::rfc3339_us;
+    use crate::output::timefmt::rfc3339_us;
 
     use crate::fwlog::testutil::tctx;
 

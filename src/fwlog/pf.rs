@@ -159,7 +159,7 @@ fn icmp_kind(d: &[u8]) -> Option<(u8, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::rfc3339_us;
+    use crate::output::timefmt::rfc3339_us;
 
     use crate::fwlog::testutil::tctx;
 

@@ -163,7 +163,7 @@ fn history(line: &[u8]) -> Result<FwRecord, Skip> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::rfc3339_us;
+    use crate::output::timefmt::rfc3339_us;
 
     use crate::fwlog::testutil::tctx;
 

@@ -10,9 +10,9 @@
 
 use super::correlate::Outcome;
 use super::{Action, FileTally, Format, FwRecord, Label};
-use crate::event::{EventBuilder, EventLine, proto_name};
+use crate::output::event::{EventBuilder, EventLine, proto_name};
+use crate::output::timefmt::rfc3339_us;
 use crate::ports::PortTable;
-use crate::timefmt::rfc3339_us;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde_json::{Value, json};
 use std::net::IpAddr;

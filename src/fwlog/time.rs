@@ -12,7 +12,7 @@
 //! right.
 
 use super::text::{dec, leading_dec, trim_start};
-use crate::timefmt::{civil_from_days, days_from_civil};
+use crate::output::timefmt::{civil_from_days, days_from_civil};
 
 /// Microseconds per second, minute, day.
 const US: i64 = 1_000_000;
@@ -402,7 +402,7 @@ pub fn parse_reference(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::rfc3339_us;
+    use crate::output::timefmt::rfc3339_us;
 
     fn ctx(reference: &str, tz: i32) -> TimeCtx {
         TimeCtx { reference_us: parse_reference(reference).unwrap(), tz_offset_s: tz }

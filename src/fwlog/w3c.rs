@@ -142,7 +142,7 @@ pub fn parse(line: &[u8], cols: &Columns, tctx: &TimeCtx) -> Result<FwRecord, Sk
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timefmt::rfc3339_us;
+    use crate::output::timefmt::rfc3339_us;
 
     const STD: &[u8] = b"#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path";
 

@@ -24,11 +24,11 @@
 
 use super::{AggMsg, Link, PortSlot, Record, Same, kind};
 use crate::config::DecoyScanRules;
+use crate::decode::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use crate::detect::sources::Sources;
 use crate::detect::ttl::{Memory, TtlHistory};
 use crate::detect::{FastMap, PairKey, Shared, sweep_every};
 use crate::stats::{Stats, Table};
-use crate::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -7,15 +7,15 @@
 
 use super::*;
 use crate::config::{Confidence, Rules};
+use crate::decode::summary::testutil;
+use crate::decode::summary::{L4, PacketSummary, UdpInfo, tcpflag};
 use crate::detect::sources::Sources;
 use crate::detect::testrig::{HOME, s};
 use crate::detect::{EndReason, Shared};
-use crate::dispatch::{shard_addr, worker_of};
-use crate::event::EventLine;
 use crate::homenet::HomeNet;
+use crate::output::event::EventLine;
+use crate::pipeline::dispatch::{shard_addr, worker_of};
 use crate::stats::{Stats, Table};
-use crate::summary::testutil;
-use crate::summary::{L4, PacketSummary, UdpInfo, tcpflag};
 use crossbeam_channel::unbounded;
 use serde_json::Value;
 use std::sync::Arc;

@@ -4,14 +4,14 @@
 //! and the position.
 
 use crate::decode::decode_into;
-use crate::dispatch::Dispatcher;
+use crate::decode::summary::LinkKind;
+use crate::decode::summary::PacketSummary;
 use crate::fwlog::correlate::Correlator;
 use crate::fwlog::live::LiveTap;
-use crate::savefile::{self, Savefile};
+use crate::input::savefile::{self, Savefile};
+use crate::pipeline::dispatch::Dispatcher;
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
-use crate::summary::LinkKind;
-use crate::summary::PacketSummary;
 use pcap::{Active, Capture};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;

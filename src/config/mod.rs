@@ -18,9 +18,9 @@ use toml::Spanned;
 pub const MAX_RULES_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The shipped detector settings (`rules/picket.toml`).
-pub const BUILTIN_PICKET_TOML: &str = include_str!("../rules/picket.toml");
+pub const BUILTIN_PICKET_TOML: &str = include_str!("../../rules/picket.toml");
 /// The shipped port knowledge base (`rules/ports.toml`).
-pub const BUILTIN_PORTS_TOML: &str = include_str!("../rules/ports.toml");
+pub const BUILTIN_PORTS_TOML: &str = include_str!("../../rules/ports.toml");
 
 /// Label used in errors for the built-in copy of `picket.toml`.
 const BUILTIN_PICKET_LABEL: &str = "<built-in>/picket.toml";

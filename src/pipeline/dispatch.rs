@@ -12,9 +12,9 @@
 //! workers still expire state on packet time), or when a live capture idles.
 //! Batch buffers come back through a return channel and are reused.
 
+use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::homenet::HomeNet;
 use crate::stats::Stats;
-use crate::summary::{L4, PacketSummary, tcpflag};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -281,11 +281,11 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::testutil::ipv4;
-    use crate::summary::{IcmpInfo, Quoted};
+    use crate::decode::summary::testutil::ipv4;
+    use crate::decode::summary::{IcmpInfo, Quoted};
 
     fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u16) -> PacketSummary {
-        crate::summary::testutil::tcp(0, src, dst, (sport, dport), flags, 1, 0)
+        crate::decode::summary::testutil::tcp(0, src, dst, (sport, dport), flags, 1, 0)
     }
 
     #[test]
@@ -328,7 +328,7 @@ mod tests {
         for home in [HomeNet::default(), HomeNet::parse("192.0.2.0/24").unwrap()] {
             let mut probe = PacketSummary::new(0, 60, 60);
             probe.ip = Some(ipv4("192.0.2.10", "203.0.113.9", 17));
-            probe.l4 = L4::Udp(crate::summary::UdpInfo { sport: 33000, dport: 33440 });
+            probe.l4 = L4::Udp(crate::decode::summary::UdpInfo { sport: 33000, dport: 33440 });
             let mut err = PacketSummary::new(0, 70, 70);
             err.ip = Some(ipv4("198.51.100.1", "192.0.2.10", 1));
             err.l4 = L4::Icmp(IcmpInfo {

@@ -5,8 +5,8 @@
 //!
 //! Events are rare next to packets, so building them may allocate.
 
-use crate::community_id::community_id;
-use crate::timefmt::rfc3339_us;
+use crate::output::community_id::community_id;
+use crate::output::timefmt::rfc3339_us;
 use serde_json::{Map, Value, json};
 use std::net::IpAddr;
 

@@ -4,13 +4,13 @@
 //! tap also hands candidate records and tick watermarks to the decoy
 //! aggregator (`detect::decoy`).
 
+use crate::decode::summary::PacketSummary;
 use crate::detect::decoy::{Link, Tap};
 use crate::detect::sources::Sources;
 use crate::detect::{self, Ctx, Detector, EndReason, Shared, class};
-use crate::dispatch::{Msg, WorkerPort, shard_addr};
-use crate::event::EventLine;
+use crate::output::event::EventLine;
+use crate::pipeline::dispatch::{Msg, WorkerPort, shard_addr};
 use crate::stats::Table;
-use crate::summary::PacketSummary;
 use crossbeam_channel::Sender;
 use std::sync::atomic::Ordering::Relaxed;
 

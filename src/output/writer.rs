@@ -3,9 +3,9 @@
 //! counts events by type, and treats a closed pipe (`picket ... | head`) as a
 //! request to stop, not an error.
 
-use crate::event::{EventBuilder, EventLine};
 use crate::fwlog::correlate::FwIndex;
 use crate::fwlog::feed::Evidence;
+use crate::output::event::{EventBuilder, EventLine};
 use crate::signals::Flags;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
