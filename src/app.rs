@@ -2,9 +2,8 @@
 //! the output thread, started and joined in the right order so that every
 //! event is written before the final stats line.
 
-use crate::config::Rules;
 use crate::detect::decoy::{self, Aggregator};
-use crate::detect::{EndReason, Shared};
+use crate::detect::{EndReason, Rules, Shared};
 use crate::fwlog::correlate::{Correlator, FwIndex};
 use crate::fwlog::feed::Evidence;
 use crate::fwlog::live::{LiveConfig, LiveFw};
@@ -152,6 +151,7 @@ impl Analysis {
     /// sending its events to `out`.
     fn start(
         shared: &Arc<Shared>,
+        rules: &Arc<Rules>,
         home: HomeNet,
         lossy: bool,
         end: EndReason,
@@ -161,12 +161,12 @@ impl Analysis {
         // The decoy aggregator: one thread, fed by every worker (detect/decoy).
         let mut links = Vec::new();
         let mut aggregator = None;
-        if shared.rules.decoy_scan.enabled {
+        if rules.decoy_scan.enabled {
             let (l, rx) = decoy::channel(ports.len(), lossy);
             links = l;
             let sh = Arc::clone(shared);
             let tx = out.clone();
-            let agg = Aggregator::new(&sh.rules.decoy_scan, ports.len(), sh.rules.general.update_interval_s);
+            let agg = Aggregator::new(&rules.decoy_scan, ports.len(), rules.general.update_interval_s);
             let h = std::thread::Builder::new()
                 .name("picket-decoy".into())
                 .spawn(move || agg.run(rx, &sh, tx, end))
@@ -177,11 +177,12 @@ impl Analysis {
         let mut workers = Vec::new();
         for (i, port) in ports.into_iter().enumerate() {
             let sh = Arc::clone(shared);
+            let rules = Arc::clone(rules);
             let tx = out.clone();
             let link = links.next();
             let h = std::thread::Builder::new()
                 .name(format!("picket-worker-{i}"))
-                .spawn(move || Worker::new(&sh, link).run(port, &sh, tx, end))
+                .spawn(move || Worker::new(&sh, &rules, link).run(port, &sh, tx, end))
                 .map_err(spawn_err)?;
             workers.push(h);
         }
@@ -252,8 +253,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     })?;
     let lossy = opened_live.is_some();
     let end = if lossy { EndReason::Shutdown } else { EndReason::EndOfInput };
+    let rules = Arc::new(cfg.rules);
     let shared = Arc::new(Shared {
-        rules: cfg.rules,
+        general: rules.general.clone(),
+        ports: rules.ports.clone(),
         home: cfg.home.clone(),
         community_id_seed: cfg.community_id_seed,
         sensors: sensors.clone(),
@@ -276,7 +279,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         .spawn(move || writer::run(sink, out_rx, out_flags, stats_src, enrich))
         .map_err(spawn_err)?;
 
-    let mut analysis = Analysis::start(&shared, cfg.home, lossy, end, &out_tx)?;
+    let mut analysis = Analysis::start(&shared, &rules, cfg.home, lossy, end, &out_tx)?;
     // Live firewall logs: their own thread, fed attempts by the reader.
     let mut live_fw = None;
     if let (Some(lc), Some(index)) = (cfg.fw_live, live_index) {
@@ -331,7 +334,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         let sensor = if sensors.len() == 1 { sensors[0].clone() } else { format!("{} files", sensors.len()) };
         let input = report::ReportInput {
             files: &fw.tallies,
-            ports: &shared.rules.ports,
+            ports: &shared.ports,
             sensor: &sensor,
             fallback_us: fw.reference_us,
             top_sources: 10,
@@ -386,8 +389,10 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         .name("picket-output".into())
         .spawn(move || writer::run(sink, out_rx, out_flags, src, enrich))
         .map_err(spawn_err)?;
+    let rules = Arc::new(cfg.rules);
     let shared = Arc::new(Shared {
-        rules: cfg.rules,
+        general: rules.general.clone(),
+        ports: rules.ports.clone(),
         home: cfg.home.clone(),
         community_id_seed: cfg.community_id_seed,
         sensors: names.clone(),
@@ -395,7 +400,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         workers: cfg.workers.max(1),
         from_log: true,
     });
-    let mut analysis = Analysis::start(&shared, cfg.home, false, EndReason::EndOfInput, &out_tx)?;
+    let mut analysis = Analysis::start(&shared, &rules, cfg.home, false, EndReason::EndOfInput, &out_tx)?;
 
     let mut agg = report::Aggregate::new();
     let mut tallies = Vec::new();
@@ -434,7 +439,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
     analysis.finish();
     let input = report::ReportInput {
         files: &tallies,
-        ports: &shared.rules.ports,
+        ports: &shared.ports,
         sensor: &sensor,
         fallback_us: cfg.ctx.time.reference_us,
         top_sources: cfg.top_sources,

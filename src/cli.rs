@@ -34,6 +34,13 @@ pub enum RulesCommand {
         /// The directory holding picket.toml and ports.toml.
         dir: PathBuf,
     },
+    /// Print the effective detector settings as commented TOML: every key,
+    /// its value, its SIGNATURES.md section and its valid range.
+    Dump {
+        /// Rules directory (default: the rules built into picket).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
 }
 
 /// Options every run shares.

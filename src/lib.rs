@@ -26,5 +26,6 @@ pub mod input;
 pub mod output;
 pub mod pipeline;
 pub mod ports;
+pub mod rules;
 pub mod signals;
 pub mod stats;

@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use picket::app::{self, Input, RunConfig};
 use picket::cli::{Cli, Command, CommonArgs, FwOptions, FwlogArgs, RulesCommand};
-use picket::config::{self, Rules};
 use picket::homenet::HomeNet;
 use picket::input::capture::LiveOpts;
+use picket::rules::{self, Rules};
 use picket::signals::Flags;
 use std::process::ExitCode;
 
@@ -37,9 +37,16 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Rules { command: RulesCommand::Check { dir } } => {
-            let summary = config::check_dir(&dir).map_err(|e| BadInput(e.to_string()))?;
+            let summary = rules::check_dir(&dir).map_err(|e| BadInput(e.to_string()))?;
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules { command: RulesCommand::Dump { rules } } => {
+            let r = match rules {
+                Some(dir) => Rules::load_dir(&dir).map_err(|e| BadInput(e.to_string()))?,
+                None => Rules::builtin(),
+            };
+            write_stdout(&r.dump())
         }
         Command::Live(a) => {
             let fw_live = if a.fw_log.is_empty() && a.syslog_listen.is_none() {
@@ -149,6 +156,17 @@ fn finish(report: app::RunReport) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is a clean exit.
+fn write_stdout(text: &str) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
 }
 
 /// `--rules` and `--home-net` (with the note a run without a home net gets).

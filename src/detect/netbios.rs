@@ -39,15 +39,76 @@
 //! refuses new sources. Both are counted.
 
 use super::sources::Sources;
-use super::{Ctx, Detector, Distinct256, Distinct1024, EndReason, FastMap, SWEEP_US, addr_key, class};
-use crate::config::NetbiosRules;
+use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, fact};
+use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::keys::{Distinct256, Distinct1024, addr_key};
+use crate::detect::keys::{FastMap, SWEEP_US};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
+
+crate::rules_section! {
+    /// SIGNATURES.md section 5: NetBIOS NodeStatus ("*", NBSTAT) queries to UDP 137.
+    /// A Windows host sends 3 when a reverse DNS lookup fails (harmless); one
+    /// source querying many hosts, often followed by TCP 139/445, is a scan or worm.
+    pub struct NetbiosRules["netbios_nodestatus"] check(check_netbios) {
+        /// SIGNATURES.md section 5: the most common line in any reject log, classified
+        enabled: bool = true;
+        /// SIGNATURES.md section 5: a lookup queries one target (two allowed); 3..scan_min_targets-1 is "lookup of several hosts"
+        lookup_max_targets: u32 = 2, ints(1, 1000);
+        /// SIGNATURES.md section 5: one source, many targets = NetBIOS scan; emitted as soon as it reaches this many; more than lookup_max_targets
+        scan_min_targets: u32 = 10, ints(2, 65_536);
+        /// SIGNATURES.md section 2: a querier that probed this many destination ports lately is a port scanner (masscan, xprobe), verdict port_scan
+        port_scan_min_ports: u32 = 10, ints(2, 65_536);
+        /// SIGNATURES.md section 5: progressive timeouts wait up to 1 min between queries; idle this long ends a detection
+        idle_s: f64 = 120.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 5: a scan is often followed by TCP 139/445; SYNs to queried hosts this long after the last query count
+        smb_window_s: f64 = 60.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 5: Windows sends 3 NodeStatus queries per target, then gives up; timing "windows_1.5s" allows at most this many
+        windows_queries: u16 = 3, ints(1, 16);
+        /// SIGNATURES.md section 5: ...1.5 s apart (median retry gap)
+        windows_interval_s: f64 = 1.5, above(0.0, 60.0);
+        /// SIGNATURES.md section 5: accepted deviation of that median from windows_interval_s
+        windows_tolerance_s: f64 = 0.3, floats(0.0, 60.0);
+        /// SIGNATURES.md section 5: personal firewalls retry with progressive 15 s / 30 s / 1 min timeouts; the first gap falls in min..max
+        progressive_first_min_s: f64 = 12.0, above(0.0, 3_600.0);
+        /// SIGNATURES.md section 5: upper bound of that first gap; at least progressive_first_min_s
+        progressive_first_max_s: f64 = 20.0, above(0.0, 3_600.0);
+        /// SIGNATURES.md section 5: the longest gap is at least this many times the first (15 -> 30 -> 60 s doubles)
+        progressive_growth: f64 = 1.6, floats(1.0, 100.0);
+        /// SIGNATURES.md section 5: cap on (source, stack) entries across all workers, about 1 KB each
+        max_tracked: usize = 16384, entries();
+    }
+}
+
+/// The progressive-timeout bounds and the lookup/scan thresholds in order.
+fn check_netbios(r: &NetbiosRules, s: &Spans) -> Result<(), ConfigError> {
+    if r.progressive_first_max_s < r.progressive_first_min_s {
+        return Err(s.out_of_order(
+            "progressive_first_max_s",
+            "progressive_first_min_s",
+            format!(
+                "progressive_first_max_s ({}) must be at least progressive_first_min_s ({})",
+                r.progressive_first_max_s, r.progressive_first_min_s
+            ),
+        ));
+    }
+    if r.scan_min_targets <= r.lookup_max_targets {
+        return Err(s.out_of_order(
+            "scan_min_targets",
+            "lookup_max_targets",
+            format!(
+                "scan_min_targets ({}) must be greater than lookup_max_targets ({})",
+                r.scan_min_targets, r.lookup_max_targets
+            ),
+        ));
+    }
+    Ok(())
+}
 
 const KIND: &str = "netbios_nodestatus";
 /// The NetBIOS name service port.
@@ -693,7 +754,7 @@ fn plural(n: u64, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rules;
+    use crate::detect::Rules;
 
     use crate::decode::summary::{IcmpInfo, Quoted, UdpInfo, tcpflag};
 
@@ -707,9 +768,7 @@ mod tests {
     type Rig = crate::detect::testrig::Rig<Netbios>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |sh| {
-            Netbios::new(&sh.rules.netbios, sh.rules.netbios.max_tracked, sh.rules.general.update_interval_s)
-        })
+        Rig::with(tweak, |_, r| Netbios::new(&r.netbios, r.netbios.max_tracked, r.general.update_interval_s))
     }
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {
@@ -1029,5 +1088,41 @@ mod tests {
         let mut r = rig(|rules| rules.netbios.enabled = false);
         r.feed(nbstat(0.0, UNIX, "192.0.2.10", 40000));
         assert!(r.end().is_empty());
+    }
+}
+
+/// The rules section's own checks (the loader's are in `crate::rules`).
+#[cfg(test)]
+mod rules_tests {
+    use super::NetbiosRules;
+    use crate::config::schema::Section;
+
+    #[test]
+    fn rules_section_checks_ranges_and_order() {
+        let text = "[netbios_nodestatus]\nlookup_max_targets = 3\nscan_min_targets = 20\nidle_s = 30\n";
+        let n = NetbiosRules::parse("x", text).unwrap();
+        assert_eq!((n.lookup_max_targets, n.scan_min_targets, n.idle_s), (3, 20, 30.0));
+        assert_eq!(n.smb_window_s, 60.0);
+        let e = NetbiosRules::parse("x", "[netbios_nodestatus]\nscan_min = 3\n").unwrap_err();
+        assert!(e.to_string().contains("unknown key `scan_min`"), "{e}");
+        for bad in [
+            "[netbios_nodestatus]\nlookup_max_targets = 0",
+            "[netbios_nodestatus]\nscan_min_targets = 1",
+            "[netbios_nodestatus]\nscan_min_targets = 2\nlookup_max_targets = 2",
+            "[netbios_nodestatus]\nlookup_max_targets = 12",
+            "[netbios_nodestatus]\nidle_s = 0",
+            "[netbios_nodestatus]\nport_scan_min_ports = 1",
+            "[netbios_nodestatus]\nsmb_window_s = nan",
+            "[netbios_nodestatus]\nmax_tracked = 0",
+            "[netbios_nodestatus]\nwindows_queries = 0",
+            "[netbios_nodestatus]\nwindows_interval_s = 0",
+            "[netbios_nodestatus]\nwindows_tolerance_s = -1",
+            "[netbios_nodestatus]\nprogressive_growth = 0.5",
+            "[netbios_nodestatus]\nprogressive_first_max_s = 10",
+        ] {
+            let e = NetbiosRules::parse("rules/picket.toml", bad).unwrap_err();
+            assert!(e.line.is_some(), "{bad}: {e}");
+            assert!(e.to_string().contains("[netbios_nodestatus]"), "{e}");
+        }
     }
 }

@@ -51,15 +51,73 @@
 use super::cadence::{self, Cadence, Fold, Params};
 use super::slab::Slab;
 use super::sources::Sources;
-use super::{Ctx, Detector, EndReason, FastMap, class, sweep_every};
-use crate::config::{PeriodicProbeRules, Rules, SourcePortSequenceRules};
 use crate::decode::summary::{L4, PacketSummary};
+use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::keys::{FastMap, sweep_every};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
 use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
+
+crate::rules_section! {
+    /// SIGNATURES.md sections 1 and 2: SYNs (new attempts, not retransmissions),
+    /// UDP datagrams or ICMP echoes from one source to one destination and port,
+    /// repeating on a period (the 30 s pcmail-srv client) or in bursts (PowWow).
+    pub struct PeriodicProbeRules["periodic_probe"] {
+        /// SIGNATURES.md section 1: periodicity is half of "a forgotten client, not a scan"
+        enabled: bool = true;
+        /// SIGNATURES.md section 1: attempts on the period before it is called periodic
+        min_cycles: u32 = 5, ints(3, 64);
+        /// SIGNATURES.md section 1: jitter (MAD of the folded intervals) at most 10% of the period
+        max_jitter_ratio: f64 = 0.1, floats(0.0, 1.0);
+        /// SIGNATURES.md section 2: faster is a tool's default interval (hping3 -i 1, nmblookup and traceroute retries), a stack's back-off or a page load, not a polling client
+        min_period_s: f64 = 1.5, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 1: an interval within 15% of k periods counts as k cycles (robust to a missed probe)
+        fold_tolerance: f64 = 0.15, above(0.0, 0.45);
+        /// SIGNATURES.md section 1: silences longer than 3 periods are gaps (the five-minute reboot)
+        gap_periods: u32 = 3, ints(2, 16);
+        /// SIGNATURES.md section 1: at least half the intervals (gaps aside) must fit the period
+        min_regular_share: f64 = 0.5, floats(0.0, 1.0);
+        /// SIGNATURES.md section 1: probes seen / probes the period predicts; a lost probe is fine, a period that needs many is not
+        min_coverage: f64 = 0.75, floats(0.0, 1.0);
+        /// SIGNATURES.md section 1: a pause is at least 3x the longest interval inside a burst
+        burst_break_ratio: f64 = 3.0, floats(1.5, 1000.0);
+        /// SIGNATURES.md section 1: PowWow: 5 to 8 tries within about 45 s
+        max_burst_spread_s: f64 = 60.0, above(0.0, 3600.0);
+        /// SIGNATURES.md section 1: attempts that make a burst
+        min_burst_size: u32 = 3, ints(2, 64);
+        /// SIGNATURES.md section 1: bursts that make a pattern
+        min_bursts: u32 = 3, ints(2, 32);
+        /// SIGNATURES.md section 1: PowWow waits 30 s to 2 min between bursts; traceroute's 3 probes per hop (section 3) and NetBIOS retries (section 5) pause far less
+        min_burst_pause_s: f64 = 20.0, floats(0.0, 86_400.0);
+        /// SIGNATURES.md section 2: a source probing more ports is a scanner; neither event fires for it
+        max_dest_ports_per_source: u32 = 8, ints(1, 65_536);
+        /// SIGNATURES.md section 2: a source probing more hosts is a horizontal sweeper; neither event fires for it
+        max_dest_hosts_per_source: u32 = 16, ints(1, 1 << 24);
+        /// SIGNATURES.md section 1: the five-minute silence must not end the detection; state dropped after 30 min without an attempt
+        idle_s: f64 = 1800.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 1: cap on (src, dst, proto, dport) entries across all workers, shared with source_port_sequence
+        max_tracked: usize = 32768, entries();
+    }
+}
+crate::rules_section! {
+    /// SIGNATURES.md section 1: the source port counts up by one per attempt and
+    /// wraps from about 5000 back to 1024 (classic Windows ephemeral ports).
+    pub struct SourcePortSequenceRules["source_port_sequence"] {
+        /// SIGNATURES.md section 1: sequential source ports to one destination and port
+        enabled: bool = true;
+        /// SIGNATURES.md section 1: new attempts (retransmissions excluded) before a sequence is called
+        min_attempts: u32 = 5, ints(3, 64);
+        /// SIGNATURES.md section 1: share of consecutive source-port deltas equal to the step, wraps aside
+        min_step_share: f64 = 0.8, above(0.0, 1.0);
+        /// SIGNATURES.md section 1: a "small positive step": +1 typically
+        max_step: u32 = 4, ints(1, 16);
+        /// SIGNATURES.md section 1: a retrying program, not a tool session (nmap -A scripts, a page load): attempts at least 1 s apart on average
+        min_mean_interval_s: f64 = 1.0, floats(0.0, 86_400.0);
+    }
+}
 
 const PERIODIC: &str = "periodic_probe";
 const SEQUENCE: &str = "source_port_sequence";
@@ -327,9 +385,7 @@ pub struct Periodic {
 }
 
 impl Periodic {
-    pub fn new(rules: &Rules, cap: usize) -> Periodic {
-        let (pp, ps): (&PeriodicProbeRules, &SourcePortSequenceRules) =
-            (&rules.periodic_probe, &rules.source_port_sequence);
+    pub fn new(pp: &PeriodicProbeRules, ps: &SourcePortSequenceRules, cap: usize, update_interval_s: f64) -> Periodic {
         Periodic {
             first: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
             map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
@@ -357,7 +413,7 @@ impl Periodic {
                 min_regular_share: pp.min_regular_share,
                 min_coverage: pp.min_coverage,
                 idle_us: (pp.idle_s * 1e6) as i64,
-                update_us: (rules.general.update_interval_s * 1e6) as i64,
+                update_us: (update_interval_s * 1e6) as i64,
                 pp_on: pp.enabled,
                 ps_on: ps.enabled,
                 ps_min: u64::from(ps.min_attempts),
@@ -1099,12 +1155,20 @@ mod tests {
     const CLIENT: &str = "198.51.100.7";
     const SERVER: &str = "192.0.2.10";
 
+    use crate::detect::Rules;
     use crate::detect::testrig::s;
 
     type Rig = crate::detect::testrig::Rig<Periodic>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |sh| Periodic::new(&sh.rules, sh.rules.periodic_probe.max_tracked))
+        Rig::with(tweak, |_, r| {
+            Periodic::new(
+                &r.periodic_probe,
+                &r.source_port_sequence,
+                r.periodic_probe.max_tracked,
+                r.general.update_interval_s,
+            )
+        })
     }
 
     fn syn(t: f64, sport: u16, isn: u32) -> PacketSummary {
@@ -1216,5 +1280,28 @@ mod tests {
         assert_eq!(kinds(&ev, "periodic_probe", "final"), 1, "{ev:?}");
         assert_eq!(ev[0]["periodic_probe"]["end_reason"], "expired");
         assert_eq!(kinds(&ev, "source_port_sequence", "final"), 1);
+    }
+}
+
+/// The rules section's own checks (the loader's are in `crate::rules`).
+#[cfg(test)]
+mod rules_tests {
+    use super::{PeriodicProbeRules, SourcePortSequenceRules};
+    use crate::config::schema::Section;
+
+    #[test]
+    fn rules_sections_check_ranges() {
+        let text = "[periodic_probe]\nmin_cycles = 7\n[source_port_sequence]\nmax_step = 2\n";
+        let pp = PeriodicProbeRules::parse("x", text).unwrap();
+        let ps = SourcePortSequenceRules::parse("x", text).unwrap();
+        assert_eq!((pp.min_cycles, ps.max_step), (7, 2));
+        let e =
+            PeriodicProbeRules::parse("rules/picket.toml", "[periodic_probe]\n\nfold_tolerance = 0.6\n").unwrap_err();
+        assert!(e.to_string().starts_with("rules/picket.toml:3: [periodic_probe] fold_tolerance: "), "{e}");
+        let e = SourcePortSequenceRules::parse("x", "[source_port_sequence]\nmax_stepp = 2\n").unwrap_err();
+        assert!(e.to_string().contains("unknown key `max_stepp` in [source_port_sequence]"), "{e}");
+        assert!(SourcePortSequenceRules::parse("x", "[source_port_sequence]\nmin_attempts = 2\n").is_err());
+        assert!(PeriodicProbeRules::parse("x", "[periodic_probe]\nburst_break_ratio = 1\n").is_err());
+        assert!(PeriodicProbeRules::parse("x", "[periodic_probe]\nmin_bursts = 33\n").is_err());
     }
 }

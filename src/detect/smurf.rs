@@ -23,9 +23,12 @@
 //! `SWEEP_US`).
 
 use super::sources::Sources;
-use super::{Ctx, Detector, Distinct256, EndReason, FastMap, SWEEP_US, addr_key, class};
-use crate::config::SmurfRules;
+use crate::config::ConfigError;
+use crate::config::schema::{self, At, MAX_RULE_LIST, RuleValue};
 use crate::decode::summary::{L4, PacketSummary};
+use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::keys::{Distinct256, addr_key};
+use crate::detect::keys::{FastMap, SWEEP_US};
 use crate::homenet::HomeNet;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -33,6 +36,58 @@ use crate::stats::Table;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering::Relaxed;
+use toml::Spanned;
+
+crate::rules_section! {
+    /// SIGNATURES.md section 4: ICMP echo (smurf) or UDP echo/chargen (fraggle) to
+    /// a directed broadcast with the victim's address forged as the source, and
+    /// the UDP 7 <-> 19 echo/chargen loop.
+    pub struct SmurfRules["smurf"] {
+        /// SIGNATURES.md section 4: report smurf, fraggle and echo/chargen loops
+        enabled: bool = true;
+        /// SIGNATURES.md section 4: subnets (CIDR strings, e.g. "192.0.2.128/26") whose all-ones/all-zeros addresses are directed broadcasts, besides the home-net blocks and 255.255.255.255
+        broadcast_subnets: HomeNet = HomeNet::default();
+        /// SIGNATURES.md section 4: UDP echo (7) and chargen (19) to a broadcast is fraggle
+        fraggle_ports: Vec<u16> = vec![7, 19], ints(1, 65_535);
+        /// SIGNATURES.md section 4: packets from one forged source to broadcasts before it is reported
+        min_packets: u32 = 3, ints(1, 1_000_000);
+        /// SIGNATURES.md section 4: UDP packets between port 7 and port 19 of two hosts before it is called a loop
+        loop_min_packets: u32 = 4, ints(2, 1_000_000);
+        /// SIGNATURES.md section 4: an attack ends after this long without a packet
+        idle_s: f64 = 60.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 4: cap on victims and host pairs tracked across all workers
+        max_tracked: usize = 16384, entries();
+    }
+}
+
+/// `broadcast_subnets`: at most [`MAX_RULE_LIST`] CIDR strings, one per entry.
+impl RuleValue for HomeNet {
+    type Raw = Vec<Spanned<String>>;
+    type Bounds = ();
+    fn from_raw(raw: &Spanned<Self::Raw>, _: &(), at: &At) -> Result<HomeNet, ConfigError> {
+        if raw.get_ref().len() > MAX_RULE_LIST {
+            return Err(at.err(raw.span(), format!("at most {MAX_RULE_LIST} subnets")));
+        }
+        let mut all = Vec::new();
+        for item in raw.get_ref() {
+            let cidr = item.get_ref().trim();
+            if cidr.is_empty() || cidr.contains(',') {
+                return Err(at.err(item.span(), "expected one CIDR per string"));
+            }
+            HomeNet::parse(cidr).map_err(|e| at.err(item.span(), e))?;
+            all.push(cidr.to_string());
+        }
+        HomeNet::parse(&all.join(",")).map_err(|e| at.err(raw.span(), e))
+    }
+    fn to_toml(&self) -> String {
+        let blocks = self.to_string();
+        let quoted: Vec<String> = blocks.split(',').filter(|b| !b.is_empty()).map(schema::quoted).collect();
+        format!("[{}]", quoted.join(", "))
+    }
+    fn describe(_: &()) -> String {
+        format!("at most {MAX_RULE_LIST}")
+    }
+}
 
 /// Broadcast addresses remembered per detection; more are counted.
 const AMPS: usize = 16;
@@ -503,7 +558,7 @@ fn summary(kind: Kind, e: &Entry, amps: &[IpAddr], subnets: &[String], ports: &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rules;
+    use crate::detect::Rules;
 
     use crate::decode::summary::{IcmpInfo, UdpInfo};
 
@@ -522,7 +577,7 @@ mod tests {
                 rules.smurf.broadcast_subnets = crate::homenet::HomeNet::parse("192.0.2.128/26").expect("subnet");
                 tweak(rules)
             },
-            |sh| Smurf::new(&sh.rules.smurf, &sh.home, sh.rules.smurf.max_tracked, sh.rules.general.update_interval_s),
+            |sh, r| Smurf::new(&r.smurf, &sh.home, r.smurf.max_tracked, r.general.update_interval_s),
         )
     }
 
@@ -690,5 +745,39 @@ mod tests {
         let ev = r.events();
         assert_eq!(ev.last().unwrap()["smurf"]["end_reason"], "expired");
         assert!(r.det.map.is_empty());
+    }
+}
+
+/// The rules section's own checks (the loader's are in `crate::rules`).
+#[cfg(test)]
+mod rules_tests {
+    use super::SmurfRules;
+    use crate::config::schema::Section;
+
+    #[test]
+    fn rules_section_reads_subnets_and_ports() {
+        let text = "[smurf]\nbroadcast_subnets = [\"192.0.2.128/26\", \"10.1.2.0/25\"]\nfraggle_ports = [7, 19, 7]\n";
+        let sm = SmurfRules::parse("x", text).unwrap();
+        assert_eq!(sm.broadcast_subnets.len(), 2);
+        assert!(sm.broadcast_subnets.contains("192.0.2.191".parse().unwrap()));
+        assert_eq!(sm.fraggle_ports, vec![7, 19], "duplicates dropped");
+        use crate::config::schema::Described;
+        let dumped: Vec<_> = sm.keys().into_iter().map(|k| (k.name, k.value)).collect();
+        assert!(dumped.contains(&("broadcast_subnets", "[\"192.0.2.128/26\", \"10.1.2.0/25\"]".into())), "{dumped:?}");
+        assert!(dumped.contains(&("fraggle_ports", "[7, 19]".into())), "{dumped:?}");
+        let many = format!("[smurf]\nfraggle_ports = [{}]\n", vec!["7"; 257].join(","));
+        for (bad, line, key) in [
+            ("[smurf]\nbroadcast_subnets = [\"192.0.2.300/26\"]\n", 2, "broadcast_subnets"),
+            ("[smurf]\n\nbroadcast_subnets = [\"a,b\"]\n", 3, "broadcast_subnets"),
+            ("[smurf]\nbroadcast_subnets = [\"\"]\n", 2, "broadcast_subnets"),
+            ("[smurf]\nfraggle_ports = [7, 70000]\n", 2, "fraggle_ports"),
+            (many.as_str(), 2, "fraggle_ports"),
+            ("[smurf]\nmin_packets = 0\n", 2, "min_packets"),
+            ("[smurf]\nloop_min_packets = 1\n", 2, "loop_min_packets"),
+        ] {
+            let e = SmurfRules::parse("rules/picket.toml", bad).unwrap_err();
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -18,8 +18,9 @@
 //! is dropped on the next tick. A full table refuses new sources and counts
 //! the refusal.
 
-use super::{AddrKey, Distinct256, FastMap, addr_key, sweep_every};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::detect::keys::{AddrKey, Distinct256, addr_key};
+use crate::detect::keys::{FastMap, sweep_every};
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;

@@ -30,15 +30,52 @@
 //! pending list, so a tick never walks the whole table.
 
 use super::sources::Sources;
-use super::{Ctx, Detector, Distinct1024, EndReason, FastMap, class, sweep_every};
-use crate::config::SynRetryRules;
+use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::keys::Distinct1024;
+use crate::detect::keys::{FastMap, sweep_every};
 use crate::output::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
+
+crate::rules_section! {
+    /// SIGNATURES.md sections 1 and 2: unanswered SYNs repeated by a program (new
+    /// source port each attempt) -> "misconfigured software retrying", not a scan.
+    pub struct SynRetryRules["syn_retry"] check(check_syn_retry) {
+        /// SIGNATURES.md section 1: the detector the sensor exists for
+        enabled: bool = true;
+        /// SIGNATURES.md section 2: 3+ new-source-port attempts = a program retrying
+        min_attempts: u32 = 3, ints(2, 16);
+        /// SIGNATURES.md section 1: 30 s period plus the 5-minute silence fit in 10 min
+        window_s: f64 = 600.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 2: first SYN retransmit ~3 s; unanswered this long = failed; less than window_s
+        settle_s: f64 = 3.0, floats(0.0, 60.0);
+        /// SIGNATURES.md section 2: many destination ports from one source = vertical scan
+        max_dest_ports_per_source: u32 = 8, ints(1, 65_536);
+        /// SIGNATURES.md section 2: stacks back off >= 1 s; a same-port, same-ISN repeat sooner is a crafted probe (nmap -O), not a retransmission
+        min_retransmit_gap_s: f64 = 0.5, floats(0.0, 10.0);
+        /// SIGNATURES.md section 2: one port across many destination hosts = horizontal sweep
+        max_dest_hosts_per_source: u32 = 16, ints(1, 1 << 24);
+        /// SIGNATURES.md section 1: 65,536 warnings/day in the story; cap on (src, dst, dport) entries across all workers
+        max_tracked: usize = 65536, entries();
+    }
+}
+
+/// An attempt must be able to settle inside the window.
+fn check_syn_retry(r: &SynRetryRules, s: &Spans) -> Result<(), ConfigError> {
+    if r.settle_s >= r.window_s {
+        return Err(s.out_of_order(
+            "settle_s",
+            "window_s",
+            format!("settle_s ({}) must be less than window_s ({})", r.settle_s, r.window_s),
+        ));
+    }
+    Ok(())
+}
 
 const KIND: &str = "syn_retry";
 /// Attempts remembered per entry, for matching answers to them.
@@ -734,7 +771,7 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rules;
+    use crate::detect::Rules;
 
     use crate::decode::summary::{IcmpInfo, Quoted};
 
@@ -746,9 +783,7 @@ mod tests {
     type Rig = crate::detect::testrig::Rig<SynRetry>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |sh| {
-            SynRetry::new(&sh.rules.syn_retry, sh.rules.syn_retry.max_tracked, sh.rules.general.update_interval_s)
-        })
+        Rig::with(tweak, |_, r| SynRetry::new(&r.syn_retry, r.syn_retry.max_tracked, r.general.update_interval_s))
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors the TCP header fields a test sets
@@ -980,5 +1015,39 @@ mod tests {
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0]["syn_retry"]["end_reason"], "expired");
         assert_eq!(ev[0]["syn_retry"]["attempts"], 20);
+    }
+}
+
+/// The rules section's own checks (the loader's are in `crate::rules`).
+#[cfg(test)]
+mod rules_tests {
+    use super::SynRetryRules;
+    use crate::config::schema::Section;
+
+    #[test]
+    fn rules_section_checks_ranges_and_order() {
+        let r = SynRetryRules::parse("x", "[syn_retry]\nmin_attempts = 5\nwindow_s = 30\n").unwrap();
+        assert_eq!((r.min_attempts, r.window_s, r.settle_s), (5, 30.0, 3.0));
+        for bad in [
+            "[syn_retry]\nmin_attempts = 1",
+            "[syn_retry]\nmin_attempts = -5",
+            "[syn_retry]\nwindow_s = 0",
+            "[syn_retry]\nwindow_s = 86401",
+            "[syn_retry]\nwindow_s = nan",
+            "[syn_retry]\nsettle_s = 61",
+            "[syn_retry]\nsettle_s = -1",
+            "[syn_retry]\nmax_dest_ports_per_source = 0",
+            "[syn_retry]\nmax_tracked = 0",
+            "[syn_retry]\nmax_tracked = 99999999999",
+            "[syn_retry]\nmin_atempts = 3",
+        ] {
+            let e = SynRetryRules::parse("rules/picket.toml", bad).unwrap_err();
+            assert_eq!(e.line, Some(2), "{bad}: {e}");
+            assert!(e.to_string().starts_with("rules/picket.toml:2: "), "{e}");
+        }
+        let e = SynRetryRules::parse("f", "[syn_retry]\nwindow_s = 2\nsettle_s = 3\n").unwrap_err();
+        assert_eq!(e.to_string(), "f:3: [syn_retry] settle_s: settle_s (3) must be less than window_s (2)");
+        let e = SynRetryRules::parse("f", "[syn_retry]\nwindow_s = 2\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("[syn_retry] window_s"), "the key the file set: {e}");
     }
 }

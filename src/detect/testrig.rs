@@ -7,8 +7,8 @@
 
 use super::sources::Sources;
 use super::{Ctx, Detector, EndReason, Shared};
-use crate::config::Rules;
 use crate::decode::summary::PacketSummary;
+use crate::detect::Rules;
 use crate::homenet::HomeNet;
 use crate::output::event::EventLine;
 use crate::stats::Stats;
@@ -22,6 +22,21 @@ pub const HOME: &str = "192.0.2.0/24,2001:db8:d::/48";
 /// Seconds to packet-time microseconds.
 pub fn s(t: f64) -> i64 {
     (t * 1e6) as i64
+}
+
+/// What a worker shares with its detectors, for `workers` workers, from
+/// `rules` and the home net `home`.
+pub fn shared(rules: &Rules, home: &str, workers: usize) -> Shared {
+    Shared {
+        general: rules.general.clone(),
+        ports: rules.ports.clone(),
+        home: HomeNet::parse(home).expect("test home net"),
+        community_id_seed: 0,
+        sensors: vec!["test".into()],
+        stats: Arc::new(Stats::default()),
+        workers,
+        from_log: false,
+    }
 }
 
 /// One detector with its worker surroundings.
@@ -38,20 +53,12 @@ pub struct Rig<D> {
 
 impl<D: Detector> Rig<D> {
     /// Built-in rules changed by `tweak`, home net `HOME`, one worker.
-    pub fn with(tweak: impl FnOnce(&mut Rules), build: impl FnOnce(&Shared) -> D) -> Rig<D> {
+    pub fn with(tweak: impl FnOnce(&mut Rules), build: impl FnOnce(&Shared, &Rules) -> D) -> Rig<D> {
         let mut rules = Rules::builtin();
         tweak(&mut rules);
-        let shared = Shared {
-            rules,
-            home: HomeNet::parse(HOME).expect("test home net"),
-            community_id_seed: 0,
-            sensors: vec!["test".into()],
-            stats: Arc::new(Stats::default()),
-            workers: 1,
-            from_log: false,
-        };
+        let shared = shared(&rules, HOME, 1);
         let (tx, rx) = unbounded();
-        let det = build(&shared);
+        let det = build(&shared, &rules);
         Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0, inbound: 0 }
     }
 

@@ -26,15 +26,51 @@
 //! `SWEEP_US` of packet time).
 
 use super::sources::Sources;
-use super::{Ctx, Detector, EndReason, FastMap, SWEEP_US, class};
-use crate::config::TracerouteRules;
+use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::keys::{FastMap, SWEEP_US};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
+
+crate::rules_section! {
+    /// SIGNATURES.md section 3: probes from one tracer to one target whose TTL
+    /// climbs (UDP to 33434+, ICMP echo, TCP SYN), tied to the time-exceeded and
+    /// unreachable answers that quote them.
+    pub struct TracerouteRules["traceroute"] check(check_traceroute) {
+        /// SIGNATURES.md section 3: report traceroutes in and out of the home net
+        enabled: bool = true;
+        /// SIGNATURES.md section 3: probes are seen with TTL 1, 2, 3...; packets arriving with a higher TTL are ordinary traffic
+        max_probe_ttl: u8 = 30, ints(2, 64);
+        /// SIGNATURES.md section 3: TTL 1, 1, 1, 2, 2, 2, 3...: at least this many distinct rising TTLs
+        min_ttls: u32 = 3, ints(2, 64);
+        /// SIGNATURES.md section 3: 3 probes per hop; at least this many probes
+        min_probes: u32 = 4, ints(2, 1000);
+        /// SIGNATURES.md section 3: UNIX traceroute's first UDP port
+        udp_port_min: u16 = 33434, ints(1, 65_535);
+        /// SIGNATURES.md section 3: a sequential "scan" inside 33434-33600 is traceroute; >= udp_port_min
+        udp_port_max: u16 = 33600, ints(1, 65_535);
+        /// SIGNATURES.md section 3: a trace ends after this long without a probe (Windows tracert waits 4 s per silent hop)
+        idle_s: f64 = 60.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 3: cap on (tracer, target, method) entries across all workers
+        max_tracked: usize = 16384, entries();
+    }
+}
+
+fn check_traceroute(r: &TracerouteRules, s: &Spans) -> Result<(), ConfigError> {
+    if r.udp_port_min > r.udp_port_max {
+        return Err(s.out_of_order(
+            "udp_port_max",
+            "udp_port_min",
+            format!("udp_port_min ({}) must not exceed udp_port_max ({})", r.udp_port_min, r.udp_port_max),
+        ));
+    }
+    Ok(())
+}
 
 const KIND: &str = "traceroute";
 /// Routers remembered per trace; more are counted.
@@ -492,7 +528,7 @@ fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rules;
+    use crate::detect::Rules;
 
     use crate::decode::summary::{IcmpInfo, Quoted, UdpInfo};
 
@@ -507,8 +543,8 @@ mod tests {
     type Rig = crate::detect::testrig::Rig<Traceroute>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |sh| {
-            let r = &sh.rules;
+        Rig::with(tweak, |_, r| {
+            let r = r;
             Traceroute::new(&r.traceroute, r.traceroute.max_tracked, r.general.update_interval_s)
         })
     }
@@ -728,5 +764,29 @@ mod tests {
         assert_eq!(ev.len(), 2, "{ev:?}");
         assert_eq!(ev[1]["traceroute"]["end_reason"], "expired");
         assert!(r.det.map.is_empty());
+    }
+}
+
+/// The rules section's own checks (the loader's are in `crate::rules`).
+#[cfg(test)]
+mod rules_tests {
+    use super::TracerouteRules;
+    use crate::config::schema::Section;
+
+    #[test]
+    fn rules_section_checks_ranges_and_order() {
+        let r = TracerouteRules::parse("x", "[traceroute]\nmax_probe_ttl = 20\n").unwrap();
+        assert_eq!((r.max_probe_ttl, r.min_ttls), (20, 3));
+        for (bad, line, key) in [
+            ("[traceroute]\nmax_probe_ttl = 65\n", 2, "max_probe_ttl"),
+            ("[traceroute]\nudp_port_min = 40000\nudp_port_max = 33600\n", 3, "udp_port_max"),
+            ("[traceroute]\nudp_port_min = 40000\n", 2, "udp_port_min"),
+            ("[traceroute]\nmin_tls = 3\n", 2, "min_tls"),
+            ("[traceroute]\nidle_s = 0\n", 2, "idle_s"),
+        ] {
+            let e = TracerouteRules::parse("rules/picket.toml", bad).unwrap_err();
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -23,7 +23,8 @@
 //! Entries without a conversation for `history_idle_s` expire.
 
 use super::sources::Contact;
-use super::{AddrKey, FastMap, SWEEP_US};
+use crate::detect::keys::AddrKey;
+use crate::detect::keys::{FastMap, SWEEP_US};
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;

@@ -502,7 +502,7 @@ impl LiveFw {
         let sensor = self.shared.sensors.first().map(String::as_str).unwrap_or("live");
         let input = ReportInput {
             files: &self.tallies,
-            ports: &self.shared.rules.ports,
+            ports: &self.shared.ports,
             sensor,
             fallback_us: now,
             top_sources: self.cfg.top_sources,
@@ -522,9 +522,9 @@ fn bump(n: &mut u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rules;
     use crate::decode::summary::tcpflag;
     use crate::decode::summary::testutil::tcp;
+    use crate::detect::Rules;
     use crossbeam_channel::unbounded;
     use std::io::Write;
 
@@ -552,15 +552,10 @@ mod tests {
         allow: Option<&str>,
     ) -> (LiveFw, LiveTap, crossbeam_channel::Receiver<EventLine>, Arc<Stats>, Arc<RwLock<FwIndex>>) {
         let stats = Arc::new(Stats::default());
-        let shared = Arc::new(Shared {
-            rules: Rules::builtin(),
-            home: HomeNet::parse("192.0.2.0/24").unwrap(),
-            community_id_seed: 0,
-            sensors: vec!["eth1".into()],
-            stats: Arc::clone(&stats),
-            workers: 1,
-            from_log: false,
-        });
+        let mut shared = crate::detect::testrig::shared(&Rules::builtin(), "192.0.2.0/24", 1);
+        shared.sensors = vec!["eth1".into()];
+        shared.stats = Arc::clone(&stats);
+        let shared = Arc::new(shared);
         let (out, events) = unbounded();
         let cfg = LiveConfig {
             files: vec![path.to_path_buf()],

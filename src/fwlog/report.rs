@@ -322,7 +322,7 @@ fn wire_summary(o: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rules;
+    use crate::detect::Rules;
 
     fn rec(src: &str, proto: u8, dport: u16, action: Action) -> FwRecord {
         let mut r = FwRecord::new(Format::Netfilter, action);

@@ -7,7 +7,7 @@
 use crate::decode::summary::PacketSummary;
 use crate::detect::decoy::{Link, Tap};
 use crate::detect::sources::Sources;
-use crate::detect::{self, Ctx, Detector, EndReason, Shared, class};
+use crate::detect::{self, Ctx, Detector, EndReason, Rules, Shared, class};
 use crate::output::event::EventLine;
 use crate::pipeline::dispatch::{Msg, WorkerPort, shard_addr};
 use crate::stats::Table;
@@ -31,14 +31,14 @@ pub struct Worker {
 
 impl Worker {
     /// `decoy` is this worker's end of the decoy aggregator channel.
-    pub fn new(shared: &Shared, decoy: Option<Link>) -> Worker {
-        let g = &shared.rules.general;
-        let detectors = detect::all(shared);
+    pub fn new(shared: &Shared, rules: &Rules, decoy: Option<Link>) -> Worker {
+        let g = &shared.general;
+        let detectors = detect::all(shared, rules);
         Worker {
             sources: Sources::new(shared.per_worker(g.max_sources), g.source_idle_s),
             interests: detectors.iter().map(|d| d.interest()).collect(),
             detectors,
-            decoy: decoy.map(|l| Tap::new(&shared.rules.decoy_scan, shared, l)),
+            decoy: decoy.map(|l| Tap::new(&rules.decoy_scan, shared, l)),
             now: i64::MIN,
             inbound: 0,
             published: [0; Table::ALL.len()],

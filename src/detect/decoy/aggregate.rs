@@ -25,10 +25,11 @@
 //! (`state.decoy_scan.cap_hits`). A detection ends `window_s` after its
 //! sources' last probes.
 
-use super::{AggMsg, Record, kind};
-use crate::config::{Confidence, DecoyScanRules};
+use super::record::{AggMsg, Record, kind};
+use super::rules::{Confidence, DecoyScanRules};
+use crate::detect::core::{Ctx, EndReason, Shared};
+use crate::detect::keys::FastMap;
 use crate::detect::ttl::{hops, initial_ttl, os_family};
-use crate::detect::{Ctx, EndReason, FastMap, Shared};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::{Stats, Table};

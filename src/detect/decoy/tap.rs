@@ -22,12 +22,14 @@
 //! for `window_s` expire. Per packet nothing is allocated: the queue of
 //! changed candidates is reused.
 
-use super::{AggMsg, Link, PortSlot, Record, Same, kind};
-use crate::config::DecoyScanRules;
+use super::record::{AggMsg, Link, PortSlot, Record, Same, kind};
+use super::rules::DecoyScanRules;
 use crate::decode::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
+use crate::detect::core::Shared;
+use crate::detect::keys::PairKey;
+use crate::detect::keys::{FastMap, sweep_every};
 use crate::detect::sources::Sources;
 use crate::detect::ttl::{Memory, TtlHistory};
-use crate::detect::{FastMap, PairKey, Shared, sweep_every};
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;

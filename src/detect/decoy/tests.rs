@@ -5,26 +5,27 @@
 //! Test-only: compiled under #[cfg(test)] (see `decoy/mod.rs`), so its
 //! unwrap/expect calls fail a test, never a run.
 
+use super::rules::Confidence;
 use super::*;
-use crate::config::{Confidence, Rules};
 use crate::decode::summary::testutil;
 use crate::decode::summary::{L4, PacketSummary, UdpInfo, tcpflag};
+use crate::detect::Rules;
 use crate::detect::sources::Sources;
-use crate::detect::testrig::{HOME, s};
+use crate::detect::testrig::{self, HOME, s};
 use crate::detect::{EndReason, Shared};
-use crate::homenet::HomeNet;
 use crate::output::event::EventLine;
 use crate::pipeline::dispatch::{shard_addr, worker_of};
-use crate::stats::{Stats, Table};
+use crate::stats::Table;
+use crossbeam_channel::Receiver;
 use crossbeam_channel::unbounded;
 use serde_json::Value;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 const TARGET: &str = "192.0.2.20";
 
 struct Lab {
     shared: Shared,
+    rules: Rules,
     taps: Vec<Tap>,
     /// Each worker's per-source table, fed as the worker feeds it.
     sources: Vec<Sources>,
@@ -36,24 +37,14 @@ impl Lab {
     fn new(workers: usize, tweak: impl FnOnce(&mut Rules)) -> Lab {
         let mut rules = Rules::builtin();
         tweak(&mut rules);
-        let shared = Shared {
-            rules,
-            home: HomeNet::parse(HOME).expect("home"),
-            community_id_seed: 0,
-            sensors: vec!["test".into()],
-            stats: Arc::new(Stats::default()),
-            workers,
-            from_log: false,
-        };
+        let shared = testrig::shared(&rules, HOME, workers);
         let (tx, rx) = unbounded();
         let taps = (0..workers)
-            .map(|w| {
-                Tap::new(&shared.rules.decoy_scan, &shared, Link { worker: w as u16, tx: tx.clone(), lossy: false })
-            })
+            .map(|w| Tap::new(&rules.decoy_scan, &shared, Link { worker: w as u16, tx: tx.clone(), lossy: false }))
             .collect();
-        let g = &shared.rules.general;
+        let g = &rules.general;
         let sources = (0..workers).map(|_| Sources::new(shared.per_worker(g.max_sources), g.source_idle_s)).collect();
-        Lab { shared, taps, sources, rx, next_tick: i64::MIN }
+        Lab { shared, rules, taps, sources, rx, next_tick: i64::MIN }
     }
 
     fn feed(&mut self, p: PacketSummary) {
@@ -87,18 +78,17 @@ impl Lab {
     /// Ends the input and runs the aggregator; returns its events.
     fn end(&mut self) -> Vec<Value> {
         let msgs = self.messages();
-        aggregate(&self.shared, msgs)
+        aggregate(&self.shared, &self.rules, msgs)
     }
 }
 
-fn aggregate(shared: &Shared, msgs: Vec<AggMsg>) -> Vec<Value> {
+fn aggregate(shared: &Shared, r: &Rules, msgs: Vec<AggMsg>) -> Vec<Value> {
     let (otx, orx) = unbounded::<EventLine>();
     let (tx, rx) = unbounded();
     for m in msgs {
         tx.send(m).unwrap();
     }
     drop(tx);
-    let r = &shared.rules;
     Aggregator::new(&r.decoy_scan, shared.workers, r.general.update_interval_s).run(
         rx,
         shared,
@@ -479,7 +469,7 @@ fn events_do_not_depend_on_worker_count_or_message_interleaving() {
         let mut lab = Lab::new(workers, |r| r.general.update_interval_s = 0.0);
         story(&mut lab);
         let msgs = lab.messages();
-        assert_eq!(lines(&aggregate(&lab.shared, msgs.clone())), reference, "{workers} workers");
+        assert_eq!(lines(&aggregate(&lab.shared, &lab.rules, msgs.clone())), reference, "{workers} workers");
         // Deliver each worker's messages in a different interleaving: all of
         // the last worker's first, then the others, round robin.
         let mut per: Vec<std::collections::VecDeque<AggMsg>> = vec![Default::default(); workers];
@@ -496,7 +486,7 @@ fn events_do_not_depend_on_worker_count_or_message_interleaving() {
                 mixed.extend(q.pop_front());
             }
         }
-        assert_eq!(lines(&aggregate(&lab.shared, mixed)), reference, "{workers} workers, interleaved");
+        assert_eq!(lines(&aggregate(&lab.shared, &lab.rules, mixed)), reference, "{workers} workers, interleaved");
     }
 }
 
