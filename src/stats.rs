@@ -111,7 +111,7 @@ pub struct Stats {
     pub fw_other_lines: AtomicU64,
     pub fw_bad_lines: AtomicU64,
     /// `picket fwlog`: records fed to the detectors as packets, records not
-    /// fed by `fwlog::feed::Unfed` reason, and sources whose missing fields
+    /// fed by `fwlog::record::Unfed` reason, and sources whose missing fields
     /// were not remembered (table full).
     pub fw_fed: AtomicU64,
     pub fw_not_fed: [AtomicU64; 3],
@@ -220,7 +220,7 @@ impl Stats {
                 }),
             );
         }
-        let fw_not_fed: Map<String, Value> = crate::fwlog::feed::Unfed::ALL
+        let fw_not_fed: Map<String, Value> = crate::fwlog::record::Unfed::ALL
             .iter()
             .zip(&self.fw_not_fed)
             .map(|(u, n)| (u.name().to_string(), n.load(Relaxed).into()))

@@ -37,54 +37,78 @@ fn module_of(src: &Path, file: &Path) -> Module {
     parts
 }
 
-/// Removes comments, string literals and `#[cfg(test)]` items.
+/// Removes comments, string and char literals, then `#[cfg(test)]` items.
 fn strip(text: &str) -> String {
+    drop_test_items(&drop_literals(text))
+}
+
+fn drop_literals(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < b.len() {
-        if text[i..].starts_with("//") {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if text[i..].starts_with("/*") {
-            i += text[i..].find("*/").map_or(b.len() - i, |e| e + 2);
-        } else if b[i] == b'"' && !(i > 0 && b[i - 1] == b'\'') {
+        let rest = &text[i..];
+        if rest.starts_with("//") {
+            i += rest.find('\n').unwrap_or(rest.len());
+        } else if rest.starts_with("/*") {
+            i += rest.find("*/").map_or(rest.len(), |e| e + 2);
+        } else if rest.starts_with("r#\"") || rest.starts_with("r\"") {
+            let hashes = rest[1..].bytes().take_while(|&c| c == b'#').count();
+            let close = format!("\"{}", "#".repeat(hashes));
+            let body = 2 + hashes;
+            i += body + rest[body..].find(&close).map_or(rest.len() - body, |e| e + close.len());
+            out.push_str("\"\"");
+        } else if b[i] == b'"' {
             i += 1;
             while i < b.len() && b[i] != b'"' {
                 i += if b[i] == b'\\' { 2 } else { 1 };
             }
             i += 1;
             out.push_str("\"\"");
-        } else if text[i..].starts_with("#[cfg(test)]") {
-            // Skip the attribute and the item after it, to its `;` or its
-            // balanced `{ }`.
-            i += "#[cfg(test)]".len();
-            let mut depth = 0usize;
-            while i < b.len() {
-                match b[i] {
-                    b'{' => depth += 1,
-                    b'}' => {
-                        depth = depth.saturating_sub(1);
-                        if depth == 0 {
-                            i += 1;
-                            break;
-                        }
-                    }
-                    b';' if depth == 0 => {
-                        i += 1;
-                        break;
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
+        } else if b[i] == b'\'' && (rest.starts_with("'\\") || rest.get(2..3) == Some("'")) {
+            // A char literal ('{', '\'', '\n'); a lifetime has no closing quote.
+            let end = rest[2..].find('\'').map_or(rest.len(), |e| e + 3);
+            i += end;
+            out.push_str("' '");
         } else {
-            let c = text[i..].chars().next().unwrap_or(' ');
+            let c = rest.chars().next().unwrap_or(' ');
             out.push(c);
             i += c.len_utf8();
         }
     }
+    out
+}
+
+fn drop_test_items(text: &str) -> String {
+    const ATTR: &str = "#[cfg(test)]";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(k) = rest.find(ATTR) {
+        out.push_str(&rest[..k]);
+        let item = &rest[k + ATTR.len()..];
+        // The item runs to its `;` or to the end of its balanced `{ }`.
+        let mut depth = 0usize;
+        let mut end = item.len();
+        for (n, c) in item.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = n + 1;
+                        break;
+                    }
+                }
+                ';' if depth == 0 => {
+                    end = n + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &item[end..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -151,7 +175,7 @@ fn paths(code: &str, children: &BTreeSet<String>) -> Vec<String> {
             while j < chars.len() && (is_ident(chars[j]) || (chars[j] == ':' && chars.get(j + 1) == Some(&':'))) {
                 j += if chars[j] == ':' { 2 } else { 1 };
             }
-            let p: String = chars[i..j].iter().collect();
+            let p: String = chars[i..j].iter().collect::<String>().trim_end_matches(':').to_string();
             let first = p.split("::").next().unwrap_or("");
             if p.contains("::") && (matches!(first, "crate" | "super" | "self") || children.contains(first)) {
                 out.push(p);
@@ -168,9 +192,9 @@ fn paths(code: &str, children: &BTreeSet<String>) -> Vec<String> {
 /// module file. `from` is the module the path is written in.
 fn resolve(path: &str, from: &Module, files: &BTreeSet<Module>) -> Option<Module> {
     let parts: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-    let (mut cur, mut rest): (Module, &[&str]) = match parts.first()? {
-        &"crate" => (Vec::new(), &parts[1..]),
-        &"self" => (from.clone(), &parts[1..]),
+    let (mut cur, mut rest): (Module, &[&str]) = match *parts.first()? {
+        "crate" => (Vec::new(), &parts[1..]),
+        "self" => (from.clone(), &parts[1..]),
         _ => (from.clone(), &parts[..]),
     };
     // `super` pops one level, from `a/b.rs` (module a::b) as from `a/mod.rs` (module a).
@@ -193,6 +217,8 @@ struct Tree {
     src: PathBuf,
     files: BTreeMap<Module, PathBuf>,
     edges: BTreeMap<Module, BTreeSet<Module>>,
+    /// For each edge, the first path that made it.
+    why: BTreeMap<(Module, Module), String>,
 }
 
 fn tree() -> Tree {
@@ -221,6 +247,7 @@ fn tree() -> Tree {
     files.retain(|m, _| !test_only.contains(m));
     let names: BTreeSet<Module> = files.keys().cloned().collect();
     let mut edges = BTreeMap::new();
+    let mut why = BTreeMap::new();
     for (m, f) in &files {
         let code = strip(&std::fs::read_to_string(f).expect("read"));
         let is_dir = f.file_name().is_some_and(|n| n == "mod.rs" || n == "lib.rs");
@@ -240,12 +267,13 @@ fn tree() -> Tree {
                 && t != *m
                 && !t.is_empty()
             {
+                why.entry((m.clone(), t.clone())).or_insert_with(|| p.clone());
                 out.insert(t);
             }
         }
         edges.insert(m.clone(), out);
     }
-    Tree { src, files, edges }
+    Tree { src, files, edges, why }
 }
 
 /// Strongly connected components with more than one file (Tarjan).
@@ -324,7 +352,7 @@ fn no_import_cycles_between_files() {
             let arrows: Vec<String> = comp
                 .iter()
                 .flat_map(|a| t.edges[a].iter().filter(|b| set.contains(b)).map(move |b| (a, b)))
-                .map(|(a, b)| format!("{} -> {}", show(a), show(b)))
+                .map(|(a, b)| format!("{} -> {} ({})", show(a), show(b), t.why[&(a.clone(), b.clone())]))
                 .collect();
             arrows.join(", ")
         })

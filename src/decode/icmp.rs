@@ -7,7 +7,7 @@
 use etherparse::{Icmpv4Slice, Icmpv6Slice, LaxIpSlice, ip_number};
 
 use super::ip::{self, IpPayload};
-use super::transport::set_payload;
+use super::payload::set_payload;
 use super::wire::{be16, be32, u8_at};
 use crate::decode::summary::{DecodeError, IcmpInfo, L4, PacketSummary, Quoted};
 

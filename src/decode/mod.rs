@@ -18,6 +18,7 @@ mod icmp;
 mod ip;
 mod link;
 mod nbns;
+mod payload;
 pub mod summary;
 mod tcp;
 mod transport;

@@ -5,7 +5,7 @@
 use etherparse::TcpSlice;
 
 use super::ip::IpPayload;
-use super::transport::set_payload;
+use super::payload::set_payload;
 use super::wire::{be16, be32, len32, u8_at};
 use crate::decode::summary::{DecodeError, L4, PacketSummary, TcpInfo, TcpOpts, tcpflag};
 

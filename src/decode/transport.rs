@@ -5,8 +5,9 @@
 use etherparse::{IpNumber, UdpSlice, ip_number};
 
 use super::ip::IpPayload;
+use super::payload::set_payload;
 use super::{icmp, nbns, tcp};
-use crate::decode::summary::{DecodeError, L4, PAYLOAD_HEAD, PacketSummary, UdpInfo};
+use crate::decode::summary::{DecodeError, L4, PacketSummary, UdpInfo};
 
 /// UDP header length (RFC 768).
 const UDP_HEADER_LEN: u16 = 8;
@@ -52,13 +53,4 @@ fn udp(u: &UdpSlice<'_>, p: &IpPayload<'_>, s: &mut PacketSummary) {
 fn other(p: &IpPayload<'_>, s: &mut PacketSummary) {
     s.l4 = L4::Other;
     set_payload(s, p.bytes, p.claimed_len);
-}
-
-/// Records the claimed payload length and the first captured payload bytes.
-pub(super) fn set_payload(s: &mut PacketSummary, captured: &[u8], claimed_len: u32) {
-    s.payload_len = claimed_len;
-    let n = captured.len().min(PAYLOAD_HEAD);
-    if let (Some(head), Some(src)) = (s.payload_head.get_mut(..n), captured.get(..n)) {
-        head.copy_from_slice(src);
-    }
 }

@@ -99,7 +99,7 @@ struct Key {
 impl std::hash::Hash for Key {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        super::hash_pair(&self.src, &self.dst, u32::from(self.dport), h);
+        crate::detect::keys::hash_pair(&self.src, &self.dst, u32::from(self.dport), h);
     }
 }
 

@@ -543,10 +543,7 @@ mod tests {
     type Rig = crate::detect::testrig::Rig<Traceroute>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |_, r| {
-            let r = r;
-            Traceroute::new(&r.traceroute, r.traceroute.max_tracked, r.general.update_interval_s)
-        })
+        Rig::with(tweak, |_, r| Traceroute::new(&r.traceroute, r.traceroute.max_tracked, r.general.update_interval_s))
     }
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16, ttl: u8) -> PacketSummary {

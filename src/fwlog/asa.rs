@@ -17,9 +17,9 @@
 //! requested") is followed by 710002/710003 for the same packet, so it is
 //! other too, not a second record.
 
+use super::record::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use super::text::{find, find_token, ip, next_token, port_or_service, proto_number, trim};
 use super::time::{Stamp, TimeCtx, header};
-use super::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use std::net::IpAddr;
 
 /// The message ids read as records.

@@ -33,7 +33,7 @@
 //! matching one window of packet time at a time (`observe_attempt`,
 //! `finish_within`).
 
-use super::FwRecord;
+use super::record::FwRecord;
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::FastMap;
 use crate::homenet::HomeNet;
@@ -333,7 +333,7 @@ const RULES_LISTED: usize = 4;
 impl Tally {
     fn add(&mut self, r: &FwRecord) {
         self.records += 1;
-        if let Some(i) = super::Action::ALL.iter().position(|a| *a == r.action) {
+        if let Some(i) = super::record::Action::ALL.iter().position(|a| *a == r.action) {
             self.actions |= 1 << i;
         }
         let rule = r.rule.as_str();
@@ -349,7 +349,7 @@ impl Tally {
     /// The `firewall` object: `scope` says whether the records name the
     /// event's flow (source, destination, port) or only its source.
     pub fn to_json(&self, scope: &str) -> serde_json::Value {
-        let actions: Vec<&str> = super::Action::ALL
+        let actions: Vec<&str> = super::record::Action::ALL
             .iter()
             .enumerate()
             .filter(|(i, _)| self.actions & (1 << i) != 0)

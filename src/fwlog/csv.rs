@@ -8,9 +8,9 @@
 //! naming at least a source or destination address column and two more
 //! known columns.
 
+use super::record::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use super::text::{dec, ip, port, proto_number, trim};
 use super::time::{Stamp, TimeCtx, bsd, epoch, iso, us_date};
-use super::{Action, Format, FwRecord, Label, Skip, bad, flags};
 
 /// Most columns read.
 pub const MAX_COLUMNS: usize = 64;

@@ -16,7 +16,7 @@
 //! [`Evidence`] remembers, per source, which of those fields its records
 //! lacked, so the output thread can say so in each event's summary.
 
-use super::{Action, FwRecord};
+use super::record::{Action, FwRecord, Unfed};
 use crate::decode::summary::{IcmpInfo, IpInfo, L4, PacketSummary, TcpInfo, TcpOpts, UdpInfo, tcpflag};
 use crate::stats::Stats;
 use dashmap::DashMap;
@@ -29,29 +29,6 @@ pub mod missing {
     pub const SEQ: u8 = 1 << 1;
     pub const IP_ID: u8 = 1 << 2;
     pub const TTL: u8 = 1 << 3;
-}
-
-/// Why a record was not fed to the detectors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unfed {
-    /// The firewall let it through: it may have been answered.
-    Accepted,
-    /// No time, or no protocol and addresses.
-    NoFlow,
-    /// TCP or UDP without both ports (PortSentry, TCP Wrappers).
-    NoPorts,
-}
-
-impl Unfed {
-    pub const ALL: [Unfed; 3] = [Unfed::Accepted, Unfed::NoFlow, Unfed::NoPorts];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Unfed::Accepted => "accepted",
-            Unfed::NoFlow => "no_flow",
-            Unfed::NoPorts => "no_ports",
-        }
-    }
 }
 
 /// A record made into a packet.

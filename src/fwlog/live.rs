@@ -27,8 +27,10 @@
 //! counted in the stats.
 
 use super::correlate::{Attempt, Correlator, FwIndex, Outcome, Span};
+use super::reader::{FileTally, LineCtx, LineParser, MAX_LINE};
+use super::record::{Format, FwRecord};
 use super::report::{self, Aggregate, ReportInput};
-use super::{FileTally, Format, FwRecord, LineCtx, LineParser, MAX_LINE, time::TimeCtx};
+use super::time::TimeCtx;
 use crate::decode::summary::PacketSummary;
 use crate::detect::Shared;
 use crate::homenet::HomeNet;

@@ -14,9 +14,9 @@
 //! The verdict is not in the line; it is read from the log prefix (`DROP`,
 //! `[UFW BLOCK]`, `IPTABLES:BLOCKED-CONN:`, `denylog`), else [`Action::Log`].
 
+use super::record::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use super::text::{dec, find_token, ip, next_token, num, port, proto_number, trim};
 use super::time::{Header, TimeCtx, header};
-use super::{Action, Format, FwRecord, Label, Skip, bad, flags};
 
 /// Parses one netfilter line; `Skip::Other(None)` if it is not one.
 pub fn parse(line: &[u8], tctx: &TimeCtx) -> Result<FwRecord, Skip> {

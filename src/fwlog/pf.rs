@@ -6,9 +6,9 @@
 //! header's. pflog captures themselves (link type PFLOG) are for replay, not
 //! this module.
 
+use super::record::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use super::text::{dec, find, find_token, ip, ip_port, next_token, trim};
 use super::time::{TimeCtx, bsd, header, iso};
-use super::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use std::net::IpAddr;
 
 /// Parses one pf line; `Skip::Other(None)` if it is not one.

@@ -9,9 +9,9 @@
 //! Follow-up lines that name no new packet (`Host ... has been blocked`,
 //! `is already blocked`, `has IP options set`) are other lines of the format.
 
+use super::record::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use super::text::{find, ip, leading_dec, next_token, port, proto_number, trim};
 use super::time::{TimeCtx, epoch, header, us_date};
-use super::{Action, Format, FwRecord, Label, Skip, bad, flags};
 
 /// Parses one PortSentry line; `Skip::Other(None)` if it is not one.
 pub fn parse(line: &[u8], tctx: &TimeCtx) -> Result<FwRecord, Skip> {

@@ -9,7 +9,8 @@
 //! capture. Every table here is bounded; what does not fit is counted.
 
 use super::correlate::Outcome;
-use super::{Action, FileTally, Format, FwRecord, Label};
+use super::reader::FileTally;
+use super::record::{Action, Format, FwRecord, Label};
 use crate::output::event::{EventBuilder, EventLine, proto_name};
 use crate::output::timefmt::rfc3339_us;
 use crate::ports::PortTable;

@@ -9,9 +9,9 @@
 //! [`DAEMONS`], and stays unknown otherwise. The destination address is never
 //! logged.
 
+use super::record::{Action, Format, FwRecord, Label, Skip, bad};
 use super::text::{find, ip, next_token, service_port, trim};
 use super::time::{TimeCtx, header};
-use super::{Action, Format, FwRecord, Label, Skip, bad};
 
 /// Daemon names whose service (and so TCP port) is known.
 pub const DAEMONS: [(&[u8], &[u8]); 16] = [

@@ -8,9 +8,9 @@
 //! Actions: `DROP`, `ALLOW`, `OPEN`/`OPEN-INBOUND` (accept), `CLOSE` (log);
 //! `INFO-EVENTS-LOST` lines name no packet and count as other.
 
+use super::record::{Action, Format, FwRecord, Label, Skip, bad, flags};
 use super::text::{dec, ip, port, proto_number};
 use super::time::{TimeCtx, iso};
-use super::{Action, Format, FwRecord, Label, Skip, bad, flags};
 
 /// Most columns a header may name.
 pub const MAX_COLUMNS: usize = 32;
