@@ -1,0 +1,237 @@
+//! Wiring a run together: reader, analyzer workers, the decoy aggregator and
+//! the output thread, started and joined in the right order so that every
+//! event is written before the final stats line. `run` reads as its stages:
+//! open the inputs, read the firewall logs, start the output, start the
+//! analysis, start the live firewall feed, read, drain, join. The shared
+//! stages are in `stages`, the firewall-log side in `fw`.
+
+mod fw;
+mod stages;
+
+pub use fw::{FwLogs, FwRunConfig, run_fwlog};
+pub use stages::RunReport;
+
+use crate::decode::summary::LinkKind;
+use crate::detect::{EndReason, Rules, Shared};
+use crate::fwlog::correlate::{Correlator, FwIndex};
+use crate::fwlog::live::{LiveConfig, LiveFw, LiveTap};
+use crate::homenet::HomeNet;
+use crate::input::capture::{self, CaptureError, LiveOpts};
+use crate::output::event::EventLine;
+use crate::output::writer::{Enrich, StatsSource};
+use crate::signals::Flags;
+use crate::stats::Stats;
+use crossbeam_channel::Sender;
+use pcap::{Active, Capture};
+use stages::{Analysis, Output, SharedInput, spawn_err};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// What to read.
+pub enum Input {
+    Live(LiveOpts),
+    Files { paths: Vec<PathBuf>, filter: Option<String> },
+}
+
+/// Everything a run needs, built from the command line.
+pub struct RunConfig {
+    pub input: Input,
+    pub rules: Rules,
+    pub home: HomeNet,
+    pub workers: usize,
+    pub output: Option<PathBuf>,
+    pub community_id_seed: u16,
+    /// Firewall logs to correlate with a replay (`--fw-log`).
+    pub fw: Option<FwLogs>,
+    /// Firewall logs followed, and syslog received, while live.
+    pub fw_live: Option<LiveConfig>,
+}
+
+/// The default worker count: available cores minus the reader, at least 1.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get().saturating_sub(1)).unwrap_or(1).max(1)
+}
+
+/// The packet inputs, opened (or, for files, checked) before any thread
+/// starts.
+enum Opened<'a> {
+    Live(Capture<Active>, LinkKind),
+    Files { paths: Vec<PathBuf>, filter: Option<&'a str> },
+}
+
+impl Opened<'_> {
+    /// The capture files of a replay; none when live.
+    fn files(&self) -> &[PathBuf] {
+        match self {
+            Opened::Files { paths, .. } => paths,
+            Opened::Live(..) => &[],
+        }
+    }
+}
+
+/// Opens the interface, or checks that every capture file opens (stdin
+/// opens later), so a bad input fails the run before threads start.
+/// Returns the inputs and their sensor names.
+fn open_inputs(input: &Input) -> Result<(Opened<'_>, Vec<String>), CaptureError> {
+    match input {
+        Input::Live(o) => {
+            let (cap, link) = capture::open_live(o)?;
+            let mode = if o.promisc { "promiscuous" } else { "not promiscuous" };
+            eprintln!("picket: note: capturing on {} ({}, {mode}, snaplen {})", o.iface, link.name(), o.snaplen);
+            Ok((Opened::Live(cap, link), vec![o.iface.clone()]))
+        }
+        Input::Files { paths, filter } => {
+            let paths = capture::expand_inputs(paths)?;
+            if paths.len() > usize::from(u16::MAX) {
+                return Err(CaptureError::Path {
+                    path: "replay".into(),
+                    msg: format!("too many files ({})", paths.len()),
+                });
+            }
+            for p in paths.iter().filter(|p| p.as_os_str() != "-") {
+                capture::open_file(p, filter.as_deref())?;
+            }
+            let sensors = paths.iter().map(|p| capture::sensor_name(p)).collect();
+            Ok((Opened::Files { paths, filter: filter.as_deref() }, sensors))
+        }
+    }
+}
+
+/// The live firewall feed: its thread, and the tap the reader feeds with
+/// attempts.
+struct LiveFwThread {
+    thread: JoinHandle<()>,
+    tap: LiveTap,
+}
+
+/// Starts following `--fw-log` files and receiving syslog while live.
+fn start_live_fw(
+    lc: LiveConfig,
+    shared: &Arc<Shared>,
+    out: &Sender<EventLine>,
+    index: Arc<RwLock<FwIndex>>,
+) -> Result<LiveFwThread, CaptureError> {
+    let (fw, tap) = LiveFw::new(lc, Arc::clone(shared), out.clone(), index)
+        .map_err(|msg| CaptureError::Path { path: "--fw-log".into(), msg })?;
+    if let Some(a) = fw.syslog_addr() {
+        eprintln!("picket: note: receiving syslog on udp {a}");
+    }
+    let thread = std::thread::Builder::new().name("picket-fwlog".into()).spawn(move || fw.run()).map_err(spawn_err)?;
+    Ok(LiveFwThread { thread, tap })
+}
+
+/// Captures until a signal or the interface goes away; then hangs up the
+/// live firewall feed and waits for it.
+fn read_live(
+    (cap, link): (Capture<Active>, LinkKind),
+    analysis: &mut Analysis,
+    stats: &Stats,
+    flags: &Flags,
+    live_fw: Option<LiveFwThread>,
+) -> Vec<CaptureError> {
+    let (thread, mut tap) = live_fw.map_or((None, None), |l| (Some(l.thread), Some(l.tap)));
+    let res = capture::read_live(cap, link, &mut analysis.dispatcher, stats, flags, tap.as_mut());
+    // Hanging up the tap tells the log thread the capture is over.
+    drop(tap);
+    if let Some(h) = thread {
+        let _ = h.join();
+    }
+    res.err().into_iter().collect()
+}
+
+/// Replays the files in order; a damaged file is reported and the next one
+/// read.
+fn replay(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    analysis: &mut Analysis,
+    stats: &Stats,
+    flags: &Flags,
+    mut corr: Option<&mut Correlator>,
+) -> Vec<CaptureError> {
+    let mut file_errors = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        if flags.stop_requested() {
+            break;
+        }
+        analysis.dispatcher.set_sensor(i as u16);
+        let res = capture::open_file(path, filter).and_then(|(cap, link)| {
+            capture::read_file(path, cap, link, &mut analysis.dispatcher, stats, flags, corr.as_deref_mut())
+        });
+        if let Err(e) = res {
+            stats.bad_files.fetch_add(1, Relaxed);
+            eprintln!("picket: error: {e}");
+            file_errors.push(e);
+        }
+    }
+    // A signal cut the replay short: say so in the stats, and end the open
+    // detections with `shutdown`, not `end_of_input`.
+    if flags.stop_requested() {
+        stats.interrupted.store(true, Relaxed);
+    }
+    file_errors
+}
+
+/// Reads every packet: live until a signal, or each file in turn.
+fn read(
+    opened: Opened<'_>,
+    analysis: &mut Analysis,
+    stats: &Stats,
+    flags: &Flags,
+    live_fw: Option<LiveFwThread>,
+    corr: Option<&mut Correlator>,
+) -> Vec<CaptureError> {
+    match opened {
+        Opened::Live(cap, link) => read_live((cap, link), analysis, stats, flags, live_fw),
+        Opened::Files { paths, filter } => replay(&paths, filter, analysis, stats, flags, corr),
+    }
+}
+
+/// Runs to completion. Errors that stop the run before any packet is read
+/// (unopenable input, bad filter) come back as `Err`.
+pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
+    let started = Instant::now();
+    let stats = Arc::new(Stats::default());
+    let (opened, sensors) = open_inputs(&cfg.input)?;
+    let mut fw_side = match &cfg.fw {
+        Some(fw) => Some(fw::read_fw_logs(fw, opened.files(), &cfg.home, &stats, &flags)?),
+        None => None,
+    };
+    let sink = stages::open_sink(cfg.output.as_deref())?;
+    let lossy = matches!(opened, Opened::Live(..));
+    let end = if lossy { EndReason::Shutdown } else { EndReason::EndOfInput };
+    let rules = Arc::new(cfg.rules);
+    let shared = stages::shared(SharedInput {
+        rules: &rules,
+        home: &cfg.home,
+        community_id_seed: cfg.community_id_seed,
+        sensors: sensors.clone(),
+        stats: &stats,
+        workers: cfg.workers,
+        from_log: false,
+    });
+    let src = StatsSource { stats: Arc::clone(&stats), sensor: stages::sensor_label(&sensors), started };
+    let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));
+    let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index)).or_else(|| live_index.clone());
+    let (output, out_tx) = Output::start(sink, &flags, src, Enrich { fw: fw_index, log_origin: None })?;
+    let mut analysis = Analysis::start(&shared, &rules, cfg.home, lossy, end, &out_tx)?;
+    let live_fw = match (cfg.fw_live, live_index) {
+        (Some(lc), Some(index)) => Some(start_live_fw(lc, &shared, &out_tx, index)?),
+        _ => None,
+    };
+    // The fw_correlation event is written after the workers' events.
+    let fw_tx = fw_side.as_ref().map(|_| out_tx.clone());
+    drop(out_tx);
+
+    let corr = fw_side.as_mut().map(|f| &mut f.corr);
+    let file_errors = read(opened, &mut analysis, &stats, &flags, live_fw, corr);
+    analysis.finish();
+    if let (Some(fw), Some(tx)) = (fw_side, fw_tx) {
+        fw.send_correlation(&shared, &stages::sensor_label(&sensors), &stats, &tx);
+    }
+    drop(shared);
+    Ok(RunReport { file_errors, output_error: output.join() })
+}

@@ -1,0 +1,166 @@
+//! The stages every kind of run shares: opening the output, starting the
+//! output thread, building the analyzers' shared state, starting the
+//! analyzer workers and the decoy aggregator, and draining and joining them
+//! in the order that writes every event before the final stats line.
+
+use crate::detect::decoy::{self, Aggregator};
+use crate::detect::{EndReason, Rules, Shared};
+use crate::homenet::HomeNet;
+use crate::input::capture::CaptureError;
+use crate::output::event::EventLine;
+use crate::output::writer::{self, Enrich, Sink, StatsSource};
+use crate::pipeline::dispatch::Dispatcher;
+use crate::pipeline::worker::Worker;
+use crate::signals::Flags;
+use crate::stats::Stats;
+use crossbeam_channel::{Sender, bounded};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// How a run ended.
+pub struct RunReport {
+    /// Per-file errors that did not stop the run (damaged captures).
+    pub file_errors: Vec<CaptureError>,
+    pub output_error: Option<std::io::Error>,
+}
+
+/// Events queued between the analyzers and the output thread.
+const OUTPUT_QUEUE: usize = 4096;
+
+pub(super) fn spawn_err(e: std::io::Error) -> CaptureError {
+    CaptureError::Path { path: "thread".into(), msg: e.to_string() }
+}
+
+/// The `sensor` of run-wide events: the one input's name, or "N files".
+pub(super) fn sensor_label(sensors: &[String]) -> String {
+    if sensors.len() == 1 { sensors[0].clone() } else { format!("{} files", sensors.len()) }
+}
+
+/// Opens `-o FILE` (or stdout) before any thread starts.
+pub(super) fn open_sink(output: Option<&Path>) -> Result<Sink, CaptureError> {
+    Sink::open(output).map_err(|e| CaptureError::Path {
+        path: output.map(|p| p.display().to_string()).unwrap_or_default(),
+        msg: format!("cannot open output: {e}"),
+    })
+}
+
+/// The output thread: it writes events until every sender is gone, then the
+/// final stats line.
+pub(super) struct Output(JoinHandle<std::io::Result<()>>);
+
+impl Output {
+    /// Starts the thread; events go into the returned sender.
+    pub(super) fn start(
+        sink: Sink,
+        flags: &Flags,
+        src: StatsSource,
+        enrich: Enrich,
+    ) -> Result<(Output, Sender<EventLine>), CaptureError> {
+        let (tx, rx) = bounded::<EventLine>(OUTPUT_QUEUE);
+        let flags = flags.clone();
+        let h = std::thread::Builder::new()
+            .name("picket-output".into())
+            .spawn(move || writer::run(sink, rx, flags, src, enrich))
+            .map_err(spawn_err)?;
+        Ok((Output(h), tx))
+    }
+
+    /// Waits for the last line; its first write error, if any.
+    pub(super) fn join(self) -> Option<std::io::Error> {
+        match self.0.join() {
+            Ok(r) => r.err(),
+            Err(_) => Some(std::io::Error::other("output thread panicked")),
+        }
+    }
+}
+
+/// What the analyzers share, read-only: settings, home net, sensor names,
+/// the stats.
+pub(super) struct SharedInput<'a> {
+    pub rules: &'a Rules,
+    pub home: &'a HomeNet,
+    pub community_id_seed: u16,
+    pub sensors: Vec<String>,
+    pub stats: &'a Arc<Stats>,
+    pub workers: usize,
+    /// `picket fwlog`: the "packets" are firewall records.
+    pub from_log: bool,
+}
+
+pub(super) fn shared(i: SharedInput<'_>) -> Arc<Shared> {
+    Arc::new(Shared {
+        general: i.rules.general.clone(),
+        ports: i.rules.ports.clone(),
+        home: i.home.clone(),
+        community_id_seed: i.community_id_seed,
+        sensors: i.sensors,
+        stats: Arc::clone(i.stats),
+        workers: i.workers.max(1),
+        from_log: i.from_log,
+    })
+}
+
+/// The analysis side of a run: the dispatcher the reader pushes summaries
+/// into, the analyzer workers and the decoy aggregator.
+pub(super) struct Analysis {
+    pub dispatcher: Dispatcher,
+    workers: Vec<JoinHandle<()>>,
+    aggregator: Option<JoinHandle<()>>,
+}
+
+impl Analysis {
+    /// Starts `shared.workers` analyzer threads (and the aggregator), each
+    /// sending its events to `out`.
+    pub(super) fn start(
+        shared: &Arc<Shared>,
+        rules: &Arc<Rules>,
+        home: HomeNet,
+        lossy: bool,
+        end: EndReason,
+        out: &Sender<EventLine>,
+    ) -> Result<Analysis, CaptureError> {
+        let (dispatcher, ports) = Dispatcher::new(shared.workers, home, lossy, Arc::clone(&shared.stats));
+        // The decoy aggregator: one thread, fed by every worker (detect/decoy).
+        let mut links = Vec::new();
+        let mut aggregator = None;
+        if rules.decoy_scan.enabled {
+            let (l, rx) = decoy::channel(ports.len(), lossy);
+            links = l;
+            let sh = Arc::clone(shared);
+            let tx = out.clone();
+            let agg = Aggregator::new(&rules.decoy_scan, ports.len(), rules.general.update_interval_s);
+            let h = std::thread::Builder::new()
+                .name("picket-decoy".into())
+                .spawn(move || agg.run(rx, &sh, tx, end))
+                .map_err(spawn_err)?;
+            aggregator = Some(h);
+        }
+        let mut links = links.into_iter();
+        let mut workers = Vec::new();
+        for (i, port) in ports.into_iter().enumerate() {
+            let sh = Arc::clone(shared);
+            let rules = Arc::clone(rules);
+            let tx = out.clone();
+            let link = links.next();
+            let h = std::thread::Builder::new()
+                .name(format!("picket-worker-{i}"))
+                .spawn(move || Worker::new(&sh, &rules, link).run(port, &sh, tx, end))
+                .map_err(spawn_err)?;
+            workers.push(h);
+        }
+        Ok(Analysis { dispatcher, workers, aggregator })
+    }
+
+    /// Closes the channels and waits until every detection is flushed.
+    pub(super) fn finish(self) {
+        self.dispatcher.finish();
+        for h in self.workers {
+            let _ = h.join();
+        }
+        // Every worker has sent `Done` (or dropped its link): the aggregator ends.
+        if let Some(h) = self.aggregator {
+            let _ = h.join();
+        }
+    }
+}
