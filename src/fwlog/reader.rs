@@ -390,7 +390,6 @@ fn sniff(mut raw: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fwlog::record::Label;
     use crate::fwlog::time;
 
     fn ctx() -> LineCtx {
@@ -423,21 +422,6 @@ mod tests {
         // Asked to stop after 5000 records: the check at line 8192 ends it.
         assert_eq!(read(Some(5000)), (false, 8191, 8191));
         assert_eq!(read(Some(1)), (false, 4095, 4095));
-    }
-
-    #[test]
-    fn record_is_small_and_copy() {
-        fn is_copy<T: Copy + Send + 'static>() {}
-        is_copy::<FwRecord>();
-        assert!(std::mem::size_of::<FwRecord>() <= 256, "{}", std::mem::size_of::<FwRecord>());
-    }
-
-    #[test]
-    fn labels_cut_at_char_boundaries() {
-        let l = Label::<4>::new("aé€".as_bytes()); // 1 + 2 + 3 bytes
-        assert_eq!(l.as_str(), "aé");
-        assert_eq!(Label::<8>::new(b"  x  ").as_bytes(), b"x");
-        assert_eq!(Label::<8>::new(b"\xff\xfe").as_str(), "\u{fffd}\u{fffd}");
     }
 
     #[test]

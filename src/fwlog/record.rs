@@ -339,3 +339,23 @@ impl Unfed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_is_small_and_copy() {
+        fn is_copy<T: Copy + Send + 'static>() {}
+        is_copy::<FwRecord>();
+        assert!(std::mem::size_of::<FwRecord>() <= 256, "{}", std::mem::size_of::<FwRecord>());
+    }
+
+    #[test]
+    fn labels_cut_at_char_boundaries() {
+        let l = Label::<4>::new("aé€".as_bytes()); // 1 + 2 + 3 bytes
+        assert_eq!(l.as_str(), "aé");
+        assert_eq!(Label::<8>::new(b"  x  ").as_bytes(), b"x");
+        assert_eq!(Label::<8>::new(b"\xff\xfe").as_str(), "\u{fffd}\u{fffd}");
+    }
+}
