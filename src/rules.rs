@@ -11,6 +11,7 @@
 use crate::config::BUILTIN_PICKET_TOML;
 use crate::config::{ConfigError, RulesFiles, Source, schema};
 pub use crate::detect::Rules;
+use crate::detect::port_scan::tools::ToolTable;
 use crate::ports::PortTable;
 use std::fmt;
 use std::path::Path;
@@ -74,13 +75,18 @@ impl Rules {
 
     /// Parses a `picket.toml` text with the built-in port table.
     pub fn parse_picket(file: &str, text: &str) -> Result<Rules, ConfigError> {
-        let ports = Rules::try_builtin().map(|r| r.ports).unwrap_or_default();
-        Rules::parse_sections(file, text, ports)
+        let builtin = Rules::try_builtin().ok();
+        let ports = builtin.as_ref().map(|r| r.ports.clone()).unwrap_or_default();
+        let mut rules = Rules::parse_sections(file, text, ports)?;
+        rules.scanners = builtin.map(|r| r.scanners).unwrap_or_default();
+        Ok(rules)
     }
 
     fn from_files(files: &RulesFiles) -> Result<Rules, ConfigError> {
         let ports = PortTable::parse(&files.ports.label, &files.ports.text)?;
-        Rules::parse_sections(&files.picket.label, &files.picket.text, ports)
+        let mut rules = Rules::parse_sections(&files.picket.label, &files.picket.text, ports)?;
+        rules.scanners = ToolTable::parse(&files.scanners.label, &files.scanners.text)?;
+        Ok(rules)
     }
 
     /// Loads a rules directory (see [`RulesFiles::read_dir`]).

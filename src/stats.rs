@@ -35,10 +35,12 @@ pub enum Table {
     DecoyProbes,
     /// `decoy_scan`'s aggregator: (destination, source) candidates.
     Decoy,
+    /// `port_scan`'s sources: probation (seen once) and promoted.
+    PortScan,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -48,6 +50,7 @@ impl Table {
         Table::TtlHistory,
         Table::DecoyProbes,
         Table::Decoy,
+        Table::PortScan,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +63,7 @@ impl Table {
             Table::TtlHistory => "ttl_history",
             Table::DecoyProbes => "decoy_probes",
             Table::Decoy => "decoy_scan",
+            Table::PortScan => "port_scan",
         }
     }
 }
@@ -76,6 +80,10 @@ pub struct TableCounters {
     pub evicted: AtomicU64,
     /// Entries currently held (summed over workers, updated per tick).
     pub entries: AtomicU64,
+    /// Keys with two or more attempts (evidence of a detection in the
+    /// making) that were evicted or refused for room: detections that may
+    /// have been missed. Kept only by the fair tables (`detect::fair`).
+    pub lost_detections: AtomicU64,
 }
 
 /// Shared, lock-free run counters.
@@ -217,6 +225,7 @@ impl Stats {
                     "expired": c.expired.load(Relaxed),
                     "evicted": c.evicted.load(Relaxed),
                     "cap_hits": c.cap_hits.load(Relaxed),
+                    "lost_detections": c.lost_detections.load(Relaxed),
                 }),
             );
         }

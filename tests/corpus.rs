@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 10] = [
+const KNOWN_EVENTS: [&str; 11] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -26,6 +26,7 @@ const KNOWN_EVENTS: [&str; 10] = [
     "source_port_sequence",
     "verdict",
     "decoy_scan",
+    "port_scan",
     "stats",
 ];
 
@@ -99,5 +100,56 @@ fn scans_and_os_fingerprinting_are_not_syn_retries() {
         };
         let r = replay(&[&f], &[]);
         assert!(r.of_type("syn_retry").is_empty(), "{name}: {}", r.stdout);
+    }
+}
+
+/// (capture, scanner, scan_type, pattern, tool): every scan in the corpus
+/// is one `port_scan`, from the address the corpus README names.
+const SCANS: &[(&str, &str, &str, &str, &str)] = &[
+    ("cs_synscan.pcapng", "172.16.0.8", "syn", "vertical", "nmap"),
+    ("esnet_masscan_tcp_0_1000.pcap", "172.31.15.102", "syn", "vertical", "masscan"),
+    ("esnet_masscan_udp_0_1000.pcap", "172.31.15.102", "udp", "vertical", "unknown"),
+    ("evilfingers_nmap_ack_scan.pcap", "192.168.1.10", "ack", "vertical", "unknown"),
+    ("evilfingers_nmap_window_scan.pcap", "192.168.1.10", "ack", "vertical", "unknown"),
+    ("evilfingers_nmap_connect_scan.pcap", "192.168.1.10", "connect", "vertical", "unknown"),
+    ("evilfingers_nmap_version_scan.pcap", "192.168.1.10", "connect", "vertical", "unknown"),
+    ("evilfingers_nmap_rpc_scan.pcap", "192.168.1.10", "connect", "vertical", "unknown"),
+    ("evilfingers_nmap_fin_scan.pcap", "192.168.1.10", "fin", "vertical", "unknown"),
+    ("evilfingers_nmap_null_scan.pcap", "192.168.1.10", "null", "vertical", "unknown"),
+    ("evilfingers_nmap_xmas_scan.pcap", "192.168.1.10", "xmas", "vertical", "unknown"),
+    ("evilfingers_nmap_tcp_syn_scan.pcap", "192.168.1.10", "syn", "vertical", "nmap"),
+    ("evilfingers_nmap_udp_scan.pcap", "192.168.1.10", "udp", "vertical", "unknown"),
+    ("evilfingers_xprobe_tcp_scan.pcap", "192.168.1.20", "syn", "vertical", "unknown"),
+    ("evilfingers_xprobe_udp_scan.pcap", "192.168.1.20", "udp", "vertical", "unknown"),
+    ("evilfingers_xscan.pcap", "192.168.1.125", "mixed", "vertical", "unknown"),
+    ("nfpc_puzzle4_evidence04.pcap", "10.42.42.253", "connect", "block", "unknown"),
+    ("ppa_portscan.pcap", "10.100.25.14", "syn", "vertical", "unknown"),
+    ("sgr_nmap_syn_ports_1_10000.pcapng", "192.168.1.7", "syn", "vertical", "nmap"),
+    ("sgr_tcp_syn_ping_sweep.pcapng", "10.0.0.128", "syn", "horizontal", "nmap"),
+    ("sgr_udp_sweep.pcap", "246.237.45.150", "udp", "horizontal", "unknown"),
+    // nmap -sV against a few hosts: a small block scan.
+    ("zeek_nmap_vsn.pcap", "192.168.1.71", "mixed", "block", "unknown"),
+];
+
+#[test]
+fn every_scan_in_the_corpus_is_named_and_nothing_else_is_a_scan() {
+    let Some(files) = corpus_files() else { return };
+    for f in &files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let r = replay(&[f], &[]);
+        let finals = r.port_scan_finals();
+        match SCANS.iter().find(|s| s.0 == name) {
+            Some((_, src, ty, pattern, tool)) => {
+                assert_eq!(finals.len(), 1, "{name}: {}", r.stdout);
+                let (e, d) = finals[0];
+                assert_eq!(e.src_ip.as_deref(), Some(*src), "{name}");
+                let got = (d.scan_type.as_str(), d.pattern.as_str(), d.tool.as_str());
+                assert_eq!(got, (*ty, *pattern, *tool), "{name}");
+            }
+            None => {
+                let summaries: Vec<_> = finals.iter().map(|f| &f.0.summary).collect();
+                assert!(finals.is_empty(), "{name}: {summaries:?}");
+            }
+        }
     }
 }

@@ -30,6 +30,11 @@ pub const BUILTIN_PICKET_TOML: &str = include_str!("../../rules/picket.toml");
 /// The shipped port knowledge base (`rules/ports.toml`).
 pub const BUILTIN_PORTS_TOML: &str = include_str!("../../rules/ports.toml");
 
+/// The shipped scanner fingerprints (`rules/scanners.toml`).
+pub const BUILTIN_SCANNERS_TOML: &str = include_str!("../../rules/scanners.toml");
+/// Label used in errors for the built-in copy of `scanners.toml`.
+pub const BUILTIN_SCANNERS_LABEL: &str = "<built-in>/scanners.toml";
+
 /// Label used in errors for the built-in copy of `picket.toml`.
 pub const BUILTIN_PICKET_LABEL: &str = "<built-in>/picket.toml";
 /// Label used in errors for the built-in copy of `ports.toml`.
@@ -71,6 +76,7 @@ impl RulesText {
 pub struct RulesFiles {
     pub picket: RulesText,
     pub ports: RulesText,
+    pub scanners: RulesText,
 }
 
 impl RulesFiles {
@@ -79,14 +85,15 @@ impl RulesFiles {
         RulesFiles {
             picket: RulesText::builtin(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML),
             ports: RulesText::builtin(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML),
+            scanners: RulesText::builtin(BUILTIN_SCANNERS_LABEL, BUILTIN_SCANNERS_TOML),
         }
     }
 
     /// Reads every `*.toml` in `dir`.
     ///
-    /// `picket.toml` and `ports.toml` are the known names; any other `.toml`
-    /// file is an error naming it, other files are ignored. A missing
-    /// `picket.toml` or `ports.toml` falls back to the built-in copy. A
+    /// `picket.toml`, `ports.toml` and `scanners.toml` are the known names;
+    /// any other `.toml` file is an error naming it, other files are
+    /// ignored. A missing file falls back to the built-in copy. A
     /// missing or unreadable directory is an error naming it.
     pub fn read_dir(dir: &Path) -> Result<RulesFiles, ConfigError> {
         let dir_label = dir.display().to_string();
@@ -107,10 +114,11 @@ impl RulesFiles {
             let slot = match path.file_name().and_then(|n| n.to_str()) {
                 Some("picket.toml") => &mut files.picket,
                 Some("ports.toml") => &mut files.ports,
+                Some("scanners.toml") => &mut files.scanners,
                 _ => {
                     return Err(ConfigError::file(
                         path.display().to_string(),
-                        "unknown rules file (expected picket.toml or ports.toml)",
+                        "unknown rules file (expected picket.toml, ports.toml or scanners.toml)",
                     ));
                 }
             };

@@ -9,10 +9,12 @@
 pub mod cadence;
 pub mod core;
 pub mod decoy;
+pub mod fair;
 pub mod general;
 pub mod keys;
 pub mod netbios;
 pub mod periodic;
+pub mod port_scan;
 pub mod slab;
 pub mod smurf;
 pub mod sources;
@@ -39,6 +41,8 @@ macro_rules! rules_sections {
         pub struct Rules {
             $( $(#[doc = $doc])* pub $field: $ty, )*
             pub ports: PortTable,
+            /// Scanner fingerprints (`scanners.toml`).
+            pub scanners: port_scan::tools::ToolTable,
         }
 
         impl Rules {
@@ -49,12 +53,16 @@ macro_rules! rules_sections {
             /// Reads every section from the text of a `picket.toml`.
             pub fn parse_sections(file: &str, text: &str, ports: PortTable) -> Result<Rules, crate::config::ConfigError> {
                 crate::config::check_tables(file, text, Rules::SECTIONS)?;
-                Ok(Rules { $( $field: crate::config::schema::Section::parse(file, text)?, )* ports })
+                Ok(Rules {
+                    $( $field: crate::config::schema::Section::parse(file, text)?, )*
+                    ports,
+                    scanners: Default::default(),
+                })
             }
 
             /// The code's defaults with `ports`.
             pub fn defaults(ports: PortTable) -> Rules {
-                Rules { $( $field: <$ty>::default(), )* ports }
+                Rules { $( $field: <$ty>::default(), )* ports, scanners: Default::default() }
             }
 
             /// Every section, for the dump and the summary.
@@ -74,6 +82,7 @@ rules_sections! {
     periodic_probe: periodic::PeriodicProbeRules,
     source_port_sequence: periodic::SourcePortSequenceRules,
     decoy_scan: decoy::rules::DecoyScanRules,
+    port_scan: port_scan::PortScanRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
@@ -90,6 +99,14 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
             &r.periodic_probe,
             &r.source_port_sequence,
             cap(r.periodic_probe.max_tracked),
+            update_s,
+        )),
+        Box::new(port_scan::PortScan::new(
+            &r.port_scan,
+            &r.scanners,
+            (r.traceroute.udp_port_min, r.traceroute.udp_port_max),
+            cap(r.port_scan.max_tracked),
+            cap(r.port_scan.max_probation),
             update_s,
         )),
     ]

@@ -70,6 +70,17 @@ impl<D: Detector> Rig<D> {
         self.det.on_packet(&p, 0, &self.src, &cx);
     }
 
+    /// Feeds `p` marked with its owner as the dispatcher marks it
+    /// (`pipeline::dispatch::shard_addr`).
+    pub fn feed_owned(&mut self, mut p: PacketSummary) {
+        let owner = crate::pipeline::dispatch::shard_addr(&p, &self.shared.home);
+        if let (Some(o), Some(ip)) = (owner, p.ip.as_ref()) {
+            p.owner_is_src = o == ip.src;
+            p.owner_is_dst = o == ip.dst;
+        }
+        self.feed(p);
+    }
+
     /// A tick at `t` seconds of packet time.
     pub fn tick(&mut self, t: f64) {
         self.now = s(t);

@@ -48,7 +48,8 @@ pub enum Msg {
 ///
 /// - ICMP errors belong to whoever owns the packet they quote, by the same
 ///   rules (a quoted TCP segment is taken as the SYN or probe it usually is).
-/// - A SYN belongs to its source; a SYN-ACK or RST to its destination.
+/// - A SYN (or a FIN, NULL or Xmas probe: no ACK, no RST) belongs to its
+///   source; a SYN-ACK or RST to its destination.
 /// - ICMP queries belong to their source, replies to their destination.
 /// - Otherwise, with a home net, the outside address; without one (or when
 ///   both or neither side is inside), the side with the higher port, taken as
@@ -65,7 +66,9 @@ pub fn shard_addr(p: &PacketSummary, home: &HomeNet) -> Option<IpAddr> {
             (None, true) => dst,
             (None, false) => src,
         },
-        L4::Tcp(t) if t.is_syn_only() => src,
+        // A SYN, and the probes with neither ACK nor RST (FIN, NULL, Xmas),
+        // belong to the prober, like the RSTs that answer them.
+        L4::Tcp(t) if t.is_syn_only() || !(t.has(tcpflag::ACK) || t.has(tcpflag::RST)) => src,
         L4::Tcp(t) if t.is_syn_ack() || t.has(tcpflag::RST) => dst,
         L4::Tcp(t) => unflagged(src, dst, t.sport, t.dport, home),
         L4::Udp(u) => unflagged(src, dst, u.sport, u.dport, home),

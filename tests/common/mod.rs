@@ -31,6 +31,7 @@ pub struct Event {
     pub periodic_probe: Option<PeriodicProbe>,
     pub source_port_sequence: Option<SourcePortSequence>,
     pub decoy_scan: Option<DecoyScan>,
+    pub port_scan: Option<PortScan>,
     pub fw_correlation: Option<FwCorrelation>,
     pub stats: Option<Stats>,
     /// `--fw-log`: what the firewall logs say about the event's flow or source.
@@ -396,6 +397,38 @@ pub struct Stats {
     pub packets_per_second: f64,
 }
 
+/// The `port_scan` details.
+#[derive(Debug, Deserialize, Clone)]
+pub struct PortScan {
+    pub status: String,
+    pub scan_type: String,
+    pub pattern: String,
+    pub direction: Option<String>,
+    pub decided_by: String,
+    pub ports_probed: u64,
+    pub targets: u64,
+    pub ports: BTreeMap<String, Vec<String>>,
+    pub open_ports: Vec<OpenPort>,
+    pub open: u64,
+    pub closed: u64,
+    pub filtered: u64,
+    pub unfiltered: u64,
+    pub probes: u64,
+    pub rate_pps: f64,
+    pub tool: String,
+    pub source_ports: String,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct OpenPort {
+    pub host: String,
+    pub proto: String,
+    pub port: u16,
+    pub service: Option<String>,
+}
+
 /// A finished run.
 pub struct Run {
     pub code: Option<i32>,
@@ -462,6 +495,14 @@ impl Run {
         self.events
             .iter()
             .filter_map(|e| e.decoy_scan.as_ref().map(|d| (e, d)))
+            .filter(|(_, d)| d.status == "final")
+            .collect()
+    }
+    /// port_scan detections, final events only, with their envelopes.
+    pub fn port_scan_finals(&self) -> Vec<(&Event, &PortScan)> {
+        self.events
+            .iter()
+            .filter_map(|e| e.port_scan.as_ref().map(|d| (e, d)))
             .filter(|(_, d)| d.status == "final")
             .collect()
     }

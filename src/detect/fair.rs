@@ -1,0 +1,406 @@
+//! Fair bounded tables (issue 17's "fair state"): a key earns its place by
+//! repeating, so no flood, spoofed or from one scanner, can push out the
+//! state of the sources that matter.
+//!
+//! - `Probation`: keys seen once, first in first out, with their own bound.
+//!   A spoofed flood churns this tier and nothing else; inserting when full
+//!   evicts the oldest key in O(1).
+//! - `Tier`: promoted keys (seen again). When full, a clock hand walks the
+//!   slots: a pinned entry (a confirmed detection) is never taken, an entry
+//!   touched since the hand last passed gets its credit back (more credit
+//!   for more evidence, so a key with more attempts outlives one with
+//!   fewer), and an entry with no credit left is the victim. The hand walks
+//!   at most `MAX_PROBE` slots per insert, so eviction is amortised O(1);
+//!   when it finds no victim the new key is refused and the caller counts it.
+//!
+//! Callers count what is lost: a victim or a refused key that held two or
+//! more attempts is a lost detection (`TableCounters::lost_detections`).
+
+use super::keys::FastMap;
+use std::collections::VecDeque;
+use std::hash::Hash;
+
+/// Slots the clock hand inspects per insert into a full tier.
+pub const MAX_PROBE: usize = 32;
+
+/// What a promoted entry tells the clock about itself.
+pub trait Weighted {
+    /// Hand passes the entry survives untouched (0..=15): more for more
+    /// evidence.
+    fn credit(&self) -> u8;
+    /// Never evicted (a confirmed detection).
+    fn pinned(&self) -> bool;
+}
+
+/// Keys seen once: FIFO with its own bound.
+pub struct Probation<K, V> {
+    map: FastMap<K, (u64, V)>,
+    order: VecDeque<(K, u64)>,
+    cap: usize,
+    seq: u64,
+}
+
+impl<K: Hash + Eq + Copy, V> Probation<K, V> {
+    pub fn new(cap: usize) -> Probation<K, V> {
+        let cap = cap.max(1);
+        Probation {
+            map: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            order: VecDeque::with_capacity(cap.min(4096)),
+            cap,
+            seq: 0,
+        }
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.map.get_mut(k).map(|(_, v)| v)
+    }
+
+    /// Takes a key out (promotion, an answer that closes it).
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        self.map.remove(k).map(|(_, v)| v)
+    }
+
+    /// Inserts a key not held yet; returns how many keys were evicted to
+    /// make room (0 or 1, amortised).
+    pub fn insert(&mut self, k: K, v: V) -> u64 {
+        let mut evicted = 0;
+        while self.map.len() >= self.cap {
+            match self.pop_oldest() {
+                Some(true) => evicted += 1,
+                Some(false) => {}
+                None => break,
+            }
+        }
+        // Stale order entries (keys removed since) are dropped as the queue
+        // grows, so it never holds more than twice the cap.
+        while self.order.len() >= 2 * self.cap {
+            if self.pop_oldest() == Some(true) {
+                evicted += 1;
+            }
+        }
+        self.seq += 1;
+        self.map.insert(k, (self.seq, v));
+        self.order.push_back((k, self.seq));
+        evicted
+    }
+
+    /// Pops the oldest queue entry: Some(true) if it evicted a live key.
+    fn pop_oldest(&mut self) -> Option<bool> {
+        let (k, seq) = self.order.pop_front()?;
+        if self.map.get(&k).is_some_and(|(s, _)| *s == seq) {
+            self.map.remove(&k);
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    /// Takes the oldest live key if `due` says its time has come (keys go
+    /// in time order, so a table of pending timeouts settles front first).
+    pub fn pop_due(&mut self, mut due: impl FnMut(&V) -> bool) -> Option<(K, V)> {
+        loop {
+            let (k, seq) = *self.order.front()?;
+            match self.map.get(&k) {
+                Some((s, v)) if *s == seq => {
+                    if !due(v) {
+                        return None;
+                    }
+                    self.order.pop_front();
+                    return self.map.remove(&k).map(|(_, v)| (k, v));
+                }
+                _ => {
+                    self.order.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Inserts like `insert`, handing back the key it evicted, if any.
+    pub fn insert_evicting(&mut self, k: K, v: V) -> Option<(K, V)> {
+        let mut out = None;
+        if self.map.len() >= self.cap {
+            while let Some((ok, seq)) = self.order.pop_front() {
+                if self.map.get(&ok).is_some_and(|(s, _)| *s == seq) {
+                    out = self.map.remove(&ok).map(|(_, v)| (ok, v));
+                    break;
+                }
+            }
+        }
+        self.insert(k, v);
+        out
+    }
+
+    /// Drops the keys `keep` refuses (expiry); returns how many.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) -> u64 {
+        let before = self.map.len();
+        self.map.retain(|k, (_, v)| keep(k, v));
+        if self.map.is_empty() {
+            self.order.clear();
+        }
+        (before - self.map.len()) as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
+    }
+}
+
+struct Slot<K, E> {
+    key: K,
+    val: E,
+    credit: u8,
+    touched: bool,
+}
+
+/// What `Tier::insert` did.
+pub enum Inserted<K, E> {
+    /// Stored; room was there.
+    Stored,
+    /// Stored in place of this victim.
+    Replaced(K, E),
+    /// Full and every inspected slot earned its place: the value comes back.
+    Refused(E),
+}
+
+/// Promoted keys, bounded, evicted by a weighted clock.
+pub struct Tier<K, E> {
+    slots: Vec<Option<Slot<K, E>>>,
+    free: Vec<u32>,
+    index: FastMap<K, u32>,
+    hand: usize,
+    cap: usize,
+}
+
+impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
+    pub fn new(cap: usize) -> Tier<K, E> {
+        let cap = cap.clamp(1, u32::MAX as usize);
+        Tier {
+            slots: Vec::with_capacity(cap.min(4096)),
+            free: Vec::new(),
+            index: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
+            hand: 0,
+            cap,
+        }
+    }
+
+    pub fn get(&self, k: &K) -> Option<&E> {
+        let i = *self.index.get(k)?;
+        self.slots.get(i as usize)?.as_ref().map(|s| &s.val)
+    }
+
+    /// The entry, marked as used (it gets its credit back when the hand
+    /// next passes).
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut E> {
+        let i = *self.index.get(k)?;
+        let s = self.slots.get_mut(i as usize)?.as_mut()?;
+        s.touched = true;
+        Some(&mut s.val)
+    }
+
+    pub fn contains(&self, k: &K) -> bool {
+        self.index.contains_key(k)
+    }
+
+    /// Inserts a key (a key already held has its value replaced).
+    pub fn insert(&mut self, key: K, val: E) -> Inserted<K, E> {
+        if let Some(e) = self.get_mut(&key) {
+            *e = val;
+            return Inserted::Stored;
+        }
+        let credit = val.credit();
+        let slot = Slot { key, val, credit, touched: false };
+        if self.index.len() < self.cap {
+            let i = match self.free.pop() {
+                Some(i) => {
+                    self.slots[i as usize] = Some(slot);
+                    i
+                }
+                None => {
+                    self.slots.push(Some(slot));
+                    (self.slots.len() - 1) as u32
+                }
+            };
+            self.index.insert(key, i);
+            return Inserted::Stored;
+        }
+        let Some(i) = self.victim() else {
+            return Inserted::Refused(slot.val);
+        };
+        let old = self.slots[i].replace(slot);
+        self.index.insert(key, i as u32);
+        match old {
+            Some(o) => {
+                self.index.remove(&o.key);
+                Inserted::Replaced(o.key, o.val)
+            }
+            None => Inserted::Stored,
+        }
+    }
+
+    /// Walks the hand at most `MAX_PROBE` slots for an entry with no credit.
+    fn victim(&mut self) -> Option<usize> {
+        let n = self.slots.len();
+        for _ in 0..MAX_PROBE.min(2 * n) {
+            let i = self.hand % n;
+            self.hand = (i + 1) % n;
+            let Some(s) = self.slots[i].as_mut() else { continue };
+            if s.val.pinned() {
+                continue;
+            }
+            if s.touched {
+                s.touched = false;
+                s.credit = s.val.credit();
+                continue;
+            }
+            if s.credit > 0 {
+                s.credit -= 1;
+                continue;
+            }
+            return Some(i);
+        }
+        None
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<E> {
+        let i = self.index.remove(k)?;
+        let s = self.slots.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        Some(s.val)
+    }
+
+    /// Visits every entry; `keep` returns false to drop it (it may emit the
+    /// entry's final event first). Returns how many were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut E) -> bool) -> u64 {
+        let mut dropped = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(s) = slot.as_mut() else { continue };
+            if !keep(&s.key, &mut s.val) {
+                self.index.remove(&s.key);
+                *slot = None;
+                self.free.push(i as u32);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut E)> {
+        self.slots.iter_mut().filter_map(|s| s.as_mut().map(|s| (&s.key, &mut s.val)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.index.clear();
+        self.hand = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct E {
+        attempts: u32,
+        confirmed: bool,
+    }
+
+    impl Weighted for E {
+        fn credit(&self) -> u8 {
+            (32 - self.attempts.leading_zeros()).saturating_sub(1).min(15) as u8
+        }
+        fn pinned(&self) -> bool {
+            self.confirmed
+        }
+    }
+
+    #[test]
+    fn probation_evicts_oldest_first_and_ignores_removed_keys() {
+        let mut p = Probation::new(3);
+        assert_eq!(p.insert(1, 'a') + p.insert(2, 'b') + p.insert(3, 'c'), 0);
+        assert_eq!(p.remove(&1), Some('a'));
+        assert_eq!(p.insert(4, 'd'), 0, "room was made by the removal");
+        assert_eq!(p.insert(5, 'e'), 1, "the oldest live key goes");
+        assert_eq!(p.get(&2), None);
+        assert_eq!((p.get(&3), p.get(&4), p.get(&5)), (Some(&'c'), Some(&'d'), Some(&'e')));
+        // Re-inserting a removed key: its old queue place must not evict it.
+        p.remove(&3);
+        p.insert(3, 'C');
+        assert_eq!(p.insert(6, 'f'), 1);
+        assert_eq!(p.get(&3), Some(&'C'), "4 was older than the new 3");
+        assert_eq!(p.get(&4), None);
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn probation_queue_stays_bounded_under_churn() {
+        let mut p = Probation::new(4);
+        for k in 0..10_000u32 {
+            p.insert(k, ());
+            if k % 2 == 0 {
+                p.remove(&k);
+            }
+            assert!(p.order.len() <= 8, "{}", p.order.len());
+        }
+        assert!(p.len() <= 4);
+    }
+
+    #[test]
+    fn a_flood_of_one_attempt_keys_never_evicts_a_confirmed_or_busier_entry() {
+        let mut t = Tier::new(4);
+        assert!(matches!(t.insert(100, E { attempts: 2, confirmed: true }), Inserted::Stored));
+        assert!(matches!(t.insert(101, E { attempts: 200, confirmed: false }), Inserted::Stored));
+        let mut replaced = 0;
+        for k in 1000..11_000 {
+            match t.insert(k, E { attempts: 1, confirmed: false }) {
+                Inserted::Replaced(old, _) => {
+                    assert!(old >= 1000, "a weak key was the victim, not {old}");
+                    replaced += 1;
+                }
+                Inserted::Stored => {}
+                Inserted::Refused(_) => {}
+            }
+            // The busy entry keeps being used.
+            if k % 4 == 0 {
+                t.get_mut(&101).unwrap().attempts += 1;
+            }
+        }
+        assert!(replaced > 9_000, "{replaced}");
+        assert!(t.get(&100).is_some() && t.get(&101).is_some());
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn a_full_tier_of_pinned_entries_refuses() {
+        let mut t = Tier::new(2);
+        t.insert(1, E { attempts: 1, confirmed: true });
+        t.insert(2, E { attempts: 1, confirmed: true });
+        assert!(matches!(t.insert(3, E { attempts: 9, confirmed: false }), Inserted::Refused(E { attempts: 9, .. })));
+        assert_eq!(t.remove(&1), Some(E { attempts: 1, confirmed: true }));
+        assert!(matches!(t.insert(3, E { attempts: 9, confirmed: false }), Inserted::Stored));
+        assert_eq!(t.retain(|k, _| *k != 2), 1);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(&3).map(|e| e.attempts), Some(9));
+    }
+}
