@@ -170,6 +170,7 @@ fn an_ack_scan_through_a_stateful_firewall_maps_the_unfiltered_ports() {
 #[test]
 fn no_scan_in_ordinary_traffic_or_in_the_other_detectors_captures() {
     for f in [
+        "benign_dmz_browsing.pcap",
         "benign_mixed.pcap",
         "benign_web_dns.pcap",
         "burst_reconnect.pcap",
@@ -187,4 +188,25 @@ fn no_scan_in_ordinary_traffic_or_in_the_other_detectors_captures() {
         assert!(r.of_type("port_scan").is_empty(), "{f}: {}", r.stdout);
         assert!(r.stats().packets > 0, "{f}");
     }
+}
+
+#[test]
+fn a_dmz_host_browsing_120_sites_is_no_scan() {
+    // The capture holds what pcaps/README.md says (read here without picket):
+    // one home host opening connections to over 100 outside addresses.
+    let mut cap = pcap::Capture::from_file(pcap("benign_dmz_browsing.pcap")).expect("open capture");
+    let mut sites = std::collections::HashSet::new();
+    while let Ok(p) = cap.next_packet() {
+        let Ok(s) = etherparse::SlicedPacket::from_ethernet(p.data) else { continue };
+        if let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(t))) = (&s.net, &s.transport)
+            && t.syn()
+            && !t.ack()
+            && ip.header().source_addr() == std::net::Ipv4Addr::new(192, 0, 2, 10)
+        {
+            sites.insert(ip.header().destination_addr());
+        }
+    }
+    assert!(sites.len() >= 100, "{}", sites.len());
+    let r = replay(&[&pcap("benign_dmz_browsing.pcap")], &[]);
+    assert!(r.of_type("port_scan").is_empty(), "{}", r.stdout);
 }

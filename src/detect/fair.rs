@@ -18,6 +18,7 @@
 
 use super::keys::FastMap;
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
 /// Slots the clock hand inspects per insert into a full tier.
@@ -91,8 +92,12 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
     /// Pops the oldest queue entry: Some(true) if it evicted a live key.
     fn pop_oldest(&mut self) -> Option<bool> {
         let (k, seq) = self.order.pop_front()?;
-        if self.map.get(&k).is_some_and(|(s, _)| *s == seq) {
-            self.map.remove(&k);
+        // One lookup: the entry API removes the key only if it is still the
+        // one this queue place was made for.
+        if let Entry::Occupied(o) = self.map.entry(k)
+            && o.get().0 == seq
+        {
+            o.remove();
             return Some(true);
         }
         Some(false)

@@ -82,9 +82,9 @@ crate::rules_section! {
         /// SIGNATURES.md section 2: a scan with no new probe for this long has ended
         idle_s: f64 = 300.0, above(0.0, 86_400.0);
         /// SIGNATURES.md section 2: sources with two or more first contacts tracked, across all workers
-        max_tracked: usize = 16384, entries();
+        max_tracked: usize = 8192, entries();
         /// SIGNATURES.md section 2: sources seen once (a spoofed flood lands here), across all workers
-        max_probation: usize = 131072, entries();
+        max_probation: usize = 65536, entries();
     }
 }
 
@@ -129,11 +129,11 @@ const SEEN_WORDS: usize = 32;
 /// Bits of the per-source filter of answers already counted.
 const ANSWERED_WORDS: usize = 8;
 /// Open ports remembered per scan, for the event.
-const OPEN_KEPT: usize = 32;
+const OPEN_KEPT: usize = 8;
 /// Targets named per scan, for the event.
-const TARGETS_KEPT: usize = 8;
+const TARGETS_KEPT: usize = 4;
 /// Hosts and ports whose failures are counted one by one (the outer bound).
-const SPREAD_SLOTS: usize = 4;
+const SPREAD_SLOTS: usize = 2;
 /// Port ranges written in an event.
 const RANGES_KEPT: usize = 32;
 /// SIGNATURES.md section 9: a scan is reconnaissance: lethality 2, 3 once
@@ -398,7 +398,7 @@ struct Scan {
     failures: u64,
     /// Handshakes the source completed with a bare ACK (a connect scan).
     completed: u64,
-    ports: Distinct1024,
+    ports: Distinct256,
     hosts: Distinct1024,
     host_ports: [Spread; SPREAD_SLOTS],
     port_hosts: [Spread; SPREAD_SLOTS],
@@ -538,7 +538,7 @@ impl Scan {
             unfiltered: 0,
             failures: 0,
             completed: 0,
-            ports: Distinct1024::default(),
+            ports: Distinct256::default(),
             hosts: Distinct1024::default(),
             host_ports: [Spread::default(); SPREAD_SLOTS],
             port_hosts: [Spread::default(); SPREAD_SLOTS],
@@ -1020,18 +1020,22 @@ impl PortScan {
         let key = AddrKey(src);
         let lim = self.lim;
         let _ = cx;
-        if self.scans.contains(&key) {
+        if let Some(s) = self.scans.get_mut(&key) {
             let wk = WaitKey { src, dst: target, proto, port };
-            if let Some(w) = self.waits.remove(&wk) {
+            // One lookup in the wait table, and only for a source that has
+            // probes waiting.
+            let waited = if s.waiting > 0 { self.waits.remove(&wk) } else { None };
+            if let Some(w) = waited {
                 if w.probe == Probe::Syn && outcome == Outcome::Closed && !ack {
                     // Not an answer to the SYN: keep waiting.
                     self.waits.insert(wk, w);
                     return false;
                 }
-                self.settle_one(wk, w, outcome);
+                s.waiting = s.waiting.saturating_sub(1);
+                s.resolve(target, proto, port, Some(w.probe), outcome, &lim);
+                self.dirty.push(key);
                 return true;
             }
-            let Some(s) = self.scans.get_mut(&key) else { return false };
             // Not waited for: counted from the answer alone once the source
             // is past its quota or confirmed (its probes are not matched one
             // by one any more); otherwise it answers something older.
@@ -1043,6 +1047,7 @@ impl PortScan {
             }
             return false;
         }
+        // A source seen once: its first contact's answer.
         if let Some(f) = self.probation.get_mut(&key)
             && f.contact.matches(target, proto, port)
             && f.contact.outcome == Outcome::Pending
