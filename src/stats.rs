@@ -37,10 +37,12 @@ pub enum Table {
     Decoy,
     /// `port_scan`'s sources: probation (seen once) and promoted.
     PortScan,
+    /// `known_probe`'s sources (trojan ports, proxy hunters, sscan).
+    KnownProbe,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -51,6 +53,7 @@ impl Table {
         Table::DecoyProbes,
         Table::Decoy,
         Table::PortScan,
+        Table::KnownProbe,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +67,7 @@ impl Table {
             Table::DecoyProbes => "decoy_probes",
             Table::Decoy => "decoy_scan",
             Table::PortScan => "port_scan",
+            Table::KnownProbe => "known_probe",
         }
     }
 }

@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 11] = [
+const KNOWN_EVENTS: [&str; 12] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -27,6 +27,7 @@ const KNOWN_EVENTS: [&str; 11] = [
     "verdict",
     "decoy_scan",
     "port_scan",
+    "known_probe",
     "stats",
 ];
 

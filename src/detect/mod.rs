@@ -12,6 +12,7 @@ pub mod decoy;
 pub mod fair;
 pub mod general;
 pub mod keys;
+pub mod known_probe;
 pub mod netbios;
 pub mod periodic;
 pub mod port_scan;
@@ -83,6 +84,7 @@ rules_sections! {
     source_port_sequence: periodic::SourcePortSequenceRules,
     decoy_scan: decoy::rules::DecoyScanRules,
     port_scan: port_scan::PortScanRules,
+    known_probe: known_probe::KnownProbeRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
@@ -109,5 +111,6 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
             cap(r.port_scan.max_probation),
             update_s,
         )),
+        Box::new(known_probe::KnownProbe::new(&r.known_probe, &shared.ports, cap(r.known_probe.max_tracked), update_s)),
     ]
 }
