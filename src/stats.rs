@@ -39,10 +39,12 @@ pub enum Table {
     PortScan,
     /// `known_probe`'s sources (trojan ports, proxy hunters, sscan).
     KnownProbe,
+    /// `host_sweep`'s sources: probation (one host pinged) and promoted.
+    HostSweep,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -54,6 +56,7 @@ impl Table {
         Table::Decoy,
         Table::PortScan,
         Table::KnownProbe,
+        Table::HostSweep,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -68,6 +71,7 @@ impl Table {
             Table::Decoy => "decoy_scan",
             Table::PortScan => "port_scan",
             Table::KnownProbe => "known_probe",
+            Table::HostSweep => "host_sweep",
         }
     }
 }

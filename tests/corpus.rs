@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 12] = [
+const KNOWN_EVENTS: [&str; 13] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -28,6 +28,7 @@ const KNOWN_EVENTS: [&str; 12] = [
     "decoy_scan",
     "port_scan",
     "known_probe",
+    "host_sweep",
     "stats",
 ];
 

@@ -11,6 +11,7 @@ pub mod core;
 pub mod decoy;
 pub mod fair;
 pub mod general;
+pub mod host_sweep;
 pub mod keys;
 pub mod known_probe;
 pub mod netbios;
@@ -85,6 +86,7 @@ rules_sections! {
     decoy_scan: decoy::rules::DecoyScanRules,
     port_scan: port_scan::PortScanRules,
     known_probe: known_probe::KnownProbeRules,
+    host_sweep: host_sweep::HostSweepRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
@@ -109,6 +111,12 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
             (r.traceroute.udp_port_min, r.traceroute.udp_port_max),
             cap(r.port_scan.max_tracked),
             cap(r.port_scan.max_probation),
+            update_s,
+        )),
+        Box::new(host_sweep::HostSweep::new(
+            &r.host_sweep,
+            cap(r.host_sweep.max_tracked),
+            cap(r.host_sweep.max_probation),
             update_s,
         )),
         Box::new(known_probe::KnownProbe::new(&r.known_probe, &shared.ports, cap(r.known_probe.max_tracked), update_s)),

@@ -413,6 +413,9 @@ struct Scan {
     waiting: u32,
     /// More probes than its wait quota: answers count without a match.
     overflowed: bool,
+    /// ICMP echo requests the source sent meanwhile: a sweep of one port
+    /// with a ping per host is host discovery (nmap -sn), `host_sweep`'s.
+    pinged: u64,
     /// Routers answered some probes with time exceeded: a traceroute,
     /// whose last hops draw port unreachables by design. Only the outer
     /// bound may call it a scan.
@@ -550,6 +553,7 @@ impl Scan {
             port_bits: None,
             waiting: 0,
             overflowed: false,
+            pinged: 0,
             traced: false,
             ttl_expired: 0,
             first_dst: f.contact.dst,
@@ -644,6 +648,12 @@ impl Scan {
             // (a RST back still says "closed").
             self.fail(c.dst, c.proto, c.port, lim);
         }
+    }
+
+    /// Host discovery, not a port scan: one or two ports across hosts it
+    /// also pinged (nmap -sn's SYN to 443 and ACK to 80).
+    fn discovery(&self) -> bool {
+        self.pinged * 2 >= self.contacts && ports_probed(self) <= 2 && targets(self) > 2
     }
 
     fn restart(&mut self, now: i64) {
@@ -860,6 +870,12 @@ impl PortScan {
             // A datagram back from a target to the source that probed it.
             L4::Udp(u) => {
                 self.answer(ip.dst, ip.src, 17, u.sport, Outcome::Open, true, cx);
+            }
+            // A source already probing that also pings: host discovery.
+            L4::Icmp(i) if p.owner_is_src && i.is_echo_request() && !self.scans.is_empty() => {
+                if let Some(s) = self.scans.get_mut(&AddrKey(ip.src)) {
+                    s.pinged += 1;
+                }
             }
             L4::Icmp(i) if i.is_time_exceeded() => {
                 let Some(q) = &i.quoted else { return };
@@ -1111,7 +1127,7 @@ impl PortScan {
             let Some(s) = self.scans.get_mut(key) else { continue };
             // A source is called a scanner for probes it was seen to send
             // (not only for RSTs that came its way: backscatter).
-            if s.decided.is_some() && !s.confirmed && s.probes >= 2 {
+            if s.decided.is_some() && !s.confirmed && s.probes >= 2 && !s.discovery() {
                 s.confirmed = true;
                 s.last_emit_us = now;
                 s.start_port_bits(&mut self.maps_left);
@@ -1168,7 +1184,7 @@ impl PortScan {
         self.dirty.clear();
         let tools = &self.tools;
         for (key, s) in self.scans.iter_mut() {
-            if s.confirmed || (s.decided.is_some() && s.probes >= 2) {
+            if s.confirmed || (s.decided.is_some() && s.probes >= 2 && !s.discovery()) {
                 s.confirmed = true;
                 s.start_port_bits(&mut self.maps_left);
                 cx.emit(render(key.0, s, tools, "final", Some(reason), cx, cx.now));
