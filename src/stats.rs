@@ -41,10 +41,12 @@ pub enum Table {
     KnownProbe,
     /// `host_sweep`'s sources: probation (one host pinged) and promoted.
     HostSweep,
+    /// `anomaly`'s (kind, source) entries.
+    Anomaly,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -57,6 +59,7 @@ impl Table {
         Table::PortScan,
         Table::KnownProbe,
         Table::HostSweep,
+        Table::Anomaly,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -72,6 +75,7 @@ impl Table {
             Table::PortScan => "port_scan",
             Table::KnownProbe => "known_probe",
             Table::HostSweep => "host_sweep",
+            Table::Anomaly => "anomaly",
         }
     }
 }

@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 13] = [
+const KNOWN_EVENTS: [&str; 14] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -29,6 +29,7 @@ const KNOWN_EVENTS: [&str; 13] = [
     "port_scan",
     "known_probe",
     "host_sweep",
+    "anomaly",
     "stats",
 ];
 

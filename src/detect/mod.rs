@@ -6,6 +6,7 @@
 //! keys), `sources` (the per-source table), `ttl`, `cadence` and `slab`.
 //! CONTRIBUTING.md says how to add one.
 
+pub mod anomaly;
 pub mod cadence;
 pub mod core;
 pub mod decoy;
@@ -87,6 +88,7 @@ rules_sections! {
     port_scan: port_scan::PortScanRules,
     known_probe: known_probe::KnownProbeRules,
     host_sweep: host_sweep::HostSweepRules,
+    anomaly: anomaly::AnomalyRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
@@ -113,6 +115,7 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
             cap(r.port_scan.max_probation),
             update_s,
         )),
+        Box::new(anomaly::Anomaly::new(&r.anomaly, cap(r.anomaly.max_tracked))),
         Box::new(host_sweep::HostSweep::new(
             &r.host_sweep,
             cap(r.host_sweep.max_tracked),
