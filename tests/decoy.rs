@@ -171,3 +171,31 @@ fn disabled_in_the_rules_means_no_events_and_no_thread() {
     assert_eq!(f.len(), 1, "only the nmap verdict is high: {}", r.stdout);
     assert_eq!(f[0].1.confidence, "high");
 }
+
+/// Issue 12: the real owner of a decoy address (pk-o3, "Windows", TTL 126
+/// here) fetched a page before the scan, while the real scanner (pk-o2,
+/// TTL 61) had only pinged. The innocent must never be named.
+#[test]
+fn the_innocent_whose_address_was_borrowed_is_never_named() {
+    for (file, basis) in [
+        // --ttl 64: the scan TTL is pk-o2's 61, the ping's baseline.
+        ("decoy_innocent_windows.pcap", "baseline_ttl"),
+        // nmap's random TTL: only the contact before the scan is left.
+        ("decoy_innocent_windows_random_ttl.pcap", "only_prior_conversation"),
+    ] {
+        let r = replay(&[&pcap(file)], &[]);
+        let f = r.decoy_finals();
+        assert_eq!(f.len(), 1, "{file}: {}", r.stdout);
+        let (e, d) = f[0];
+        assert_ne!(d.suspected_source.as_deref(), Some("203.0.113.10"), "{file}: the innocent named");
+        assert_eq!(d.suspected_source.as_deref(), Some("203.0.113.34"), "{file}");
+        assert_eq!(d.suspect_basis.as_deref(), Some(basis), "{file}");
+        assert!(d.spoofed.iter().any(|s| s == "203.0.113.10"), "{file}: {:?}", d.spoofed);
+        let s = e.summary.as_deref().unwrap_or_default();
+        assert!(s.contains("likely 203.0.113.34"), "{file}: {s}");
+        // The scanner's ping gave it a baseline (an earlier contact).
+        let scanner = d.evidence.iter().find(|x| x.src == "203.0.113.34").unwrap();
+        let base = scanner.baseline_ttl.as_ref().expect("baseline from the answered ping");
+        assert_eq!((base.min, base.max), (61, 61), "{file}");
+    }
+}

@@ -170,7 +170,9 @@ fn wait_for(stderr: std::process::ChildStderr, marks: &'static [&'static str]) -
                 break;
             }
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if marks.iter().all(|m| seen.contains(m)) {
+            // Whole lines only: stderr is unbuffered, so one eprintln! may
+            // reach the pipe in pieces ("receiving syslog on udp " first).
+            if marks.iter().all(|m| seen.contains(m)) && seen.ends_with('\n') {
                 break;
             }
         }

@@ -37,6 +37,9 @@ struct Entry {
     dports: [Distinct256; 2],
     hosts: [Distinct256; 2],
     probes: u32,
+    /// TTL of its latest ICMP echo request (0: none): an answered ping
+    /// gives `decoy_scan`'s long memory a baseline.
+    echo_ttl: u8,
 }
 
 impl Entry {
@@ -119,6 +122,7 @@ impl Sources {
                 dports: [Distinct256::default(); 2],
                 hosts: [Distinct256::default(); 2],
                 probes: 0,
+                echo_ttl: 0,
             }),
         };
         e.rotate(p.ts_us, self.idle_us);
@@ -126,6 +130,9 @@ impl Sources {
         e.dports[0].insert(u64::from(dport) | (u64::from(ip.proto) << 16));
         e.hosts[0].insert(addr_key(ip.dst));
         e.probes = e.probes.saturating_add(1);
+        if matches!(&p.l4, L4::Icmp(i) if i.is_echo_request()) {
+            e.echo_ttl = ip.ttl.max(1);
+        }
     }
 
     /// When full, drops every source seen only once (a spoofed flood leaves
@@ -149,6 +156,12 @@ impl Sources {
         if let Some(e) = self.map.get_mut(&AddrKey(addr)) {
             e.answered = true;
         }
+    }
+
+    /// The TTL of `addr`'s latest ICMP echo request, if it sent one.
+    #[inline]
+    pub fn echo_ttl(&self, addr: IpAddr) -> Option<u8> {
+        self.map.get(&AddrKey(addr)).map(|e| e.echo_ttl).filter(|t| *t > 0)
     }
 
     /// `addr`'s first contact, last probe and whether it was answered.

@@ -169,6 +169,14 @@ fn all_same<T: PartialEq + Copy>(mut it: impl Iterator<Item = Option<T>>) -> Opt
     it.all(|v| v == Some(first)).then_some(first)
 }
 
+impl View {
+    /// The scan's fixed TTL contradicts the source's own baseline: its
+    /// address was borrowed. (A randomised TTL contradicts nothing.)
+    fn contradicts(&self) -> bool {
+        self.consistent == Some(false) && !self.randomised
+    }
+}
+
 fn view(r: &Record, tol: u8) -> View {
     let mem = r.memory;
     let contact = match mem.and_then(|m| m.conv_first_us) {
@@ -248,18 +256,20 @@ fn judge(members: &[&Record], rules: &DecoyScanRules) -> Verdict {
         let hits: Vec<usize> = (0..views.len()).filter(|i| f(&views[*i])).collect();
         (hits.len() == 1).then(|| hits[0])
     };
-    let contradicted: Vec<usize> =
-        (0..views.len()).filter(|i| views[*i].consistent == Some(false) && !views[*i].randomised).collect();
+    let contradicted: Vec<usize> = (0..views.len()).filter(|i| views[*i].contradicts()).collect();
     let forged = fp.strong() || !contradicted.is_empty();
     let mut reasons = Vec::new();
     let (suspect, basis) = if !forged {
         (None, None)
     } else if let Some(i) = only(&|v| v.consistent == Some(true) && !v.randomised) {
         (Some(i), Some("baseline_ttl"))
-    } else if let Some(i) = only(&|v| v.contact == Contact::Before) {
+    } else if let Some(i) = only(&|v| v.contact == Contact::Before && !v.contradicts()) {
+        // A source whose earlier TTL contradicts the scan's is never the
+        // suspect, whatever its history (it is the innocent whose address
+        // the scanner borrowed).
         (Some(i), Some("only_prior_conversation"))
-    } else if views.iter().all(|v| v.contact != Contact::Before)
-        && let Some(i) = only(&|v| v.contact == Contact::After)
+    } else if views.iter().all(|v| v.contact != Contact::Before || v.contradicts())
+        && let Some(i) = only(&|v| v.contact == Contact::After && !v.contradicts())
     {
         (Some(i), Some("only_later_conversation"))
     } else {
@@ -324,7 +334,7 @@ fn judge(members: &[&Record], rules: &DecoyScanRules) -> Verdict {
             });
         }
         _ if forged => {
-            let before = views.iter().filter(|v| v.contact == Contact::Before).count();
+            let before = views.iter().filter(|v| v.contact == Contact::Before && !v.contradicts()).count();
             reasons.push(if before == 0 {
                 "no source held a two-way conversation before the scan, so which one is real is not known".to_string()
             } else {

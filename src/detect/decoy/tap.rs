@@ -199,7 +199,7 @@ impl Tap {
         if owner == Some(ip.src) {
             self.sent(p, ip, sensor, sources, &shared.stats);
         } else if owner == Some(ip.dst) {
-            self.received(p, ip, sources);
+            self.received(p, ip, sources, &shared.stats);
         }
     }
 
@@ -237,7 +237,7 @@ impl Tap {
     }
 
     /// A packet sent to an owned address: an answer proves it was reachable.
-    fn received(&mut self, p: &PacketSummary, ip: &IpInfo, sources: &mut Sources) {
+    fn received(&mut self, p: &PacketSummary, ip: &IpInfo, sources: &mut Sources, stats: &Stats) {
         let answer = match &p.l4 {
             // The SYN-ACK is enough: data to it follows one (one lookup per
             // connection, not per segment).
@@ -251,6 +251,13 @@ impl Tap {
         };
         if answer {
             sources.mark_answered(ip.dst);
+            // An answered ping is an earlier contact too: its request's TTL
+            // is a baseline (issue 12: a scanner that only pinged first).
+            if matches!(&p.l4, L4::Icmp(i) if i.is_echo_reply())
+                && let Some(ttl) = sources.echo_ttl(ip.dst)
+            {
+                self.hist.conversation(ip.dst, p.ts_us, ttl, sources.contact(ip.dst), stats);
+            }
         }
     }
 

@@ -1351,7 +1351,9 @@ fn render(
         })
         .collect();
     let span_s = secs(s.last_us - s.first_us);
-    let rate = if s.last_us > s.first_us { s.probes as f64 / span_s } else { s.probes as f64 };
+    // Probes per second over the scan's span (at least 1 ms, so a burst of
+    // probes within one millisecond is a finite rate).
+    let rate = s.probes as f64 * 1e6 / (s.last_us - s.first_us).max(1000) as f64;
     let direction = cx.direction(src, s.first_dst);
     let details = json!({
         "id": id,
