@@ -16,7 +16,8 @@
 //!   should send, arriving from outside.
 //!
 //! Each kind's summary says what it means and how worried to be. State: one
-//! entry per (kind, source), in a fair tier (more packets outlive fewer; a
+//! entry per (kind, source), except `bogon_source`, per destination (a
+//! spoofed flood from random addresses is one detection, not thousands), in a fair tier (more packets outlive fewer; a
 //! confirmed detection is kept), so a flood of one kind from spoofed
 //! sources cannot push out the others.
 
@@ -147,6 +148,9 @@ struct Entry {
     sensor: u16,
     packets: u64,
     targets: Distinct256,
+    /// `bogon_source` (keyed by destination): the sources seen.
+    sources: Distinct256,
+    first_src: IpAddr,
     first_dst: IpAddr,
     first_ports: Option<(u16, u16)>,
     proto: u8,
@@ -187,6 +191,15 @@ impl Anomaly {
                 n += 1;
             }
         };
+        // Segments of established connections (ACK set, most packets)
+        // can carry only some kinds: skip the address tests for them.
+        let starts = match &p.l4 {
+            L4::Tcp(t) => !t.has(tcpflag::ACK),
+            _ => true,
+        };
+        if !starts && ip.options == 0 && ip.src != ip.dst {
+            return out;
+        }
         let outside = !home.is_empty() && !home.contains(ip.src);
         let inbound = outside && home.contains(ip.dst);
         // Link-local sources talk on the link the sensor is on (IPv6
@@ -196,7 +209,7 @@ impl Anomaly {
             IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 && ip.ttl == 255,
             IpAddr::V4(a) => a.is_link_local() && ip.ttl == 255,
         };
-        if inbound && !on_link && self.rules.bogon_sources.contains(ip.src) {
+        if inbound && starts && !on_link && self.rules.bogon_sources.contains(ip.src) {
             push(Kind::BogonSource);
         }
         if ip.options & (ipopt::LSRR | ipopt::SSRR) != 0 {
@@ -236,7 +249,10 @@ impl Anomaly {
         let Some(ip) = &p.ip else { return };
         // Every packet reaches one worker only, so each is counted once.
         for kind in self.kinds(p, &cx.shared.home).into_iter().flatten() {
-            let key = Key { kind, src: ip.src };
+            // A bogon source is forged or leaked, one packet per address in
+            // a spoofed flood: keyed by the destination it hits, so a flood
+            // is one detection (with its count of sources), not thousands.
+            let key = if kind == Kind::BogonSource { Key { kind, src: ip.dst } } else { Key { kind, src: ip.src } };
             let ports = match &p.l4 {
                 L4::Tcp(t) => Some((t.sport, t.dport)),
                 L4::Udp(u) => Some((u.sport, u.dport)),
@@ -247,6 +263,8 @@ impl Anomaly {
                     sensor,
                     packets: 0,
                     targets: Distinct256::default(),
+                    sources: Distinct256::default(),
+                    first_src: ip.src,
                     first_dst: ip.dst,
                     first_ports: ports,
                     proto: ip.proto,
@@ -275,6 +293,7 @@ impl Anomaly {
             e.sensor = sensor;
             e.last_us = e.last_us.max(p.ts_us);
             e.targets.insert(addr_key(ip.dst));
+            e.sources.insert(addr_key(ip.src));
             if !e.confirmed && e.packets >= min {
                 e.confirmed = true;
                 cx.emit(render(&key, e, "new", None, cx, p.ts_us));
@@ -314,6 +333,8 @@ impl Anomaly {
 fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
     let id = detection_id(KIND, &[&ip_bytes(&key.src), key.kind.name().as_bytes(), &e.first_us.to_be_bytes()]);
     let targets = e.targets.estimate().clamp(1, e.packets);
+    let sources = e.sources.estimate().clamp(1, e.packets);
+    let by_dst = key.kind == Kind::BogonSource;
     let details = json!({
         "id": id,
         "status": status,
@@ -321,15 +342,20 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
         "kind": key.kind.name(),
         "packets": e.packets,
         "targets": targets,
-        "direction": cx.direction(key.src, e.first_dst),
+        "sources": sources,
+        "direction": cx.direction(e.first_src, e.first_dst),
         "first_seen": rfc3339_us(e.first_us),
         "last_seen": rfc3339_us(e.last_us),
         "duration_s": secs(e.last_us - e.first_us),
     });
     let whom = if targets == 1 { e.first_dst.to_string() } else { format!("{targets} hosts") };
-    let summary =
-        format!("{}: {} packet(s) from {} to {whom}: {}", key.kind.name(), e.packets, key.src, key.kind.meaning());
-    let flow = Flow { src: key.src, dst: e.first_dst, proto: e.proto, ports: e.first_ports.or(Some((0, 0))) };
+    let from = if by_dst && sources > 1 {
+        format!("{sources} sources in bogon ranges (first {})", e.first_src)
+    } else {
+        e.first_src.to_string()
+    };
+    let summary = format!("{}: {} packet(s) from {from} to {whom}: {}", key.kind.name(), e.packets, key.kind.meaning());
+    let flow = Flow { src: e.first_src, dst: e.first_dst, proto: e.proto, ports: e.first_ports.or(Some((0, 0))) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
         .severity(cx.severity(key.kind.lethality()))

@@ -177,6 +177,9 @@ pub struct HostSweep {
     rules: HostSweepRules,
     probation: Probation<AddrKey, First>,
     sweeps: Tier<AddrKey, Sweep>,
+    /// Confirmed sweeps held: the TCP and UDP pings are looked up only
+    /// while there is one (most TCP packets never cost a lookup).
+    confirmed: usize,
     update_us: i64,
     last_sweep_us: i64,
 }
@@ -187,6 +190,7 @@ impl HostSweep {
             rules: rules.clone(),
             probation: Probation::new(probation_cap),
             sweeps: Tier::new(cap),
+            confirmed: 0,
             update_us: (update_interval_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
         }
@@ -214,7 +218,7 @@ impl HostSweep {
                 }
             }
             // The other kinds nmap -sn sends, from a source already pinging.
-            L4::Tcp(t) if p.owner_is_src && !self.sweeps.is_empty() => {
+            L4::Tcp(t) if p.owner_is_src && self.confirmed > 0 => {
                 let method = if t.is_connection_attempt() {
                     M_SYN
                 } else if t.flags & 0x3f == tcpflag::ACK && p.payload_len == 0 {
@@ -226,14 +230,14 @@ impl HostSweep {
                     s.methods |= method;
                 }
             }
-            L4::Tcp(t) if p.owner_is_dst && (t.is_syn_ack() || t.has(tcpflag::RST)) && !self.sweeps.is_empty() => {
+            L4::Tcp(t) if p.owner_is_dst && (t.is_syn_ack() || t.has(tcpflag::RST)) && self.confirmed > 0 => {
                 if let Some(s) = self.sweeps.get_mut(&AddrKey(ip.dst))
                     && s.methods & (M_SYN | M_ACK) != 0
                 {
                     s.answered(ip.src);
                 }
             }
-            L4::Udp(_) if p.owner_is_src && !self.sweeps.is_empty() => {
+            L4::Udp(_) if p.owner_is_src && self.confirmed > 0 => {
                 if let Some(s) = self.sweeps.get_mut(&AddrKey(ip.src)) {
                     s.methods |= M_UDP;
                 }
@@ -288,6 +292,7 @@ impl HostSweep {
         let Some(s) = self.sweeps.get_mut(key) else { return };
         if !s.confirmed && s.window_count >= min {
             s.confirmed = true;
+            self.confirmed += 1;
             s.last_emit_us = now;
             cx.emit(render(key.0, s, "new", None, cx, now));
         } else if s.confirmed && now.saturating_sub(s.last_emit_us) >= update_us {
@@ -305,11 +310,13 @@ impl HostSweep {
         }
         self.last_sweep_us = now;
         let gone = self.probation.retain(|_, f| now.saturating_sub(f.ts) <= window);
+        let confirmed = &mut self.confirmed;
         let dropped = self.sweeps.retain(|key, s| {
             if now.saturating_sub(s.last_us) <= idle {
                 return true;
             }
             if s.confirmed {
+                *confirmed = confirmed.saturating_sub(1);
                 cx.emit(render(key.0, s, "final", Some(EndReason::Expired), cx, now));
             }
             false
@@ -325,6 +332,7 @@ impl HostSweep {
         }
         self.sweeps.clear();
         self.probation.clear();
+        self.confirmed = 0;
     }
 }
 

@@ -56,6 +56,13 @@ impl<const W: usize> Distinct<W> {
         new
     }
 
+    /// Whether `v` may have been inserted (false: certainly not).
+    #[inline]
+    pub fn may_contain(&self, v: u64) -> bool {
+        let h = (v.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % Self::BITS;
+        self.0.get((h / 64) as usize).is_some_and(|w| w & (1 << (h % 64)) != 0)
+    }
+
     /// The sketch of the union of both sets.
     pub fn union(&self, other: &Self) -> Self {
         let mut out = *self;

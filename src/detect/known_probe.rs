@@ -236,12 +236,22 @@ impl KnownProbe {
         };
         let sscan_syn = matches!(seen, Seen::Probe { proto: 6, sport: 1..=5, .. });
         let key = AddrKey(ip.src);
-        let known = self.map.contains(&key);
-        if !known && trojan.is_none() && proxy_bit.is_none() && !sscan_syn && !matches!(seen, Seen::SscanAck) {
+        // Port 80 is every web client's: it never creates an entry (one
+        // lookup per SYN to 80 would be most of this detector's cost). A
+        // proxy hunter's 80 is found in the per-source table when one of
+        // the other proxy ports creates the entry.
+        let creates =
+            trojan.is_some() || proxy_bit.is_some_and(|b| b != 0) || sscan_syn || matches!(seen, Seen::SscanAck);
+        let known = if creates { self.map.contains(&key) } else { !self.map.is_empty() && self.map.contains(&key) };
+        if !known && !creates {
             return;
         }
         if !known {
-            match self.map.insert(key, Entry::new(sensor, p.ts_us)) {
+            let mut fresh = Entry::new(sensor, p.ts_us);
+            if proxy_bit.is_some() && sources.may_have_probed(ip.src, 6, 80) {
+                fresh.proxy_bits |= 1;
+            }
+            match self.map.insert(key, fresh) {
                 Inserted::Stored => {}
                 Inserted::Replaced(_, old) => {
                     let st = cx.shared.stats.table(Table::KnownProbe);
@@ -597,10 +607,12 @@ mod tests {
         let mut got = names(&evs, "final");
         got.sort();
         assert_eq!(got, ["proxy_hunter", "sscan"]);
-        // Three proxy ports spread over more than a minute are not the pattern.
+        // Three proxy ports spread over minutes are not the pattern. (Port
+        // 80 comes from the per-source table, which keeps no time: the
+        // window starts at the first other proxy port.)
         let mut r = rig();
         for (i, port) in [80u16, 8080, 3128].iter().enumerate() {
-            r.feed_owned(syn(i as f64 * 50.0, "203.0.113.34", "192.0.2.20", 40000 + i as u16, *port));
+            r.feed_owned(syn(i as f64 * 70.0, "203.0.113.34", "192.0.2.20", 40000 + i as u16, *port));
         }
         assert!(r.end().is_empty());
     }

@@ -158,6 +158,15 @@ impl Sources {
         }
     }
 
+    /// Whether `src` may have probed (proto, port) lately (a sketch: false
+    /// means certainly not).
+    #[inline]
+    pub fn may_have_probed(&self, src: IpAddr, proto: u8, port: u16) -> bool {
+        let Some(e) = self.map.get(&AddrKey(src)) else { return false };
+        let v = u64::from(port) | (u64::from(proto) << 16);
+        e.dports[0].may_contain(v) || e.dports[1].may_contain(v)
+    }
+
     /// The TTL of `addr`'s latest ICMP echo request, if it sent one.
     #[inline]
     pub fn echo_ttl(&self, addr: IpAddr) -> Option<u8> {
