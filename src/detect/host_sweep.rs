@@ -22,7 +22,7 @@ use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::keys::{AddrKey, Distinct, Distinct1024, addr_key, sweep_every};
+use crate::detect::keys::{AddrKey, Distinct, Distinct1024, addr_key, mix, sweep_every, unicast};
 
 /// 4096 bits: hosts are counted as their bit goes from clear to set, so a
 /// count never exceeds the truth (a /26 sweep says 64, not 65).
@@ -155,20 +155,6 @@ impl Sweep {
                 self.alive.push(host);
             }
         }
-    }
-}
-
-fn mix(h: u64) -> u64 {
-    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn unicast(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v) => !(v.is_multicast() || v.is_broadcast() || v.octets()[3] == 255 || v.is_unspecified()),
-        IpAddr::V6(v) => !(v.is_multicast() || v.is_unspecified()),
     }
 }
 

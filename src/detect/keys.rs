@@ -165,6 +165,28 @@ impl Hash for AddrKey {
     }
 }
 
+/// splitmix64's finaliser: every input bit reaches every output bit, so
+/// structured values (consecutive addresses, ports in the high bits) spread
+/// over a sketch or filter.
+#[inline]
+pub fn mix(h: u64) -> u64 {
+    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Whether an address can expect a unicast answer: not multicast,
+/// broadcast (including an IPv4 .255), or unspecified. Probes to the others
+/// are chatter (`smurf` owns directed broadcasts).
+#[inline]
+pub fn unicast(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => !(v.is_multicast() || v.is_broadcast() || v.octets()[3] == 255 || v.is_unspecified()),
+        IpAddr::V6(v) => !(v.is_multicast() || v.is_unspecified()),
+    }
+}
+
 /// Hashes an address for the sketches.
 #[inline]
 pub fn addr_key(a: IpAddr) -> u64 {

@@ -48,7 +48,7 @@ use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, TcpInfo, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::keys::{AddrKey, Distinct256, Distinct1024, addr_key, sweep_every};
+use crate::detect::keys::{AddrKey, Distinct256, Distinct1024, addr_key, mix, sweep_every, unicast};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -218,14 +218,6 @@ pub fn tcp_probe(t: &TcpInfo, payload_len: u32) -> Option<Probe> {
 /// stateless filters, is missed; SIGNATURES.md section 7.)
 fn udp_reply(sport: u16, dport: u16, known_service: bool) -> bool {
     (sport < 1024 || known_service) && dport >= sport
-}
-
-/// Addresses that expect no unicast answer: a probe to them is chatter.
-fn unicast(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(v) => !(v.is_multicast() || v.is_broadcast() || v.octets()[3] == 255 || v.is_unspecified()),
-        IpAddr::V6(v) => !(v.is_multicast() || v.is_unspecified()),
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -510,14 +502,6 @@ impl Limits {
             idle_us: (r.idle_s * 1e6) as i64,
         }
     }
-}
-
-fn mix(h: u64) -> u64 {
-    // splitmix64's finaliser: every input bit reaches every output bit.
-    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 impl Scan {
