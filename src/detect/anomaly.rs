@@ -16,8 +16,9 @@
 //!   should send, arriving from outside.
 //!
 //! Each kind's summary says what it means and how worried to be. State: one
-//! entry per (kind, source), except `bogon_source`, per destination (a
-//! spoofed flood from random addresses is one detection, not thousands), in a fair tier (more packets outlive fewer; a
+//! entry per (kind, source), except `bogon_source`, per destination /24 or
+//! /64 (a spoofed flood from random addresses is one detection, not
+//! thousands), in a fair tier (more packets outlive fewer; a
 //! confirmed detection is kept), so a flood of one kind from spoofed
 //! sources cannot push out the others.
 
@@ -26,7 +27,7 @@ use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, ipopt, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::keys::{Distinct256, addr_key, sweep_every};
+use crate::detect::keys::{Distinct1024, addr_key, mix, sweep_every};
 use crate::homenet::HomeNet;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -147,9 +148,9 @@ struct Key {
 struct Entry {
     sensor: u16,
     packets: u64,
-    targets: Distinct256,
+    targets: Distinct1024,
     /// `bogon_source` (keyed by destination): the sources seen.
-    sources: Distinct256,
+    sources: Distinct1024,
     first_src: IpAddr,
     first_dst: IpAddr,
     first_ports: Option<(u16, u16)>,
@@ -250,9 +251,11 @@ impl Anomaly {
         // Every packet reaches one worker only, so each is counted once.
         for kind in self.kinds(p, &cx.shared.home).into_iter().flatten() {
             // A bogon source is forged or leaked, one packet per address in
-            // a spoofed flood: keyed by the destination it hits, so a flood
-            // is one detection (with its count of sources), not thousands.
-            let key = if kind == Kind::BogonSource { Key { kind, src: ip.dst } } else { Key { kind, src: ip.src } };
+            // a spoofed flood: keyed by the destination's /24 (/64), so a
+            // flood is one detection (with its counts of sources and
+            // targets), not thousands.
+            let key =
+                if kind == Kind::BogonSource { Key { kind, src: block_of(ip.dst) } } else { Key { kind, src: ip.src } };
             let ports = match &p.l4 {
                 L4::Tcp(t) => Some((t.sport, t.dport)),
                 L4::Udp(u) => Some((u.sport, u.dport)),
@@ -262,8 +265,8 @@ impl Anomaly {
                 let e = Entry {
                     sensor,
                     packets: 0,
-                    targets: Distinct256::default(),
-                    sources: Distinct256::default(),
+                    targets: Distinct1024::default(),
+                    sources: Distinct1024::default(),
                     first_src: ip.src,
                     first_dst: ip.dst,
                     first_ports: ports,
@@ -292,8 +295,8 @@ impl Anomaly {
             e.packets += 1;
             e.sensor = sensor;
             e.last_us = e.last_us.max(p.ts_us);
-            e.targets.insert(addr_key(ip.dst));
-            e.sources.insert(addr_key(ip.src));
+            e.targets.insert(mix(addr_key(ip.dst)));
+            e.sources.insert(mix(addr_key(ip.src)));
             if !e.confirmed && e.packets >= min {
                 e.confirmed = true;
                 cx.emit(render(&key, e, "new", None, cx, p.ts_us));
@@ -330,11 +333,22 @@ impl Anomaly {
     }
 }
 
+/// The /24 (IPv4) or /64 (IPv6) holding `a`.
+fn block_of(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v) & 0xffff_ff00)),
+        IpAddr::V6(v) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v) & !((1u128 << 64) - 1))),
+    }
+}
+
 fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
     let id = detection_id(KIND, &[&ip_bytes(&key.src), key.kind.name().as_bytes(), &e.first_us.to_be_bytes()]);
-    let targets = e.targets.estimate().clamp(1, e.packets);
-    let sources = e.sources.estimate().clamp(1, e.packets);
     let by_dst = key.kind == Kind::BogonSource;
+    // A sketch's estimate, never more than the packets or (for a /24 key)
+    // the block's 256 addresses.
+    let block = if by_dst && key.src.is_ipv4() { 256 } else { u64::MAX };
+    let targets = e.targets.estimate().clamp(1, e.packets.min(block));
+    let sources = e.sources.estimate().clamp(1, e.packets);
     let details = json!({
         "id": id,
         "status": status,
@@ -349,8 +363,10 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
         "duration_s": secs(e.last_us - e.first_us),
     });
     let whom = if targets == 1 { e.first_dst.to_string() } else { format!("{targets} hosts") };
+    // A full sketch only says "more than it can count".
+    let over = if e.sources.zeros() == 0 { "over " } else { "" };
     let from = if by_dst && sources > 1 {
-        format!("{sources} sources in bogon ranges (first {})", e.first_src)
+        format!("{over}{sources} sources in bogon ranges (first {})", e.first_src)
     } else {
         e.first_src.to_string()
     };
@@ -423,6 +439,21 @@ mod tests {
         // From inside out, the same types are not this detector's business.
         r.feed_owned(icmp(0.3, "192.0.2.1", "198.51.100.10", false, 5));
         assert_eq!(kinds(&r.end()), ["icmp_param_problem", "router_advertisement", "router_advertisement"]);
+    }
+
+    #[test]
+    fn a_spoofed_flood_from_bogon_sources_is_one_detection_not_one_per_source() {
+        let mut r = rig();
+        for i in 0..2000u32 {
+            let src = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+            let dst = format!("192.0.2.{}", i % 200 + 1);
+            r.feed_owned(testutil::tcp(s(f64::from(i) * 0.001), &src, &dst, (1234, 80), tcpflag::SYN, i, 0));
+        }
+        let evs = r.end();
+        assert_eq!(kinds(&evs), ["bogon_source"], "one /24 hit: one detection");
+        let d = &evs.last().unwrap()["anomaly"];
+        assert_eq!(d["packets"], 2000);
+        assert!(d["sources"].as_u64().unwrap() > 1500 && d["targets"].as_u64().unwrap() <= 256, "{d}");
     }
 
     #[test]
