@@ -22,7 +22,7 @@
 //! confirmed detection is kept), so a flood of one kind from spoofed
 //! sources cannot push out the others.
 
-use super::fair::{Inserted, Tier, Weighted};
+use super::fair::{Tier, Weighted};
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, ipopt, tcpflag};
@@ -276,18 +276,8 @@ impl Anomaly {
                     confirmed: false,
                 };
                 let st = cx.shared.stats.table(Table::Anomaly);
-                match self.map.insert(key, e) {
-                    Inserted::Stored => {}
-                    Inserted::Replaced(_, old) => {
-                        st.evicted.fetch_add(1, Relaxed);
-                        if old.packets >= 2 {
-                            st.lost_detections.fetch_add(1, Relaxed);
-                        }
-                    }
-                    Inserted::Refused(_) => {
-                        st.cap_hits.fetch_add(1, Relaxed);
-                        continue;
-                    }
+                if !self.map.insert(key, e).count(st, |old| old.packets >= 2) {
+                    continue;
                 }
             }
             let min = u64::from(self.rules.min_packets);

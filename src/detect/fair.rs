@@ -179,6 +179,30 @@ pub enum Inserted<K, E> {
     Refused(E),
 }
 
+impl<K, E> Inserted<K, E> {
+    /// Counts what the insert cost in `table`'s counters: a victim is an
+    /// eviction, a refusal a cap hit, and either is a lost detection when
+    /// `evidence` says the entry held some. Returns whether it was stored.
+    pub fn count(self, table: &crate::stats::TableCounters, evidence: impl Fn(&E) -> bool) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (lost, stored) = match &self {
+            Inserted::Stored => (false, true),
+            Inserted::Replaced(_, old) => {
+                table.evicted.fetch_add(1, Relaxed);
+                (evidence(old), true)
+            }
+            Inserted::Refused(e) => {
+                table.cap_hits.fetch_add(1, Relaxed);
+                (evidence(e), false)
+            }
+        };
+        if lost {
+            table.lost_detections.fetch_add(1, Relaxed);
+        }
+        stored
+    }
+}
+
 /// Promoted keys, bounded, evicted by a weighted clock.
 pub struct Tier<K, E> {
     slots: Vec<Option<Slot<K, E>>>,

@@ -17,7 +17,7 @@
 //! promotes it; a confirmed sweep is never evicted, and a source that pinged
 //! more hosts outlives one that pinged fewer.
 
-use super::fair::{Inserted, Probation, Tier, Weighted};
+use super::fair::{Probation, Tier, Weighted};
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
@@ -248,19 +248,8 @@ impl HostSweep {
                 let mut s = Sweep::new(&f);
                 s.ping(dst, method, ts, window_us);
                 let st = cx.shared.stats.table(Table::HostSweep);
-                match self.sweeps.insert(key, s) {
-                    Inserted::Stored => {}
-                    Inserted::Replaced(_, old) => {
-                        st.evicted.fetch_add(1, Relaxed);
-                        if old.host_count >= 2 {
-                            st.lost_detections.fetch_add(1, Relaxed);
-                        }
-                    }
-                    Inserted::Refused(_) => {
-                        st.cap_hits.fetch_add(1, Relaxed);
-                        st.lost_detections.fetch_add(1, Relaxed);
-                        return;
-                    }
+                if !self.sweeps.insert(key, s).count(st, |old| old.host_count >= 2) {
+                    return;
                 }
                 self.judge(&key, cx, ts);
             }

@@ -19,7 +19,7 @@
 //! ordinary traffic), in a fair tier (`detect::fair`): a source with more
 //! probes outlives one with fewer, a confirmed one is kept.
 
-use super::fair::{Inserted, Tier, Weighted};
+use super::fair::{Tier, Weighted};
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
@@ -251,19 +251,8 @@ impl KnownProbe {
             if proxy_bit.is_some() && sources.may_have_probed(ip.src, 6, 80) {
                 fresh.proxy_bits |= 1;
             }
-            match self.map.insert(key, fresh) {
-                Inserted::Stored => {}
-                Inserted::Replaced(_, old) => {
-                    let st = cx.shared.stats.table(Table::KnownProbe);
-                    st.evicted.fetch_add(1, Relaxed);
-                    if old.probes >= 2 {
-                        st.lost_detections.fetch_add(1, Relaxed);
-                    }
-                }
-                Inserted::Refused(_) => {
-                    cx.shared.stats.table(Table::KnownProbe).cap_hits.fetch_add(1, Relaxed);
-                    return;
-                }
+            if !self.map.insert(key, fresh).count(cx.shared.stats.table(Table::KnownProbe), |old| old.probes >= 2) {
+                return;
             }
         }
         let (rules, update_us) = (&self.rules, self.update_us);

@@ -975,24 +975,14 @@ impl PortScan {
             s.resolve(c.dst, c.proto, c.port, Some(c.probe), c.outcome, &lim);
         }
         let stats = cx.shared.stats.table(Table::PortScan);
-        match self.scans.insert(key, s) {
-            Inserted::Stored => {}
-            Inserted::Replaced(_, old) => {
-                stats.evicted.fetch_add(1, Relaxed);
-                if old.port_bits.is_some() {
-                    self.maps_left = (self.maps_left + 1).min(PORT_MAPS);
-                }
-                if old.failures >= 2 {
-                    stats.lost_detections.fetch_add(1, Relaxed);
-                }
-            }
-            Inserted::Refused(s) => {
-                stats.cap_hits.fetch_add(1, Relaxed);
-                if s.failures >= 2 {
-                    stats.lost_detections.fetch_add(1, Relaxed);
-                }
-                return;
-            }
+        let inserted = self.scans.insert(key, s);
+        if let Inserted::Replaced(_, old) = &inserted
+            && old.port_bits.is_some()
+        {
+            self.maps_left = (self.maps_left + 1).min(PORT_MAPS);
+        }
+        if !inserted.count(stats, |old| old.failures >= 2) {
+            return;
         }
         if first_waits {
             self.wait_for(key, &f.contact, cx);
@@ -1157,6 +1147,9 @@ impl PortScan {
             false
         });
         stats.expired.fetch_add(gone + dropped, Relaxed);
+        // Suspects whose entry went go too, so the set never fills for good.
+        let scans = &self.scans;
+        self.ack_suspects.retain(|k, _| scans.contains(k));
     }
 
     /// Ends every detection: probes still unanswered have their silence.

@@ -1,5 +1,8 @@
 //! `port_scan`'s unit tests: each scan type, pattern and test on crafted
 //! packets, the benign cases that must stay silent, and fairness under a flood.
+//!
+//! Test-only: compiled under #[cfg(test)] (see `port_scan/mod.rs`), so its
+//! unwrap/expect calls fail a test, never a run.
 
 use super::*;
 use crate::decode::summary::{IcmpInfo, Quoted, UdpInfo, tcpflag::*, testutil};
