@@ -73,3 +73,32 @@ fn ordinary_traffic_has_no_anomaly_and_the_corpus_only_what_is_there() {
         assert_eq!(finals(&f), expected, "{name}");
     }
 }
+
+#[test]
+fn answers_to_a_forged_home_address_are_backscatter() {
+    // nmap -D 192.0.2.10,ME and hping3 -a 192.0.2.10 against an outside
+    // host: only its answers to 192.0.2.10 cross the span.
+    let r = replay(&[&pcap("backscatter.pcap")], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let evs: Vec<Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event_type"] == "anomaly")
+        .collect();
+    let fin = evs.iter().find(|e| e["anomaly"]["status"] == "final").expect("a final backscatter event");
+    assert_eq!(finals(&pcap("backscatter.pcap")), pairs(&[("backscatter", "203.0.113.10")]));
+    let d = &fin["anomaly"];
+    assert_eq!(fin["dest_ip"], "192.0.2.10");
+    assert_eq!(d["answers"]["syn_ack"], 1, "{d}");
+    assert_eq!(d["answers"]["rst"], 21, "{d}");
+    assert_eq!(d["flows"], 22, "{d}");
+    assert_eq!(d["return_path_seen"], true);
+    assert!(fin["summary"].as_str().unwrap().contains("forged its address"), "{fin}");
+    // Scans whose home targets answer, and a decoy scan of the home net,
+    // make no backscatter: those answers go out, and every answer that
+    // comes in follows a SYN the home host sent.
+    for f in ["nmap_syn_scan.pcap", "decoy_scan_nmap.pcap", "scan_nmap_connect.pcap", "benign_dmz_browsing.pcap"] {
+        assert!(!finals(&pcap(f)).iter().any(|(k, _)| k == "backscatter"), "{f}");
+    }
+}

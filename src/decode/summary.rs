@@ -355,6 +355,11 @@ pub struct PacketSummary {
     pub owner_is_src: bool,
     /// Set by the dispatcher: the packet was sharded by its destination.
     pub owner_is_dst: bool,
+    /// Set by the dispatcher on packets from outside to a home host: that
+    /// host had been seen sending (any packet, to anyone) earlier in the run,
+    /// in packet order. False means the sensor has no evidence that it sees
+    /// the host's return path (an inbound-only tap, or a silent host).
+    pub dst_spoke: bool,
 }
 
 impl PacketSummary {
@@ -374,6 +379,7 @@ impl PacketSummary {
             error: None,
             owner_is_src: false,
             owner_is_dst: false,
+            dst_spoke: false,
         }
     }
 

@@ -13,7 +13,17 @@
 //!   fingerprinting do);
 //! - `icmp_redirect`, `icmp_param_problem`, `icmp_source_quench`,
 //!   `router_advertisement`: ICMP that only a router next to the host
-//!   should send, arriving from outside.
+//!   should send, arriving from outside;
+//! - `backscatter`: SYN-ACKs, and RSTs answering a SYN, arriving for a home
+//!   host that never sent the SYN they answer, though the sensor sees that
+//!   host's own packets (the dispatcher's `dst_spoke`): someone forged the
+//!   home address (a decoy in another's scan, or the source of a spoofed
+//!   flood). One detection per home host, from `backscatter_min_flows`
+//!   distinct unsolicited exchanges. Without the return path on the wire
+//!   nothing is claimed: an inbound-only tap cannot tell an answer to a
+//!   SYN it never saw from a forged one. ICMP errors are left out: they
+//!   also quote the host's own data segments (a vanished client, path MTU),
+//!   which are not tracked here.
 //!
 //! Each kind's summary says what it means and how worried to be. State: one
 //! entry per (kind, source), except `bogon_source`, per destination /24 or
@@ -56,6 +66,8 @@ crate::rules_section! {
         min_packets: u32 = 1, ints(1, 1000);
         /// SIGNATURES.md section 7: a kind silent this long from a source has ended
         idle_s: f64 = 600.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 7: distinct unsolicited answers (SYN-ACKs, RSTs to SYNs, from distinct peers or ports) to one home host that make a backscatter detection; one or two are a SYN the sensor missed
+        backscatter_min_flows: u32 = 5, ints(2, 10_000);
         /// SIGNATURES.md section 7: (kind, source) entries across all workers
         max_tracked: usize = 16384, entries();
     }
@@ -78,6 +90,7 @@ enum Kind {
     IcmpParamProblem,
     IcmpSourceQuench,
     RouterAdvertisement,
+    Backscatter,
 }
 
 impl Kind {
@@ -92,6 +105,7 @@ impl Kind {
             Kind::IcmpParamProblem => "icmp_param_problem",
             Kind::IcmpSourceQuench => "icmp_source_quench",
             Kind::RouterAdvertisement => "router_advertisement",
+            Kind::Backscatter => "backscatter",
         }
     }
 
@@ -124,6 +138,9 @@ impl Kind {
             }
             Kind::RouterAdvertisement => {
                 "a router advertisement offers a default route; from outside it is a rogue router (high worry)"
+            }
+            Kind::Backscatter => {
+                "the host never sent the SYNs these answer, though the sensor sees its own traffic: someone forged its address, as a decoy in a scan of others or as the source of a spoofed flood against the hosts answering; nothing attacks this host itself, but its address is being abused and the targets may blame it (medium worry)"
             }
         }
     }
@@ -158,6 +175,9 @@ struct Entry {
     first_us: i64,
     last_us: i64,
     confirmed: bool,
+    /// `backscatter`: SYN-ACKs and RSTs counted.
+    syn_acks: u32,
+    resets: u32,
 }
 
 impl Weighted for Entry {
@@ -174,15 +194,97 @@ pub struct Anomaly {
     rules: AnomalyRules,
     map: Tier<Key, Entry>,
     last_sweep_us: i64,
+    sent: SentProbes,
+}
+
+/// The connection openings (TCP without ACK: SYN, FIN, NULL, Xmas) home
+/// hosts sent lately, as a two-generation bit filter of flow hashes:
+/// remembered 60 to 120 s of packet time, long past any SYN-ACK
+/// retransmission. The dispatcher gives such a packet and its answers to
+/// the home host's worker, so both meet here. A collision hides an
+/// unsolicited answer (never invents one).
+struct SentProbes {
+    gens: [Box<[u64]>; 2],
+    cur: usize,
+    rotated_us: i64,
+}
+
+impl SentProbes {
+    const WORDS: usize = 1 << 12;
+    const GENERATION_US: i64 = 60_000_000;
+
+    fn new() -> SentProbes {
+        let g = || vec![0u64; Self::WORDS].into_boxed_slice();
+        SentProbes { gens: [g(), g()], cur: 0, rotated_us: i64::MIN }
+    }
+
+    #[inline]
+    fn slot(home: IpAddr, peer: IpAddr, hport: u16, pport: u16) -> (usize, u64) {
+        let h = mix(addr_key(home) ^ addr_key(peer).rotate_left(32) ^ (u64::from(hport) << 16 | u64::from(pport)));
+        (((h >> 6) as usize) & (Self::WORDS - 1), 1u64 << (h & 63))
+    }
+
+    fn rotate(&mut self, now: i64) {
+        if self.rotated_us == i64::MIN {
+            self.rotated_us = now;
+        } else if now.saturating_sub(self.rotated_us) >= Self::GENERATION_US {
+            // After two generations of silence both are stale.
+            if now.saturating_sub(self.rotated_us) >= 2 * Self::GENERATION_US {
+                self.gens.iter_mut().for_each(|g| g.fill(0));
+            }
+            self.rotated_us = now;
+            self.cur ^= 1;
+            if let Some(g) = self.gens.get_mut(self.cur) {
+                g.fill(0);
+            }
+        }
+    }
+
+    fn insert(&mut self, home: IpAddr, peer: IpAddr, hport: u16, pport: u16) {
+        let (w, b) = Self::slot(home, peer, hport, pport);
+        if let Some(x) = self.gens.get_mut(self.cur).and_then(|g| g.get_mut(w)) {
+            *x |= b;
+        }
+    }
+
+    fn contains(&self, home: IpAddr, peer: IpAddr, hport: u16, pport: u16) -> bool {
+        let (w, b) = Self::slot(home, peer, hport, pport);
+        self.gens.iter().any(|g| g.get(w).is_some_and(|x| x & b != 0))
+    }
 }
 
 impl Anomaly {
     pub fn new(rules: &AnomalyRules, cap: usize) -> Anomaly {
-        Anomaly { rules: rules.clone(), map: Tier::new(cap), last_sweep_us: i64::MIN }
+        Anomaly { rules: rules.clone(), map: Tier::new(cap), last_sweep_us: i64::MIN, sent: SentProbes::new() }
+    }
+
+    /// `backscatter`: remembers what home hosts open, and tells whether an
+    /// inbound SYN-ACK or RST answers nothing they sent. Only a packet
+    /// owned by the home host (the dispatcher's rule for openings and
+    /// their answers) is looked at.
+    #[inline]
+    fn unsolicited(&mut self, p: &PacketSummary, home: &HomeNet) -> bool {
+        let (Some(ip), L4::Tcp(t)) = (&p.ip, &p.l4) else { return false };
+        if home.is_empty() {
+            return false;
+        }
+        self.sent.rotate(p.ts_us);
+        if p.owner_is_src && !t.has(tcpflag::ACK) && !t.has(tcpflag::RST) && home.contains(ip.src) {
+            self.sent.insert(ip.src, ip.dst, t.sport, t.dport);
+            return false;
+        }
+        // A SYN-ACK, or the RST a stack sends to a SYN (RST+ACK, seq 0).
+        let answer = t.is_syn_ack() || (t.has(tcpflag::RST) && t.has(tcpflag::ACK) && t.seq == 0);
+        answer
+            && p.owner_is_dst
+            && p.dst_spoke
+            && !home.contains(ip.src)
+            && home.contains(ip.dst)
+            && !self.sent.contains(ip.dst, ip.src, t.dport, t.sport)
     }
 
     /// The anomalies of one packet (at most a few), as a bit set over kinds.
-    fn kinds(&self, p: &PacketSummary, home: &HomeNet) -> [Option<Kind>; 4] {
+    fn kinds(&self, p: &PacketSummary, home: &HomeNet, backscatter: bool) -> [Option<Kind>; 4] {
         let mut out = [None; 4];
         let Some(ip) = &p.ip else { return out };
         let mut n = 0;
@@ -198,6 +300,9 @@ impl Anomaly {
             L4::Tcp(t) => !t.has(tcpflag::ACK),
             _ => true,
         };
+        if backscatter {
+            push(Kind::Backscatter);
+        }
         if !starts && ip.options == 0 && ip.src != ip.dst {
             return out;
         }
@@ -249,13 +354,18 @@ impl Anomaly {
     fn packet(&mut self, p: &PacketSummary, sensor: u16, cx: &Ctx) {
         let Some(ip) = &p.ip else { return };
         // Every packet reaches one worker only, so each is counted once.
-        for kind in self.kinds(p, &cx.shared.home).into_iter().flatten() {
+        let backscatter = self.unsolicited(p, &cx.shared.home);
+        for kind in self.kinds(p, &cx.shared.home, backscatter).into_iter().flatten() {
             // A bogon source is forged or leaked, one packet per address in
             // a spoofed flood: keyed by the destination's /24 (/64), so a
             // flood is one detection (with its counts of sources and
-            // targets), not thousands.
-            let key =
-                if kind == Kind::BogonSource { Key { kind, src: block_of(ip.dst) } } else { Key { kind, src: ip.src } };
+            // targets), not thousands. Backscatter is keyed by the home
+            // host whose address was forged.
+            let key = match kind {
+                Kind::BogonSource => Key { kind, src: block_of(ip.dst) },
+                Kind::Backscatter => Key { kind, src: ip.dst },
+                _ => Key { kind, src: ip.src },
+            };
             let ports = match &p.l4 {
                 L4::Tcp(t) => Some((t.sport, t.dport)),
                 L4::Udp(u) => Some((u.sport, u.dport)),
@@ -274,6 +384,8 @@ impl Anomaly {
                     first_us: p.ts_us,
                     last_us: p.ts_us,
                     confirmed: false,
+                    syn_acks: 0,
+                    resets: 0,
                 };
                 let st = cx.shared.stats.table(Table::Anomaly);
                 if !self.map.insert(key, e).count(st, |old| old.packets >= 2) {
@@ -285,9 +397,22 @@ impl Anomaly {
             e.packets += 1;
             e.sensor = sensor;
             e.last_us = e.last_us.max(p.ts_us);
-            e.targets.insert(mix(addr_key(ip.dst)));
             e.sources.insert(mix(addr_key(ip.src)));
-            if !e.confirmed && e.packets >= min {
+            let enough = if let (Kind::Backscatter, L4::Tcp(t)) = (kind, &p.l4) {
+                // Distinct exchanges: a SYN-ACK's retransmissions are one.
+                e.targets
+                    .insert(mix(addr_key(ip.src).rotate_left(32) ^ (u64::from(t.sport) << 16 | u64::from(t.dport))));
+                if t.is_syn_ack() {
+                    e.syn_acks = e.syn_acks.saturating_add(1);
+                } else {
+                    e.resets = e.resets.saturating_add(1);
+                }
+                e.targets.estimate() >= u64::from(self.rules.backscatter_min_flows)
+            } else {
+                e.targets.insert(mix(addr_key(ip.dst)));
+                e.packets >= min
+            };
+            if !e.confirmed && enough {
                 e.confirmed = true;
                 cx.emit(render(&key, e, "new", None, cx, p.ts_us));
             }
@@ -337,9 +462,13 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
     // A sketch's estimate, never more than the packets or (for a /24 key)
     // the block's 256 addresses.
     let block = if by_dst && key.src.is_ipv4() { 256 } else { u64::MAX };
-    let targets = e.targets.estimate().clamp(1, e.packets.min(block));
+    let backscatter = key.kind == Kind::Backscatter;
+    // Backscatter's `targets` sketch counts exchanges; its target is the one
+    // forged home host.
+    let flows = e.targets.estimate().clamp(1, e.packets);
+    let targets = if backscatter { 1 } else { e.targets.estimate().clamp(1, e.packets.min(block)) };
     let sources = e.sources.estimate().clamp(1, e.packets);
-    let details = json!({
+    let mut details = json!({
         "id": id,
         "status": status,
         "end_reason": end.map(EndReason::name),
@@ -352,6 +481,11 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
         "last_seen": rfc3339_us(e.last_us),
         "duration_s": secs(e.last_us - e.first_us),
     });
+    if backscatter {
+        details["flows"] = json!(flows);
+        details["answers"] = json!({"syn_ack": e.syn_acks, "rst": e.resets});
+        details["return_path_seen"] = json!(true);
+    }
     let whom = if targets == 1 { e.first_dst.to_string() } else { format!("{targets} hosts") };
     // A full sketch only says "more than it can count".
     let over = if e.sources.zeros() == 0 { "over " } else { "" };
@@ -360,7 +494,19 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
     } else {
         e.first_src.to_string()
     };
-    let summary = format!("{}: {} packet(s) from {from} to {whom}: {}", key.kind.name(), e.packets, key.kind.meaning());
+    let summary = if backscatter {
+        let peers = if sources == 1 { from.clone() } else { format!("{sources} hosts (first {from})") };
+        format!(
+            "backscatter: {} unsolicited answer(s) to {} ({} SYN-ACK, {} RST) in {flows} exchange(s) from {peers}: {}",
+            e.packets,
+            key.src,
+            e.syn_acks,
+            e.resets,
+            key.kind.meaning()
+        )
+    } else {
+        format!("{}: {} packet(s) from {from} to {whom}: {}", key.kind.name(), e.packets, key.kind.meaning())
+    };
     let flow = Flow { src: e.first_src, dst: e.first_dst, proto: e.proto, ports: e.first_ports.or(Some((0, 0))) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
@@ -444,6 +590,64 @@ mod tests {
         let d = &evs.last().unwrap()["anomaly"];
         assert_eq!(d["packets"], 2000);
         assert!(d["sources"].as_u64().unwrap() > 1500 && d["targets"].as_u64().unwrap() <= 256, "{d}");
+    }
+
+    /// `n` outside peers each answering 192.0.2.10 with a SYN-ACK (sent
+    /// twice: one retransmission) and a RST to a SYN, from `t0`; with
+    /// `solicited`, the host's SYNs come first.
+    fn answers(r: &mut Rig<Anomaly>, t0: f64, n: u16, solicited: bool) {
+        let (sa, ra) = (tcpflag::SYN | tcpflag::ACK, tcpflag::RST | tcpflag::ACK);
+        for i in 0..n {
+            let peer = format!("203.0.113.{}", i + 1);
+            let t = t0 + f64::from(i);
+            if solicited {
+                r.feed_owned(testutil::tcp(s(t), "192.0.2.10", &peer, (40000 + i, 80), tcpflag::SYN, 7, 0));
+                r.feed_owned(testutil::tcp(s(t), "192.0.2.10", &peer, (50000 + i, 23), tcpflag::SYN, 7, 0));
+            }
+            for k in 0..2u16 {
+                r.feed_owned(testutil::tcp(s(t + 0.1 * f64::from(k)), &peer, "192.0.2.10", (80, 40000 + i), sa, 9, 8));
+            }
+            r.feed_owned(testutil::tcp(s(t + 0.5), &peer, "192.0.2.10", (23, 50000 + i), ra, 0, 8));
+        }
+    }
+
+    #[test]
+    fn answers_to_syns_a_home_host_never_sent_are_backscatter() {
+        let mut r = rig();
+        // The host is seen talking first: the sensor has its return path.
+        r.feed_owned(testutil::tcp(s(0.0), "192.0.2.10", "198.51.100.10", (443, 40001), tcpflag::ACK, 1, 1));
+        answers(&mut r, 1.0, 4, false);
+        let evs = r.end();
+        assert_eq!(kinds(&evs), ["backscatter"], "{evs:?}");
+        let d = &evs.last().unwrap()["anomaly"];
+        assert_eq!(d["answers"]["syn_ack"], 8, "{d}");
+        assert_eq!(d["answers"]["rst"], 4, "{d}");
+        assert_eq!(d["flows"], 8, "a retransmitted SYN-ACK is one exchange: {d}");
+        assert_eq!(d["sources"], 4);
+        assert_eq!(evs.last().unwrap()["dest_ip"], "192.0.2.10");
+    }
+
+    #[test]
+    fn answers_to_its_own_syns_a_few_strays_or_no_return_path_are_not_backscatter() {
+        // The host's own SYNs are remembered: every answer is solicited.
+        let mut r = rig();
+        answers(&mut r, 0.0, 8, true);
+        assert!(r.end().is_empty());
+        // Two unsolicited exchanges (a SYN the sensor missed): below 5.
+        let mut r = rig();
+        r.feed_owned(testutil::tcp(s(0.0), "192.0.2.10", "198.51.100.10", (443, 40001), tcpflag::ACK, 1, 1));
+        answers(&mut r, 1.0, 1, false);
+        assert!(r.end().is_empty());
+        // Inbound only: the home host never seen sending.
+        let mut r = rig();
+        answers(&mut r, 0.0, 8, false);
+        assert!(r.end().is_empty(), "no return path on the wire: nothing claimed");
+        // Long after the host's SYNs (past the filter's memory), an answer
+        // is unsolicited again.
+        let mut r = rig();
+        answers(&mut r, 0.0, 4, true);
+        answers(&mut r, 200.0, 4, false);
+        assert_eq!(kinds(&r.end()), ["backscatter"]);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Rig<D> {
     pub now: i64,
     /// Packets fed so far (the rig's stand-in for `Ctx::inbound`).
     pub inbound: u64,
+    /// Home addresses seen sending (the dispatcher's `dst_spoke` rule).
+    spoke: std::collections::HashSet<std::net::IpAddr>,
 }
 
 impl<D: Detector> Rig<D> {
@@ -59,7 +61,7 @@ impl<D: Detector> Rig<D> {
         let shared = shared(&rules, HOME, 1);
         let (tx, rx) = unbounded();
         let det = build(&shared, &rules);
-        Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0, inbound: 0 }
+        Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0, inbound: 0, spoke: Default::default() }
     }
 
     pub fn feed(&mut self, p: PacketSummary) {
@@ -70,13 +72,21 @@ impl<D: Detector> Rig<D> {
         self.det.on_packet(&p, 0, &self.src, &cx);
     }
 
-    /// Feeds `p` marked with its owner as the dispatcher marks it
-    /// (`pipeline::dispatch::shard_addr`).
+    /// Feeds `p` marked with its owner and `dst_spoke` as the dispatcher
+    /// marks them (`pipeline::dispatch::shard_addr`).
     pub fn feed_owned(&mut self, mut p: PacketSummary) {
         let owner = crate::pipeline::dispatch::shard_addr(&p, &self.shared.home);
         if let (Some(o), Some(ip)) = (owner, p.ip.as_ref()) {
             p.owner_is_src = o == ip.src;
             p.owner_is_dst = o == ip.dst;
+        }
+        if let Some(ip) = p.ip.as_ref() {
+            let home = &self.shared.home;
+            if home.contains(ip.src) {
+                self.spoke.insert(ip.src);
+            } else if home.contains(ip.dst) {
+                p.dst_spoke = self.spoke.contains(&ip.dst);
+            }
         }
         self.feed(p);
     }
