@@ -50,7 +50,7 @@ LAB_TOOLS=(
   "iptables:iptables" "ip6tables:iptables" "curl:curl" "dnsmasq:dnsmasq-base"
   "dig:bind9-dnsutils" "ethtool:ethtool" "python3:python3" "sysctl:procps"
   "ping:iputils-ping" "ulogd:ulogd2" "nft:nftables" "chronyd:chrony" "openssl:openssl"
-  "masscan:masscan" "zmap:zmap"
+  "masscan:masscan" "zmap:zmap" "swaks:swaks" "aiosmtpd:python3-aiosmtpd"
 )
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }

@@ -210,3 +210,55 @@ fn a_dmz_host_browsing_120_sites_is_no_scan() {
     let r = replay(&[&pcap("benign_dmz_browsing.pcap")], &[]);
     assert!(r.of_type("port_scan").is_empty(), "{}", r.stdout);
 }
+
+#[test]
+fn six_sources_dividing_one_hosts_ports_are_one_distributed_scan() {
+    // Six addresses on three lab hosts, each nmap -sS -S ADDR over its own
+    // 25-port slice of 192.0.2.20's ports 1-150, at once.
+    for workers in ["1", "3"] {
+        let r = replay(&[&pcap("scan_distributed.pcap")], &["--workers", workers]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let scans: Vec<serde_json::Value> = r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event_type"] == "port_scan")
+            .collect();
+        let dist: Vec<&serde_json::Value> =
+            scans.iter().filter(|e| e["port_scan"]["pattern"] == "distributed").collect();
+        assert_eq!(dist.len(), 2, "one new, one final: {}", r.stdout);
+        let fin = dist.iter().find(|e| e["port_scan"]["status"] == "final").expect("final");
+        let d = &fin["port_scan"];
+        assert_eq!(fin["dest_ip"], "192.0.2.20");
+        assert_eq!(d["sources"], 6, "{d}");
+        assert_eq!(d["ports_probed"], 150, "{d}");
+        assert_eq!(d["ports"], serde_json::json!({"tcp": ["1-150"]}), "{d}");
+        assert_eq!(d["scan_type"], "syn");
+        assert_eq!(d["direction"], "inbound");
+        assert!(d["mean_overlap"].as_f64().unwrap() < 0.05, "{d}");
+        let open: Vec<u64> = d["open_ports"].as_array().unwrap().iter().map(|o| o["port"].as_u64().unwrap()).collect();
+        assert_eq!(open, [80], "{d}");
+        let mut srcs: Vec<&str> =
+            d["source_list"].as_array().unwrap().iter().map(|m| m["src"].as_str().unwrap()).collect();
+        srcs.sort();
+        let want = ["198.51.100.10", "198.51.100.11", "203.0.113.10", "203.0.113.11", "203.0.113.34", "203.0.113.35"];
+        assert_eq!(srcs, want);
+        // Each source's slice is also its own vertical scan.
+        let vertical: std::collections::BTreeSet<&str> = scans
+            .iter()
+            .filter(|e| e["port_scan"]["pattern"] == "vertical" && e["port_scan"]["status"] == "final")
+            .map(|e| e["src_ip"].as_str().unwrap())
+            .collect();
+        assert_eq!(vertical.into_iter().collect::<Vec<_>>(), want);
+    }
+    // A decoy scan (the same ports from every source) and ordinary traffic
+    // with many clients are not distributed scans.
+    for f in ["decoy_scan_nmap.pcap", "decoy_hping_fixed_ttl.pcap", "benign_mixed.pcap", "nmap_syn_scan.pcap"] {
+        let r = replay(&[&pcap(f)], &[]);
+        assert!(
+            !r.of_type("port_scan").iter().any(|e| e.port_scan.as_ref().is_some_and(|d| d.pattern == "distributed")),
+            "{f}: {}",
+            r.stdout
+        );
+    }
+}

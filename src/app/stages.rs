@@ -121,15 +121,17 @@ impl Analysis {
         out: &Sender<EventLine>,
     ) -> Result<Analysis, CaptureError> {
         let (dispatcher, ports) = Dispatcher::new(shared.workers, home, lossy, Arc::clone(&shared.stats));
-        // The decoy aggregator: one thread, fed by every worker (detect/decoy).
+        // The decoy aggregator: one thread, fed by every worker (detect/decoy);
+        // it also judges port_scan's distributed pattern.
         let mut links = Vec::new();
         let mut aggregator = None;
-        if rules.decoy_scan.enabled {
+        if rules.decoy_scan.enabled || rules.port_scan.enabled {
             let (l, rx) = decoy::channel(ports.len(), lossy);
             links = l;
             let sh = Arc::clone(shared);
             let tx = out.clone();
-            let agg = Aggregator::new(&rules.decoy_scan, ports.len(), rules.general.update_interval_s);
+            let agg =
+                Aggregator::new(&rules.decoy_scan, &rules.port_scan, ports.len(), rules.general.update_interval_s);
             let h = std::thread::Builder::new()
                 .name("picket-decoy".into())
                 .spawn(move || agg.run(rx, &sh, tx, end))

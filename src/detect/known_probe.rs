@@ -9,7 +9,10 @@
 //! - **proxy_hunter**: one source trying `min_proxy_ports` of the proxy
 //!   ports (category `proxy`, plus 80) within `proxy_window_s`, and little
 //!   else (the Ring0 pattern: 80, 8080 and 3128 within a minute). A general
-//!   port scan that includes them is `port_scan`'s.
+//!   port scan that includes them is `port_scan`'s. A hunter tries each
+//!   port once or twice: a source with more than `max_attempts_per_port`
+//!   attempts per port lately (a NAT gateway whose users also mistyped
+//!   8080 and 81, lab capture `benign_busy_server`) is a client at work.
 //! - **sscan**: bare ACK "pings" whose source port equals the destination
 //!   port (23, 25, 80, 110, 143), and SYNs from source ports 1 to 5 (its OS
 //!   fingerprinting).
@@ -45,6 +48,8 @@ crate::rules_section! {
         proxy_window_s: f64 = 60.0, above(0.0, 3600.0);
         /// SIGNATURES.md section 7: a proxy hunter probes little else; more other ports than this is a port scan
         max_other_ports: u32 = 2, ints(0, 100);
+        /// SIGNATURES.md section 7: a proxy hunter tries each port once or twice (with retransmissions); a source with more connection attempts per port lately is a client at work (a NAT gateway, a browser that mistyped a port), not a hunter
+        max_attempts_per_port: u32 = 4, ints(1, 1000);
         /// SIGNATURES.md section 2: a source that probed more ports lately is a port scanner whose list happens to hold these ports (port_scan names it), not a trojan prober or proxy hunter
         max_scan_ports: u32 = 8, ints(1, 65_536);
         /// SIGNATURES.md section 7: sscan's ACK pings and source-port 1-5 SYNs that make a detection
@@ -293,7 +298,8 @@ impl KnownProbe {
             }
         }
         let ports_lately = sources.distinct_ports(ip.src);
-        judge(ip.src, e, rules, update_us, ports_lately, cx, now);
+        let busy = sources.probes(ip.src) > u64::from(rules.max_attempts_per_port) * ports_lately.max(1);
+        judge(ip.src, e, rules, update_us, (ports_lately, busy), cx, now);
     }
 
     fn tick(&mut self, cx: &Ctx) {
@@ -352,10 +358,12 @@ fn add_trojan(e: &mut Entry, name: String, proto: u8, port: u16, sport: u16, dst
 }
 
 /// Confirms or updates each pattern the entry holds.
-/// `ports_lately`: distinct ports the source probed lately (the per-source
-/// table): a broad scanner's trojan and proxy ports are `port_scan`'s.
+/// `lately`: distinct ports the source probed lately (the per-source
+/// table: a broad scanner's trojan and proxy ports are `port_scan`'s), and
+/// whether it made many attempts per port (a client at work, no proxy hunter).
 #[allow(clippy::too_many_arguments)]
-fn judge(src: IpAddr, e: &mut Entry, r: &KnownProbeRules, update_us: i64, ports_lately: u64, cx: &Ctx, now: i64) {
+fn judge(src: IpAddr, e: &mut Entry, r: &KnownProbeRules, update_us: i64, lately: (u64, bool), cx: &Ctx, now: i64) {
+    let (ports_lately, busy) = lately;
     let sensor = e.sensor;
     let scanner = ports_lately > u64::from(r.max_scan_ports);
     for i in 0..e.trojans.len() {
@@ -371,7 +379,7 @@ fn judge(src: IpAddr, e: &mut Entry, r: &KnownProbeRules, update_us: i64, ports_
     }
     let proxies = e.proxy_bits.count_ones();
     let others = e.other_ports.estimate().max(ports_lately.saturating_sub(u64::from(proxies)));
-    if e.proxy.is_none() && proxies >= r.min_proxy_ports && others <= u64::from(r.max_other_ports) {
+    if e.proxy.is_none() && !busy && proxies >= r.min_proxy_ports && others <= u64::from(r.max_other_ports) {
         e.proxy = Some(Pattern { first_us: e.proxy_start_us });
         cx.emit(render_pattern(src, e, "proxy_hunter", "new", None, cx, now));
     }

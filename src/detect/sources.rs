@@ -184,6 +184,12 @@ impl Sources {
         self.spread(src).0
     }
 
+    /// Probes (connection attempts, UDP datagrams, echo requests) `src`
+    /// sent lately: counted until two idle periods of silence.
+    pub fn probes(&self, src: IpAddr) -> u64 {
+        self.map.get(&AddrKey(src)).map_or(0, |e| u64::from(e.probes))
+    }
+
     /// Distinct destination hosts `src` has probed lately (estimate).
     pub fn distinct_hosts(&self, src: IpAddr) -> u64 {
         self.spread(src).1

@@ -29,6 +29,7 @@ use super::record::{AggMsg, Record, kind};
 use super::rules::{Confidence, DecoyScanRules};
 use crate::detect::core::{Ctx, EndReason, Shared};
 use crate::detect::keys::FastMap;
+use crate::detect::port_scan::{PortScanRules, distributed::Distributed};
 use crate::detect::ttl::{hops, initial_ttl, os_family};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -84,6 +85,10 @@ pub struct Aggregator {
     clock: i64,
     update_us: i64,
     window_us: i64,
+    /// `decoy_scan` is on (the aggregator also runs for `distributed` alone).
+    decoy_on: bool,
+    /// `port_scan`'s `distributed` pattern, judged on the same records.
+    distributed: Option<Distributed>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,8 +382,15 @@ fn join_words(v: &[String]) -> String {
 }
 
 impl Aggregator {
-    pub fn new(rules: &DecoyScanRules, workers: usize, update_interval_s: f64) -> Aggregator {
+    pub fn new(
+        rules: &DecoyScanRules,
+        port_scan: &PortScanRules,
+        workers: usize,
+        update_interval_s: f64,
+    ) -> Aggregator {
         Aggregator {
+            decoy_on: rules.enabled,
+            distributed: Distributed::new(port_scan, update_interval_s),
             rules: rules.clone(),
             marks: vec![i64::MIN; workers.max(1)],
             pending: Vec::new(),
@@ -511,15 +523,26 @@ impl Aggregator {
         let from = now.saturating_sub(self.window_us);
         let Some(d) = self.dests.get_mut(&dst) else { return };
         let Dest { srcs, dets } = d;
-        // Most destinations see one scanner at a time: no group to look for.
-        if srcs.iter().filter(|r| candidate(rules, r, from)).nth(rules.min_sources.saturating_sub(1) as usize).is_none()
-        {
+        // Most destinations see one scanner at a time: no group to look for
+        // (unless a distributed scan of it is open, which new sources join).
+        let need = match &self.distributed {
+            Some(x) if x.open_at(dst) => 1,
+            Some(x) if self.decoy_on => x.min_sources().min(rules.min_sources as usize),
+            Some(x) => x.min_sources(),
+            None => rules.min_sources as usize,
+        };
+        if srcs.iter().filter(|r| candidate(rules, r, from)).nth(need.saturating_sub(1)).is_none() {
             return;
         }
         let mut elig: Vec<&Record> = srcs.iter().filter(|r| candidate(rules, r, from)).collect();
         elig.sort_by_key(|r| (r.first_us, r.src));
         let cx = Ctx { shared, out, now, inbound: 0 }; // no traffic shares here
-        for group in groups(elig, rules) {
+        let decoy_groups = if self.decoy_on && elig.len() >= rules.min_sources as usize {
+            groups(elig.clone(), rules)
+        } else {
+            Vec::new()
+        };
+        for group in decoy_groups {
             if judge(&group, rules).confidence < rules.min_confidence {
                 continue;
             }
@@ -560,11 +583,19 @@ impl Aggregator {
                 }
             }
         }
+        // Sources that joined no decoy group may be dividing the ports.
+        if let Some(dist) = &mut self.distributed {
+            elig.retain(|r| !dets.iter().any(|det| det.members.contains(&r.src)));
+            dist.evaluate(dst, &elig, &cx, now);
+        }
     }
 
     /// Ends detections whose sources have all been quiet for `window_s`, and
     /// forgets records that old (a member of an open detection stays).
     fn expire(&mut self, now: i64, shared: &Shared, out: &Sender<EventLine>) {
+        if let Some(dist) = &mut self.distributed {
+            dist.expire(now, &Ctx { shared, out, now, inbound: 0 });
+        }
         let from = now.saturating_sub(self.window_us);
         if from <= self.quiet_from {
             return;
@@ -620,6 +651,9 @@ impl Aggregator {
         open.sort_by_key(|(t, dst, _, _)| (*t, *dst));
         for (_, dst, det, srcs) in open {
             cx.emit(render(dst, det, srcs, &self.rules, "final", Some(end), &cx, now).0);
+        }
+        if let Some(dist) = &mut self.distributed {
+            dist.finish(end, &cx, now);
         }
         self.dests.clear();
         self.held = 0;

@@ -61,6 +61,20 @@ pub struct PortSlot {
     /// The source held a real conversation on this port (data after the
     /// handshake, or a UDP answer): a client, not a probe.
     pub completed: bool,
+    /// What the destination answered (`answer::*`), the last answer seen.
+    pub answer: u8,
+}
+
+/// What a probed port answered (`PortSlot::answer`).
+pub mod answer {
+    /// Nothing (yet): filtered, or the answer is still to come.
+    pub const NONE: u8 = 0;
+    /// SYN-ACK, or a UDP reply: open.
+    pub const OPEN: u8 = 1;
+    /// RST: closed.
+    pub const CLOSED: u8 = 2;
+    /// An ICMP error quoting the probe: filtered (or closed, for UDP).
+    pub const UNREACHABLE: u8 = 3;
 }
 
 /// A snapshot of one (source, destination) probe record, with the source's

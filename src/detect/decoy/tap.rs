@@ -22,7 +22,7 @@
 //! for `window_s` expire. Per packet nothing is allocated: the queue of
 //! changed candidates is reused.
 
-use super::record::{AggMsg, Link, PortSlot, Record, Same, kind};
+use super::record::{AggMsg, Link, PortSlot, Record, Same, answer, kind};
 use super::rules::DecoyScanRules;
 use crate::decode::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use crate::detect::core::Shared;
@@ -238,15 +238,34 @@ impl Tap {
 
     /// A packet sent to an owned address: an answer proves it was reachable.
     fn received(&mut self, p: &PacketSummary, ip: &IpInfo, sources: &mut Sources, stats: &Stats) {
+        // What each probed port answered, for port_scan's `distributed`
+        // pattern (one lookup per SYN-ACK, RST or ICMP error).
         let answer = match &p.l4 {
             // The SYN-ACK is enough: data to it follows one (one lookup per
             // connection, not per segment).
-            L4::Tcp(t) => t.is_syn_ack(),
+            L4::Tcp(t) => {
+                if t.is_syn_ack() {
+                    self.answered((ip.dst, ip.src), t.sport, false, answer::OPEN);
+                } else if t.has(tcpflag::RST) {
+                    self.answered((ip.dst, ip.src), t.sport, false, answer::CLOSED);
+                }
+                t.is_syn_ack()
+            }
             L4::Udp(u) => {
                 self.complete((ip.dst, ip.src), u.sport, true);
+                self.answered((ip.dst, ip.src), u.sport, true, answer::OPEN);
                 true
             }
-            L4::Icmp(i) => i.is_echo_reply(),
+            L4::Icmp(i) => {
+                if let Some(q) = &i.quoted
+                    && q.has_ports
+                    && q.src == ip.dst
+                    && matches!(q.proto, 6 | 17)
+                {
+                    self.answered((q.src, q.dst), q.dport, q.proto == 17, answer::UNREACHABLE);
+                }
+                i.is_echo_reply()
+            }
             _ => false,
         };
         if answer {
@@ -257,6 +276,27 @@ impl Tap {
                 && let Some(ttl) = sources.echo_ttl(ip.dst)
             {
                 self.hist.conversation(ip.dst, p.ts_us, ttl, sources.contact(ip.dst), stats);
+            }
+        }
+    }
+
+    /// Notes what a probed port of an existing record answered.
+    fn answered(&mut self, key: (IpAddr, IpAddr), port: u16, udp: bool, what: u8) {
+        if let Some(f) = self.first.get_mut(&PairKey::from(key)) {
+            if f.slot.port == port && f.slot.udp == udp {
+                f.slot.answer = what;
+            }
+            return;
+        }
+        let Some(e) = self.pairs.get_mut(&PairKey::from(key)) else { return };
+        let n = usize::from(e.rec.nports);
+        if let Some(s) = e.rec.ports.iter_mut().take(n).find(|s| s.port == port && s.udp == udp)
+            && s.answer != what
+        {
+            s.answer = what;
+            if e.candidate && !e.queued {
+                e.queued = true;
+                self.queue.push(key);
             }
         }
     }
@@ -330,7 +370,13 @@ impl Tap {
         if !known {
             match r.ports.get_mut(n) {
                 Some(slot) => {
-                    *slot = PortSlot { port: pr.port, ip_id: pr.ip_id, udp: pr.udp, completed: false };
+                    *slot = PortSlot {
+                        port: pr.port,
+                        ip_id: pr.ip_id,
+                        udp: pr.udp,
+                        completed: false,
+                        answer: answer::NONE,
+                    };
                     r.nports += 1;
                 }
                 None => r.ports_more = true,
@@ -360,7 +406,7 @@ impl Tap {
             kinds: 0,
             ttl_min: u8::MAX,
             ttl_max: 0,
-            slot: PortSlot { port: pr.port, ip_id: pr.ip_id, udp: pr.udp, completed: false },
+            slot: PortSlot { port: pr.port, ip_id: pr.ip_id, udp: pr.udp, completed: false, answer: answer::NONE },
             first_sport: pr.sport,
             sport: Same::default(),
             isn: Same::default(),

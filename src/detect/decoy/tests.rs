@@ -89,7 +89,7 @@ fn aggregate(shared: &Shared, r: &Rules, msgs: Vec<AggMsg>) -> Vec<Value> {
         tx.send(m).unwrap();
     }
     drop(tx);
-    Aggregator::new(&r.decoy_scan, shared.workers, r.general.update_interval_s).run(
+    Aggregator::new(&r.decoy_scan, &r.port_scan, shared.workers, r.general.update_interval_s).run(
         rx,
         shared,
         otx,

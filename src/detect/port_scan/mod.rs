@@ -41,6 +41,7 @@
 //! source with two or more failures that is evicted or refused is counted
 //! in `lost_detections`.
 
+pub mod distributed;
 pub mod tools;
 
 use super::fair::{Inserted, Probation, Tier, Weighted};
@@ -81,6 +82,12 @@ crate::rules_section! {
         settle_s: f64 = 3.0, floats(0.1, 60.0);
         /// SIGNATURES.md section 2: a scan with no new probe for this long has ended
         idle_s: f64 = 300.0, above(0.0, 86_400.0);
+        /// SIGNATURES.md section 2 (Snort's distributed portscan): sources, each probing at least decoy_scan.min_ports ports of one host, that make a distributed scan of it
+        distributed_min_sources: u32 = 4, ints(2, 256);
+        /// SIGNATURES.md section 2: ports those sources probed between them, at least, and at least twice what the busiest probed alone (the work is divided)
+        distributed_min_ports: u32 = 30, ints(2, 65_536);
+        /// SIGNATURES.md section 2: mean pairwise Jaccard similarity of their port sets, at most: slices of one scan barely overlap; unrelated scanners meeting at one host probe the same popular ports
+        distributed_max_overlap: f64 = 0.2, floats(0.0, 1.0);
         /// SIGNATURES.md section 2: sources with two or more first contacts tracked, across all workers
         max_tracked: usize = 8192, entries();
         /// SIGNATURES.md section 2: sources seen once (a spoofed flood lands here), across all workers
