@@ -182,20 +182,27 @@ impl View {
     }
 }
 
-fn view(r: &Record, tol: u8) -> View {
+/// What the evidence says about one member. `scan_start`: when the scan
+/// began, from the members whose records hold probes alone. A record that
+/// also holds the source's own real connection to the destination (the
+/// innocent whose address was borrowed had browsed it first) starts with
+/// that connection, so its history is judged against the scan's start.
+fn view(r: &Record, tol: u8, scan_start: Option<i64>) -> View {
     let mem = r.memory;
+    let start = if r.completed_ports() > 0 { scan_start.unwrap_or(r.first_us).max(r.first_us) } else { r.first_us };
     let contact = match mem.and_then(|m| m.conv_first_us) {
-        Some(t) if t < r.first_us => Contact::Before,
+        Some(t) if t < start => Contact::Before,
         Some(_) => Contact::After,
         None => Contact::None,
     };
     let baseline = mem.and_then(|m| m.baseline());
-    let randomised = r.ttl_max.saturating_sub(r.ttl_min) > tol.saturating_mul(2);
+    let (ttl_min, ttl_max) = r.scan_ttl();
+    let randomised = ttl_max.saturating_sub(ttl_min) > tol.saturating_mul(2);
     View {
         contact,
-        earlier: mem.is_some_and(|m| m.first_us < r.first_us),
+        earlier: mem.is_some_and(|m| m.first_us < start),
         baseline,
-        consistent: baseline.map(|(lo, hi)| r.ttl_min.saturating_add(tol) >= lo && r.ttl_max <= hi.saturating_add(tol)),
+        consistent: baseline.map(|(lo, hi)| ttl_min.saturating_add(tol) >= lo && ttl_max <= hi.saturating_add(tol)),
         randomised,
     }
 }
@@ -246,7 +253,10 @@ fn one_ip_id_counter(members: &[&Record]) -> bool {
 
 fn judge(members: &[&Record], rules: &DecoyScanRules) -> Verdict {
     let tol = rules.ttl_tolerance;
-    let fixed_ttl = |r: &&Record| (r.ttl_min == r.ttl_max).then_some(r.ttl_min);
+    let fixed_ttl = |r: &&Record| {
+        let (lo, hi) = r.scan_ttl();
+        (lo == hi).then_some(lo)
+    };
     let fp = Fingerprint {
         sport: all_same(members.iter().map(|r| r.sport.value())),
         isn: all_same(members.iter().map(|r| r.isn.value())),
@@ -256,7 +266,8 @@ fn judge(members: &[&Record], rules: &DecoyScanRules) -> Verdict {
         window: all_same(members.iter().map(|r| r.window.value())),
         options: all_same(members.iter().map(|r| r.options.value())),
     };
-    let views: Vec<View> = members.iter().map(|r| view(r, tol)).collect();
+    let scan_start = members.iter().filter(|r| r.completed_ports() == 0).map(|r| r.first_us).min();
+    let views: Vec<View> = members.iter().map(|r| view(r, tol, scan_start)).collect();
     let only = |f: &dyn Fn(&View) -> bool| {
         let hits: Vec<usize> = (0..views.len()).filter(|i| f(&views[*i])).collect();
         (hits.len() == 1).then(|| hits[0])
@@ -310,8 +321,8 @@ fn judge(members: &[&Record], rules: &DecoyScanRules) -> Verdict {
     }
     let randomised: Vec<&Record> = (0..n).filter(|i| views[*i].randomised).map(|i| members[i]).collect();
     if !randomised.is_empty() {
-        let lo = randomised.iter().map(|r| r.ttl_min).min().unwrap_or(0);
-        let hi = randomised.iter().map(|r| r.ttl_max).max().unwrap_or(0);
+        let lo = randomised.iter().map(|r| r.scan_ttl().0).min().unwrap_or(0);
+        let hi = randomised.iter().map(|r| r.scan_ttl().1).max().unwrap_or(0);
         reasons.push(format!(
             "the scan TTL varies from probe to probe ({lo}..{hi}): the tool randomises it, so it ties no source to its baseline"
         ));
@@ -321,7 +332,9 @@ fn judge(members: &[&Record], rules: &DecoyScanRules) -> Verdict {
         if let Some((lo, hi)) = v.baseline {
             reasons.push(format!(
                 "{} arrived with TTL {}..{} but its earlier conversations came with {lo}..{hi}: forged",
-                r.src, r.ttl_min, r.ttl_max
+                r.src,
+                r.scan_ttl().0,
+                r.scan_ttl().1
             ));
         }
     }
@@ -339,12 +352,16 @@ fn judge(members: &[&Record], rules: &DecoyScanRules) -> Verdict {
             });
         }
         _ if forged => {
-            let before = views.iter().filter(|v| v.contact == Contact::Before && !v.contradicts()).count();
-            reasons.push(if before == 0 {
+            let before: Vec<String> = (0..n)
+                .filter(|i| views[*i].contact == Contact::Before && !views[*i].contradicts())
+                .map(|i| members[i].src.to_string())
+                .collect();
+            reasons.push(if before.is_empty() {
                 "no source held a two-way conversation before the scan, so which one is real is not known".to_string()
             } else {
                 format!(
-                    "{before} sources held two-way conversations before the scan, so which one is real is not known"
+                    "{} held two-way conversations before the scan (nothing ties either to the probes), so which one is real is not known",
+                    join_words(&before)
                 )
             });
         }
@@ -673,7 +690,10 @@ fn candidate(rules: &DecoyScanRules, r: &Record, from: i64) -> bool {
 /// port, ISN or TTL, or the same IP IDs on the ports both probed.
 fn linked(a: &Record, b: &Record, ip_ids: bool) -> bool {
     let eq = |x: Option<u32>, y: Option<u32>| x.is_some() && x == y;
-    let fixed = |r: &Record| (r.ttl_min == r.ttl_max).then_some(u32::from(r.ttl_min));
+    let fixed = |r: &Record| {
+        let (lo, hi) = r.scan_ttl();
+        (lo == hi).then_some(u32::from(lo))
+    };
     eq(a.sport.value().map(u32::from), b.sport.value().map(u32::from))
         || eq(a.isn.value(), b.isn.value())
         || eq(fixed(a), fixed(b))
@@ -823,7 +843,7 @@ fn render(
                 "ports": r.distinct_ports(),
                 "completed_ports": r.completed_ports(),
                 "probe_types": kinds_names(r.kinds),
-                "ttl": ttl_json(r.ttl_min, r.ttl_max),
+                "ttl": ttl_json(r.scan_ttl().0, r.scan_ttl().1),
                 "ttl_randomised": w.randomised,
                 "baseline_ttl": w.baseline.map(|(lo, hi)| {
                     let mut b = ttl_json(lo, hi);

@@ -63,6 +63,8 @@ pub struct PortSlot {
     pub completed: bool,
     /// What the destination answered (`answer::*`), the last answer seen.
     pub answer: u8,
+    /// TTL of the first probe to this port.
+    pub ttl: u8,
 }
 
 /// What a probed port answered (`PortSlot::answer`).
@@ -151,6 +153,20 @@ impl Record {
     /// Distinct ports probed: exact up to `PORTS`, then the sketch's estimate.
     pub fn distinct_ports(&self) -> u64 {
         if self.ports_more { self.sketch.estimate().max(PORTS as u64 + 1) } else { u64::from(self.nports) }
+    }
+
+    /// The TTL range of the probes. A record that also holds the source's
+    /// own real connections (ports with conversations) takes it from the
+    /// other ports' first probes, so the innocent whose address a scanner
+    /// borrowed shows the scan's TTL, not a mix with its own.
+    pub fn scan_ttl(&self) -> (u8, u8) {
+        let slots = self.port_slots();
+        if !slots.iter().any(|s| s.completed) {
+            return (self.ttl_min, self.ttl_max);
+        }
+        let probes = slots.iter().filter(|s| !s.completed && s.ttl > 0);
+        let (lo, hi) = probes.fold((u8::MAX, 0u8), |(lo, hi), s| (lo.min(s.ttl), hi.max(s.ttl)));
+        if lo > hi { (self.ttl_min, self.ttl_max) } else { (lo, hi) }
     }
 
     /// Exactly known ports on which the source held a real conversation.

@@ -376,6 +376,7 @@ impl Tap {
                         udp: pr.udp,
                         completed: false,
                         answer: answer::NONE,
+                        ttl: pr.ttl,
                     };
                     r.nports += 1;
                 }
@@ -406,7 +407,14 @@ impl Tap {
             kinds: 0,
             ttl_min: u8::MAX,
             ttl_max: 0,
-            slot: PortSlot { port: pr.port, ip_id: pr.ip_id, udp: pr.udp, completed: false, answer: answer::NONE },
+            slot: PortSlot {
+                port: pr.port,
+                ip_id: pr.ip_id,
+                udp: pr.udp,
+                completed: false,
+                answer: answer::NONE,
+                ttl: pr.ttl,
+            },
             first_sport: pr.sport,
             sport: Same::default(),
             isn: Same::default(),
