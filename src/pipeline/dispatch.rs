@@ -20,9 +20,9 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Packets per batch.
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 1024;
 /// Batches in flight per worker.
-pub const QUEUE: usize = 64;
+pub const QUEUE: usize = 16;
 /// Packet-time interval between ticks.
 pub const TICK_US: i64 = 1_000_000;
 
