@@ -53,7 +53,7 @@ use super::slab::Slab;
 use super::sources::Sources;
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::keys::{FastMap, sweep_every};
+use crate::detect::keys::{FastMap, sweep_every, unicast};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -462,10 +462,16 @@ impl Periodic {
                     f.answered = true;
                     return;
                 }
+                // Multicast and broadcast (SSDP, mDNS, WS-Discovery, the
+                // NetBIOS browser, DHCP) expect no unicast answer: silence
+                // after them is no dead service (issue 13).
+                if !unicast(ip.dst) {
+                    return;
+                }
                 let key = Key { src: ip.src, dst: ip.dst, proto: 17, dport: u.dport };
                 self.attempt(key, p, sensor, u.sport, 0, false, src, cx);
             }
-            L4::Icmp(i) if i.is_echo_request() => {
+            L4::Icmp(i) if i.is_echo_request() && unicast(ip.dst) => {
                 let key = Key { src: ip.src, dst: ip.dst, proto: ip.proto, dport: 0 };
                 let (id, seq) = i.echo.unwrap_or((0, 0));
                 self.attempt(key, p, sensor, 0, (u32::from(id) << 16) | u32::from(seq), false, src, cx);
@@ -1243,6 +1249,30 @@ mod tests {
         assert_eq!(fin["dest_port"], 27015);
         // One source port all along: no sequence.
         assert_eq!(kinds(&ev, "source_port_sequence", "final"), 0);
+    }
+
+    #[test]
+    fn multicast_and_broadcast_chatter_is_not_a_dead_service() {
+        // SSDP, the NetBIOS browser, mDNS, DHCP and WS-Discovery on a
+        // steady cadence: nothing unicast ever answers them (issue 13:
+        // mal_Syslog, mk_honeynet_suspicious-time).
+        let mut r = rig(|_| {});
+        for i in 0..12 {
+            let t = f64::from(i) * 20.0;
+            r.feed(udp(t, "172.31.110.120", "239.255.255.250", 50000, 1900));
+            r.feed(udp(t / 2.0, "10.0.5.15", "10.0.5.255", 138, 138));
+            r.feed(udp(t, CLIENT, "224.0.0.251", 5353, 5353));
+            r.feed(udp(t, "0.0.0.0", "255.255.255.255", 68, 67));
+            r.feed(udp(t, "2001:db8::7", "ff02::c", 50001, 3702));
+        }
+        let ev = r.end();
+        assert!(ev.is_empty(), "{ev:?}");
+        // The same cadence to a unicast address is a probe.
+        let mut r = rig(|_| {});
+        for i in 0..12 {
+            r.feed(udp(f64::from(i) * 20.0, "172.31.110.120", SERVER, 50000, 1900));
+        }
+        assert_eq!(kinds(&r.end(), "periodic_probe", "new"), 1);
     }
 
     #[test]
