@@ -170,8 +170,11 @@ fn rat_c2_beacons_every_10_s_with_sequential_ports() {
     assert!(d.cycles >= 5, "{d:?}");
     assert!(d.answered > 0, "the C2 answers: {d:?}");
     assert_eq!(ev.dest_port, Some(4433));
-    let (_, s) = one(r.sequence_finals(), "sequence", &r.stdout);
-    assert_eq!((s.step, s.min_port, s.max_port), (1, 6641, 6648));
+    assert!(ev.summary.as_deref().unwrap_or_default().contains("a scheduled client or a beacon"), "{ev:?}");
+    // Its source ports count up 6641..6648, but every connection was
+    // answered: consecutive ports on answered connections are how stacks
+    // allocate them, no retrying program (issue 13), so no sequence.
+    assert!(r.sequence_finals().is_empty(), "{}", r.stdout);
 }
 
 #[test]
@@ -274,16 +277,13 @@ fn the_verdict_of_bursts_of_reconnects_and_of_answered_beacons() {
     assert_eq!(v["verdict"]["burst"], true);
     assert!(v["summary"].as_str().unwrap().contains("(powwow) in bursts of 6-6"), "{v}");
 
+    // The answered RAT beacon: one view (periodic_probe, which says "a
+    // scheduled client or a beacon"), so no verdict; its answered
+    // sequential ports are no second view (issue 13).
     let Some(f) = corpus_file("cs_ratinfected.pcapng") else { return };
     let r = replay(&[&f], &[]);
-    let v = one_final_verdict(&r);
-    assert_eq!(v["verdict"]["conclusion"], "beacon", "{v}");
-    assert_eq!(v["verdict"]["parts"], serde_json::json!(["periodic_probe", "source_port_sequence"]));
-    assert!(v["summary"].as_str().unwrap().contains("has connected to TCP 172.16.0.111:4433 every 10 s"), "{v}");
-    assert!(
-        v["severity"].as_i64()
-            > one_final_verdict(&replay(&[&pcap("periodic_probe_30s.pcap")], &[]))["severity"].as_i64()
-    );
+    assert!(verdicts(&r).is_empty(), "{}", r.stdout);
+    assert_eq!(r.periodic_finals().len(), 1, "{}", r.stdout);
 }
 
 #[test]

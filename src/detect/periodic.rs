@@ -841,6 +841,12 @@ fn try_confirm_sequence(
     if !sequence_holds(e, lim) || is_scanner(src, key, lim) {
         return;
     }
+    // Answered connections from consecutive ports are ordinary: Linux and
+    // others allocate ports per destination in order (realworld mal_SSL:
+    // 99 answered HTTPS connections). A retrying program is not answered.
+    if e.answered * 2 > e.attempts {
+        return;
+    }
     e.ps = Life { confirmed: true, last_emit_us: now };
     let status = if end.is_some() { "final" } else { "new" };
     cx.emit(render_sequence(key, e, status, end, cx, now));
@@ -1020,8 +1026,14 @@ fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         Some(w) if e.wraps > 0 => format!(", wrapping {} time(s) (first from {} back to {})", e.wraps, w.from, w.to),
         _ => String::new(),
     };
+    // A stack is named only when the range proves it.
+    let stack = if e.min_port >= 1024 && e.max_port <= 5000 && (e.wraps > 0 || e.max_port >= 1100) {
+        " (ports within 1024..5000: classic Windows, or an old BSD)"
+    } else {
+        ""
+    };
     let summary = format!(
-        "{} made {} attempts to {}{svc} from source ports counting up by {step} ({}..{}){wrap_note}: one program allocating ports sequentially (classic Windows 1024..5000), retrying the same service",
+        "{} made {} attempts to {}{svc} from source ports counting up by {step} ({}..{}){wrap_note}: one program allocating ports sequentially{stack}, retrying the same service",
         key.src,
         e.attempts,
         target(key),
@@ -1249,6 +1261,48 @@ mod tests {
         assert_eq!(fin["dest_port"], 27015);
         // One source port all along: no sequence.
         assert_eq!(kinds(&ev, "source_port_sequence", "final"), 0);
+    }
+
+    #[test]
+    fn answered_connections_from_counting_up_ports_are_no_sequence() {
+        // A Linux client's connections to one server, each answered.
+        let mut r = rig(|_| {});
+        for i in 0..8u16 {
+            let t = f64::from(i) * 20.0;
+            let isn = 1000 + u32::from(i);
+            r.feed(crate::decode::summary::testutil::tcp(s(t), CLIENT, SERVER, (41000 + i, 158), tcpflag::SYN, isn, 0));
+            let sa = tcpflag::SYN | tcpflag::ACK;
+            r.feed(crate::decode::summary::testutil::tcp(
+                s(t + 0.01),
+                SERVER,
+                CLIENT,
+                (158, 41000 + i),
+                sa,
+                7,
+                isn + 1,
+            ));
+        }
+        let ev = r.end();
+        assert_eq!(kinds(&ev, "source_port_sequence", "final"), 0, "{ev:?}");
+        // Unanswered, the same attempts are one, and 41000.. names no stack.
+        let mut r = rig(|_| {});
+        for i in 0..8u16 {
+            r.feed(crate::decode::summary::testutil::tcp(
+                s(f64::from(i) * 20.0),
+                CLIENT,
+                SERVER,
+                (41000 + i, 158),
+                tcpflag::SYN,
+                9 + u32::from(i),
+                0,
+            ));
+        }
+        let ev = r.end();
+        let fin = ev
+            .iter()
+            .find(|e| e["event_type"] == "source_port_sequence" && e["source_port_sequence"]["status"] == "final");
+        let summary = fin.expect("a sequence")["summary"].as_str().unwrap().to_string();
+        assert!(!summary.contains("Windows"), "{summary}");
     }
 
     #[test]
