@@ -170,3 +170,36 @@ fn output_file_is_appended_not_truncated() {
     let ev = parse(&std::fs::read_to_string(&out).unwrap());
     assert_eq!(ev.iter().filter(|e| e.event_type == "stats").count(), 2);
 }
+
+#[test]
+fn a_cisco_hdlc_capture_link_type_104_replays() {
+    // A router's serial-line capture (LINKTYPE_C_HDLC): unicast address
+    // 0x0f, control 0, EtherType 0x0800, then IPv4. Six SYNs 5 s apart to a
+    // silent port, a new source port each: the retry loop must be found
+    // through the HDLC framing (issue 13: DLT 104 was refused).
+    let dir = tempdir("chdlc");
+    let f = dir.join("chdlc.pcap");
+    {
+        let cap = pcap::Capture::dead(pcap::Linktype(104)).expect("dead capture");
+        let mut out = cap.savefile(&f).expect("savefile");
+        for i in 0..6u16 {
+            let mut frame = vec![0x0f, 0x00, 0x08, 0x00];
+            etherparse::PacketBuilder::ipv4([203, 0, 113, 9], [192, 0, 2, 10], 52)
+                .tcp(40000 + i, 158, 1000 + u32::from(i), 64240)
+                .syn()
+                .write(&mut frame, &[])
+                .expect("build");
+            let ts = libc_timeval(1_700_000_000 + 5 * i64::from(i));
+            let h = pcap::PacketHeader { ts, caplen: frame.len() as u32, len: frame.len() as u32 };
+            out.write(&pcap::Packet::new(&h, &frame));
+        }
+    }
+    let r = replay(&[&f], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stats().packets, 6);
+    assert!(!r.of_type("syn_retry").is_empty(), "{}", r.stdout);
+}
+
+fn libc_timeval(secs: i64) -> libc::timeval {
+    libc::timeval { tv_sec: secs as libc::time_t, tv_usec: 0 }
+}

@@ -55,7 +55,8 @@ impl LinkKind {
             229 => Some(LinkKind::Ipv6),
             113 => Some(LinkKind::LinuxSll),
             276 => Some(LinkKind::LinuxSll2),
-            9 | 50 => Some(LinkKind::Ppp),
+            // LINKTYPE_C_HDLC (104): Cisco HDLC, decoded by the PPP framing.
+            9 | 50 | 104 => Some(LinkKind::Ppp),
             117 => Some(LinkKind::Pflog),
             _ => None,
         }

@@ -588,3 +588,12 @@ fn pflog_headers_of_both_lengths_reach_the_ip_packet() {
     assert_eq!(run(LinkKind::Pflog, &short).error, Some(DecodeError::TruncatedLink));
     assert_eq!(LinkKind::from_dlt(117), Some(LinkKind::Pflog));
 }
+
+#[test]
+fn cisco_hdlc_captures_link_type_104_are_decoded() {
+    // Issue 13: the README lists Cisco HDLC, but DLT 104 was refused.
+    let kind = LinkKind::from_dlt(104).expect("LINKTYPE_C_HDLC is supported");
+    let s = run(kind, CHDLC_IPV4);
+    assert_eq!(s.error, None);
+    assert!(s.ip.is_some() && s.udp().is_some(), "{s:?}");
+}
