@@ -135,6 +135,19 @@ fn assert_no_detection(r: &Run, name: &str) {
     assert!(r.stats().events.values().all(|n| *n == 0), "{name}: {:?}", r.stats().events);
 }
 
+/// Replayed with the lab's home net (every packet read), with one worker
+/// or three, and without a home net: never a detection.
+fn assert_quiet_every_way(name: &str, packets: u64) {
+    let r = replay(&[&pcap(name)], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stats().packets, packets);
+    assert_no_detection(&r, name);
+    for extra in [&["--workers", "3"][..], &["--workers", "1"][..]] {
+        assert_no_detection(&replay(&[&pcap(name)], extra), name);
+    }
+    assert_no_detection(&picket(&["replay", pcap(name).to_str().unwrap()]), name);
+}
+
 #[test]
 fn mixed_benign_traffic_from_real_tools_produces_no_detection() {
     let name = "benign_mixed.pcap";
@@ -151,16 +164,7 @@ fn mixed_benign_traffic_from_real_tools_produces_no_detection() {
     assert!(f.retransmissions >= 3, "real retransmissions under loss: {}", f.retransmissions);
     assert!(f.resets >= 1, "one refused connection");
 
-    let r = replay(&[&pcap(name)], &[]);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert_eq!(r.stats().packets, f.packets);
-    assert_no_detection(&r, name);
-    // With one worker or three, and without a home net: still nothing.
-    for extra in [&["--workers", "3"][..], &["--workers", "1"][..]] {
-        assert_no_detection(&replay(&[&pcap(name)], extra), name);
-    }
-    let bare = picket(&["replay", pcap(name).to_str().unwrap()]);
-    assert_no_detection(&bare, name);
+    assert_quiet_every_way(name, f.packets);
 }
 
 #[test]
@@ -254,14 +258,7 @@ fn busy_web_and_mail_server_with_a_nat_gateway_produces_no_detection() {
     let dead: Vec<&Conn> = f.syns.keys().filter(|c| c.0 == mx && c.3 == 25 && f.refused.contains(*c)).collect();
     assert_eq!(dead.len(), 1, "one refused delivery: {dead:?}");
 
-    let r = replay(&[&pcap(name)], &[]);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert_eq!(r.stats().packets, f.packets);
-    assert_no_detection(&r, name);
-    for extra in [&["--workers", "3"][..], &["--workers", "1"][..]] {
-        assert_no_detection(&replay(&[&pcap(name)], extra), name);
-    }
-    assert_no_detection(&picket(&["replay", pcap(name).to_str().unwrap()]), name);
+    assert_quiet_every_way(name, f.packets);
 }
 
 #[test]
@@ -317,12 +314,5 @@ fn recursive_resolver_ntp_client_and_cdn_fetches_produce_no_detection() {
     let spread = times.iter().cloned().fold(f64::MIN, f64::max) - times.iter().cloned().fold(f64::MAX, f64::min);
     assert!(spread < 10.0, "the CDN fetches span {spread} s");
 
-    let r = replay(&[&pcap(name)], &[]);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert_eq!(r.stats().packets, f.packets);
-    assert_no_detection(&r, name);
-    for extra in [&["--workers", "3"][..], &["--workers", "1"][..]] {
-        assert_no_detection(&replay(&[&pcap(name)], extra), name);
-    }
-    assert_no_detection(&picket(&["replay", pcap(name).to_str().unwrap()]), name);
+    assert_quiet_every_way(name, f.packets);
 }

@@ -275,12 +275,9 @@ impl Anomaly {
         }
         // A SYN-ACK, or the RST a stack sends to a SYN (RST+ACK, seq 0).
         let answer = t.is_syn_ack() || (t.has(tcpflag::RST) && t.has(tcpflag::ACK) && t.seq == 0);
-        answer
-            && p.owner_is_dst
-            && p.dst_spoke
-            && !home.contains(ip.src)
-            && home.contains(ip.dst)
-            && !self.sent.contains(ip.dst, ip.src, t.dport, t.sport)
+        // `dst_spoke` is set only on packets from outside to a home host:
+        // the dispatcher has already tested both addresses.
+        answer && p.owner_is_dst && p.dst_spoke && !self.sent.contains(ip.dst, ip.src, t.dport, t.sport)
     }
 
     /// The anomalies of one packet (at most a few), as a bit set over kinds.

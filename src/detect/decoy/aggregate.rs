@@ -1,6 +1,9 @@
 //! The `decoy_scan` aggregator: one thread that groups the workers'
 //! candidate records by destination, judges them and writes the events
 //! (see `decoy/mod.rs` for the data flow and why it is deterministic).
+//! After its own grouping it hands each judged destination's remaining
+//! candidates to `port_scan::distributed` (many sources dividing one host's
+//! ports), which owns that pattern's rules, state and events.
 //!
 //! Judgement, per destination, at each tag (a tick's packet time):
 //! - candidates: sources whose record was updated within `window_s`, that

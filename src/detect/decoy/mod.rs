@@ -17,7 +17,9 @@
 //!   heap) with the tick's packet time as its `tag`, then a `Watermark`
 //!   for that tick. At the end it sends its last snapshots and `Done`.
 //! - `aggregate.rs` (one thread): groups candidates by destination and
-//!   decides (port-set overlap, shared fingerprints, the sources' memory).
+//!   decides (port-set overlap, shared fingerprints, the sources' memory);
+//!   it also runs `port_scan`'s `distributed` pattern on the same records,
+//!   so it starts when either detector is on.
 //!
 //! Determinism: a worker's snapshot at a tick holds exactly the packets
 //! before that tick (the reader flushes every batch before a tick), whatever

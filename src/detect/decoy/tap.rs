@@ -282,43 +282,33 @@ impl Tap {
 
     /// Notes what a probed port of an existing record answered.
     fn answered(&mut self, key: (IpAddr, IpAddr), port: u16, udp: bool, what: u8) {
-        if let Some(f) = self.first.get_mut(&PairKey::from(key)) {
-            if f.slot.port == port && f.slot.udp == udp {
-                f.slot.answer = what;
-            }
-            return;
-        }
-        let Some(e) = self.pairs.get_mut(&PairKey::from(key)) else { return };
-        let n = usize::from(e.rec.nports);
-        if let Some(s) = e.rec.ports.iter_mut().take(n).find(|s| s.port == port && s.udp == udp)
-            && s.answer != what
-        {
-            s.answer = what;
-            if e.candidate && !e.queued {
-                e.queued = true;
-                self.queue.push(key);
-            }
-        }
+        self.update_port(key, port, udp, |s| std::mem::replace(&mut s.answer, what) != what);
     }
 
     /// Marks a port of an existing record as carrying a real conversation.
     fn complete(&mut self, key: (IpAddr, IpAddr), port: u16, udp: bool) {
+        self.update_port(key, port, udp, |s| !std::mem::replace(&mut s.completed, true));
+    }
+
+    /// Applies `change` to the slot of `port` in the pair's record, if the
+    /// pair and port are known; `change` says whether it changed anything,
+    /// and a changed candidate is queued for the next snapshot.
+    fn update_port(&mut self, key: (IpAddr, IpAddr), port: u16, udp: bool, change: impl FnOnce(&mut PortSlot) -> bool) {
         if let Some(f) = self.first.get_mut(&PairKey::from(key)) {
             if f.slot.port == port && f.slot.udp == udp {
-                f.slot.completed = true;
+                change(&mut f.slot);
             }
             return;
         }
         let Some(e) = self.pairs.get_mut(&PairKey::from(key)) else { return };
         let n = usize::from(e.rec.nports);
         if let Some(s) = e.rec.ports.iter_mut().take(n).find(|s| s.port == port && s.udp == udp)
-            && !s.completed
+            && change(s)
+            && e.candidate
+            && !e.queued
         {
-            s.completed = true;
-            if e.candidate && !e.queued {
-                e.queued = true;
-                self.queue.push(key);
-            }
+            e.queued = true;
+            self.queue.push(key);
         }
     }
 

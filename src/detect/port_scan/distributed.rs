@@ -23,9 +23,10 @@
 //! The event says what is unknown: low overlap is evidence of one operator,
 //! not proof (several independent scanners could divide ports by chance),
 //! and sources that each probe fewer ports than a record needs are not seen.
-//! State: one open detection per destination, at most `MAX_MEMBERS`
-//! members and `MAX_PORTS` exact ports each, ended `window_s` after its
-//! members' last probe.
+//! State: one open detection per destination, at most `MAX_DETS` of them
+//! (a refused one is counted in `stats.state.port_scan`), at most
+//! `MAX_MEMBERS` members and `MAX_PORTS` exact ports each, ended
+//! `window_s` after its members' last probe.
 
 use super::{KIND, PortScanRules};
 use crate::detect::core::{Ctx, EndReason};
@@ -33,9 +34,14 @@ use crate::detect::decoy::record::{Record, answer, kind};
 use crate::detect::keys::{Distinct1024, FastMap};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
+use crate::stats::Table;
 use serde_json::{Value, json};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 
+/// Open detections (destinations) at once; a new one beyond is refused and
+/// counted in `stats.state.port_scan` (`cap_hits`, `lost_detections`).
+const MAX_DETS: usize = 1024;
 /// Members kept per detection (the aggregator holds at most 256 sources per
 /// destination).
 const MAX_MEMBERS: usize = 256;
@@ -43,8 +49,6 @@ const MAX_MEMBERS: usize = 256;
 const LISTED: usize = 64;
 /// Exact (port, protocol) slots kept per detection.
 const MAX_PORTS: usize = 4096;
-/// Port ranges written in an event.
-const RANGES_KEPT: usize = 32;
 /// Pairs compared for the overlap test (the first sources, in first-probe order).
 const OVERLAP_SOURCES: usize = 64;
 /// SIGNATURES.md section 9: reconnaissance, 3 once it found open ports.
@@ -141,6 +145,12 @@ impl Distributed {
             return;
         }
         let Some(first) = elig.first() else { return };
+        if self.dets.len() >= MAX_DETS {
+            let t = cx.shared.stats.table(Table::PortScan);
+            t.cap_hits.fetch_add(1, Relaxed);
+            t.lost_detections.fetch_add(1, Relaxed);
+            return;
+        }
         let fp = first.port_slots().first().map_or((0, false), |s| (s.port, s.udp));
         let mut det = Det {
             first_us: first.first_us,
@@ -262,31 +272,6 @@ fn scan_type(kinds: u8) -> &'static str {
     }
 }
 
-/// ["20-30", "80", "443"], at most `RANGES_KEPT` ranges, then "... N more ranges".
-fn ranges(ports: impl Iterator<Item = u16>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut run: Option<(u16, u16)> = None;
-    for p in ports {
-        run = match run {
-            Some((a, b)) if p == b.wrapping_add(1) => Some((a, p)),
-            Some((a, b)) => {
-                out.push(if a == b { a.to_string() } else { format!("{a}-{b}") });
-                Some((p, p))
-            }
-            None => Some((p, p)),
-        };
-    }
-    if let Some((a, b)) = run {
-        out.push(if a == b { a.to_string() } else { format!("{a}-{b}") });
-    }
-    if out.len() > RANGES_KEPT {
-        let more = out.len() - RANGES_KEPT;
-        out.truncate(RANGES_KEPT);
-        out.push(format!("... {more} more ranges"));
-    }
-    out
-}
-
 fn render(dst: IpAddr, det: &Det, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
     let id = detection_id(KIND, &[b"distributed", &ip_bytes(&dst), &det.first_us.to_be_bytes()]);
     let ty = scan_type(det.kinds);
@@ -322,14 +307,12 @@ fn render(dst: IpAddr, det: &Det, status: &str, end: Option<EndReason>, cx: &Ctx
         .collect();
     let first_src = det.members.first().map_or(dst, |m| m.src);
     let direction = cx.direction(first_src, dst);
-    // The per-source events' shape: {"tcp": ["1-150"], "udp": [...]}.
-    let mut port_ranges = serde_json::Map::new();
-    for (name, udp) in [("tcp", false), ("udp", true)] {
-        let r = ranges(det.exact.iter().filter(|e| e.1 == udp).map(|e| e.0));
-        if !r.is_empty() {
-            port_ranges.insert(name.into(), json!(r));
-        }
+    // The per-source events' shape and code: {"tcp": ["1-150"], "udp": [...]}.
+    let mut bits: Box<[u64; 2048]> = Box::new([0u64; 2048]);
+    for (port, udp, _) in &det.exact {
+        super::set_port(&mut bits, if *udp { 17 } else { 6 }, *port);
     }
+    let port_ranges = super::port_ranges_json(&bits);
     let details = json!({
         "id": id,
         "status": status,

@@ -1267,6 +1267,13 @@ fn port_list(s: &Scan) -> Value {
             &early
         }
     };
+    port_ranges_json(bits)
+}
+
+/// `{"tcp": ["1-150", ...], "udp": [...]}` from a port bitmap (TCP in the
+/// first 1024 words, UDP in the rest): the first `RANGES_KEPT` ranges per
+/// protocol, then "... N more ranges". Shared with `distributed`.
+fn port_ranges_json(bits: &[u64; 2048]) -> Value {
     let mut obj = serde_json::Map::new();
     for (name, half) in [("tcp", &bits[..1024]), ("udp", &bits[1024..])] {
         let mut out = Vec::new();
