@@ -67,7 +67,12 @@ fn unanswered_syn_sent_three_times_is_a_syn_retry() {
         println!("skipping: corpus absent");
         return;
     };
+    // One attempt's own back-off is reported only when the rules ask.
     let r = replay(&[&f], &[]);
+    assert!(r.syn_retry_finals().is_empty(), "{:?}", r.stdout);
+    let dir = tempdir("corpus-single-attempt");
+    std::fs::write(dir.join("picket.toml"), "[syn_retry]\nmin_distinct_attempts = 1\n").unwrap();
+    let r = replay(&[&f], &["--rules", dir.to_str().unwrap()]);
     let d = r.syn_retry_finals();
     assert_eq!(d.len(), 1, "{:?}", r.stdout);
     assert_eq!(d[0].attempts, 1);

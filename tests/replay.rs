@@ -41,9 +41,26 @@ fn hping_syns_to_a_dropped_port_are_a_retry_loop_with_new_source_ports() {
     assert_eq!(last.sensor, "syn_retry_hping_drop.pcap");
 }
 
+/// A rules directory asking for one attempt's back-off to be reported.
+fn single_attempt_rules() -> std::path::PathBuf {
+    let dir = tempdir("single-attempt");
+    std::fs::write(dir.join("picket.toml"), "[syn_retry]\nmin_distinct_attempts = 1\n").unwrap();
+    dir
+}
+
 #[test]
 fn kernel_retransmissions_of_one_attempt_are_counted_as_retransmissions() {
-    let (_, d) = one_final("syn_retry_kernel_retrans.pcap");
+    // By default one SYN and its own back-off is one failed connection, not
+    // a program retrying: no detection.
+    let r = replay(&[&pcap("syn_retry_kernel_retrans.pcap")], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.syn_retry_finals().is_empty(), "{}", r.stdout);
+    // The rules can ask for it.
+    let dir = single_attempt_rules();
+    let r = replay(&[&pcap("syn_retry_kernel_retrans.pcap")], &["--rules", dir.to_str().unwrap()]);
+    let f = r.syn_retry_finals();
+    assert_eq!(f.len(), 1, "{}", r.stdout);
+    let d = &f[0];
     assert_eq!(d.attempts, 1);
     assert!(d.retransmissions >= 2, "{d:?}");
     assert_eq!(d.source_ports, 1);
@@ -126,7 +143,8 @@ fn a_directory_replays_every_capture_in_name_order_as_one_timeline() {
         std::fs::copy(pcap(&n[2..]), dir.join(n)).unwrap();
     }
     std::fs::write(dir.join("notes.txt"), "not a capture").unwrap();
-    let all = replay(&[&dir], &[]);
+    let rules = single_attempt_rules();
+    let all = replay(&[&dir], &["--rules", rules.to_str().unwrap()]);
     assert_eq!(all.code, Some(0), "{}", all.stderr);
     let total: u64 = names.iter().map(|n| count_packets(&dir.join(n))).sum();
     assert_eq!(all.stats().packets, total);

@@ -10,7 +10,9 @@
 //!   to a newer attempt, or once `settle_s` passed after its last SYN with no
 //!   SYN-ACK (at the end of input, every unanswered attempt has failed). The
 //!   detection is confirmed when `min_attempts` SYNs (attempts or
-//!   retransmissions) of failed attempts fall within `window_s`. So one SYN
+//!   retransmissions) of failed attempts fall within `window_s`, from at
+//!   least `min_distinct_attempts` attempts (2: one SYN and its own back-off
+//!   is a single failed connection, not a program retrying). So one SYN
 //!   retransmitted and then answered never fires.
 //! - A source that is probing more than `max_dest_ports_per_source` ports or
 //!   `max_dest_hosts_per_source` hosts is a scanner or a sweeper, not a retry
@@ -50,6 +52,8 @@ crate::rules_section! {
         enabled: bool = true;
         /// SIGNATURES.md section 2: 3+ new-source-port attempts = a program retrying
         min_attempts: u32 = 3, ints(2, 16);
+        /// SIGNATURES.md section 2: a program retrying opens a new attempt (new source port or ISN) each time; 1 also reports one SYN's own back-off
+        min_distinct_attempts: u32 = 2, ints(1, 16);
         /// SIGNATURES.md section 1: 30 s period plus the 5-minute silence fit in 10 min
         window_s: f64 = 600.0, above(0.0, 86_400.0);
         /// SIGNATURES.md section 2: first SYN retransmit ~3 s; unanswered this long = failed; less than window_s
@@ -358,6 +362,8 @@ impl Entry {
 #[derive(Clone, Copy)]
 struct Limits {
     min: usize,
+    /// Distinct failed attempts needed (one SYN's back-off alone is not a loop).
+    min_distinct: u32,
     window_us: i64,
     settle_us: i64,
     max_ports: u32,
@@ -394,6 +400,7 @@ impl SynRetry {
             rules: rules.clone(),
             lim: Limits {
                 min: rules.min_attempts as usize,
+                min_distinct: rules.min_distinct_attempts,
                 window_us: (rules.window_s * 1e6) as i64,
                 settle_us: (rules.settle_s * 1e6) as i64,
                 max_ports: rules.max_dest_ports_per_source,
@@ -651,7 +658,7 @@ impl Detector for SynRetry {
 /// a scanner. With `end` set the input is over, so the first event is also
 /// the final one.
 fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &Ctx, now: i64, end: Option<EndReason>) {
-    if e.confirmed || e.win_len < lim.min {
+    if e.confirmed || e.win_len < lim.min || e.failed_attempts < lim.min_distinct {
         return;
     }
     // The scan check is one lookup; the threshold walks the window. A
@@ -846,8 +853,9 @@ mod tests {
             r.feed(tcp(f64::from(i) * 0.1, CLIENT, SERVER, 53951, 158, tcpflag::SYN | tcpflag::FIN, 7, 0));
         }
         assert!(r.end().is_empty());
-        // The same repeats at a stack's back-off are retransmissions.
-        let mut r = rig(|_| {});
+        // The same repeats at a stack's back-off are retransmissions (shown
+        // when one attempt's back-off is asked for).
+        let mut r = rig(|r| r.syn_retry.min_distinct_attempts = 1);
         for t in [0.0, 1.0, 3.0] {
             r.feed(syn(t, 53953, 7));
         }
@@ -887,8 +895,17 @@ mod tests {
     }
 
     #[test]
-    fn unanswered_retransmissions_count_at_end_of_input() {
+    fn one_attempt_and_its_own_back_off_is_not_a_retry_loop() {
         let mut r = rig(|_| {});
+        for t in [0.0, 3.0, 9.0] {
+            r.feed(syn(t, 40000, 555));
+        }
+        assert!(r.end().is_empty());
+    }
+
+    #[test]
+    fn unanswered_retransmissions_count_at_end_of_input() {
+        let mut r = rig(|r| r.syn_retry.min_distinct_attempts = 1);
         for t in [0.0, 3.0, 9.0] {
             r.feed(syn(t, 40000, 555));
         }
