@@ -5,7 +5,10 @@
 //! - `bogon_source`: a source in `bogon_sources` (RFC 1918, loopback,
 //!   link-local, 0.0.0.0/8, broadcast, multicast...) arriving for the home
 //!   net from outside it: forged, or a leak (link-local with TTL 255 is
-//!   the sensor's own link talking, e.g. IPv6 neighbour discovery);
+//!   the sensor's own link talking, e.g. IPv6 neighbour discovery); a
+//!   home host whose own address is private is reached over a private
+//!   network, where only never-a-source addresses (0/8, loopback,
+//!   multicast, 240/4) are claimed;
 //! - `source_route`: IPv4 loose or strict source routing (LSRR, SSRR);
 //! - `land`: a TCP or UDP packet whose source address is its destination
 //!   (the old LAND DoS);
@@ -53,6 +56,15 @@ pub fn default_bogons() -> HomeNet {
          224.0.0.0/4,240.0.0.0/4,::/128,::1/128,fc00::/7,fe80::/10,ff00::/8",
     )
     .unwrap_or_default()
+}
+
+/// Addresses no host sends from on any network: "this network" (0/8 and
+/// ::), loopback, multicast and the reserved 240/4.
+fn never_a_source(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.octets()[0] == 0 || a.is_loopback() || a.octets()[0] >= 224,
+        IpAddr::V6(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast(),
+    }
 }
 
 crate::rules_section! {
@@ -312,7 +324,13 @@ impl Anomaly {
             IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 && ip.ttl == 255,
             IpAddr::V4(a) => a.is_link_local() && ip.ttl == 255,
         };
-        if inbound && starts && !on_link && self.rules.bogon_sources.contains(ip.src) {
+        // A home host with a private address is reached over a private
+        // network (a lab, a LAN, a DMZ behind NAT): private sources there
+        // are ordinary, and only addresses that never source a packet on
+        // any wire are claimed.
+        let bogon = self.rules.bogon_sources.contains(ip.src)
+            && (never_a_source(ip.src) || !self.rules.bogon_sources.contains(ip.dst));
+        if inbound && starts && !on_link && bogon {
             push(Kind::BogonSource);
         }
         if ip.options & (ipopt::LSRR | ipopt::SSRR) != 0 {
@@ -572,6 +590,33 @@ mod tests {
         // From inside out, the same types are not this detector's business.
         r.feed_owned(icmp(0.3, "192.0.2.1", "198.51.100.10", false, 5));
         assert_eq!(kinds(&r.end()), ["icmp_param_problem", "router_advertisement", "router_advertisement"]);
+    }
+
+    #[test]
+    fn a_private_home_net_reached_over_a_private_network_has_private_sources_that_are_not_bogons() {
+        // A lab or LAN capture: home 192.168.29.115, the scanner next to it.
+        let mut r = Rig::with_home(
+            "192.168.29.115/32",
+            |_| {},
+            |sh, r| Anomaly::new(&r.anomaly, sh.per_worker(r.anomaly.max_tracked)),
+        );
+        for (i, src) in ["192.168.29.14", "10.1.2.3", "172.16.0.9", "203.0.113.5"].iter().enumerate() {
+            let t = s(i as f64);
+            r.feed_owned(testutil::tcp(t, src, "192.168.29.115", (40000, 22), tcpflag::SYN, 1, 0));
+        }
+        assert!(r.end().is_empty(), "private sources are ordinary on a private network");
+        // Loopback never sources a packet on any wire.
+        let mut r = Rig::with_home(
+            "192.168.29.115/32",
+            |_| {},
+            |sh, r| Anomaly::new(&r.anomaly, sh.per_worker(r.anomaly.max_tracked)),
+        );
+        r.feed_owned(testutil::tcp(s(0.0), "127.0.0.9", "192.168.29.115", (40000, 22), tcpflag::SYN, 1, 0));
+        assert_eq!(kinds(&r.end()), ["bogon_source"]);
+        // A public home net still claims private sources.
+        let mut r = rig();
+        r.feed_owned(testutil::tcp(s(0.0), "10.1.2.3", "192.0.2.10", (40000, 22), tcpflag::SYN, 1, 0));
+        assert_eq!(kinds(&r.end()), ["bogon_source"]);
     }
 
     #[test]

@@ -56,9 +56,14 @@ pub struct Rig<D> {
 impl<D: Detector> Rig<D> {
     /// Built-in rules changed by `tweak`, home net `HOME`, one worker.
     pub fn with(tweak: impl FnOnce(&mut Rules), build: impl FnOnce(&Shared, &Rules) -> D) -> Rig<D> {
+        Rig::with_home(HOME, tweak, build)
+    }
+
+    /// As `with`, with the home net `home`.
+    pub fn with_home(home: &str, tweak: impl FnOnce(&mut Rules), build: impl FnOnce(&Shared, &Rules) -> D) -> Rig<D> {
         let mut rules = Rules::builtin();
         tweak(&mut rules);
-        let shared = shared(&rules, HOME, 1);
+        let shared = shared(&rules, home, 1);
         let (tx, rx) = unbounded();
         let det = build(&shared, &rules);
         Rig { det, src: Sources::new(1000, 600.0), shared, tx, rx, now: 0, inbound: 0, spoke: Default::default() }
