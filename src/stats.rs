@@ -124,6 +124,8 @@ pub struct Stats {
     pub tables: [TableCounters; NTABLES],
     /// Detections a detector declined because a per-source rule said "scan".
     pub syn_retry_suppressed_scan: AtomicU64,
+    /// syn_retry detections left to known_probe (a trojan or backdoor port).
+    pub syn_retry_suppressed_known_probe: AtomicU64,
     /// Firewall-log lines read (`picket fwlog`), and how they ended: records,
     /// other lines (not packet records), bad lines (unreadable, overlong).
     pub fw_lines: AtomicU64,
@@ -264,7 +266,10 @@ impl Stats {
             },
             "pcap": { "received": self.pcap_received.load(Relaxed) },
             "state": tables,
-            "suppressed": { "syn_retry_as_scan": self.syn_retry_suppressed_scan.load(Relaxed) },
+            "suppressed": {
+                "syn_retry_as_scan": self.syn_retry_suppressed_scan.load(Relaxed),
+                "syn_retry_as_known_probe": self.syn_retry_suppressed_known_probe.load(Relaxed),
+            },
             "bad_files": self.bad_files.load(Relaxed),
             "fw_lines": self.fw_lines.load(Relaxed),
             "fw_records": self.fw_records.load(Relaxed),

@@ -1,11 +1,15 @@
 //! `known_probe`: named probe patterns from SIGNATURES.md section 7, read
 //! from the port table (`rules/ports.toml`):
 //!
-//! - **trojan**: connection attempts (SYN) or UDP datagrams to a port whose
+//! - **trojan**: connection attempts (SYN) or UDP datagrams to ports whose
 //!   category is `trojan` or `backdoor` (SubSeven 27374 and 1243, NetBus
-//!   12345, Back Orifice 31337, ...). `crafted: true` when every probe came
-//!   from one source port (a tool, not a stack). A target that answers
-//!   SYN-ACK has something listening there, which the summary says first.
+//!   12345, Back Orifice 31337, MyDoom 3127, Bagle 2745, ...): one
+//!   detection per source, listing every such port it tried (`ports`). A
+//!   SYN repeating its source port and sequence number is the stack's
+//!   retransmission of one attempt, not a new probe; `crafted: true` when
+//!   two or more distinct attempts came from one source port (a tool, not
+//!   a stack). A target that answers SYN-ACK has something listening
+//!   there, which the summary says first; one that answers RST refused.
 //! - **proxy_hunter**: one source trying `min_proxy_ports` of the proxy
 //!   ports (category `proxy`, plus 80) within `proxy_window_s`, and little
 //!   else (the Ring0 pattern: 80, 8080 and 3128 within a minute). A general
@@ -66,8 +70,8 @@ fn check_known_probe(_r: &KnownProbeRules, _s: &Spans) -> Result<(), ConfigError
 }
 
 const KIND: &str = "known_probe";
-/// Trojan names tracked per source.
-const NAMES: usize = 4;
+/// Trojan and backdoor ports tracked per source.
+const NAMES: usize = 8;
 /// SIGNATURES.md section 9: a trojan probe is aimed at a compromised host.
 const LETHALITY: i64 = 2;
 /// The proxy ports of SIGNATURES.md section 7, for the bitmask.
@@ -79,14 +83,19 @@ struct Trojan {
     port: u16,
     proto: u8,
     probes: u64,
+    /// Distinct attempts: probes less the stack's retransmissions.
+    attempts: u64,
     hosts: Distinct256,
     first_target: IpAddr,
     /// Targets that answered SYN-ACK: something listens on the port.
     answered: u64,
+    /// RSTs from targets: nothing listens there.
+    refused: u64,
     first_sport: u16,
+    last_sport: u16,
+    last_seq: Option<u32>,
+    last_target: IpAddr,
     sport_changed: bool,
-    confirmed: bool,
-    last_emit_us: i64,
     first_us: i64,
     last_us: i64,
 }
@@ -95,6 +104,9 @@ struct Trojan {
 struct Entry {
     sensor: u16,
     trojans: Vec<Trojan>,
+    /// The source's trojan detection, once confirmed (one per source).
+    trojan: Option<Pattern>,
+    trojan_emit_us: i64,
     /// Proxy ports probed (bits of `PROXY_PORTS`), other ports probed, and
     /// when the proxy window started.
     proxy_bits: u16,
@@ -122,7 +134,7 @@ impl Weighted for Entry {
         (64 - self.probes.leading_zeros()).saturating_sub(1).min(15) as u8
     }
     fn pinned(&self) -> bool {
-        self.proxy.is_some() || self.sscan.is_some() || self.trojans.iter().any(|t| t.confirmed)
+        self.proxy.is_some() || self.sscan.is_some() || self.trojan.is_some()
     }
 }
 
@@ -131,6 +143,8 @@ impl Entry {
         Entry {
             sensor,
             trojans: Vec::new(),
+            trojan: None,
+            trojan_emit_us: ts,
             proxy_bits: 0,
             other_ports: Distinct256::default(),
             proxy_start_us: ts,
@@ -160,8 +174,9 @@ pub struct KnownProbe {
 
 /// What a packet is, for this detector.
 enum Seen {
-    /// A SYN or UDP probe to (port, proto) with this source port.
-    Probe { proto: u8, port: u16, sport: u16 },
+    /// A SYN or UDP probe to (port, proto) with this source port and, for
+    /// TCP, sequence number.
+    Probe { proto: u8, port: u16, sport: u16, seq: Option<u32> },
     /// A bare ACK whose source port equals its destination port (sscan).
     SscanAck,
 }
@@ -211,8 +226,18 @@ impl KnownProbe {
                 }
                 return;
             }
+            L4::Tcp(t) if t.has(tcpflag::RST) && p.owner_is_dst => {
+                // A target refusing a trojan probe: nothing listens.
+                if !self.map.is_empty()
+                    && let Some(e) = self.map.get_mut(&AddrKey(ip.dst))
+                    && let Some(tr) = e.trojans.iter_mut().find(|x| x.proto == 6 && x.port == t.sport)
+                {
+                    tr.refused += 1;
+                }
+                return;
+            }
             L4::Tcp(t) if p.owner_is_src && t.is_connection_attempt() => {
-                Seen::Probe { proto: 6, port: t.dport, sport: t.sport }
+                Seen::Probe { proto: 6, port: t.dport, sport: t.sport, seq: Some(t.seq) }
             }
             L4::Tcp(t)
                 if p.owner_is_src
@@ -224,7 +249,7 @@ impl KnownProbe {
                 Seen::SscanAck
             }
             L4::Udp(u) if p.owner_is_src && u.dport < u.sport.max(1024) => {
-                Seen::Probe { proto: 17, port: u.dport, sport: u.sport }
+                Seen::Probe { proto: 17, port: u.dport, sport: u.sport, seq: None }
             }
             _ => return,
         };
@@ -271,13 +296,13 @@ impl KnownProbe {
                 e.sscan_acks += 1;
                 e.sscan_target.get_or_insert(ip.dst);
             }
-            Seen::Probe { proto, port, sport } => {
+            Seen::Probe { proto, port, sport, seq } => {
                 if sscan_syn {
                     e.sscan_syns += 1;
                     e.sscan_target.get_or_insert(ip.dst);
                 }
                 if let Some(name) = trojan {
-                    add_trojan(e, name, proto, port, sport, ip.dst, now);
+                    add_trojan(e, name, (proto, port, sport, seq), ip.dst, now);
                 }
                 match proxy_bit {
                     Some(b) => {
@@ -327,7 +352,9 @@ impl KnownProbe {
     }
 }
 
-fn add_trojan(e: &mut Entry, name: String, proto: u8, port: u16, sport: u16, dst: IpAddr, now: i64) {
+/// Adds a probe `(proto, port, sport, seq)` to the source's trojan ports.
+fn add_trojan(e: &mut Entry, name: String, probe: (u8, u16, u16, Option<u32>), dst: IpAddr, now: i64) {
+    let (proto, port, sport, seq) = probe;
     let idx = match e.trojans.iter().position(|t| t.proto == proto && t.port == port) {
         Some(i) => i,
         None if e.trojans.len() < NAMES => {
@@ -336,13 +363,16 @@ fn add_trojan(e: &mut Entry, name: String, proto: u8, port: u16, sport: u16, dst
                 port,
                 proto,
                 probes: 0,
+                attempts: 0,
                 hosts: Distinct256::default(),
                 first_target: dst,
                 answered: 0,
+                refused: 0,
                 first_sport: sport,
+                last_sport: sport,
+                last_seq: None,
+                last_target: dst,
                 sport_changed: false,
-                confirmed: false,
-                last_emit_us: now,
                 first_us: now,
                 last_us: now,
             });
@@ -351,6 +381,14 @@ fn add_trojan(e: &mut Entry, name: String, proto: u8, port: u16, sport: u16, dst
         None => return,
     };
     let t = &mut e.trojans[idx];
+    // The same source port and sequence number again: the stack
+    // retransmitting one attempt (UDP carries no such mark).
+    let retransmission =
+        seq.is_some() && t.probes > 0 && t.last_sport == sport && t.last_seq == seq && t.last_target == dst;
+    t.attempts += u64::from(!retransmission);
+    t.last_target = dst;
+    t.last_sport = sport;
+    t.last_seq = seq;
     t.probes += 1;
     t.hosts.insert(addr_key(dst));
     t.sport_changed |= sport != t.first_sport;
@@ -364,18 +402,18 @@ fn add_trojan(e: &mut Entry, name: String, proto: u8, port: u16, sport: u16, dst
 #[allow(clippy::too_many_arguments)]
 fn judge(src: IpAddr, e: &mut Entry, r: &KnownProbeRules, update_us: i64, lately: (u64, bool), cx: &Ctx, now: i64) {
     let (ports_lately, busy) = lately;
-    let sensor = e.sensor;
     let scanner = ports_lately > u64::from(r.max_scan_ports);
-    for i in 0..e.trojans.len() {
-        let t = &mut e.trojans[i];
-        if !t.confirmed && !scanner && t.probes >= u64::from(r.min_trojan_probes) {
-            t.confirmed = true;
-            t.last_emit_us = now;
-            cx.emit(render_trojan(src, sensor, t, "new", None, cx, now));
-        } else if t.confirmed && now.saturating_sub(t.last_emit_us) >= update_us && t.last_us == now {
-            t.last_emit_us = now;
-            cx.emit(render_trojan(src, sensor, t, "update", None, cx, now));
-        }
+    let probes: u64 = e.trojans.iter().map(|t| t.probes).sum();
+    if e.trojan.is_none() && !scanner && !e.trojans.is_empty() && probes >= u64::from(r.min_trojan_probes) {
+        e.trojan = Some(Pattern { first_us: e.trojans[0].first_us });
+        e.trojan_emit_us = now;
+        cx.emit(render_trojan(src, e, "new", None, cx, now));
+    } else if e.trojan.is_some()
+        && now.saturating_sub(e.trojan_emit_us) >= update_us
+        && e.trojans.iter().any(|t| t.last_us == now)
+    {
+        e.trojan_emit_us = now;
+        cx.emit(render_trojan(src, e, "update", None, cx, now));
     }
     let proxies = e.proxy_bits.count_ones();
     let others = e.other_ports.estimate().max(ports_lately.saturating_sub(u64::from(proxies)));
@@ -390,8 +428,8 @@ fn judge(src: IpAddr, e: &mut Entry, r: &KnownProbeRules, update_us: i64, lately
 }
 
 fn emit_finals(src: IpAddr, e: &Entry, end: Option<EndReason>, cx: &Ctx, now: i64) {
-    for t in e.trojans.iter().filter(|t| t.confirmed) {
-        cx.emit(render_trojan(src, e.sensor, t, "final", end, cx, now));
+    if e.trojan.is_some() {
+        cx.emit(render_trojan(src, e, "final", end, cx, now));
     }
     if e.proxy.is_some() {
         cx.emit(render_pattern(src, e, "proxy_hunter", "final", end, cx, now));
@@ -405,58 +443,91 @@ fn proto_name(proto: u8) -> &'static str {
     if proto == 17 { "udp" } else { "tcp" }
 }
 
-fn render_trojan(
-    src: IpAddr,
-    sensor: u16,
-    t: &Trojan,
-    status: &str,
-    end: Option<EndReason>,
-    cx: &Ctx,
-    now: i64,
-) -> EventLine {
-    let name = t.name.replace('-', "_");
-    let id = detection_id(KIND, &[&ip_bytes(&src), name.as_bytes(), &t.first_us.to_be_bytes()]);
-    let note = cx.shared.ports.lookup(t.proto, t.port).map(|i| i.note.clone());
-    let hosts = t.hosts.estimate().max(1);
-    let crafted = t.probes >= 2 && !t.sport_changed;
+/// The source's trojan detection: every trojan or backdoor port it tried.
+fn render_trojan(src: IpAddr, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
+    let first = &e.trojans[0];
+    let name = first.name.replace('-', "_");
+    let first_us = e.trojan.map_or(first.first_us, |p| p.first_us);
+    let id = detection_id(KIND, &[&ip_bytes(&src), b"trojan", &first_us.to_be_bytes()]);
+    let note = cx.shared.ports.lookup(first.proto, first.port).map(|i| i.note.clone());
+    let sum = |f: fn(&Trojan) -> u64| -> u64 { e.trojans.iter().map(f).sum() };
+    let (probes, attempts, answered, refused) =
+        (sum(|t| t.probes), sum(|t| t.attempts), sum(|t| t.answered), sum(|t| t.refused));
+    let hosts = e.trojans.iter().map(|t| t.hosts.estimate()).max().unwrap_or(1).max(1);
+    let one_sport = e.trojans.iter().all(|t| !t.sport_changed && t.first_sport == first.first_sport);
+    let crafted = attempts >= 2 && one_sport;
+    let last_us = e.trojans.iter().map(|t| t.last_us).max().unwrap_or(first.last_us);
+    let ports: Vec<serde_json::Value> = e
+        .trojans
+        .iter()
+        .map(|t| {
+            json!({"port": t.port, "proto": proto_name(t.proto), "name": t.name, "probes": t.probes,
+                   "attempts": t.attempts, "answered": t.answered, "refused": t.refused})
+        })
+        .collect();
     let details = json!({
         "id": id,
         "status": status,
         "end_reason": end.map(EndReason::name),
         "name": name,
-        "port": t.port,
-        "proto": proto_name(t.proto),
-        "probes": t.probes,
+        "port": first.port,
+        "proto": proto_name(first.proto),
+        "ports": ports,
+        "probes": probes,
+        "attempts": attempts,
+        "retransmissions": probes - attempts,
         "targets": hosts,
-        "answered": t.answered,
+        "answered": answered,
+        "refused": refused,
         "crafted": crafted,
-        "source_port": if crafted { Some(t.first_sport) } else { None },
+        "source_port": if crafted { Some(first.first_sport) } else { None },
         "note": note,
-        "direction": cx.direction(src, t.first_target),
-        "first_seen": rfc3339_us(t.first_us),
-        "last_seen": rfc3339_us(t.last_us),
-        "duration_s": secs(t.last_us - t.first_us),
+        "direction": cx.direction(src, first.first_target),
+        "first_seen": rfc3339_us(first_us),
+        "last_seen": rfc3339_us(last_us),
+        "duration_s": secs(last_us - first_us),
     });
-    let listening = if t.answered > 0 {
-        format!("; a target ANSWERED on {}: something listens there, check that host first", t.port)
+    let open: Vec<String> = e.trojans.iter().filter(|t| t.answered > 0).map(|t| t.port.to_string()).collect();
+    let listening = if !open.is_empty() {
+        format!("; a target ANSWERED on {}: something listens there, check that host first", open.join(", "))
+    } else if e.trojans.iter().all(|t| t.proto == 6 && t.refused > 0) {
+        "; refused (RST) each time: nothing listens there".to_string()
     } else {
-        "; no target answered (nothing listens there, as far as the wire shows)".to_string()
+        "; no target answered (dropped on the way, or nothing there: the wire cannot tell)".to_string()
     };
-    let how = if crafted { format!(", all from source port {} (a tool)", t.first_sport) } else { String::new() };
-    let whom = if hosts == 1 { t.first_target.to_string() } else { format!("{hosts} hosts") };
+    let how = if crafted { format!(", all from source port {} (a tool)", first.first_sport) } else { String::new() };
+    let whom = if hosts == 1 { first.first_target.to_string() } else { format!("{hosts} hosts") };
+    let what = if e.trojans.len() == 1 {
+        let kind = category_word(cx, first);
+        format!("{}/{} ({}: {kind}'s port)", proto_name(first.proto), first.port, first.name)
+    } else {
+        let list: Vec<String> =
+            e.trojans.iter().map(|t| format!("{}/{} {}", proto_name(t.proto), t.port, t.name)).collect();
+        format!("{} trojan and backdoor ports ({})", e.trojans.len(), list.join(", "))
+    };
+    let tries = if probes > attempts {
+        format!("{attempts} attempt(s), {} retransmission(s)", probes - attempts)
+    } else {
+        format!("{attempts} attempt(s)")
+    };
     let summary = format!(
-        "{src} probed {}/{} ({name}: a trojan's port) on {whom}, {} times{how}: looking for hosts already infected{listening}",
-        proto_name(t.proto),
-        t.port,
-        t.probes
+        "{src} probed {what} on {whom}, {tries}{how}: a worm, bot or scanner looking for hosts already infected{listening}"
     );
-    let flow = Flow { src, dst: t.first_target, proto: t.proto, ports: Some((t.first_sport, t.port)) };
-    let lethality = if t.answered > 0 { LETHALITY + 2 } else { LETHALITY };
-    EventBuilder::new(KIND, now, cx.sensor(sensor))
+    let flow = Flow { src, dst: first.first_target, proto: first.proto, ports: Some((first.first_sport, first.port)) };
+    let lethality = if answered > 0 { LETHALITY + 2 } else { LETHALITY };
+    EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
         .severity(cx.severity(lethality))
         .summary(summary)
         .details(KIND, details)
+}
+
+/// "a trojan" or "a backdoor", from the port table.
+fn category_word(cx: &Ctx, t: &Trojan) -> &'static str {
+    match cx.shared.ports.lookup(t.proto, t.port).map(|i| i.category.as_str()) {
+        Some("backdoor") => "a backdoor",
+        _ => "a trojan",
+    }
 }
 
 fn render_pattern(
@@ -577,6 +648,34 @@ mod tests {
         );
         let summary = evs.last().unwrap()["summary"].as_str().unwrap();
         assert!(summary.contains("ANSWERED on 31337"), "{summary}");
+    }
+
+    #[test]
+    fn a_worm_trying_several_backdoor_ports_is_one_detection_with_its_retransmissions_and_refusals() {
+        // A Windows stack's connect() to Bagle, MyDoom and DameWare ports,
+        // each SYN refused and sent again (same source port and sequence).
+        let mut r = rig();
+        let (w, home) = ("198.51.100.7", "192.0.2.10");
+        for (i, port) in [2745u16, 3127, 6129].iter().enumerate() {
+            let sport = 1300 + i as u16;
+            for k in 0..3 {
+                let t = i as f64 * 0.1 + f64::from(k) * 0.5;
+                r.feed_owned(testutil::tcp(s(t), w, home, (sport, *port), SYN, 1000 + u32::from(*port), 0));
+                let rst = testutil::tcp(s(t + 0.001), home, w, (*port, sport), RST | ACK, 0, 1001 + u32::from(*port));
+                r.feed_owned(rst);
+            }
+        }
+        let evs = r.end();
+        let finals: Vec<_> = evs.iter().filter(|e| e["known_probe"]["status"] == "final").collect();
+        assert_eq!(finals.len(), 1, "one detection per source: {evs:?}");
+        let d = &finals[0]["known_probe"];
+        assert_eq!((d["probes"].as_u64(), d["attempts"].as_u64()), (Some(9), Some(3)));
+        assert_eq!((d["retransmissions"].as_u64(), d["refused"].as_u64()), (Some(6), Some(9)));
+        assert_eq!(d["crafted"], false, "a new source port per attempt is a stack, not a tool");
+        let ports: Vec<u64> = d["ports"].as_array().unwrap().iter().map(|p| p["port"].as_u64().unwrap()).collect();
+        assert_eq!(ports, [2745, 3127, 6129]);
+        let summary = finals[0]["summary"].as_str().unwrap();
+        assert!(summary.contains("3 trojan and backdoor ports") && summary.contains("refused (RST)"), "{summary}");
     }
 
     #[test]

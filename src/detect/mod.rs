@@ -97,7 +97,10 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
     let update_s = r.general.update_interval_s;
     let cap = |n| shared.per_worker(n);
     vec![
-        Box::new(syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)),
+        Box::new(
+            syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)
+                .deferring_trojan_ports(r.known_probe.enabled),
+        ),
         Box::new(traceroute::Traceroute::new(&r.traceroute, cap(r.traceroute.max_tracked), update_s)),
         Box::new(smurf::Smurf::new(&r.smurf, &shared.home, cap(r.smurf.max_tracked), update_s)),
         Box::new(netbios::Netbios::new(&r.netbios, cap(r.netbios.max_tracked), update_s)),

@@ -35,7 +35,10 @@
 //!   confirmed `source_port_sequence`, and (TCP) attempts never answered,
 //!   one combined event says what an analyst would conclude: a
 //!   misconfigured client retrying a dead service (not a scan), a client
-//!   retrying in bursts, or an answered beacon. It names the service from
+//!   retrying in bursts, an answered beacon, or, when the wire cannot tell
+//!   (an inside host calling out, a trojan or backdoor port, no home net),
+//!   `beacon_or_misconfigured_client`: a beacon to a dead C2 or a
+//!   misconfigured client, said as such. It names the service from
 //!   `rules/ports.toml` and the key's share of the packets toward the home
 //!   net since its first attempt. Every one of these events, and
 //!   `syn_retry`'s, carries the same `incident` id for the key.
@@ -94,7 +97,7 @@ crate::rules_section! {
         min_burst_pause_s: f64 = 20.0, floats(0.0, 86_400.0);
         /// SIGNATURES.md section 2: a source probing more ports is a scanner; neither event fires for it
         max_dest_ports_per_source: u32 = 8, ints(1, 65_536);
-        /// SIGNATURES.md section 2: a source probing more hosts is a horizontal sweeper; neither event fires for it
+        /// SIGNATURES.md section 2: a source probing more hosts is a horizontal sweeper; neither event fires for it, unless the key's attempts are mostly answered (a busy client's beacon)
         max_dest_hosts_per_source: u32 = 16, ints(1, 1 << 24);
         /// SIGNATURES.md section 1: the five-minute silence must not end the detection; state dropped after 30 min without an attempt
         idle_s: f64 = 1800.0, above(0.0, 86_400.0);
@@ -779,7 +782,7 @@ fn try_confirm_periodic(
     now: i64,
     end: Option<EndReason>,
 ) {
-    if is_scanner(src, key, lim) {
+    if is_scanner(src, key, e, lim) {
         return;
     }
     let mut t = [0i64; RING];
@@ -813,8 +816,14 @@ fn adopt(e: &mut Entry, c: &Cadence, t: &[i64], lim: &Limits) {
 
 /// SIGNATURES.md section 2: a source probing many ports (a scanner) or many
 /// hosts (a sweeper) is left to the scan detectors: its repeats are rounds.
-fn is_scanner(src: &Sources, key: &Key, lim: &Limits) -> bool {
-    src.scans_beyond(key.src, lim.max_ports, lim.max_hosts)
+/// Many hosts alone do not make a sweeper of a key that is mostly answered:
+/// a busy workstation talks to hundreds of servers, and its one periodic
+/// connection (a RAT's beacon, realworld `mal_quasarrat`) must not hide
+/// behind them.
+fn is_scanner(src: &Sources, key: &Key, e: &Entry, lim: &Limits) -> bool {
+    let (ports, hosts) = src.spread(key.src);
+    let answered = e.answered * 2 > e.attempts;
+    ports > u64::from(lim.max_ports) || (hosts > u64::from(lim.max_hosts) && !answered)
 }
 
 fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
@@ -838,7 +847,7 @@ fn try_confirm_sequence(
     now: i64,
     end: Option<EndReason>,
 ) {
-    if !sequence_holds(e, lim) || is_scanner(src, key, lim) {
+    if !sequence_holds(e, lim) || is_scanner(src, key, e, lim) {
         return;
     }
     // Answered connections from consecutive ports are ordinary: Linux and
@@ -979,11 +988,20 @@ fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
             String::new()
         };
         let verdict = if e.answered == 0 {
-            "; never answered: a client polling a service that is gone (misconfigured software), not a scan"
+            match unanswered_doubt(key, cx) {
+                Some(why) => format!(
+                    "; never answered: a beacon to a dead C2, or a client polling a service that is gone ({why}): the wire cannot tell which; check what runs on {}",
+                    key.src
+                ),
+                None => {
+                    "; never answered: a client polling a service that is gone (misconfigured software), not a scan"
+                        .to_string()
+                }
+            }
         } else if e.answered * 2 > e.attempts {
-            "; answered: a scheduled client or a beacon (check what runs on the source)"
+            "; answered: a scheduled client or a beacon (check what runs on the source)".to_string()
         } else {
-            "; mostly unanswered: a client retrying, not a scan"
+            "; mostly unanswered: a client retrying, not a scan".to_string()
         };
         format!("{} -> {}{svc}: {rhythm}{gaps}{verdict}", key.src, target(key))
     };
@@ -1047,6 +1065,27 @@ fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         .details(SEQUENCE, details)
 }
 
+/// Why a key that is never (or seldom) answered may be malware rather than
+/// the section 1 story (an outside client, misconfigured, polling a home
+/// address for an ordinary service): an inside host calling out with
+/// machine regularity to an address that never answers may as well be
+/// beaconing to a dead C2 (realworld `acd_tijcont`), and so may anything
+/// aimed at a trojan or backdoor port, or a key whose side is unknown.
+/// The wire cannot tell those apart, so the event says so instead of
+/// picking the harmless reading.
+fn unanswered_doubt(key: &Key, cx: &Ctx) -> Option<&'static str> {
+    let category = cx.shared.ports.lookup(key.proto, key.dport).map(|i| i.category.as_str());
+    if matches!(category, Some("trojan" | "backdoor")) {
+        return Some("the port is a trojan's or a backdoor's");
+    }
+    match cx.direction(key.src, key.dst) {
+        Some("outbound") => Some("an inside host calling out"),
+        Some("external") => Some("neither side is in the home net"),
+        None => Some("no --home-net: which side is ours is unknown"),
+        _ => None,
+    }
+}
+
 /// The combined event: what an analyst would write after reading the
 /// `syn_retry`, `periodic_probe` and `source_port_sequence` events of one key.
 fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
@@ -1063,13 +1102,16 @@ fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx
         _ => None,
     };
     let answered_mostly = e.answered * 2 > e.attempts;
-    let conclusion = if e.answered == 0 || !answered_mostly {
+    let doubt = unanswered_doubt(key, cx).filter(|_| !answered_mostly);
+    let conclusion = if answered_mostly {
+        "beacon"
+    } else if doubt.is_some() {
+        "beacon_or_misconfigured_client"
+    } else {
         match c.and_then(|c| c.burst) {
             Some(_) => "reconnecting_client",
             None => "misconfigured_client",
         }
-    } else {
-        "beacon"
     };
     let verb = match (key.proto, answered_mostly) {
         (6, false) => "has retried",
@@ -1099,6 +1141,11 @@ fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx
         "reconnecting_client" => {
             ": a client reconnecting in bursts to a service that does not answer, not a scan".to_string()
         }
+        "beacon_or_misconfigured_client" => format!(
+            ": a beacon to a dead C2, or a misconfigured client retrying a service that is not there ({}): the wire cannot tell which; check what runs on {}",
+            doubt.unwrap_or_default(),
+            key.src
+        ),
         _ => ": a misconfigured client retrying a service that is not there, not a scan".to_string(),
     };
     let unit = if cx.shared.from_log { "firewall log records" } else { "packets" };
@@ -1135,7 +1182,11 @@ fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx
         "last_seen": rfc3339_us(e.last_us),
         "duration_s": secs(e.last_us - e.first_us),
     });
-    let lethality = if conclusion == "beacon" { 3 } else { LETHALITY };
+    let lethality = match conclusion {
+        "beacon" => 3,
+        "beacon_or_misconfigured_client" => 2,
+        _ => LETHALITY,
+    };
     EventBuilder::new(VERDICT, now, cx.sensor(e.sensor))
         .flow(&flow(key, e), cx.shared.community_id_seed)
         .severity(cx.severity(lethality))
@@ -1221,6 +1272,50 @@ mod tests {
         assert!(v["summary"].as_str().unwrap().contains("TCP [2001:db8:d::10]:158 (pcmail-srv) every 30 s"), "{v}");
         // Every packet the rig fed was this client's: the whole share.
         assert_eq!(v["verdict"]["share_of_inbound"], 1.0);
+    }
+
+    #[test]
+    fn an_inside_host_calling_out_unanswered_may_be_a_dead_beacon_and_says_so() {
+        // acd_tijcont's shape: a home host retrying an outside web server
+        // every 42 s, source ports +1, never answered.
+        let mut r = rig(|_| {});
+        for i in 0..10u16 {
+            let t = f64::from(i) * 42.0;
+            let p = (1072 + i, 80);
+            r.feed(crate::decode::summary::testutil::tcp(s(t), "192.0.2.50", "198.51.100.80", p, tcpflag::SYN, 9, 0));
+        }
+        let ev = r.end();
+        let v = ev.iter().find(|e| e["verdict"]["status"] == "final").expect("a verdict");
+        assert_eq!(v["verdict"]["conclusion"], "beacon_or_misconfigured_client", "{v}");
+        let summary = v["summary"].as_str().unwrap();
+        assert!(summary.contains("a beacon to a dead C2") && summary.contains("an inside host calling out"), "{v}");
+        let pp = ev.iter().find(|e| e["periodic_probe"]["status"] == "final").unwrap();
+        assert!(!pp["summary"].as_str().unwrap().contains("misconfigured software"), "{pp}");
+    }
+
+    #[test]
+    fn a_busy_client_does_not_hide_its_answered_beacon() {
+        // mal_quasarrat's shape: a workstation talking to 40 web servers
+        // (answered), and beaconing to one address every 3.5 s (answered).
+        let mut r = rig(|_| {});
+        let (ws, c2) = ("192.0.2.50", "198.51.100.9");
+        let tcp = crate::decode::summary::testutil::tcp;
+        for i in 0..40u16 {
+            let srv = format!("203.0.113.{}", i + 1);
+            let t = f64::from(i) * 0.5;
+            r.feed(tcp(s(t), ws, &srv, (40000 + i, 443), tcpflag::SYN, 100, 0));
+            r.feed(tcp(s(t + 0.01), &srv, ws, (443, 40000 + i), tcpflag::SYN | tcpflag::ACK, 5, 101));
+        }
+        for i in 0..30u16 {
+            let t = 20.0 + f64::from(i) * 3.5;
+            let isn = 1000 + u32::from(i);
+            r.feed(tcp(s(t), ws, c2, (50000 + i, 1337), tcpflag::SYN, isn, 0));
+            r.feed(tcp(s(t + 0.02), c2, ws, (1337, 50000 + i), tcpflag::SYN | tcpflag::ACK, 7, isn + 1));
+        }
+        let ev = r.end();
+        let pp = ev.iter().find(|e| e["periodic_probe"]["status"] == "final" && e["dest_port"] == 1337);
+        assert!(pp.is_some(), "the beacon is reported: {ev:?}");
+        assert!(pp.unwrap()["summary"].as_str().unwrap().contains("a beacon"));
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!   least `min_distinct_attempts` attempts (2: one SYN and its own back-off
 //!   is a single failed connection, not a program retrying). So one SYN
 //!   retransmitted and then answered never fires.
+//! - Retries to a trojan or backdoor port (`rules/ports.toml`) are left to
+//!   `known_probe`, which names the prober (a worm's connect() retried),
+//!   and counted in `stats.suppressed.syn_retry_as_known_probe`.
 //! - A source that is probing more than `max_dest_ports_per_source` ports or
 //!   `max_dest_hosts_per_source` hosts is a scanner or a sweeper, not a retry
 //!   loop: it is left to the scan detectors and counted.
@@ -364,6 +367,8 @@ struct Limits {
     min: usize,
     /// Distinct failed attempts needed (one SYN's back-off alone is not a loop).
     min_distinct: u32,
+    /// Trojan and backdoor ports are left to known_probe.
+    defer_trojan: bool,
     window_us: i64,
     settle_us: i64,
     max_ports: u32,
@@ -388,6 +393,12 @@ pub struct SynRetry {
 }
 
 impl SynRetry {
+    /// Leaves retries to trojan and backdoor ports to `known_probe`.
+    pub fn deferring_trojan_ports(mut self, on: bool) -> SynRetry {
+        self.lim.defer_trojan = on;
+        self
+    }
+
     pub fn new(rules: &SynRetryRules, cap: usize, update_interval_s: f64) -> SynRetry {
         SynRetry {
             first: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
@@ -401,6 +412,7 @@ impl SynRetry {
             lim: Limits {
                 min: rules.min_attempts as usize,
                 min_distinct: rules.min_distinct_attempts,
+                defer_trojan: false,
                 window_us: (rules.window_s * 1e6) as i64,
                 settle_us: (rules.settle_s * 1e6) as i64,
                 max_ports: rules.max_dest_ports_per_source,
@@ -668,6 +680,15 @@ fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &
         return;
     }
     if !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
+        return;
+    }
+    // A trojan or backdoor port: known_probe names the prober (a worm's
+    // connect() retried), which is not a forgotten client.
+    let trojan =
+        cx.shared.ports.lookup(6, key.dport).is_some_and(|i| i.category == "trojan" || i.category == "backdoor");
+    if trojan && lim.defer_trojan {
+        e.suppressed = true;
+        cx.shared.stats.syn_retry_suppressed_known_probe.fetch_add(1, Relaxed);
         return;
     }
     if scanner {
