@@ -50,34 +50,38 @@ pub enum CaptureError {
 }
 
 /// Expands replay arguments: directories become their capture files, sorted
-/// by name; `-` stays as stdin.
-pub fn expand_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
+/// by name; `-` stays as stdin. An argument that names nothing readable (a
+/// missing path, a directory without captures) becomes an error in its
+/// place, and the others are still expanded.
+pub fn expand_inputs(args: &[PathBuf]) -> Vec<Result<PathBuf, CaptureError>> {
     let mut out = Vec::new();
     for a in args {
         if a.as_os_str() == "-" {
-            out.push(a.clone());
+            out.push(Ok(a.clone()));
             continue;
         }
-        let meta = std::fs::metadata(a)
-            .map_err(|e| CaptureError::Path { path: a.display().to_string(), msg: e.to_string() })?;
-        if !meta.is_dir() {
-            out.push(a.clone());
-            continue;
+        match expand_one(a) {
+            Ok(files) => out.extend(files.into_iter().map(Ok)),
+            Err(e) => out.push(Err(e)),
         }
-        let rd = std::fs::read_dir(a)
-            .map_err(|e| CaptureError::Path { path: a.display().to_string(), msg: e.to_string() })?;
-        let mut files: Vec<PathBuf> =
-            rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file() && is_capture_name(p)).collect();
-        if files.is_empty() {
-            return Err(CaptureError::Path {
-                path: a.display().to_string(),
-                msg: "directory holds no capture files (.pcap, .pcapng, .cap)".into(),
-            });
-        }
-        files.sort();
-        out.extend(files);
     }
-    Ok(out)
+    out
+}
+
+fn expand_one(a: &Path) -> Result<Vec<PathBuf>, CaptureError> {
+    let path_err = |msg: String| CaptureError::Path { path: a.display().to_string(), msg };
+    let meta = std::fs::metadata(a).map_err(|e| path_err(e.to_string()))?;
+    if !meta.is_dir() {
+        return Ok(vec![a.to_path_buf()]);
+    }
+    let rd = std::fs::read_dir(a).map_err(|e| path_err(e.to_string()))?;
+    let mut files: Vec<PathBuf> =
+        rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file() && is_capture_name(p)).collect();
+    if files.is_empty() {
+        return Err(path_err("directory holds no capture files (.pcap, .pcapng, .cap)".into()));
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn is_capture_name(p: &Path) -> bool {
@@ -103,12 +107,29 @@ fn link_of(path: &str, dlt: pcap::Linktype) -> Result<LinkKind, CaptureError> {
 /// Opens a capture file (or stdin for `-`) and checks its link type.
 pub fn open_file(path: &Path, filter: Option<&str>) -> Result<(Savefile, LinkKind), CaptureError> {
     let name = path.display().to_string();
-    let mut cap = savefile::open(path).map_err(|msg| CaptureError::Open { path: name.clone(), msg })?;
+    let mut cap = savefile::open(path).map_err(|msg| CaptureError::Open { path: name.clone(), msg: explain(path, msg) })?;
     let link = link_of(&name, cap.get_datalink())?;
     if let Some(f) = filter {
         cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), msg: e.to_string() })?;
     }
     Ok((cap, link))
+}
+
+/// libpcap's "unknown file format" says nothing of where or what: name the
+/// position (the file header) and the bytes found there.
+fn explain(path: &Path, msg: String) -> String {
+    if !msg.contains("unknown file format") || path.as_os_str() == "-" {
+        return msg;
+    }
+    let mut magic = [0u8; 4];
+    match std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)) {
+        Ok(()) => format!(
+            "{msg} at byte 0: the file header is missing or damaged (its first bytes {:02x} {:02x} {:02x} {:02x} \
+             are not a pcap or pcapng magic number)",
+            magic[0], magic[1], magic[2], magic[3]
+        ),
+        Err(_) => msg,
+    }
 }
 
 /// True when the file starts with a pcapng Section Header Block.
