@@ -9,7 +9,7 @@ use crate::decode::summary::PacketSummary;
 use crate::fwlog::correlate::Correlator;
 use crate::fwlog::live::LiveTap;
 use crate::input::savefile::{self, Savefile};
-use crate::pipeline::dispatch::Dispatcher;
+use crate::pipeline::dispatch::{Disorder, Dispatcher, REORDER};
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
 use pcap::{Active, Capture};
@@ -215,7 +215,51 @@ pub fn read_file(
         }
     };
     local.flush_into(stats);
+    let disorder = d.take_disorder();
+    if disorder.backwards > 0 {
+        crate::note!("{}", disorder_note(&path.display().to_string(), &disorder, true));
+    }
     result
+}
+
+/// The one stderr line about a file's (or a live capture's) time order.
+pub fn disorder_note(name: &str, d: &Disorder, replay: bool) -> String {
+    let step = d.max_step_back_us as f64 / 1e6;
+    let hours = if step >= 3600.0 { format!(" ({:.1} h)", step / 3600.0) } else { String::new() };
+    let what = if replay { "are stored out of time order" } else { "arrived with a time earlier than a packet before them" };
+    let head = format!(
+        "{name}: {} packets {what} (the first at packet {}; the furthest {step:.6} s{hours} behind a packet before it)",
+        d.backwards, d.first_at
+    );
+    if d.restarts {
+        // Sorting would interleave the two: replay them apart instead.
+        let n = d.first_at;
+        return format!(
+            "picket: warning: {head}; at packet {n} time goes back to the start of the file: it holds two captures \
+             (or one twice) stored one after the other, and their packets were analysed together ({} too far out \
+             of place, at the time of the packets before them): replay the parts as separate files \
+             (`editcap -r {name} part1.pcap 1-{}` and `editcap -r {name} part2.pcap {n}-`), or if it is one \
+             capture twice, drop the copies (`editcap -D 1000 {name} once.pcap`)",
+            d.late,
+            n - 1
+        );
+    }
+    if d.late == 0 {
+        return format!("picket: note: {head}; picket put them back in time order before analysis");
+    }
+    let (reach, cure) = if replay {
+        (
+            format!(" (more than {REORDER} packets out of place)"),
+            format!(": sort the file first (`reordercap {name} sorted.pcap`, from Wireshark)"),
+        )
+    } else {
+        (String::new(), ": the capture clock stepped back".to_string())
+    };
+    format!(
+        "picket: warning: {head}; {} of them were too far out of place to be put back in order{reach} and were \
+         analysed at the time of the packets before them, so timings that involve them are not to be trusted{cure}",
+        d.late
+    )
 }
 
 /// Reads a live capture until a stop signal, then drains what the kernel
@@ -289,6 +333,10 @@ pub fn read_live(
     publish_pcap_stats(&mut cap, stats);
     if let Some(t) = tap {
         t.finish();
+    }
+    let disorder = d.take_disorder();
+    if disorder.backwards > 0 {
+        crate::note!("{}", disorder_note("capture", &disorder, false));
     }
     Ok(())
 }
