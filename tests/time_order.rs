@@ -15,8 +15,22 @@ fn two_loops() -> Vec<(i64, Vec<u8>)> {
     let mut v = Vec::new();
     for i in 0..5u16 {
         let t = T0_US + i64::from(i) * 1_000_000;
-        let a = syn_frame(Ipv4Addr::new(198, 51, 100, 7), Ipv4Addr::new(192, 0, 2, 10), 40_000 + i, 158, 1000 + u32::from(i), i);
-        let b = syn_frame(Ipv4Addr::new(198, 51, 100, 8), Ipv4Addr::new(192, 0, 2, 11), 50_000 + i, 3389, 9000 + u32::from(i), 100 + i);
+        let a = syn_frame(
+            Ipv4Addr::new(198, 51, 100, 7),
+            Ipv4Addr::new(192, 0, 2, 10),
+            40_000 + i,
+            158,
+            1000 + u32::from(i),
+            i,
+        );
+        let b = syn_frame(
+            Ipv4Addr::new(198, 51, 100, 8),
+            Ipv4Addr::new(192, 0, 2, 11),
+            50_000 + i,
+            3389,
+            9000 + u32::from(i),
+            100 + i,
+        );
         v.push((t, a));
         v.push((t + 500_000, b));
     }
@@ -68,9 +82,8 @@ fn a_capture_stored_a_little_out_of_order_is_analysed_as_its_sorted_copy() {
     assert_eq!(ra.syn_retry_finals().len(), 2, "{}", ra.stdout);
     // The same detections, the same ids, times and counts: the sensor name
     // (the file name) aside.
-    let strip = |r: &Run| -> Vec<String> {
-        detections(r).iter().map(|l| l.replace("shuffled.pcap", "sorted.pcap")).collect()
-    };
+    let strip =
+        |r: &Run| -> Vec<String> { detections(r).iter().map(|l| l.replace("shuffled.pcap", "sorted.pcap")).collect() };
     assert_eq!(strip(&ra), strip(&rb));
     let s = stats_json(&rb);
     // Packets 6..10 (the older half) all come after a newer one; of the

@@ -107,7 +107,8 @@ fn link_of(path: &str, dlt: pcap::Linktype) -> Result<LinkKind, CaptureError> {
 /// Opens a capture file (or stdin for `-`) and checks its link type.
 pub fn open_file(path: &Path, filter: Option<&str>) -> Result<(Savefile, LinkKind), CaptureError> {
     let name = path.display().to_string();
-    let mut cap = savefile::open(path).map_err(|msg| CaptureError::Open { path: name.clone(), msg: explain(path, msg) })?;
+    let mut cap =
+        savefile::open(path).map_err(|msg| CaptureError::Open { path: name.clone(), msg: explain(path, msg) })?;
     let link = link_of(&name, cap.get_datalink())?;
     if let Some(f) = filter {
         cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), msg: e.to_string() })?;
@@ -226,7 +227,8 @@ pub fn read_file(
 pub fn disorder_note(name: &str, d: &Disorder, replay: bool) -> String {
     let step = d.max_step_back_us as f64 / 1e6;
     let hours = if step >= 3600.0 { format!(" ({:.1} h)", step / 3600.0) } else { String::new() };
-    let what = if replay { "are stored out of time order" } else { "arrived with a time earlier than a packet before them" };
+    let what =
+        if replay { "are stored out of time order" } else { "arrived with a time earlier than a packet before them" };
     let head = format!(
         "{name}: {} packets {what} (the first at packet {}; the furthest {step:.6} s{hours} behind a packet before it)",
         d.backwards, d.first_at

@@ -82,7 +82,16 @@ struct Order {
 
 impl Default for Order {
     fn default() -> Order {
-        Order { n: 0, start: i64::MIN, prev: i64::MIN, steps: 0, to_start: false, seen_max: i64::MIN, released_max: i64::MIN, disorder: Disorder::default() }
+        Order {
+            n: 0,
+            start: i64::MIN,
+            prev: i64::MIN,
+            steps: 0,
+            to_start: false,
+            seen_max: i64::MIN,
+            released_max: i64::MIN,
+            disorder: Disorder::default(),
+        }
     }
 }
 
