@@ -11,7 +11,8 @@
 //! - `output/`: the EVE envelope, Community ID, timestamps, the writer.
 //!
 //! `rules` loads the rules directory (with `config`'s file and error
-//! helpers and `ports`' port table); `app` wires the stages together.
+//! helpers and `ports`' port table); `app` wires the stages together;
+//! `note` writes stderr lines, each in one write.
 // No unsafe code, except in `input::savefile` (libpcap's stdio buffer), which says why.
 #![deny(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod detect;
 pub mod fwlog;
 pub mod homenet;
 pub mod input;
+pub mod note;
 pub mod output;
 pub mod pipeline;
 pub mod ports;

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("picket: error: {e:#}");
+            picket::note!("picket: error: {e:#}");
             if e.downcast_ref::<BadInput>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
@@ -69,7 +69,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     && !addr.ip().is_loopback()
                     && syslog_allow.is_none()
                 {
-                    eprintln!(
+                    picket::note!(
                         "picket: note: syslog on {addr} is accepted from any sender; --syslog-allow limits it to the firewall"
                     );
                 }
@@ -178,7 +178,7 @@ fn rules_and_home(common: &CommonArgs) -> anyhow::Result<(Rules, HomeNet)> {
     let home = match &common.home_net {
         Some(s) => HomeNet::parse(s).map_err(|e| BadInput(format!("--home-net: {e}")))?,
         None => {
-            eprintln!(
+            picket::note!(
                 "picket: note: no --home-net given: events carry no direction (inbound/outbound), \
                  and packets are sharded by port heuristics instead of by their outside address"
             );

@@ -121,6 +121,12 @@ pub struct Stats {
     pub pcap_if_dropped: AtomicU64,
     /// Files that could not be read to the end.
     pub bad_files: AtomicU64,
+    /// Packets earlier than a packet stored before them (`time_disorder`).
+    pub time_backwards: AtomicU64,
+    /// The largest such step back, in microseconds.
+    pub time_max_step_back_us: AtomicI64,
+    /// Packets too far out of order to be put back: analysed late.
+    pub time_late: AtomicU64,
     pub tables: [TableCounters; NTABLES],
     /// Detections a detector declined because a per-source rule said "scan".
     pub syn_retry_suppressed_scan: AtomicU64,
@@ -271,6 +277,11 @@ impl Stats {
                 "syn_retry_as_known_probe": self.syn_retry_suppressed_known_probe.load(Relaxed),
             },
             "bad_files": self.bad_files.load(Relaxed),
+            "time_disorder": {
+                "backwards": self.time_backwards.load(Relaxed),
+                "max_step_back_s": self.time_max_step_back_us.load(Relaxed) as f64 / 1e6,
+                "late": self.time_late.load(Relaxed),
+            },
             "fw_lines": self.fw_lines.load(Relaxed),
             "fw_records": self.fw_records.load(Relaxed),
             "fw_other_lines": self.fw_other_lines.load(Relaxed),

@@ -46,6 +46,54 @@ fn truncated_pcap_keeps_what_was_read_and_names_the_position() {
     assert_eq!(s.bad_files, 1);
 }
 
+/// A directory holding a good capture and two unreadable files (no pcap
+/// header at all, and a pcapng whose header was overwritten), plus a path
+/// that does not exist: the good capture is analysed, each bad one is named
+/// on stderr with what is wrong where, counted in `bad_files`, and the exit
+/// status says the input was bad.
+#[test]
+fn unreadable_files_are_named_and_skipped_and_the_others_analysed() {
+    let d = tempdir("badfiles");
+    std::fs::copy(pcap("syn_retry_kernel_retrans.pcap"), d.join("b_good.pcap")).unwrap();
+    std::fs::write(d.join("a_text.pcap"), "not a capture at all\n").unwrap();
+    // A pcapng whose Section Header Block was zeroed (as realworld
+    // hk_nmap_sn_remote.pcapng is).
+    let mut ng = std::fs::read(pcap("syn_retry_kernel_retrans.pcap")).unwrap();
+    ng[..16].fill(0);
+    std::fs::write(d.join("c_zeroed.pcapng"), ng).unwrap();
+    let missing = d.join("missing.pcap");
+    let r = picket(&["replay", "--home-net", "192.0.2.0/24", d.to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let f = r.syn_retry_finals();
+    assert_eq!(f.len(), 1, "the good capture's retry loop: {}", r.stdout);
+    assert!(r.of_type("syn_retry").iter().all(|e| e.sensor == "b_good.pcap"));
+    let lines = r.error_lines();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains("a_text.pcap") && lines[0].contains("at byte 0"), "{}", lines[0]);
+    assert!(lines[0].contains("6e 6f 74 20"), "the bytes found ('not '): {}", lines[0]);
+    assert!(lines[1].contains("c_zeroed.pcapng") && lines[1].contains("unknown file format"), "{}", lines[1]);
+    assert!(lines[2].contains("missing.pcap"), "{}", lines[2]);
+    assert!(lines.iter().all(|l| l.contains("skipped")), "{lines:?}");
+    let s = r.stats();
+    assert_eq!(s.bad_files, 3);
+    assert_eq!(s.packets, count_packets(&pcap("syn_retry_kernel_retrans.pcap")));
+}
+
+/// When no file can be read there is nothing to analyse: each is named once
+/// and the run writes nothing.
+#[test]
+fn no_readable_file_names_each_once() {
+    let d = tempdir("allbad");
+    std::fs::write(d.join("one.pcap"), "x").unwrap();
+    std::fs::write(d.join("two.pcap"), "not a capture either").unwrap();
+    let r = picket(&["replay", d.join("one.pcap").to_str().unwrap(), d.join("two.pcap").to_str().unwrap()]);
+    assert_eq!(r.code, Some(2));
+    let lines = r.error_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("one.pcap") && lines[1].contains("two.pcap"), "{lines:?}");
+    assert!(r.stdout.is_empty());
+}
+
 #[test]
 fn bad_bpf_filter() {
     let d = tempdir("bpf");

@@ -8,9 +8,13 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Two namespaces joined by a veth pair: `va` in `a` (picket's side), `vb`
+/// in `b`. Names carry the test's process id, so two checkouts running
+/// this test at once on one machine do not tear down each other's lab.
 struct Lab {
     a: String,
     b: String,
+    va: String,
 }
 
 fn sh(args: &[&str]) -> bool {
@@ -28,13 +32,15 @@ fn must(args: &[&str]) {
 
 impl Lab {
     fn up(tag: &str) -> Lab {
-        let a = format!("pkl-{tag}-a");
-        let b = format!("pkl-{tag}-b");
+        let id = std::process::id() % 100_000;
+        let a = format!("pkl-{tag}-{id}-a");
+        let b = format!("pkl-{tag}-{id}-b");
         let _ = sh(&["ip", "netns", "del", &a]);
         let _ = sh(&["ip", "netns", "del", &b]);
         must(&["ip", "netns", "add", &a]);
         must(&["ip", "netns", "add", &b]);
-        let (va, vb) = (format!("pk{tag}a"), format!("pk{tag}b"));
+        // At most 15 bytes: "pkt1a" and 5 digits.
+        let (va, vb) = (format!("pk{tag}a{id}"), format!("pk{tag}b{id}"));
         must(&["ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b]);
         must(&["ip", "-n", &a, "addr", "add", "192.0.2.10/24", "dev", &va]);
         must(&["ip", "-n", &b, "addr", "add", "192.0.2.99/24", "dev", &vb]);
@@ -44,7 +50,7 @@ impl Lab {
         }
         // The DMZ host silently drops tcp/158: the retry client's SYNs go unanswered.
         must(&["ip", "netns", "exec", &a, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "158", "-j", "DROP"]);
-        Lab { a, b }
+        Lab { a, b, va }
     }
 }
 
@@ -72,7 +78,7 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     let lab = Lab::up("t1");
     let dir = tempdir("live");
     let out = dir.join("events.json");
-    let dev = "pkt1a";
+    let dev = lab.va.as_str();
     // nsenter execs picket itself (ip netns exec would fork), so the SIGTERM
     // below reaches picket.
     let netns = format!("--net=/var/run/netns/{}", lab.a);
@@ -83,23 +89,7 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
         .spawn()
         .expect("start picket live");
     // Wait for the capture to be open (picket says so on stderr).
-    let mut stderr = child.stderr.take().unwrap();
-    let ready = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        let mut seen = String::new();
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if seen.contains("capturing on") {
-                break;
-            }
-        }
-        (seen, stderr)
-    });
-    let (seen, stderr) = ready.join().unwrap();
+    let (seen, stderr) = wait_for(child.stderr.take().unwrap(), &["capturing on"]);
     assert!(seen.contains("capturing on"), "picket did not start: {seen}");
 
     // 5 SYNs 200 ms apart, each from the next source port (hping3 increments it).
@@ -107,13 +97,15 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     sh(&["ip", "netns", "exec", &lab.b, "hping3", "-q", "-S", "-p", "158", "-c", "5", "-i", "u200000", "192.0.2.10"]);
     // SIGUSR1: a stats snapshot now. Then logrotate's dance: move the file
     // away and SIGHUP; later events must land in a new file at the old path.
+    // Each step waits for its effect, not a fixed time: on a loaded machine
+    // picket may take longer than any sleep.
     let pid = child.id().to_string();
     must(&["kill", "-USR1", &pid]);
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until("the SIGUSR1 snapshot", || std::fs::read_to_string(&out).is_ok_and(|t| t.contains("\"final\":false")));
     let rotated = dir.join("events.json.1");
     std::fs::rename(&out, &rotated).unwrap();
     must(&["kill", "-HUP", &pid]);
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until("the file reopened after SIGHUP", || out.exists());
     // A burst of 3000 UDP datagrams, sent as fast as hping3 can, right before SIGTERM:
     // everything the kernel captured must still be counted after shutdown.
     sh(&["ip", "netns", "exec", &lab.b, "hping3", "-q", "-2", "-p", "9", "-c", "3000", "-i", "u50", "192.0.2.10"]);
@@ -156,6 +148,26 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     assert_eq!(s.protocols["udp"], 3000, "{s:?}");
     assert!(s.protocols["tcp"] >= 5);
     assert_eq!(s.pcap["received"], s.packets, "libpcap received vs picket counted");
+}
+
+/// Polls `done` every 50 ms for up to 20 s.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(20), "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `fw_records` of the latest stats snapshot in `path`.
+fn snapshot_fw_records(path: &std::path::Path) -> u64 {
+    // The last line may be half written: only whole lines that parse count.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+        .filter_map(|e| e.stats.map(|s| s.fw_records))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Waits until picket's stderr has said every one of `marks`.
@@ -217,7 +229,7 @@ fn live_follows_a_rotated_log_and_receives_syslog() {
     append(&log, "Nov 22 09:00:00 fw1 kernel: written before picket started: not read\n");
     let netns = format!("--net=/var/run/netns/{}", lab.a);
     let mut child = Command::new("nsenter")
-        .args([netns.as_str(), bin(), "live", "-i", "pkt2a", "--home-net", "192.0.2.0/28"])
+        .args([netns.as_str(), bin(), "live", "-i", lab.va.as_str(), "--home-net", "192.0.2.0/28"])
         .args(["-o", out.to_str().unwrap(), "--workers", "1", "--fw-log", log.to_str().unwrap()])
         .args(["--syslog-listen", "127.0.0.1:5514"])
         .stderr(Stdio::piped())
@@ -274,8 +286,14 @@ fn live_follows_a_rotated_log_and_receives_syslog() {
         "asa",
         asa,
     ]);
-    std::thread::sleep(Duration::from_millis(600));
-    must(&["kill", "-TERM", &child.id().to_string()]);
+    // Every record read (asked for with SIGUSR1 snapshots) before SIGTERM.
+    let pid = child.id().to_string();
+    wait_until("the six firewall records", || {
+        must(&["kill", "-USR1", &pid]);
+        std::thread::sleep(Duration::from_millis(200));
+        snapshot_fw_records(&out) >= 6
+    });
+    must(&["kill", "-TERM", &pid]);
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -63,7 +63,7 @@ fn count_fw_file(stats: &Stats, tally: &FileTally) {
     stats.fw_other_lines.fetch_add(tally.other, Relaxed);
     stats.fw_bad_lines.fetch_add(tally.bad, Relaxed);
     if let Some(w) = tally.no_record_warning() {
-        eprintln!("{w}");
+        crate::note!("{w}");
     }
 }
 
@@ -189,7 +189,7 @@ fn feed_logs(
             }
         });
         if let Err(e) = res {
-            eprintln!("picket: error: {e}");
+            crate::note!("picket: error: {e}");
             stats.bad_files.fetch_add(1, Relaxed);
             out.file_errors.push(e);
         }

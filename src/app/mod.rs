@@ -73,29 +73,70 @@ impl Opened<'_> {
 }
 
 /// Opens the interface, or checks that every capture file opens (stdin
-/// opens later), so a bad input fails the run before threads start.
-/// Returns the inputs and their sensor names.
-fn open_inputs(input: &Input) -> Result<(Opened<'_>, Vec<String>), CaptureError> {
+/// opens later), so a bad input is known before threads start. A file that
+/// cannot be read (missing, not a capture, no valid header) is named on
+/// stderr, counted in `stats.bad_files`, left out, and the run goes on with
+/// the others; its error comes back in the third value (exit 2 at the end).
+/// Only when nothing is left to read, or the filter is bad, does the run
+/// fail here. Returns the inputs and their sensor names.
+fn open_inputs<'a>(
+    input: &'a Input,
+    stats: &Stats,
+) -> Result<(Opened<'a>, Vec<String>, Vec<CaptureError>), CaptureError> {
     match input {
         Input::Live(o) => {
             let (cap, link) = capture::open_live(o)?;
             let mode = if o.promisc { "promiscuous" } else { "not promiscuous" };
-            eprintln!("picket: note: capturing on {} ({}, {mode}, snaplen {})", o.iface, link.name(), o.snaplen);
-            Ok((Opened::Live(cap, link), vec![o.iface.clone()]))
+            crate::note!("picket: note: capturing on {} ({}, {mode}, snaplen {})", o.iface, link.name(), o.snaplen);
+            Ok((Opened::Live(cap, link), vec![o.iface.clone()], Vec::new()))
         }
         Input::Files { paths, filter } => {
-            let paths = capture::expand_inputs(paths)?;
-            if paths.len() > usize::from(u16::MAX) {
+            let expanded = capture::expand_inputs(paths);
+            let mut errors = Vec::new();
+            if expanded.len() > usize::from(u16::MAX) {
                 return Err(CaptureError::Path {
                     path: "replay".into(),
-                    msg: format!("too many files ({})", paths.len()),
+                    msg: format!("too many files ({})", expanded.len()),
                 });
             }
-            for p in paths.iter().filter(|p| p.as_os_str() != "-") {
-                capture::open_file(p, filter.as_deref())?;
+            let mut good = Vec::with_capacity(expanded.len());
+            for p in expanded {
+                let p = match p {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                if p.as_os_str() == "-" {
+                    good.push(p);
+                    continue;
+                }
+                match capture::open_file(&p, filter.as_deref()) {
+                    Ok(_) => good.push(p),
+                    // The same filter fails on every file: a usage error.
+                    Err(e @ CaptureError::Filter { .. }) => return Err(e),
+                    Err(e) => errors.push(e),
+                }
             }
-            let sensors = paths.iter().map(|p| capture::sensor_name(p)).collect();
-            Ok((Opened::Files { paths, filter: filter.as_deref() }, sensors))
+            if good.is_empty() {
+                // Nothing to read: the run fails, naming every file once
+                // (the last one through the caller).
+                let last = errors.pop().unwrap_or_else(|| CaptureError::Path {
+                    path: "replay".into(),
+                    msg: "no capture files given".into(),
+                });
+                for e in &errors {
+                    crate::note!("picket: error: {e}");
+                }
+                return Err(last);
+            }
+            for e in &errors {
+                crate::note!("picket: error: {e}; skipped, reading the other files");
+                stats.bad_files.fetch_add(1, Relaxed);
+            }
+            let sensors = good.iter().map(|p| capture::sensor_name(p)).collect();
+            Ok((Opened::Files { paths: good, filter: filter.as_deref() }, sensors, errors))
         }
     }
 }
@@ -117,7 +158,7 @@ fn start_live_fw(
     let (fw, tap) = LiveFw::new(lc, Arc::clone(shared), out.clone(), index)
         .map_err(|msg| CaptureError::Path { path: "--fw-log".into(), msg })?;
     if let Some(a) = fw.syslog_addr() {
-        eprintln!("picket: note: receiving syslog on udp {a}");
+        crate::note!("picket: note: receiving syslog on udp {a}");
     }
     let thread = std::thread::Builder::new().name("picket-fwlog".into()).spawn(move || fw.run()).map_err(spawn_err)?;
     Ok(LiveFwThread { thread, tap })
@@ -163,7 +204,7 @@ fn replay(
         });
         if let Err(e) = res {
             stats.bad_files.fetch_add(1, Relaxed);
-            eprintln!("picket: error: {e}");
+            crate::note!("picket: error: {e}");
             file_errors.push(e);
         }
     }
@@ -195,7 +236,7 @@ fn read(
 pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let started = Instant::now();
     let stats = Arc::new(Stats::default());
-    let (opened, sensors) = open_inputs(&cfg.input)?;
+    let (opened, sensors, skipped) = open_inputs(&cfg.input, &stats)?;
     let mut fw_side = match &cfg.fw {
         Some(fw) => Some(fw::read_fw_logs(fw, opened.files(), &cfg.home, &stats, &flags)?),
         None => None,
@@ -227,7 +268,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     drop(out_tx);
 
     let corr = fw_side.as_mut().map(|f| &mut f.corr);
-    let file_errors = read(opened, &mut analysis, &stats, &flags, live_fw, corr);
+    let mut file_errors = skipped;
+    file_errors.extend(read(opened, &mut analysis, &stats, &flags, live_fw, corr));
     analysis.finish();
     if let (Some(fw), Some(tx)) = (fw_side, fw_tx) {
         fw.send_correlation(&shared, &stages::sensor_label(&sensors), &stats, &tx);

@@ -206,7 +206,7 @@ impl LiveFw {
         let mut tallies = Vec::new();
         for p in &cfg.files {
             if !p.exists() {
-                eprintln!("picket: note: {}: not there yet; waiting for it", p.display());
+                crate::note!("picket: note: {}: not there yet; waiting for it", p.display());
             } else if let Err(e) = std::fs::File::open(p) {
                 return Err(format!("{}: {e}", p.display()));
             }
@@ -379,7 +379,7 @@ impl LiveFw {
             if let Some(e) = &err
                 && self.last_error.get(i) != Some(&err)
             {
-                eprintln!("picket: warning: {}: {e}", f.path().display());
+                crate::note!("picket: warning: {}: {e}", f.path().display());
             }
             if let Some(slot) = self.last_error.get_mut(i) {
                 *slot = err;

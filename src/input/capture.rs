@@ -9,7 +9,7 @@ use crate::decode::summary::PacketSummary;
 use crate::fwlog::correlate::Correlator;
 use crate::fwlog::live::LiveTap;
 use crate::input::savefile::{self, Savefile};
-use crate::pipeline::dispatch::Dispatcher;
+use crate::pipeline::dispatch::{Disorder, Dispatcher, REORDER};
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
 use pcap::{Active, Capture};
@@ -50,34 +50,38 @@ pub enum CaptureError {
 }
 
 /// Expands replay arguments: directories become their capture files, sorted
-/// by name; `-` stays as stdin.
-pub fn expand_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
+/// by name; `-` stays as stdin. An argument that names nothing readable (a
+/// missing path, a directory without captures) becomes an error in its
+/// place, and the others are still expanded.
+pub fn expand_inputs(args: &[PathBuf]) -> Vec<Result<PathBuf, CaptureError>> {
     let mut out = Vec::new();
     for a in args {
         if a.as_os_str() == "-" {
-            out.push(a.clone());
+            out.push(Ok(a.clone()));
             continue;
         }
-        let meta = std::fs::metadata(a)
-            .map_err(|e| CaptureError::Path { path: a.display().to_string(), msg: e.to_string() })?;
-        if !meta.is_dir() {
-            out.push(a.clone());
-            continue;
+        match expand_one(a) {
+            Ok(files) => out.extend(files.into_iter().map(Ok)),
+            Err(e) => out.push(Err(e)),
         }
-        let rd = std::fs::read_dir(a)
-            .map_err(|e| CaptureError::Path { path: a.display().to_string(), msg: e.to_string() })?;
-        let mut files: Vec<PathBuf> =
-            rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file() && is_capture_name(p)).collect();
-        if files.is_empty() {
-            return Err(CaptureError::Path {
-                path: a.display().to_string(),
-                msg: "directory holds no capture files (.pcap, .pcapng, .cap)".into(),
-            });
-        }
-        files.sort();
-        out.extend(files);
     }
-    Ok(out)
+    out
+}
+
+fn expand_one(a: &Path) -> Result<Vec<PathBuf>, CaptureError> {
+    let path_err = |msg: String| CaptureError::Path { path: a.display().to_string(), msg };
+    let meta = std::fs::metadata(a).map_err(|e| path_err(e.to_string()))?;
+    if !meta.is_dir() {
+        return Ok(vec![a.to_path_buf()]);
+    }
+    let rd = std::fs::read_dir(a).map_err(|e| path_err(e.to_string()))?;
+    let mut files: Vec<PathBuf> =
+        rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file() && is_capture_name(p)).collect();
+    if files.is_empty() {
+        return Err(path_err("directory holds no capture files (.pcap, .pcapng, .cap)".into()));
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn is_capture_name(p: &Path) -> bool {
@@ -103,12 +107,30 @@ fn link_of(path: &str, dlt: pcap::Linktype) -> Result<LinkKind, CaptureError> {
 /// Opens a capture file (or stdin for `-`) and checks its link type.
 pub fn open_file(path: &Path, filter: Option<&str>) -> Result<(Savefile, LinkKind), CaptureError> {
     let name = path.display().to_string();
-    let mut cap = savefile::open(path).map_err(|msg| CaptureError::Open { path: name.clone(), msg })?;
+    let mut cap =
+        savefile::open(path).map_err(|msg| CaptureError::Open { path: name.clone(), msg: explain(path, msg) })?;
     let link = link_of(&name, cap.get_datalink())?;
     if let Some(f) = filter {
         cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), msg: e.to_string() })?;
     }
     Ok((cap, link))
+}
+
+/// libpcap's "unknown file format" says nothing of where or what: name the
+/// position (the file header) and the bytes found there.
+fn explain(path: &Path, msg: String) -> String {
+    if !msg.contains("unknown file format") || path.as_os_str() == "-" {
+        return msg;
+    }
+    let mut magic = [0u8; 4];
+    match std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)) {
+        Ok(()) => format!(
+            "{msg} at byte 0: the file header is missing or damaged (its first bytes {:02x} {:02x} {:02x} {:02x} \
+             are not a pcap or pcapng magic number)",
+            magic[0], magic[1], magic[2], magic[3]
+        ),
+        Err(_) => msg,
+    }
 }
 
 /// True when the file starts with a pcapng Section Header Block.
@@ -194,7 +216,52 @@ pub fn read_file(
         }
     };
     local.flush_into(stats);
+    let disorder = d.take_disorder();
+    if disorder.backwards > 0 {
+        crate::note!("{}", disorder_note(&path.display().to_string(), &disorder, true));
+    }
     result
+}
+
+/// The one stderr line about a file's (or a live capture's) time order.
+pub fn disorder_note(name: &str, d: &Disorder, replay: bool) -> String {
+    let step = d.max_step_back_us as f64 / 1e6;
+    let hours = if step >= 3600.0 { format!(" ({:.1} h)", step / 3600.0) } else { String::new() };
+    let what =
+        if replay { "are stored out of time order" } else { "arrived with a time earlier than a packet before them" };
+    let head = format!(
+        "{name}: {} packets {what} (the first at packet {}; the furthest {step:.6} s{hours} behind a packet before it)",
+        d.backwards, d.first_at
+    );
+    if d.restarts {
+        // Sorting would interleave the two: replay them apart instead.
+        let n = d.first_at;
+        return format!(
+            "picket: warning: {head}; at packet {n} time goes back to the start of the file: it holds two captures \
+             (or one twice) stored one after the other, and their packets were analysed together ({} too far out \
+             of place, at the time of the packets before them): replay the parts as separate files \
+             (`editcap -r {name} part1.pcap 1-{}` and `editcap -r {name} part2.pcap {n}-`), or if it is one \
+             capture twice, drop the copies (`editcap -D 1000 {name} once.pcap`)",
+            d.late,
+            n - 1
+        );
+    }
+    if d.late == 0 {
+        return format!("picket: note: {head}; picket put them back in time order before analysis");
+    }
+    let (reach, cure) = if replay {
+        (
+            format!(" (more than {REORDER} packets out of place)"),
+            format!(": sort the file first (`reordercap {name} sorted.pcap`, from Wireshark)"),
+        )
+    } else {
+        (String::new(), ": the capture clock stepped back".to_string())
+    };
+    format!(
+        "picket: warning: {head}; {} of them were too far out of place to be put back in order{reach} and were \
+         analysed at the time of the packets before them, so timings that involve them are not to be trusted{cure}",
+        d.late
+    )
 }
 
 /// Reads a live capture until a stop signal, then drains what the kernel
@@ -268,6 +335,10 @@ pub fn read_live(
     publish_pcap_stats(&mut cap, stats);
     if let Some(t) = tap {
         t.finish();
+    }
+    let disorder = d.take_disorder();
+    if disorder.backwards > 0 {
+        crate::note!("{}", disorder_note("capture", &disorder, false));
     }
     Ok(())
 }

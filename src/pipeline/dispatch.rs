@@ -11,11 +11,22 @@
 //! time crosses a tick boundary (then every worker gets a `Tick`, so idle
 //! workers still expire state on packet time), or when a live capture idles.
 //! Batch buffers come back through a return channel and are reused.
+//!
+//! Time order: detectors run on packet time and expect it never to go
+//! back. A replay holds the last `REORDER` summaries sorted by time and
+//! releases the oldest, so a capture stored a little out of order (merged
+//! interfaces, multi-queue NICs, files cut and pasted together) is analysed
+//! in time order. A packet earlier than one already released (too far out
+//! of place, or any step back in a live capture, which holds nothing) is
+//! analysed at the time of the packets before it: durations never go
+//! negative. Each file's disorder is counted (`Disorder`) for the stats
+//! and the reader's note on stderr.
 
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::homenet::HomeNet;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -25,6 +36,64 @@ pub const BATCH: usize = 1024;
 pub const QUEUE: usize = 16;
 /// Packet-time interval between ticks.
 pub const TICK_US: i64 = 1_000_000;
+/// Summaries a replay holds to put packets stored out of time order back in
+/// order (192 bytes each: 768 KiB). A packet at most this many places out
+/// of order is analysed at its own time.
+pub const REORDER: usize = 4096;
+
+/// How far one file's (or a live capture's) packets strayed from time order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Disorder {
+    /// Packets earlier than a packet stored before them.
+    pub backwards: u64,
+    /// The largest step back, in microseconds: how far a packet was behind
+    /// the latest one before it.
+    pub max_step_back_us: i64,
+    /// Of `backwards`, the packets too far out of place to be put back in
+    /// order: analysed at the time of the packets released before them.
+    pub late: u64,
+    /// The position (1-based) of the first packet that went back.
+    pub first_at: u64,
+    /// The one step back of the file, to (or before) its first packet, with
+    /// time in order on both sides: two captures, or two copies of one,
+    /// stored one after the other.
+    pub restarts: bool,
+}
+
+/// One file's clock: the latest time read and released.
+#[derive(Clone, Copy, Debug)]
+struct Order {
+    /// Packets pushed from this file.
+    n: u64,
+    /// The first packet's time.
+    start: i64,
+    /// The previous packet's time.
+    prev: i64,
+    /// Packets earlier than the one just before them.
+    steps: u64,
+    /// The first of them went back to the file's start.
+    to_start: bool,
+    /// The latest packet time read.
+    seen_max: i64,
+    /// The latest packet time handed to the workers.
+    released_max: i64,
+    disorder: Disorder,
+}
+
+impl Default for Order {
+    fn default() -> Order {
+        Order {
+            n: 0,
+            start: i64::MIN,
+            prev: i64::MIN,
+            steps: 0,
+            to_start: false,
+            seen_max: i64::MIN,
+            released_max: i64::MIN,
+            disorder: Disorder::default(),
+        }
+    }
+}
 
 /// A run of summaries for one worker, all from one sensor (file/interface).
 pub struct Batch {
@@ -167,6 +236,12 @@ pub struct Dispatcher {
     /// Home addresses seen sending (see `Spoke`).
     spoke: Spoke,
     stats: std::sync::Arc<Stats>,
+    /// Summaries held back to restore time order, oldest first (replay).
+    held: VecDeque<PacketSummary>,
+    /// How many may be held: `REORDER` in a replay, 0 live.
+    reach: usize,
+    /// The current file's clock and disorder.
+    order: Order,
 }
 
 /// The worker's end: its inbox and the channel that returns empty buffers.
@@ -205,21 +280,119 @@ impl Dispatcher {
             inbound: 0,
             spoke: Spoke::new(),
             stats,
+            // A live capture holds nothing: an event must not wait for
+            // 4096 more packets on a quiet link.
+            held: VecDeque::with_capacity(if lossy { 0 } else { REORDER + 1 }),
+            reach: if lossy { 0 } else { REORDER },
+            order: Order::default(),
         };
         (d, ports)
     }
 
-    /// Starts a new sensor (file); flushes what belongs to the previous one.
+    /// Starts a new sensor (file): releases and sends what belongs to the
+    /// previous one, and starts the new file's time order afresh.
     pub fn set_sensor(&mut self, sensor: u16) {
-        if sensor != self.sensor {
-            self.flush_all();
-            self.sensor = sensor;
+        self.release_all();
+        self.flush_batches();
+        self.sensor = sensor;
+        self.order = Order::default();
+    }
+
+    /// This file's disorder so far; the counts start again from zero.
+    pub fn take_disorder(&mut self) -> Disorder {
+        let o = &mut self.order;
+        o.disorder.restarts = o.steps == 1 && o.to_start;
+        std::mem::take(&mut o.disorder)
+    }
+
+    /// Takes one summary, in the order the input stored it, and hands it to
+    /// its worker in time order (see the module comment).
+    #[inline]
+    pub fn push(&mut self, p: &PacketSummary) {
+        let ts = p.ts_us;
+        self.order.n += 1;
+        if self.order.n == 1 {
+            self.order.start = ts;
+        }
+        if ts < self.order.prev {
+            self.step_back(ts);
+        }
+        self.order.prev = ts;
+        if ts >= self.order.seen_max {
+            self.order.seen_max = ts;
+        } else {
+            self.went_back(ts);
+            if ts < self.order.released_max {
+                self.late(p);
+                return;
+            }
+        }
+        if self.reach == 0 {
+            self.order.released_max = ts;
+            self.route(p);
+            return;
+        }
+        if self.held.back().is_none_or(|b| b.ts_us <= ts) {
+            self.held.push_back(*p);
+        } else {
+            // After the packets of the same time: stored order among equals.
+            let i = self.held.partition_point(|q| q.ts_us <= ts);
+            self.held.insert(i, *p);
+        }
+        if self.held.len() > self.reach
+            && let Some(q) = self.held.pop_front()
+        {
+            self.order.released_max = q.ts_us;
+            self.route(&q);
         }
     }
 
-    /// Routes one summary.
+    /// A packet earlier than the one just before it.
+    #[cold]
+    fn step_back(&mut self, ts: i64) {
+        let o = &mut self.order;
+        o.steps += 1;
+        if o.steps == 1 {
+            o.to_start = ts <= o.start;
+        }
+    }
+
+    /// A packet earlier than one stored before it.
+    #[cold]
+    fn went_back(&mut self, ts: i64) {
+        let step = self.order.seen_max.saturating_sub(ts);
+        let d = &mut self.order.disorder;
+        d.backwards += 1;
+        if d.first_at == 0 {
+            d.first_at = self.order.n;
+        }
+        d.max_step_back_us = d.max_step_back_us.max(step);
+        self.stats.time_backwards.fetch_add(1, Relaxed);
+        self.stats.time_max_step_back_us.fetch_max(step, Relaxed);
+    }
+
+    /// A packet earlier than one already released: too late to be put in
+    /// order, it is analysed at the time of the packets released before it.
+    #[cold]
+    fn late(&mut self, p: &PacketSummary) {
+        self.order.disorder.late += 1;
+        self.stats.time_late.fetch_add(1, Relaxed);
+        let mut q = *p;
+        q.ts_us = self.order.released_max;
+        self.route(&q);
+    }
+
+    /// Releases every held summary, oldest first.
+    fn release_all(&mut self) {
+        while let Some(q) = self.held.pop_front() {
+            self.order.released_max = q.ts_us;
+            self.route(&q);
+        }
+    }
+
+    /// Routes one summary, in time order, to its worker's batch.
     #[inline]
-    pub fn push(&mut self, p: &PacketSummary) {
+    fn route(&mut self, p: &PacketSummary) {
         // Counted before the tick, so a tick's count includes the packet it
         // precedes.
         let mut dst_spoke = false;
@@ -266,7 +439,7 @@ impl Dispatcher {
         if first {
             return;
         }
-        self.flush_all();
+        self.flush_batches();
         for w in 0..self.txs.len() {
             self.send(w, Msg::Tick(ts, self.inbound), 0);
         }
@@ -279,8 +452,14 @@ impl Dispatcher {
         }
     }
 
-    /// Sends every partial batch (idle live link, end of a file).
+    /// Releases what is held and sends every partial batch (idle live link).
     pub fn flush_all(&mut self) {
+        self.release_all();
+        self.flush_batches();
+    }
+
+    /// Sends every partial batch.
+    fn flush_batches(&mut self) {
         for w in 0..self.txs.len() {
             self.flush(w);
         }
@@ -317,8 +496,9 @@ impl Dispatcher {
 
     /// Flushes everything and closes the channels, so workers finish.
     pub fn finish(mut self) {
+        self.release_all();
         self.stats.clock_us.store(self.last_ts, Relaxed);
-        self.flush_all();
+        self.flush_batches();
         if self.next_tick != i64::MIN {
             // The final count, for the detections flushed at the end.
             for w in 0..self.txs.len() {
@@ -402,6 +582,90 @@ mod tests {
             });
             assert_eq!(shard_addr(&probe, &home), shard_addr(&err, &home), "{home}");
         }
+    }
+
+    /// The packet times one worker received, in order.
+    fn received(port: &WorkerPort) -> Vec<i64> {
+        let mut ts = Vec::new();
+        for m in port.rx.try_iter() {
+            if let Msg::Batch(b) = m {
+                ts.extend(b.pkts.iter().map(|p| p.ts_us));
+            }
+        }
+        ts
+    }
+
+    fn at(ts: i64) -> PacketSummary {
+        crate::decode::summary::testutil::tcp(ts, "198.51.100.2", "192.0.2.10", (2000, 445), tcpflag::SYN, 1, 0)
+    }
+
+    #[test]
+    fn a_replay_puts_packets_back_in_time_order_and_counts_the_disorder() {
+        let stats = std::sync::Arc::new(Stats::default());
+        let (mut d, ports) = Dispatcher::new(1, HomeNet::default(), false, std::sync::Arc::clone(&stats));
+        // Blocks stored newest first, as realworld mal_445_scan.pcap is.
+        for ts in [900, 901, 500, 502, 501, 100, 103] {
+            d.push(&at(ts * 1_000_000));
+        }
+        let dis = d.take_disorder();
+        assert_eq!(dis.backwards, 5);
+        assert_eq!(dis.first_at, 3);
+        assert_eq!(dis.max_step_back_us, 801_000_000);
+        assert_eq!(dis.late, 0);
+        assert!(!dis.restarts);
+        d.finish();
+        let got: Vec<i64> = received(&ports[0]).iter().map(|t| t / 1_000_000).collect();
+        assert_eq!(got, [100, 103, 500, 501, 502, 900, 901]);
+        assert_eq!(stats.time_backwards.load(Relaxed), 5);
+        assert_eq!(stats.time_late.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_packet_beyond_reach_is_analysed_at_the_clock_never_before_it() {
+        let stats = std::sync::Arc::new(Stats::default());
+        let (mut d, ports) = Dispatcher::new(1, HomeNet::default(), false, std::sync::Arc::clone(&stats));
+        let worker = std::thread::spawn(move || {
+            let mut ts = Vec::new();
+            for m in ports[0].rx.iter() {
+                if let Msg::Batch(b) = m {
+                    ts.extend(b.pkts.iter().map(|p| p.ts_us));
+                }
+            }
+            ts
+        });
+        let n = REORDER as i64 + 10;
+        for i in 0..n {
+            d.push(&at(1_000 + i));
+        }
+        // Behind every held packet, and behind the 10 already released.
+        d.push(&at(5));
+        let dis = d.take_disorder();
+        assert_eq!((dis.backwards, dis.late), (1, 1));
+        d.finish();
+        let got = worker.join().unwrap();
+        assert_eq!(got.len() as i64, n + 1);
+        assert!(got.windows(2).all(|w| w[0] <= w[1]), "time order kept");
+        assert!(!got.contains(&5), "the late packet takes the clock's time");
+        assert_eq!(stats.time_late.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_file_stored_twice_is_a_restart_and_live_holds_nothing() {
+        let stats = std::sync::Arc::new(Stats::default());
+        let (mut d, ports) = Dispatcher::new(1, HomeNet::default(), true, std::sync::Arc::clone(&stats));
+        for ts in [10, 11, 12, 10, 11, 12] {
+            d.push(&at(ts));
+        }
+        d.flush_all();
+        // Live: released at once, the repeats at the clock's time.
+        assert_eq!(received(&ports[0]), [10, 11, 12, 12, 12, 12]);
+        let dis = d.take_disorder();
+        assert_eq!((dis.backwards, dis.late, dis.first_at), (2, 2, 4));
+        assert!(dis.restarts);
+        // A new file starts its own clock: no disorder across files.
+        d.set_sensor(1);
+        d.push(&at(1));
+        assert_eq!(d.take_disorder(), Disorder::default());
     }
 
     #[test]
