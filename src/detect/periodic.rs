@@ -48,6 +48,7 @@
 //! attempts, then refuses new keys (cap hits). Entries expire after `idle_s`
 //! without an attempt (checked every tenth of it, `sweep_every`), which ends their detections.
 
+use super::brute_force::Claims;
 use super::cadence::{self, Cadence, Fold, Params};
 use super::slab::Slab;
 use super::sources::Sources;
@@ -59,6 +60,7 @@ use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
 use serde_json::{Value, json};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 crate::rules_section! {
@@ -382,6 +384,9 @@ pub struct Periodic {
     last_sweep_us: i64,
     last_evict_us: i64,
     last_first_evict_us: i64,
+    /// What `brute_force` explains: a guessing tool's connections come on a
+    /// rhythm from consecutive ports, and are no beacon or retrying client.
+    claims: Arc<Claims>,
 }
 
 impl Periodic {
@@ -394,6 +399,7 @@ impl Periodic {
             last_sweep_us: i64::MIN,
             last_evict_us: i64::MIN,
             last_first_evict_us: i64::MIN,
+            claims: Arc::new(Claims::default()),
             lim: Limits {
                 par: Params {
                     min_period_us: (pp.min_period_s * 1e6) as i64,
@@ -421,6 +427,13 @@ impl Periodic {
                 ps_max_step: ps.max_step,
             },
         }
+    }
+
+    /// Shares `brute_force`'s claims: a claimed (source, TCP port) starts no
+    /// detection here.
+    pub fn with_claims(mut self, claims: Arc<Claims>) -> Periodic {
+        self.claims = claims;
+        self
     }
 
     #[inline]
@@ -547,7 +560,7 @@ impl Periodic {
             if !e.pp.confirmed {
                 if now.saturating_sub(e.last_eval_us) >= EVAL_US && e.len() >= lim.min_cycles as usize {
                     e.last_eval_us = now;
-                    try_confirm_periodic(&key, e, &lim, src, cx, now, None);
+                    try_confirm_periodic(&key, e, &lim, &self.claims, src, cx, now, None);
                 }
             } else if now - e.pp.last_emit_us >= lim.update_us {
                 refresh(e, &key, &lim);
@@ -557,7 +570,7 @@ impl Periodic {
         }
         if lim.ps_on && key.proto != 1 && key.proto != 58 {
             if !e.ps.confirmed {
-                try_confirm_sequence(&key, e, &lim, src, cx, now, None);
+                try_confirm_sequence(&key, e, &lim, &self.claims, src, cx, now, None);
             } else if now - e.ps.last_emit_us >= lim.update_us {
                 e.ps.last_emit_us = now;
                 cx.emit(render_sequence(&key, e, "update", None, cx, now));
@@ -620,12 +633,13 @@ impl Periodic {
         let lim = self.lim;
         let mut expired = 0u64;
         let slab = &mut self.slab;
+        let claims = &self.claims;
         self.map.retain(|key, s| {
             if now.saturating_sub(s.last_us) <= lim.idle_us {
                 return true;
             }
             if let Some(e) = slab.get_mut(s.idx) {
-                finish(key, e, &lim, src, cx, now, EndReason::Expired);
+                finish(key, e, &lim, claims, src, cx, now, EndReason::Expired);
             }
             slab.remove(s.idx);
             expired += 1;
@@ -641,7 +655,7 @@ impl Periodic {
         let lim = self.lim;
         for (key, s) in &self.map {
             if let Some(e) = self.slab.get_mut(s.idx) {
-                finish(key, e, &lim, src, cx, cx.now, reason);
+                finish(key, e, &lim, &self.claims, src, cx, cx.now, reason);
             }
         }
         self.map.clear();
@@ -652,20 +666,21 @@ impl Periodic {
 
 /// Ends an entry's detections: finals for confirmed ones, and a last chance
 /// (new and final at once) for the others.
-fn finish(key: &Key, e: &mut Entry, lim: &Limits, src: &Sources, cx: &Ctx, now: i64, reason: EndReason) {
+#[allow(clippy::too_many_arguments)]
+fn finish(key: &Key, e: &mut Entry, lim: &Limits, claims: &Claims, src: &Sources, cx: &Ctx, now: i64, reason: EndReason) {
     if lim.pp_on {
         if e.pp.confirmed {
             refresh(e, key, lim);
             cx.emit(render_periodic(key, e, "final", Some(reason), cx, now));
         } else if e.len() >= lim.min_cycles as usize {
-            try_confirm_periodic(key, e, lim, src, cx, now, Some(reason));
+            try_confirm_periodic(key, e, lim, claims, src, cx, now, Some(reason));
         }
     }
     if lim.ps_on && key.proto != 1 && key.proto != 58 {
         if e.ps.confirmed {
             cx.emit(render_sequence(key, e, "final", Some(reason), cx, now));
         } else {
-            try_confirm_sequence(key, e, lim, src, cx, now, Some(reason));
+            try_confirm_sequence(key, e, lim, claims, src, cx, now, Some(reason));
         }
     }
     if e.vd.confirmed || verdict_holds(key, e) {
@@ -770,16 +785,18 @@ fn qualifies(c: &Cadence, e: &Entry, proto: u8, lim: &Limits, ended: bool) -> bo
         && c.score().coverage >= lim.min_coverage
 }
 
+#[allow(clippy::too_many_arguments)]
 fn try_confirm_periodic(
     key: &Key,
     e: &mut Entry,
     lim: &Limits,
+    claims: &Claims,
     src: &Sources,
     cx: &Ctx,
     now: i64,
     end: Option<EndReason>,
 ) {
-    if is_scanner(src, key, lim) {
+    if is_scanner(src, key, lim) || brute_force(claims, key) {
         return;
     }
     let mut t = [0i64; RING];
@@ -817,6 +834,12 @@ fn is_scanner(src: &Sources, key: &Key, lim: &Limits) -> bool {
     src.scans_beyond(key.src, lim.max_ports, lim.max_hosts)
 }
 
+/// A (source, TCP port) that `brute_force` explains: its connections are
+/// password guesses, not a beacon, a retrying client or a port sequence.
+fn brute_force(claims: &Claims, key: &Key) -> bool {
+    key.proto == 6 && claims.held(key.src, key.dport)
+}
+
 fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
     let (step, count, share) = e.step();
     let mean_gap = (e.last_us - e.first_us) / i64::try_from(e.attempts.saturating_sub(1).max(1)).unwrap_or(i64::MAX);
@@ -829,16 +852,18 @@ fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
         && e.wraps * 4 <= e.deltas
 }
 
+#[allow(clippy::too_many_arguments)]
 fn try_confirm_sequence(
     key: &Key,
     e: &mut Entry,
     lim: &Limits,
+    claims: &Claims,
     src: &Sources,
     cx: &Ctx,
     now: i64,
     end: Option<EndReason>,
 ) {
-    if !sequence_holds(e, lim) || is_scanner(src, key, lim) {
+    if !sequence_holds(e, lim) || is_scanner(src, key, lim) || brute_force(claims, key) {
         return;
     }
     // Answered connections from consecutive ports are ordinary: Linux and
