@@ -51,30 +51,31 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 crate::rules_section! {
-    /// Password guessing (Zeek's SSH::password_guesses_limit and FTP bruteforcing,
-    /// psad): many short completed connections from one source to one login service.
+    /// SIGNATURES.md sections 2 and 7: a new source port each time to one service is a
+    /// program retrying, unless the connections complete: then many short sessions to a
+    /// login service are password guessing (Zeek's SSH::password_guesses_limit, psad).
     pub struct BruteForceRules["brute_force"] check(check_brute_force) {
-        /// Zeek/psad: name password guessing instead of calling it a beacon or a retrying client
+        /// SIGNATURES.md section 2: name password guessing instead of calling it a beacon or a retrying client
         enabled: bool = true;
-        /// Login services: ftp, ssh, telnet, pop3, imap, smtp submission, mysql, rdp, postgresql, vnc. Not 25 (mail relays), 445 (Windows opens many SMB sessions), 389/1433 (applications bind per request) or the TLS-only mail ports: add them where that does not hold
+        /// SIGNATURES.md section 7 (what attackers want at a port): login services: ftp, ssh, telnet, pop3, imap, smtp submission, mysql, rdp, postgresql, vnc. Not 25 (mail relays), 445 (Windows opens many SMB sessions), 389/1433 (applications bind per request) or the TLS-only mail ports: add them where that does not hold
         ports: Vec<u16> = vec![21, 22, 23, 110, 143, 587, 3306, 3389, 5432, 5900], ints(1, 65_535);
-        /// Zeek's sshguess trace: 11 sessions in 70 s; a person logs in a few times
+        /// SIGNATURES.md section 2 (a program, not a person): Zeek's sshguess trace: 11 sessions in 70 s; a person logs in a few times
         min_connections: u32 = 10, ints(3, 100_000);
-        /// the sessions must fall within this long (counted in windows that restart when they pass)
+        /// SIGNATURES.md section 2 (as syn_retry's window): the sessions must fall within this long (counted in windows that restart when they pass)
         window_s: f64 = 600.0, above(0.0, 86_400.0);
-        /// failed logins the server spelled out (FTP 530...) that confirm on their own
+        /// SIGNATURES.md section 7: failed logins the server spelled out (FTP 530...) that confirm on their own
         min_failed_logins: u32 = 10, ints(1, 100_000);
-        /// a guess is a short session (a few seconds: one to six passwords); a longer one is a login that worked or someone typing
+        /// SIGNATURES.md section 2: a guess is a short session (a few seconds: one to six passwords); a longer one is a login that worked or someone typing
         max_session_s: f64 = 60.0, above(0.0, 3600.0);
-        /// a guess carries a few KB at most (an SSH key exchange and a few passwords); a session that uploads more is work
+        /// SIGNATURES.md section 2: a guess carries a few KB at most (an SSH key exchange and a few passwords); a session that uploads more is work
         max_client_bytes: u32 = 16384, ints(1, 1 << 30);
-        /// a source probing more ports is a scanner (nmap -sV/-A scripts connect to a service several times)
+        /// SIGNATURES.md section 2: a source probing more ports is a scanner (nmap -sV/-A scripts connect to a service several times)
         max_dest_ports_per_source: u32 = 8, ints(1, 65_536);
-        /// a brute force with no new session for this long has ended
+        /// SIGNATURES.md section 2: a brute force with no new session for this long has ended
         idle_s: f64 = 600.0, above(0.0, 86_400.0);
-        /// (source, port) entries with two or more sessions, across all workers
+        /// SIGNATURES.md section 2: (source, port) entries with two or more sessions, across all workers
         max_tracked: usize = 16384, entries();
-        /// (source, port) entries with one session, and open connections, each across all workers
+        /// SIGNATURES.md section 2: (source, port) entries with one session, and open connections, each across all workers
         max_probation: usize = 65536, entries();
     }
 }
@@ -662,7 +663,8 @@ fn render(k: &AKey, a: &Attack, status: &str, end: Option<EndReason>, cx: &Ctx, 
         "last_seen": rfc3339_us(a.last_us),
         "duration_s": secs(span),
     });
-    let on = if single { format!("on {}", a.target) } else { format!("on {} hosts (first {})", a.target_count, a.target) };
+    let on =
+        if single { format!("on {}", a.target) } else { format!("on {} hosts (first {})", a.target_count, a.target) };
     let rate_note = rate.map(|r| format!(" ({r}/min)")).unwrap_or_default();
     let each = match mean_s {
         Some(m) => format!(", each ~{m} s and ~{mean_cb} bytes from the client"),
@@ -730,7 +732,7 @@ impl Detector for BruteForce {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::summary::{testutil, tcpflag::*};
+    use crate::decode::summary::{tcpflag::*, testutil};
     use crate::detect::testrig::{Rig, s};
 
     const GUESSER: &str = "198.51.100.7";
@@ -754,7 +756,17 @@ mod tests {
     /// One session: handshake, `sent` bytes from the client, the server's
     /// `reply` (its first bytes), then the client's FIN after `dur` seconds.
     #[allow(clippy::too_many_arguments)]
-    fn session(r: &mut Rig<BruteForce>, t: f64, client: &str, server: &str, sport: u16, port: u16, sent: u32, reply: &[u8], dur: f64) {
+    fn session(
+        r: &mut Rig<BruteForce>,
+        t: f64,
+        client: &str,
+        server: &str,
+        sport: u16,
+        port: u16,
+        sent: u32,
+        reply: &[u8],
+        dur: f64,
+    ) {
         let isn = u32::from(sport) * 1000;
         let pkt = |at: f64, from_client: bool, flags: u16, len: u32, head: &[u8]| {
             let mut p = if from_client {
@@ -834,7 +846,17 @@ mod tests {
         }
         // A script fetching from FTP every 20 s: every login accepted.
         for i in 0..30u16 {
-            session(&mut r, f64::from(i) * 20.0, "203.0.113.6", SERVER, 42000 + i, 21, 40, b"230 Login successful.", 1.0);
+            session(
+                &mut r,
+                f64::from(i) * 20.0,
+                "203.0.113.6",
+                SERVER,
+                42000 + i,
+                21,
+                40,
+                b"230 Login successful.",
+                1.0,
+            );
         }
         // Interactive sessions: each longer than max_session_s.
         for i in 0..12u16 {
@@ -853,14 +875,34 @@ mod tests {
         let mut r = rig();
         // A banner sweep: one session per host.
         for h in 1..=40u8 {
-            session(&mut r, f64::from(h), "203.0.113.9", &format!("192.0.2.{h}"), 45000 + u16::from(h), 22, 30, b"", 0.2);
+            session(
+                &mut r,
+                f64::from(h),
+                "203.0.113.9",
+                &format!("192.0.2.{h}"),
+                45000 + u16::from(h),
+                22,
+                30,
+                b"",
+                0.2,
+            );
         }
         assert!(r.events().is_empty(), "one connection per host is a sweep");
         // A guessing campaign: two sessions on each of 6 hosts.
         for round in 0..2u16 {
             for h in 1..=6u8 {
                 let t = 100.0 + f64::from(round) * 10.0 + f64::from(h);
-                session(&mut r, t, GUESSER, &format!("192.0.2.{h}"), 46000 + round * 10 + u16::from(h), 22, 2000, b"", 3.0);
+                session(
+                    &mut r,
+                    t,
+                    GUESSER,
+                    &format!("192.0.2.{h}"),
+                    46000 + round * 10 + u16::from(h),
+                    22,
+                    2000,
+                    b"",
+                    3.0,
+                );
             }
         }
         let ev = r.end();
@@ -875,7 +917,15 @@ mod tests {
     fn unanswered_syns_and_retransmissions_make_no_entry() {
         let mut r = rig();
         for i in 0..500u16 {
-            let p = testutil::tcp(s(f64::from(i) * 0.01), &format!("198.51.100.{}", i % 200), SERVER, (1024 + i, 22), SYN, 9, 0);
+            let p = testutil::tcp(
+                s(f64::from(i) * 0.01),
+                &format!("198.51.100.{}", i % 200),
+                SERVER,
+                (1024 + i, 22),
+                SYN,
+                9,
+                0,
+            );
             r.feed_owned(p);
             r.feed_owned(p);
         }

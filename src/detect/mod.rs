@@ -115,13 +115,15 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
         Box::new(traceroute::Traceroute::new(&r.traceroute, cap(r.traceroute.max_tracked), update_s)),
         Box::new(smurf::Smurf::new(&r.smurf, &shared.home, cap(r.smurf.max_tracked), update_s)),
         Box::new(netbios::Netbios::new(&r.netbios, cap(r.netbios.max_tracked), update_s)),
-        Box::new(periodic::Periodic::new(
-            &r.periodic_probe,
-            &r.source_port_sequence,
-            cap(r.periodic_probe.max_tracked),
-            update_s,
-        )
-        .with_claims(claims)),
+        Box::new(
+            periodic::Periodic::new(
+                &r.periodic_probe,
+                &r.source_port_sequence,
+                cap(r.periodic_probe.max_tracked),
+                update_s,
+            )
+            .with_claims(claims),
+        ),
         Box::new(port_scan::PortScan::new(
             &r.port_scan,
             &r.scanners,

@@ -39,6 +39,10 @@
 //!   `rules/ports.toml` and the key's share of the packets toward the home
 //!   net since its first attempt. Every one of these events, and
 //!   `syn_retry`'s, carries the same `incident` id for the key.
+//! - A (source, TCP port) that `brute_force` claims (its short sessions to a
+//!   login service) starts none of these detections: a guessing tool's
+//!   connections come on a rhythm from consecutive ports, and are neither a
+//!   beacon nor a client retrying (issue 13).
 //!
 //! State, in two tiers as in `syn_retry`: `first` holds a key's first
 //! attempt (24 bytes); `map` the full entry (a ring of 64 attempts) from its
@@ -667,7 +671,16 @@ impl Periodic {
 /// Ends an entry's detections: finals for confirmed ones, and a last chance
 /// (new and final at once) for the others.
 #[allow(clippy::too_many_arguments)]
-fn finish(key: &Key, e: &mut Entry, lim: &Limits, claims: &Claims, src: &Sources, cx: &Ctx, now: i64, reason: EndReason) {
+fn finish(
+    key: &Key,
+    e: &mut Entry,
+    lim: &Limits,
+    claims: &Claims,
+    src: &Sources,
+    cx: &Ctx,
+    now: i64,
+    reason: EndReason,
+) {
     if lim.pp_on {
         if e.pp.confirmed {
             refresh(e, key, lim);

@@ -15,6 +15,9 @@
 //! - A source that is probing more than `max_dest_ports_per_source` ports or
 //!   `max_dest_hosts_per_source` hosts is a scanner or a sweeper, not a retry
 //!   loop: it is left to the scan detectors and counted.
+//! - A (source, port) that `brute_force` claims starts no detection: the
+//!   attempts a busy server left unanswered in a password-guessing run are
+//!   the brute force's, not a client retrying a dead service.
 //!
 //! State, in two tiers so a flood of one-off SYNs costs little memory:
 //! - `first`: a 24-byte record of a key's first SYN. Most keys (scans, a
