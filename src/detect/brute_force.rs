@@ -126,7 +126,7 @@ impl Claims {
         m.get(&AKey { client, port }).is_some()
     }
 
-    fn claim(&self, client: IpAddr, port: u16, now: i64) {
+    pub(crate) fn claim(&self, client: IpAddr, port: u16, now: i64) {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let k = AKey { client, port };
         if let Some(t) = m.get_mut(&k) {

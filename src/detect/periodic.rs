@@ -1262,6 +1262,30 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_brute_force_starts_no_periodic_sequence_or_verdict() {
+        let run = |claim: Option<u16>| {
+            let claims = Arc::new(Claims::default());
+            if let Some(port) = claim {
+                claims.claim(CLIENT.parse().unwrap(), port, 0);
+            }
+            let mut r = Rig::with(
+                |_| {},
+                |_, rules| {
+                    Periodic::new(&rules.periodic_probe, &rules.source_port_sequence, 1000, 60.0)
+                        .with_claims(claims.clone())
+                },
+            );
+            for i in 0..8u16 {
+                r.feed(syn(f64::from(i) * 30.0, 1024 + i, u32::from(i)));
+            }
+            r.end().len()
+        };
+        assert!(run(None) >= 3, "periodic_probe, source_port_sequence and verdict");
+        assert_eq!(run(Some(158)), 0, "brute_force explains the connections");
+        assert!(run(Some(21)) >= 3, "another port's claim changes nothing");
+    }
+
+    #[test]
     fn retransmissions_are_not_attempts() {
         let mut r = rig(|_| {});
         for i in 0..6u16 {

@@ -854,6 +854,23 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_brute_force_is_not_a_retry_loop() {
+        let claims = Arc::new(Claims::default());
+        claims.claim(CLIENT.parse().unwrap(), 158, 0);
+        let mut r =
+            Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 60.0).with_claims(claims.clone()));
+        for i in 0..5u16 {
+            r.feed(syn(f64::from(i) * 2.0, 3000 + i, u32::from(i)));
+        }
+        assert!(r.end().is_empty(), "the unanswered attempts are brute_force's");
+        let mut r = rig(|_| {});
+        for i in 0..5u16 {
+            r.feed(syn(f64::from(i) * 2.0, 3000 + i, u32::from(i)));
+        }
+        assert_eq!(r.end().len(), 2, "unclaimed: new and final");
+    }
+
+    #[test]
     fn retransmitted_then_answered_never_fires() {
         let mut r = rig(|_| {});
         for t in [0.0, 1.0, 3.0, 7.0] {
