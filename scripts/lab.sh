@@ -50,7 +50,8 @@ LAB_TOOLS=(
   "iptables:iptables" "ip6tables:iptables" "curl:curl" "dnsmasq:dnsmasq-base"
   "dig:bind9-dnsutils" "ethtool:ethtool" "python3:python3" "sysctl:procps"
   "ping:iputils-ping" "ulogd:ulogd2" "nft:nftables" "chronyd:chrony" "openssl:openssl"
-  "masscan:masscan" "zmap:zmap" "swaks:swaks" "aiosmtpd:python3-aiosmtpd"
+  "masscan:masscan" "zmap:zmap" "swaks:swaks" "aiosmtpd:python3-aiosmtpd" "hydra:hydra"
+  "sshd:openssh-server" "ssh-keygen:openssh-client" "ssh:openssh-client"
 )
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }

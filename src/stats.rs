@@ -43,10 +43,12 @@ pub enum Table {
     HostSweep,
     /// `anomaly`'s (kind, source) entries.
     Anomaly,
+    /// `brute_force`'s open connections and (source, port) entries.
+    BruteForce,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -60,6 +62,7 @@ impl Table {
         Table::KnownProbe,
         Table::HostSweep,
         Table::Anomaly,
+        Table::BruteForce,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -76,6 +79,7 @@ impl Table {
             Table::KnownProbe => "known_probe",
             Table::HostSweep => "host_sweep",
             Table::Anomaly => "anomaly",
+            Table::BruteForce => "brute_force",
         }
     }
 }

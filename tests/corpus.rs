@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 14] = [
+const KNOWN_EVENTS: [&str; 15] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -30,6 +30,7 @@ const KNOWN_EVENTS: [&str; 14] = [
     "known_probe",
     "host_sweep",
     "anomaly",
+    "brute_force",
     "stats",
 ];
 

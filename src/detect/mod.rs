@@ -7,6 +7,7 @@
 //! CONTRIBUTING.md says how to add one.
 
 pub mod anomaly;
+pub mod brute_force;
 pub mod cadence;
 pub mod core;
 pub mod decoy;
@@ -89,6 +90,7 @@ rules_sections! {
     known_probe: known_probe::KnownProbeRules,
     host_sweep: host_sweep::HostSweepRules,
     anomaly: anomaly::AnomalyRules,
+    brute_force: brute_force::BruteForceRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
@@ -96,20 +98,34 @@ rules_sections! {
 pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
     let update_s = r.general.update_interval_s;
     let cap = |n| shared.per_worker(n);
+    // brute_force first: the connections it explains are claimed before
+    // syn_retry and periodic (which defer to it) look at them, at the end too.
+    let claims = std::sync::Arc::new(brute_force::Claims::default());
     vec![
+        Box::new(brute_force::BruteForce::new(
+            &r.brute_force,
+            cap(r.brute_force.max_tracked),
+            cap(r.brute_force.max_probation),
+            update_s,
+            claims.clone(),
+        )),
         Box::new(
             syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)
+                .with_claims(claims.clone())
                 .deferring_trojan_ports(r.known_probe.enabled),
         ),
         Box::new(traceroute::Traceroute::new(&r.traceroute, cap(r.traceroute.max_tracked), update_s)),
         Box::new(smurf::Smurf::new(&r.smurf, &shared.home, cap(r.smurf.max_tracked), update_s)),
         Box::new(netbios::Netbios::new(&r.netbios, cap(r.netbios.max_tracked), update_s)),
-        Box::new(periodic::Periodic::new(
-            &r.periodic_probe,
-            &r.source_port_sequence,
-            cap(r.periodic_probe.max_tracked),
-            update_s,
-        )),
+        Box::new(
+            periodic::Periodic::new(
+                &r.periodic_probe,
+                &r.source_port_sequence,
+                cap(r.periodic_probe.max_tracked),
+                update_s,
+            )
+            .with_claims(claims),
+        ),
         Box::new(port_scan::PortScan::new(
             &r.port_scan,
             &r.scanners,

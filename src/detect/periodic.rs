@@ -42,6 +42,10 @@
 //!   `rules/ports.toml` and the key's share of the packets toward the home
 //!   net since its first attempt. Every one of these events, and
 //!   `syn_retry`'s, carries the same `incident` id for the key.
+//! - A (source, TCP port) that `brute_force` claims (its short sessions to a
+//!   login service) starts none of these detections: a guessing tool's
+//!   connections come on a rhythm from consecutive ports, and are neither a
+//!   beacon nor a client retrying (issue 13).
 //!
 //! State, in two tiers as in `syn_retry`: `first` holds a key's first
 //! attempt (24 bytes); `map` the full entry (a ring of 64 attempts) from its
@@ -51,6 +55,7 @@
 //! attempts, then refuses new keys (cap hits). Entries expire after `idle_s`
 //! without an attempt (checked every tenth of it, `sweep_every`), which ends their detections.
 
+use super::brute_force::Claims;
 use super::cadence::{self, Cadence, Fold, Params};
 use super::slab::Slab;
 use super::sources::Sources;
@@ -62,6 +67,7 @@ use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
 use serde_json::{Value, json};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 crate::rules_section! {
@@ -385,6 +391,9 @@ pub struct Periodic {
     last_sweep_us: i64,
     last_evict_us: i64,
     last_first_evict_us: i64,
+    /// What `brute_force` explains: a guessing tool's connections come on a
+    /// rhythm from consecutive ports, and are no beacon or retrying client.
+    claims: Arc<Claims>,
 }
 
 impl Periodic {
@@ -397,6 +406,7 @@ impl Periodic {
             last_sweep_us: i64::MIN,
             last_evict_us: i64::MIN,
             last_first_evict_us: i64::MIN,
+            claims: Arc::new(Claims::default()),
             lim: Limits {
                 par: Params {
                     min_period_us: (pp.min_period_s * 1e6) as i64,
@@ -424,6 +434,13 @@ impl Periodic {
                 ps_max_step: ps.max_step,
             },
         }
+    }
+
+    /// Shares `brute_force`'s claims: a claimed (source, TCP port) starts no
+    /// detection here.
+    pub fn with_claims(mut self, claims: Arc<Claims>) -> Periodic {
+        self.claims = claims;
+        self
     }
 
     #[inline]
@@ -550,7 +567,7 @@ impl Periodic {
             if !e.pp.confirmed {
                 if now.saturating_sub(e.last_eval_us) >= EVAL_US && e.len() >= lim.min_cycles as usize {
                     e.last_eval_us = now;
-                    try_confirm_periodic(&key, e, &lim, src, cx, now, None);
+                    try_confirm_periodic(&key, e, &lim, &self.claims, src, cx, now, None);
                 }
             } else if now - e.pp.last_emit_us >= lim.update_us {
                 refresh(e, &key, &lim);
@@ -560,7 +577,7 @@ impl Periodic {
         }
         if lim.ps_on && key.proto != 1 && key.proto != 58 {
             if !e.ps.confirmed {
-                try_confirm_sequence(&key, e, &lim, src, cx, now, None);
+                try_confirm_sequence(&key, e, &lim, &self.claims, src, cx, now, None);
             } else if now - e.ps.last_emit_us >= lim.update_us {
                 e.ps.last_emit_us = now;
                 cx.emit(render_sequence(&key, e, "update", None, cx, now));
@@ -623,12 +640,13 @@ impl Periodic {
         let lim = self.lim;
         let mut expired = 0u64;
         let slab = &mut self.slab;
+        let claims = &self.claims;
         self.map.retain(|key, s| {
             if now.saturating_sub(s.last_us) <= lim.idle_us {
                 return true;
             }
             if let Some(e) = slab.get_mut(s.idx) {
-                finish(key, e, &lim, src, cx, now, EndReason::Expired);
+                finish(key, e, &lim, claims, src, cx, now, EndReason::Expired);
             }
             slab.remove(s.idx);
             expired += 1;
@@ -644,7 +662,7 @@ impl Periodic {
         let lim = self.lim;
         for (key, s) in &self.map {
             if let Some(e) = self.slab.get_mut(s.idx) {
-                finish(key, e, &lim, src, cx, cx.now, reason);
+                finish(key, e, &lim, &self.claims, src, cx, cx.now, reason);
             }
         }
         self.map.clear();
@@ -655,20 +673,30 @@ impl Periodic {
 
 /// Ends an entry's detections: finals for confirmed ones, and a last chance
 /// (new and final at once) for the others.
-fn finish(key: &Key, e: &mut Entry, lim: &Limits, src: &Sources, cx: &Ctx, now: i64, reason: EndReason) {
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    key: &Key,
+    e: &mut Entry,
+    lim: &Limits,
+    claims: &Claims,
+    src: &Sources,
+    cx: &Ctx,
+    now: i64,
+    reason: EndReason,
+) {
     if lim.pp_on {
         if e.pp.confirmed {
             refresh(e, key, lim);
             cx.emit(render_periodic(key, e, "final", Some(reason), cx, now));
         } else if e.len() >= lim.min_cycles as usize {
-            try_confirm_periodic(key, e, lim, src, cx, now, Some(reason));
+            try_confirm_periodic(key, e, lim, claims, src, cx, now, Some(reason));
         }
     }
     if lim.ps_on && key.proto != 1 && key.proto != 58 {
         if e.ps.confirmed {
             cx.emit(render_sequence(key, e, "final", Some(reason), cx, now));
         } else {
-            try_confirm_sequence(key, e, lim, src, cx, now, Some(reason));
+            try_confirm_sequence(key, e, lim, claims, src, cx, now, Some(reason));
         }
     }
     if e.vd.confirmed || verdict_holds(key, e) {
@@ -773,16 +801,18 @@ fn qualifies(c: &Cadence, e: &Entry, proto: u8, lim: &Limits, ended: bool) -> bo
         && c.score().coverage >= lim.min_coverage
 }
 
+#[allow(clippy::too_many_arguments)]
 fn try_confirm_periodic(
     key: &Key,
     e: &mut Entry,
     lim: &Limits,
+    claims: &Claims,
     src: &Sources,
     cx: &Ctx,
     now: i64,
     end: Option<EndReason>,
 ) {
-    if is_scanner(src, key, e, lim) {
+    if is_scanner(src, key, e, lim) || brute_force(claims, key) {
         return;
     }
     let mut t = [0i64; RING];
@@ -826,6 +856,12 @@ fn is_scanner(src: &Sources, key: &Key, e: &Entry, lim: &Limits) -> bool {
     ports > u64::from(lim.max_ports) || (hosts > u64::from(lim.max_hosts) && !answered)
 }
 
+/// A (source, TCP port) that `brute_force` explains: its connections are
+/// password guesses, not a beacon, a retrying client or a port sequence.
+fn brute_force(claims: &Claims, key: &Key) -> bool {
+    key.proto == 6 && claims.held(key.src, key.dport)
+}
+
 fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
     let (step, count, share) = e.step();
     let mean_gap = (e.last_us - e.first_us) / i64::try_from(e.attempts.saturating_sub(1).max(1)).unwrap_or(i64::MAX);
@@ -838,16 +874,18 @@ fn sequence_holds(e: &Entry, lim: &Limits) -> bool {
         && e.wraps * 4 <= e.deltas
 }
 
+#[allow(clippy::too_many_arguments)]
 fn try_confirm_sequence(
     key: &Key,
     e: &mut Entry,
     lim: &Limits,
+    claims: &Claims,
     src: &Sources,
     cx: &Ctx,
     now: i64,
     end: Option<EndReason>,
 ) {
-    if !sequence_holds(e, lim) || is_scanner(src, key, e, lim) {
+    if !sequence_holds(e, lim) || is_scanner(src, key, e, lim) || brute_force(claims, key) {
         return;
     }
     // Answered connections from consecutive ports are ordinary: Linux and
@@ -1316,6 +1354,30 @@ mod tests {
         let pp = ev.iter().find(|e| e["periodic_probe"]["status"] == "final" && e["dest_port"] == 1337);
         assert!(pp.is_some(), "the beacon is reported: {ev:?}");
         assert!(pp.unwrap()["summary"].as_str().unwrap().contains("a beacon"));
+    }
+
+    #[test]
+    fn a_claimed_brute_force_starts_no_periodic_sequence_or_verdict() {
+        let run = |claim: Option<u16>| {
+            let claims = Arc::new(Claims::default());
+            if let Some(port) = claim {
+                claims.claim(CLIENT.parse().unwrap(), port, 0);
+            }
+            let mut r = Rig::with(
+                |_| {},
+                |_, rules| {
+                    Periodic::new(&rules.periodic_probe, &rules.source_port_sequence, 1000, 60.0)
+                        .with_claims(claims.clone())
+                },
+            );
+            for i in 0..8u16 {
+                r.feed(syn(f64::from(i) * 30.0, 1024 + i, u32::from(i)));
+            }
+            r.end().len()
+        };
+        assert!(run(None) >= 3, "periodic_probe, source_port_sequence and verdict");
+        assert_eq!(run(Some(158)), 0, "brute_force explains the connections");
+        assert!(run(Some(21)) >= 3, "another port's claim changes nothing");
     }
 
     #[test]

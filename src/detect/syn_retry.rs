@@ -20,6 +20,9 @@
 //! - A source that is probing more than `max_dest_ports_per_source` ports or
 //!   `max_dest_hosts_per_source` hosts is a scanner or a sweeper, not a retry
 //!   loop: it is left to the scan detectors and counted.
+//! - A (source, port) that `brute_force` claims starts no detection: the
+//!   attempts a busy server left unanswered in a password-guessing run are
+//!   the brute force's, not a client retrying a dead service.
 //!
 //! State, in two tiers so a flood of one-off SYNs costs little memory:
 //! - `first`: a 24-byte record of a key's first SYN. Most keys (scans, a
@@ -34,6 +37,7 @@
 //! Entries that may confirm once their attempts settle sit in a short
 //! pending list, so a tick never walks the whole table.
 
+use super::brute_force::Claims;
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
@@ -45,6 +49,7 @@ use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
 use serde_json::json;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 crate::rules_section! {
@@ -390,6 +395,8 @@ pub struct SynRetry {
     last_sweep_us: i64,
     last_evict_us: i64,
     last_first_evict_us: i64,
+    /// What `brute_force` explains: its connections are no retry loop.
+    claims: Arc<Claims>,
 }
 
 impl SynRetry {
@@ -420,7 +427,14 @@ impl SynRetry {
                 min_gap_us: (rules.min_retransmit_gap_s * 1e6) as i64,
             },
             update_us: (update_interval_s * 1e6) as i64,
+            claims: Arc::new(Claims::default()),
         }
+    }
+
+    /// Shares `brute_force`'s claims: a claimed (source, port) starts no detection.
+    pub fn with_claims(mut self, claims: Arc<Claims>) -> SynRetry {
+        self.claims = claims;
+        self
     }
 
     /// The full entry for `key`, promoting its first SYN if there is one.
@@ -520,6 +534,7 @@ impl SynRetry {
         cx: &Ctx,
     ) {
         let (lim, update_us) = (self.lim, self.update_us);
+        let claims = Arc::clone(&self.claims);
         // One lookup for a key already in the full tier (the common case of
         // a retry loop); the first tier only for keys that are not.
         let e = match self.map.get_mut(&key) {
@@ -552,7 +567,7 @@ impl SynRetry {
             // the queue, so confirmation is never more than a second late.
             if p.ts_us.saturating_sub(e.last_eval_us) >= EVAL_US {
                 e.last_eval_us = p.ts_us;
-                try_confirm(&key, e, lim, src_table, cx, p.ts_us, None);
+                try_confirm(&key, e, lim, &claims, src_table, cx, p.ts_us, None);
             }
             if !e.confirmed && !e.queued && e.win_len >= lim.min {
                 e.queued = true;
@@ -597,9 +612,10 @@ impl SynRetry {
     fn tick(&mut self, src_table: &Sources, cx: &Ctx) {
         let (now, lim) = (cx.now, self.lim);
         let map = &mut self.map;
+        let claims = &self.claims;
         self.pending.retain(|key| {
             let Some(e) = map.get_mut(key) else { return false };
-            try_confirm(key, e, lim, src_table, cx, now, None);
+            try_confirm(key, e, lim, claims, src_table, cx, now, None);
             // Keep waiting while an attempt may still be answered. A
             // suppressed entry is re-checked by its next SYN instead.
             let keep = !e.confirmed && !e.suppressed && e.win_len >= lim.min && now - e.last_us <= lim.settle_us;
@@ -635,7 +651,7 @@ impl SynRetry {
             if e.confirmed {
                 cx.emit(render(key, e, "final", Some(reason), cx, cx.now));
             } else if e.win_len >= lim.min {
-                try_confirm(key, e, lim, src_table, cx, cx.now, Some(reason));
+                try_confirm(key, e, lim, &self.claims, src_table, cx, cx.now, Some(reason));
             }
         }
         self.map.clear();
@@ -669,8 +685,23 @@ impl Detector for SynRetry {
 /// Confirms the detection if it is over the threshold and its source is not
 /// a scanner. With `end` set the input is over, so the first event is also
 /// the final one.
-fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &Ctx, now: i64, end: Option<EndReason>) {
+#[allow(clippy::too_many_arguments)]
+fn try_confirm(
+    key: &Key,
+    e: &mut Entry,
+    lim: Limits,
+    claims: &Claims,
+    src_table: &Sources,
+    cx: &Ctx,
+    now: i64,
+    end: Option<EndReason>,
+) {
     if e.confirmed || e.win_len < lim.min || e.failed_attempts < lim.min_distinct {
+        return;
+    }
+    // A brute force's connections that went unanswered (a server shedding
+    // load) are the brute force's, not a client retrying a dead service.
+    if claims.held(key.src, key.dport) {
         return;
     }
     // The scan check is one lookup; the threshold walks the window. A
@@ -848,6 +879,23 @@ mod tests {
         assert_eq!(d["direction"], "inbound");
         assert_eq!(d["id"], live[0]["syn_retry"]["id"]);
         assert_eq!(fin[0]["dest_port"], 158);
+    }
+
+    #[test]
+    fn a_claimed_brute_force_is_not_a_retry_loop() {
+        let claims = Arc::new(Claims::default());
+        claims.claim(CLIENT.parse().unwrap(), 158, 0);
+        let mut r =
+            Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 60.0).with_claims(claims.clone()));
+        for i in 0..5u16 {
+            r.feed(syn(f64::from(i) * 2.0, 3000 + i, u32::from(i)));
+        }
+        assert!(r.end().is_empty(), "the unanswered attempts are brute_force's");
+        let mut r = rig(|_| {});
+        for i in 0..5u16 {
+            r.feed(syn(f64::from(i) * 2.0, 3000 + i, u32::from(i)));
+        }
+        assert_eq!(r.end().len(), 2, "unclaimed: new and final");
     }
 
     #[test]
