@@ -24,6 +24,14 @@
 //!   SYN it never saw from a forged one. ICMP errors are left out: they
 //!   also quote the host's own data segments (a vanished client, path MTU),
 //!   which are not tracked here.
+//! - `tiny_fragment`: a first IP fragment too short to hold the transport
+//!   header (RFC 1858; `nmap -f`, `fragroute`), so a filter matching ports
+//!   or flags on single packets sees none;
+//! - `fragment_overlap`: fragments of one datagram overlapping with a
+//!   different extent or different bytes (RFC 1858, RFC 5722: the
+//!   Teardrop / Ptacek-Newsham evasions), so the sensor and the target may
+//!   reassemble different data. Both come from the reassembler
+//!   (`decode::defrag`), as `PacketSummary::frag` bits.
 //!
 //! Each kind's summary says what it means and how worried to be. State: one
 //! entry per (kind, source), except `bogon_source`, per destination /24 or
@@ -35,7 +43,7 @@
 use super::fair::{Tier, Weighted};
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
-use crate::decode::summary::{L4, PacketSummary, ipopt, tcpflag};
+use crate::decode::summary::{L4, PacketSummary, frag, ipopt, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{Distinct1024, addr_key, mix, sweep_every};
 use crate::homenet::HomeNet;
@@ -91,6 +99,8 @@ enum Kind {
     IcmpSourceQuench,
     RouterAdvertisement,
     Backscatter,
+    TinyFragment,
+    FragmentOverlap,
 }
 
 impl Kind {
@@ -106,6 +116,8 @@ impl Kind {
             Kind::IcmpSourceQuench => "icmp_source_quench",
             Kind::RouterAdvertisement => "router_advertisement",
             Kind::Backscatter => "backscatter",
+            Kind::TinyFragment => "tiny_fragment",
+            Kind::FragmentOverlap => "fragment_overlap",
         }
     }
 
@@ -138,6 +150,12 @@ impl Kind {
             }
             Kind::RouterAdvertisement => {
                 "a router advertisement offers a default route; from outside it is a rogue router (high worry)"
+            }
+            Kind::TinyFragment => {
+                "the first fragment is too short to hold the transport header, so a filter that judges single packets sees no ports or flags; no stack fragments like this, scanners do to slip past filters (nmap -f, fragroute; RFC 1858) (medium worry)"
+            }
+            Kind::FragmentOverlap => {
+                "fragments of one datagram overlap with different extents or bytes, so the sensor and the target may reassemble different data: an evasion (RFC 1858, Ptacek-Newsham) or an attack on the reassembler (Teardrop); the sensor kept the first bytes it received (medium worry)"
             }
             Kind::Backscatter => {
                 "the host never sent the SYNs these answer, though the sensor sees its own traffic: someone forged its address, as a decoy in a scan of others or as the source of a spoofed flood against the hosts answering; nothing attacks this host itself, but its address is being abused and the targets may blame it (medium worry)"
@@ -281,8 +299,8 @@ impl Anomaly {
     }
 
     /// The anomalies of one packet (at most a few), as a bit set over kinds.
-    fn kinds(&self, p: &PacketSummary, home: &HomeNet, backscatter: bool) -> [Option<Kind>; 4] {
-        let mut out = [None; 4];
+    fn kinds(&self, p: &PacketSummary, home: &HomeNet, backscatter: bool) -> [Option<Kind>; 6] {
+        let mut out = [None; 6];
         let Some(ip) = &p.ip else { return out };
         let mut n = 0;
         let mut push = |k: Kind| {
@@ -299,6 +317,12 @@ impl Anomaly {
         };
         if backscatter {
             push(Kind::Backscatter);
+        }
+        if p.frag & frag::TINY != 0 {
+            push(Kind::TinyFragment);
+        }
+        if p.frag & frag::OVERLAP != 0 {
+            push(Kind::FragmentOverlap);
         }
         if !starts && ip.options == 0 && ip.src != ip.dst {
             return out;

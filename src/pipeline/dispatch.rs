@@ -11,8 +11,15 @@
 //! time crosses a tick boundary (then every worker gets a `Tick`, so idle
 //! workers still expire state on packet time), or when a live capture idles.
 //! Batch buffers come back through a return channel and are reused.
+//!
+//! IP fragments are reassembled here, before sharding (`push_frame` hands
+//! them to `decode::defrag`): the workers see one summary per datagram,
+//! with its transport header, at the time of its last fragment. The
+//! reassembler expires datagrams on each tick's packet time and delivers
+//! what is pending when a file ends.
 
-use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::decode::defrag::Defrag;
+use crate::decode::summary::{L4, LinkKind, PacketSummary, tcpflag};
 use crate::homenet::HomeNet;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -166,6 +173,10 @@ pub struct Dispatcher {
     inbound: u64,
     /// Home addresses seen sending (see `Spoke`).
     spoke: Spoke,
+    /// The fragment reassembler, and the summaries it hands back (kept to
+    /// reuse its capacity).
+    defrag: Defrag,
+    defrag_out: Vec<PacketSummary>,
     stats: std::sync::Arc<Stats>,
 }
 
@@ -204,6 +215,8 @@ impl Dispatcher {
             last_ts: 0,
             inbound: 0,
             spoke: Spoke::new(),
+            defrag: Defrag::new(),
+            defrag_out: Vec::with_capacity(crate::decode::defrag::MAX_DATAGRAMS + 2),
             stats,
         };
         (d, ports)
@@ -212,9 +225,50 @@ impl Dispatcher {
     /// Starts a new sensor (file); flushes what belongs to the previous one.
     pub fn set_sensor(&mut self, sensor: u16) {
         if sensor != self.sensor {
+            // Fragments never join across files.
+            self.defrag_flush();
             self.flush_all();
             self.sensor = sensor;
         }
+    }
+
+    /// Routes one decoded frame: a fragment goes to the reassembler (`data`
+    /// is the frame it was decoded from), anything else straight on.
+    #[inline]
+    pub fn push_frame(&mut self, link: LinkKind, data: &[u8], p: &PacketSummary) {
+        if Defrag::is_fragment(p) {
+            self.fragment(link, data, p);
+        } else {
+            self.push(p);
+        }
+    }
+
+    /// A fragment: its time drives the ticks (and so the reassembler's
+    /// timeouts) even while it is held; what the reassembler hands back is
+    /// routed.
+    fn fragment(&mut self, link: LinkKind, data: &[u8], p: &PacketSummary) {
+        if p.ts_us >= self.next_tick {
+            self.tick(p.ts_us);
+        }
+        let mut out = std::mem::take(&mut self.defrag_out);
+        self.defrag.feed(link, data, p, &mut out);
+        self.route_all(&mut out);
+    }
+
+    fn route_all(&mut self, out: &mut Vec<PacketSummary>) {
+        for q in out.iter() {
+            self.push(q);
+        }
+        out.clear();
+        self.defrag_out = std::mem::take(out);
+    }
+
+    /// Delivers what the reassembler still holds (end of a file or run).
+    fn defrag_flush(&mut self) {
+        let mut out = std::mem::take(&mut self.defrag_out);
+        self.defrag.flush(self.last_ts, &mut out);
+        self.route_all(&mut out);
+        self.stats.publish_fragments(&self.defrag.counts());
     }
 
     /// Routes one summary.
@@ -270,6 +324,11 @@ impl Dispatcher {
         for w in 0..self.txs.len() {
             self.send(w, Msg::Tick(ts, self.inbound), 0);
         }
+        // Datagrams past their timeout go on at this tick's time.
+        let mut out = std::mem::take(&mut self.defrag_out);
+        self.defrag.expire(ts, &mut out);
+        self.route_all(&mut out);
+        self.stats.publish_fragments(&self.defrag.counts());
     }
 
     /// Asks every worker to publish its table sizes.
@@ -317,6 +376,7 @@ impl Dispatcher {
 
     /// Flushes everything and closes the channels, so workers finish.
     pub fn finish(mut self) {
+        self.defrag_flush();
         self.stats.clock_us.store(self.last_ts, Relaxed);
         self.flush_all();
         if self.next_tick != i64::MIN {
