@@ -279,6 +279,24 @@ impl Slot {
         true
     }
 
+    /// Whether a piece only repeats a delivered datagram: wholly inside it,
+    /// the same bytes where held, the same end.
+    fn repeats(&self, p: &Piece<'_>) -> bool {
+        let (a, b) = (p.offset, p.offset + p.claimed);
+        let same_end = match (p.more, self.end) {
+            (false, Some(end)) => end == b,
+            (true, Some(end)) => b <= end,
+            (_, None) => false,
+        };
+        let same_bytes = p.data.iter().enumerate().all(|(i, &byte)| {
+            let pos = a as usize + i;
+            pos >= HEAD
+                || self.known.get(pos / 64).is_none_or(|w| w & (1u64 << (pos % 64)) == 0)
+                || self.head.get(pos) == Some(&byte)
+        });
+        same_end && same_bytes && self.coverage(a, b).1
+    }
+
     /// Copies the fragment's bytes that fall in `head` and are not yet
     /// known (first wins); true when a held byte differs from the new one.
     fn fill(&mut self, at: u32, bytes: &[u8]) -> bool {
@@ -390,10 +408,21 @@ impl Defrag {
         let lane = lane_of(piece.key.src);
         let found = self.lane(lane).find(|&i| self.slots[i].state != State::Free && self.slots[i].key == piece.key);
         let i = match found {
+            Some(i) if self.slots[i].state == State::Done => {
+                if self.slots[i].repeats(&piece) {
+                    self.counts.duplicates += 1;
+                    return;
+                }
+                // The sender reused the id after the datagram was complete:
+                // a new datagram, as for the target, which freed the old one.
+                self.start(i, &piece, s);
+                i
+            }
             Some(i) => i,
             None => {
                 let i = self.make_room(lane, s.ts_us, out);
                 self.start(i, &piece, s);
+                self.used += 1;
                 i
             }
         };
@@ -503,7 +532,6 @@ impl Defrag {
         slot.ether_type = s.ether_type;
         slot.vlan = s.vlan;
         keep_header(slot, p);
-        self.used += 1;
     }
 
     /// Adds a fragment to slot `i`; delivers the datagram when complete.
@@ -523,21 +551,10 @@ impl Defrag {
             (true, Some(end)) => b > end,
             (true, None) => false,
         };
-        let duplicate = inside && !differs && !end_clash;
-        if duplicate {
+        if inside && !differs && !end_clash {
             self.counts.duplicates += 1;
-            if slot.state == State::Done {
-                return;
-            }
         } else if touches || end_clash {
             self.counts.overlaps += 1;
-            if slot.state == State::Done {
-                // Already delivered: the overlap goes on with the fragment.
-                let mut e = bare(s);
-                e.frag = frag::OVERLAP;
-                out.push(e);
-                return;
-            }
             slot.bits |= frag::OVERLAP;
         }
         slot.last_us = slot.last_us.max(s.ts_us);
@@ -549,10 +566,6 @@ impl Defrag {
                 self.counts.tiny += 1;
                 slot.bits |= frag::TINY;
             }
-        }
-        if slot.state == State::Done {
-            // A late piece beyond what was delivered: nothing more to say.
-            return;
         }
         if !slot.add_range(a, b) {
             // Too many holes: give up on it now.
@@ -617,13 +630,6 @@ fn lane_of(a: IpAddr) -> usize {
         }
     };
     (v.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize & (LANES - 1)
-}
-
-/// A summary stripped to its IP facts (a fragment without the datagram).
-fn bare(s: &PacketSummary) -> PacketSummary {
-    let mut p = *s;
-    strip_transport(&mut p);
-    p
 }
 
 fn strip_transport(p: &mut PacketSummary) {
@@ -761,4 +767,360 @@ fn valid(p: &Piece<'_>) -> bool {
         && (!p.more || p.claimed % 8 == 0)
         && p.offset.saturating_add(p.claimed) <= limit
         && p.hdr.len() <= HDR_MAX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode;
+    use crate::decode::summary::tcpflag;
+
+    /// A TCP SYN from port 40000 to `dport` with `payload` zero bytes.
+    fn syn(dport: u16, payload: usize) -> Vec<u8> {
+        let mut t = vec![0u8; 20 + payload];
+        t[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[4..8].copy_from_slice(&7u32.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = tcpflag::SYN as u8;
+        t[14..16].copy_from_slice(&1024u16.to_be_bytes());
+        t
+    }
+
+    /// A UDP datagram from port 53 to `dport` with `payload` bytes.
+    fn udp(dport: u16, payload: usize) -> Vec<u8> {
+        let mut u = vec![0xabu8; 8 + payload];
+        u[0..2].copy_from_slice(&53u16.to_be_bytes());
+        u[2..4].copy_from_slice(&dport.to_be_bytes());
+        u[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        u[6..8].copy_from_slice(&[0, 0]);
+        u
+    }
+
+    /// An IPv4 fragment (raw IP) of `body` at byte offset `off`.
+    fn v4(src: [u8; 4], id: u16, proto: u8, off: usize, more: bool, body: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 20];
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&((20 + body.len()) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        let field = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&field.to_be_bytes());
+        h[8] = 52;
+        h[9] = proto;
+        h[12..16].copy_from_slice(&src);
+        h[16..20].copy_from_slice(&[192, 0, 2, 10]);
+        h.extend_from_slice(body);
+        h
+    }
+
+    /// An IPv6 fragment (raw IP) of `body` at byte offset `off`, next header `next`.
+    fn v6(id: u32, next: u8, off: usize, more: bool, body: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 48];
+        h[0] = 0x60;
+        h[4..6].copy_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+        h[6] = 44;
+        h[7] = 60;
+        h[8..24].copy_from_slice(&"2001:db8:1::10".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        h[24..40].copy_from_slice(&"2001:db8:d::10".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        h[40] = next;
+        let field = ((off / 8) as u16) << 3 | u16::from(more);
+        h[42..44].copy_from_slice(&field.to_be_bytes());
+        h[44..48].copy_from_slice(&id.to_be_bytes());
+        h.extend_from_slice(body);
+        h
+    }
+
+    const SRC: [u8; 4] = [198, 51, 100, 10];
+
+    /// Splits `body` into IPv4 fragments of `size` bytes (a multiple of 8).
+    fn split4(src: [u8; 4], id: u16, proto: u8, body: &[u8], size: usize) -> Vec<Vec<u8>> {
+        let n = body.len().div_ceil(size);
+        (0..n)
+            .map(|i| {
+                let end = ((i + 1) * size).min(body.len());
+                v4(src, id, proto, i * size, end < body.len(), &body[i * size..end])
+            })
+            .collect()
+    }
+
+    /// Feeds frames at `t0` + 1 ms each; returns what came out.
+    fn feed_all(d: &mut Defrag, frames: &[Vec<u8>], t0: i64) -> Vec<PacketSummary> {
+        let mut out = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            let s = decode(LinkKind::Raw, t0 + i as i64 * 1000, f.len() as u32, f);
+            if Defrag::is_fragment(&s) {
+                d.feed(LinkKind::Raw, f, &s, &mut out);
+            } else {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn nmap_f_eight_byte_fragments_in_order_make_one_syn() {
+        let mut d = Defrag::new();
+        let frames = split4(SRC, 77, 6, &syn(443, 200), 8);
+        assert_eq!(frames.len(), 28);
+        let out = feed_all(&mut d, &frames, 1_000_000);
+        assert_eq!(out.len(), 1, "one datagram, at its last fragment");
+        let p = &out[0];
+        let t = p.tcp().expect("the whole TCP header");
+        assert_eq!((t.sport, t.dport), (40000, 443));
+        assert!(t.is_syn_only());
+        assert_eq!(p.payload_len, 200);
+        assert_eq!(p.ts_us, 1_000_000 + 27_000);
+        let ip = p.ip.unwrap();
+        assert_eq!((ip.mf, ip.frag_offset, ip.total_len, ip.ip_id), (false, 0, 240, 77));
+        assert_eq!(p.frag, frag::REASSEMBLED | frag::TINY);
+        let c = d.counts();
+        assert_eq!((c.fragments, c.reassembled, c.tiny, c.overlaps, c.held), (28, 1, 1, 0, 0));
+    }
+
+    #[test]
+    fn out_of_order_fragments_complete_on_the_last_arrival() {
+        let mut d = Defrag::new();
+        let mut frames = split4(SRC, 78, 6, &syn(22, 100), 24);
+        frames.reverse();
+        frames.swap(1, 3);
+        let out = feed_all(&mut d, &frames, 0);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].tcp().map(|t| t.dport), Some(22));
+        assert_eq!(out[0].frag, frag::REASSEMBLED, "24 bytes of TCP is not tiny");
+        assert_eq!(d.counts().reassembled, 1);
+    }
+
+    #[test]
+    fn interleaved_datagrams_of_two_sources_stay_apart() {
+        let mut d = Defrag::new();
+        let a = split4(SRC, 1, 6, &syn(80, 40), 16);
+        let b = split4([203, 0, 113, 9], 1, 6, &syn(25, 40), 16);
+        let frames: Vec<Vec<u8>> = a.iter().zip(&b).flat_map(|(x, y)| [x.clone(), y.clone()]).collect();
+        let out = feed_all(&mut d, &frames, 0);
+        let ports: Vec<u16> = out.iter().filter_map(|p| p.tcp().map(|t| t.dport)).collect();
+        assert_eq!(ports, [80, 25]);
+    }
+
+    #[test]
+    fn an_overlap_keeps_the_first_bytes_and_is_marked() {
+        // RFC 1858's second attack: a later fragment at offset 8 rewrites
+        // the flags to something the filter never saw.
+        let mut d = Defrag::new();
+        let body = syn(80, 16);
+        let mut frames = split4(SRC, 9, 6, &body, 16);
+        let mut evil = body[8..24].to_vec();
+        evil[13 - 8] = (tcpflag::ACK | tcpflag::RST) as u8;
+        frames.insert(1, v4(SRC, 9, 6, 8, true, &evil));
+        let out = feed_all(&mut d, &frames, 0);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].tcp().unwrap().is_syn_only(), "first wins");
+        assert_eq!(out[0].frag, frag::REASSEMBLED | frag::TINY | frag::OVERLAP);
+        assert_eq!(d.counts().overlaps, 2, "the rewrite, and the genuine piece after it");
+    }
+
+    #[test]
+    fn a_duplicate_fragment_is_counted_not_an_overlap() {
+        let mut d = Defrag::new();
+        let mut frames = split4(SRC, 10, 6, &syn(80, 40), 16);
+        frames.insert(1, frames[0].clone());
+        // And a copy of the last one after the datagram was delivered.
+        frames.push(frames[frames.len() - 1].clone());
+        let out = feed_all(&mut d, &frames, 0);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].frag, frag::REASSEMBLED | frag::TINY);
+        assert_eq!((d.counts().duplicates, d.counts().overlaps), (2, 0));
+        // hping3 -f sends every datagram with one IP id: once a datagram is
+        // complete, the same id with other bytes is a new datagram (the
+        // target freed the old one too), not an overlap.
+        for dport in [81, 82] {
+            let again = split4(SRC, 10, 6, &syn(dport, 40), 16);
+            let out = feed_all(&mut d, &again, 100_000);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].tcp().map(|t| t.dport), Some(dport));
+            assert_eq!(out[0].frag, frag::REASSEMBLED | frag::TINY);
+        }
+        assert_eq!((d.counts().reassembled, d.counts().overlaps), (3, 0));
+    }
+
+    #[test]
+    fn a_datagram_missing_a_fragment_times_out_on_packet_time() {
+        let mut d = Defrag::new();
+        let frames = split4(SRC, 11, 6, &syn(3389, 40), 24);
+        let out = feed_all(&mut d, &frames[..2], 0);
+        assert!(out.is_empty());
+        // Another datagram missing its first fragment: nothing to deliver.
+        let other = split4(SRC, 12, 6, &syn(3389, 40), 24);
+        assert!(feed_all(&mut d, &other[1..], 0).is_empty());
+        let mut out = Vec::new();
+        d.expire(TIMEOUT_V4_US - 1000, &mut out);
+        assert!(out.is_empty(), "not yet");
+        assert_eq!(d.counts().held, 2);
+        d.expire(TIMEOUT_V4_US + 1000, &mut out);
+        assert_eq!(out.len(), 1, "the one whose header arrived");
+        assert_eq!(out[0].frag, frag::REASSEMBLED | frag::INCOMPLETE);
+        assert_eq!(out[0].tcp().map(|t| t.dport), Some(3389));
+        assert_eq!(out[0].ts_us, TIMEOUT_V4_US + 1000);
+        let c = d.counts();
+        assert_eq!((c.timeouts, c.incomplete, c.held, c.reassembled), (2, 1, 0, 0));
+        // The late last fragment now starts a new datagram, never completed.
+        assert!(feed_all(&mut d, &frames[2..], TIMEOUT_V4_US + 2000).is_empty());
+    }
+
+    #[test]
+    fn pending_datagrams_are_delivered_once_at_the_end() {
+        let mut d = Defrag::new();
+        let frames = split4(SRC, 13, 6, &syn(8080, 8), 8);
+        assert!(feed_all(&mut d, &frames[..3], 0).is_empty());
+        let mut out = Vec::new();
+        d.flush(5000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].frag, frag::REASSEMBLED | frag::INCOMPLETE | frag::TINY);
+        assert_eq!(out[0].tcp().map(|t| t.dport), Some(8080), "24 of 28 bytes: the fixed header is there");
+        d.flush(6000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(d.counts().pending_at_end, 1);
+    }
+
+    /// A source whose lane is `lane`, other than `not`.
+    fn source_in_lane(lane: usize, not: [u8; 4]) -> [u8; 4] {
+        (0..=255u8)
+            .flat_map(|a| (0..=255u8).map(move |b| [203, 0, a, b]))
+            .find(|&s| s != not && lane_of(IpAddr::from(s)) == lane)
+            .expect("a source in that lane")
+    }
+
+    #[test]
+    fn a_flooding_source_evicts_its_own_datagrams_not_others() {
+        let mut d = Defrag::new();
+        let flooder = SRC;
+        let victim = source_in_lane(lane_of(IpAddr::from(flooder)), flooder);
+        let honest = split4(victim, 500, 6, &syn(443, 40), 16);
+        assert!(feed_all(&mut d, &honest[..1], 0).is_empty());
+        // 5000 first fragments (tiny, never completed) from one source.
+        let flood: Vec<Vec<u8>> = (0..5000u16).map(|id| v4(flooder, id, 6, 0, true, &[0u8; 8])).collect();
+        let out = feed_all(&mut d, &flood, 1000);
+        let c = d.counts();
+        assert!(c.held as usize <= WAYS, "one lane at most: {c:?}");
+        assert_eq!(c.evicted, 5000 - (WAYS as u64 - 1), "{c:?}");
+        // The evicted ones carried evidence (a first fragment): delivered.
+        assert_eq!(out.len() as u64, c.evicted);
+        assert!(out.iter().all(|p| p.ip.unwrap().src == IpAddr::from(flooder)));
+        let done = feed_all(&mut d, &honest[1..], 2_000_000);
+        assert_eq!(done.len(), 1, "the victim's datagram survived the flood");
+        assert_eq!(done[0].tcp().map(|t| t.dport), Some(443));
+        assert_eq!(done[0].frag, frag::REASSEMBLED | frag::TINY);
+    }
+
+    #[test]
+    fn the_table_is_bounded_under_a_spoofed_flood() {
+        let mut d = Defrag::new();
+        let mut out = Vec::new();
+        for i in 0..20_000u32 {
+            let src = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+            let f = v4(src, i as u16, 17, 8, true, &[0u8; 8]);
+            let s = decode(LinkKind::Raw, i64::from(i), f.len() as u32, &f);
+            d.feed(LinkKind::Raw, &f, &s, &mut out);
+        }
+        let c = d.counts();
+        assert_eq!(c.held as usize, MAX_DATAGRAMS, "every lane full, none over");
+        assert_eq!(c.evicted + c.held, 20_000, "{c:?}");
+        assert!(out.is_empty(), "no first fragment, no anomaly: nothing to deliver");
+    }
+
+    #[test]
+    fn ipv6_fragments_reassemble_and_overlaps_are_marked() {
+        let mut d = Defrag::new();
+        let body = udp(5353, 100);
+        let frames = [v6(0xdead, 17, 0, true, &body[..56]), v6(0xdead, 17, 56, false, &body[56..])];
+        let out = feed_all(&mut d, &[frames[1].clone(), frames[0].clone()], 0);
+        assert_eq!(out.len(), 1);
+        let p = &out[0];
+        assert_eq!(p.udp().map(|u| (u.sport, u.dport)), Some((53, 5353)));
+        assert_eq!(p.payload_len, 100);
+        let ip = p.ip.unwrap();
+        assert_eq!((ip.ip_id, ip.mf, ip.frag_offset, ip.total_len), (0xdead, false, 0, 40 + 8 + 108));
+        assert_eq!(p.frag, frag::REASSEMBLED);
+        // Overlapping pieces with different bytes (RFC 5722).
+        let mut other = body.clone();
+        other[60] ^= 1;
+        let frames = [v6(0xbeef, 17, 0, true, &body[..64]), v6(0xbeef, 17, 56, false, &other[56..])];
+        let out = feed_all(&mut d, &frames, 1000);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].frag, frag::REASSEMBLED | frag::OVERLAP);
+        // A tiny first fragment of TCP.
+        let t = syn(80, 0);
+        let frames = [v6(7, 6, 0, true, &t[..8]), v6(7, 6, 8, false, &t[8..])];
+        let out = feed_all(&mut d, &frames, 2000);
+        assert_eq!(out[0].frag, frag::REASSEMBLED | frag::TINY);
+        assert!(out[0].tcp().unwrap().is_syn_only());
+    }
+
+    #[test]
+    fn malformed_fragments_pass_through_as_decoded() {
+        let mut d = Defrag::new();
+        // A non-last fragment of 12 bytes (not a multiple of 8).
+        let a = v4(SRC, 20, 6, 0, true, &syn(80, 0)[..12]);
+        // A fragment reaching past 65,535 bytes (ping of death).
+        let b = v4(SRC, 21, 1, 65_528, false, &[0u8; 16]);
+        let out = feed_all(&mut d, &[a, b], 0);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|p| p.frag == frag::UNREASSEMBLED));
+        assert_eq!(d.counts().unreassembled, 2);
+        assert_eq!(d.counts().held, 0);
+    }
+
+    #[test]
+    fn every_truncation_of_every_decoder_fixture_through_the_reassembler() {
+        // The decoder's fixtures (fragments among them), cut at every
+        // length and fed as fragments whatever they are: no panic, and a
+        // piece the reassembler cannot read goes on as decoded.
+        let mut d = Defrag::new();
+        let mut out = Vec::new();
+        for (name, link, data) in crate::decode::fixtures::ALL {
+            for n in 0..=data.len() {
+                let s = decode(*link, n as i64, data.len() as u32, &data[..n]);
+                let before = d.counts();
+                d.feed(*link, &data[..n], &s, &mut out);
+                let after = d.counts();
+                assert_eq!(after.fragments, before.fragments + 1, "{name} cut at {n}");
+            }
+        }
+        d.flush(0, &mut out);
+        assert_eq!(d.counts().held, 0);
+        assert!(out.len() as u64 <= d.counts().fragments);
+    }
+
+    #[test]
+    fn no_truncation_or_corruption_of_a_fragment_panics() {
+        let mut fixtures = split4(SRC, 30, 6, &syn(80, 30), 8);
+        let u = udp(53, 60);
+        fixtures.push(v6(3, 17, 0, true, &u[..32]));
+        fixtures.push(v6(3, 17, 32, false, &u[32..]));
+        let mut d = Defrag::new();
+        let mut out = Vec::new();
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        for (n, f) in fixtures.iter().enumerate() {
+            for cut in 0..=f.len() {
+                let g = &f[..cut];
+                let s = decode(LinkKind::Raw, n as i64, f.len() as u32, g);
+                d.feed(LinkKind::Raw, g, &s, &mut out);
+            }
+            for _ in 0..2000 {
+                let mut g = f.clone();
+                for _ in 0..3 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let at = (rng as usize) % g.len();
+                    g[at] = (rng >> 32) as u8;
+                }
+                let s = decode(LinkKind::Raw, n as i64, g.len() as u32, &g);
+                d.feed(LinkKind::Raw, &g, &s, &mut out);
+                out.clear();
+            }
+        }
+        d.expire(i64::MAX / 2, &mut out);
+        d.flush(i64::MAX / 2, &mut out);
+        assert_eq!(d.counts().held, 0);
+    }
 }

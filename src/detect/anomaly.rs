@@ -526,7 +526,12 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
             key.kind.meaning()
         )
     } else {
-        format!("{}: {} packet(s) from {from} to {whom}: {}", key.kind.name(), e.packets, key.kind.meaning())
+        // The fragment kinds are counted per datagram (the reassembler marks it).
+        let unit = match key.kind {
+            Kind::TinyFragment | Kind::FragmentOverlap => "fragmented datagram(s)",
+            _ => "packet(s)",
+        };
+        format!("{}: {} {unit} from {from} to {whom}: {}", key.kind.name(), e.packets, key.kind.meaning())
     };
     let flow = Flow { src: e.first_src, dst: e.first_dst, proto: e.proto, ports: e.first_ports.or(Some((0, 0))) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
@@ -669,6 +674,42 @@ mod tests {
         answers(&mut r, 0.0, 4, true);
         answers(&mut r, 200.0, 4, false);
         assert_eq!(kinds(&r.end()), ["backscatter"]);
+    }
+
+    #[test]
+    fn tiny_and_overlapping_fragments_the_reassembler_marked_are_named_per_source() {
+        use crate::decode::summary::frag;
+        let mut r = rig();
+        for i in 0..3u32 {
+            let mut p = testutil::tcp(
+                s(f64::from(i)),
+                "198.51.100.10",
+                "192.0.2.10",
+                (40000, 80 + i as u16),
+                tcpflag::SYN,
+                1,
+                0,
+            );
+            p.frag = frag::REASSEMBLED | frag::TINY;
+            r.feed_owned(p);
+        }
+        let mut p = testutil::tcp(s(5.0), "203.0.113.7", "192.0.2.10", (40000, 80), tcpflag::SYN, 1, 0);
+        p.frag = frag::REASSEMBLED | frag::TINY | frag::OVERLAP;
+        r.feed_owned(p);
+        // A datagram reassembled cleanly is nothing.
+        let mut p = testutil::tcp(s(6.0), "203.0.113.8", "192.0.2.10", (40000, 80), tcpflag::SYN, 1, 0);
+        p.frag = frag::REASSEMBLED;
+        r.feed_owned(p);
+        let evs = r.end();
+        assert_eq!(kinds(&evs), ["fragment_overlap", "tiny_fragment", "tiny_fragment"]);
+        let tiny = evs
+            .iter()
+            .find(|e| e["anomaly"]["status"] == "final" && e["src_ip"] == "198.51.100.10")
+            .expect("one detection for the first source");
+        assert_eq!(tiny["anomaly"]["packets"], 3);
+        let summary = tiny["summary"].as_str().unwrap();
+        assert!(summary.starts_with("tiny_fragment: 3 fragmented datagram(s) from 198.51.100.10"), "{summary}");
+        assert!(summary.contains("RFC 1858"), "{summary}");
     }
 
     #[test]
