@@ -66,7 +66,7 @@ pub fn default_bogons() -> HomeNet {
 crate::rules_section! {
     /// SIGNATURES.md section 7: packets that should not exist outside a firewall.
     pub struct AnomalyRules["anomaly"] check(check_anomaly) {
-        /// SIGNATURES.md section 7: port 0, bogon sources, source routing, land, SYN+FIN, ICMP a router should not get from outside
+        /// SIGNATURES.md section 7: port 0, bogon sources, source routing, land, SYN+FIN, ICMP a router should not get from outside, tiny and overlapping IP fragments
         enabled: bool = true;
         /// SIGNATURES.md section 7: 0.0.0.0, broadcast and private or link-local sources (10/8, 172.16/12, 192.168/16, 169.254/16, 127/8) on the outside; sources inside the home net are never bogons
         bogon_sources: HomeNet = default_bogons();
