@@ -4,6 +4,7 @@
 //! shared atomics once per batch (`LocalCounts::flush_into`), so a SIGUSR1
 //! snapshot is at most one batch behind and no packet pays for an atomic.
 
+use crate::decode::defrag::FragCounts;
 use crate::decode::summary::{DecodeError, L4, LinkKind, PacketSummary};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -112,6 +113,9 @@ pub struct Stats {
     pub by_link: [AtomicU64; LinkKind::ALL.len()],
     pub by_proto: [AtomicU64; PROTOS.len()],
     pub decode_errors: [AtomicU64; DecodeError::ALL.len()],
+    /// The fragment reassembler's counts (`FragCounts::NAMES`), published
+    /// by the reader once per tick and at the end.
+    pub fragments: [AtomicU64; FragCounts::NAMES.len()],
     /// Packets dropped because an analyzer channel was full (live only).
     pub channel_drops: AtomicU64,
     /// Records a worker could not hand to the decoy aggregator (live only).
@@ -218,6 +222,13 @@ fn proto_index(p: &PacketSummary) -> usize {
 }
 
 impl Stats {
+    /// Publishes the reassembler's running totals.
+    pub fn publish_fragments(&self, c: &FragCounts) {
+        for (d, v) in self.fragments.iter().zip(c.values()) {
+            d.store(v, Relaxed);
+        }
+    }
+
     pub fn table(&self, t: Table) -> &TableCounters {
         &self.tables[t as usize]
     }
@@ -268,6 +279,7 @@ impl Stats {
             "link_types": named(&mut LinkKind::ALL.iter().map(|l| l.name()), &self.by_link),
             "protocols": named(&mut PROTOS.iter().copied(), &self.by_proto),
             "decode_errors": named(&mut DecodeError::ALL.iter().map(|e| e.name()), &self.decode_errors),
+            "fragments": named(&mut FragCounts::NAMES.iter().copied(), &self.fragments),
             "drops": {
                 "kernel": self.pcap_dropped.load(Relaxed),
                 "interface": self.pcap_if_dropped.load(Relaxed),

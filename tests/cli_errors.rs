@@ -54,7 +54,7 @@ fn truncated_pcap_keeps_what_was_read_and_names_the_position() {
 #[test]
 fn unreadable_files_are_named_and_skipped_and_the_others_analysed() {
     let d = tempdir("badfiles");
-    std::fs::copy(pcap("syn_retry_kernel_retrans.pcap"), d.join("b_good.pcap")).unwrap();
+    std::fs::copy(pcap("syn_retry_hping_drop.pcap"), d.join("b_good.pcap")).unwrap();
     std::fs::write(d.join("a_text.pcap"), "not a capture at all\n").unwrap();
     // A pcapng whose Section Header Block was zeroed (as realworld
     // hk_nmap_sn_remote.pcapng is).
@@ -76,7 +76,7 @@ fn unreadable_files_are_named_and_skipped_and_the_others_analysed() {
     assert!(lines.iter().all(|l| l.contains("skipped")), "{lines:?}");
     let s = r.stats();
     assert_eq!(s.bad_files, 3);
-    assert_eq!(s.packets, count_packets(&pcap("syn_retry_kernel_retrans.pcap")));
+    assert_eq!(s.packets, count_packets(&pcap("syn_retry_hping_drop.pcap")));
 }
 
 /// When no file can be read there is nothing to analyse: each is named once

@@ -12,12 +12,16 @@
 //! pseudo-headers, IPv4 and TCP option walks, partial TCP headers, ICMP
 //! quotes, NBNS. One concern per file:
 //! `link` (link headers), `ip` (network layer), `transport` (L4 dispatch,
-//! UDP, payload), `tcp`, `icmp`, `nbns`, `wire` (checked byte readers).
+//! UDP, payload), `tcp`, `icmp`, `nbns`, `wire` (checked byte readers),
+//! `network` (an IP packet into the summary), `defrag` (IPv4 / IPv6
+//! fragment reassembly, run by the dispatcher in the reader thread).
 
+pub mod defrag;
 mod icmp;
 mod ip;
 mod link;
 mod nbns;
+mod network;
 mod payload;
 pub mod summary;
 mod tcp;
@@ -29,10 +33,7 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
-use etherparse::LaxIpSlice;
-use etherparse::err::{ip::LaxHeaderSliceError, ipv6_exts::HeaderSliceError};
-
-use crate::decode::summary::{DecodeError, LinkKind, PacketSummary};
+use crate::decode::summary::{LinkKind, PacketSummary};
 
 /// Decodes one captured frame of the given link type.
 pub fn decode(link: LinkKind, ts_us: i64, wire_len: u32, data: &[u8]) -> PacketSummary {
@@ -48,42 +49,6 @@ pub fn decode(link: LinkKind, ts_us: i64, wire_len: u32, data: &[u8]) -> PacketS
 pub fn decode_into(link: LinkKind, ts_us: i64, wire_len: u32, data: &[u8], s: &mut PacketSummary) {
     *s = PacketSummary::new(ts_us, wire_len, wire::len32(data.len()));
     if let Some(packet) = link::strip(link, data, s) {
-        network(packet, s);
-    }
-}
-
-/// Fills the IP facts and, unless the IP layer stopped early, the transport.
-fn network(packet: &[u8], s: &mut PacketSummary) {
-    let (ip, stop) = match LaxIpSlice::from_slice(packet) {
-        Ok(sliced) => sliced,
-        Err(e) => {
-            s.error = Some(ip_header_error(&e));
-            return;
-        }
-    };
-    let (info, payload) = match &ip {
-        LaxIpSlice::Ipv4(v4) => ip::v4(v4),
-        LaxIpSlice::Ipv6(v6) => ip::v6(v6),
-    };
-    s.ip = Some(info);
-    match stop {
-        Some((e, _)) => s.error = Some(ext_header_error(&e)),
-        None => transport::decode(&payload, s),
-    }
-}
-
-/// Error kind for an IP header etherparse could not slice at all.
-fn ip_header_error(e: &LaxHeaderSliceError) -> DecodeError {
-    match e {
-        LaxHeaderSliceError::Len(_) => DecodeError::TruncatedIp,
-        LaxHeaderSliceError::Content(_) => DecodeError::MalformedIp,
-    }
-}
-
-/// Error kind for an IPv4 AH or IPv6 extension header etherparse stopped at.
-fn ext_header_error(e: &HeaderSliceError) -> DecodeError {
-    match e {
-        HeaderSliceError::Len(_) => DecodeError::TruncatedIp,
-        HeaderSliceError::Content(_) => DecodeError::MalformedIp,
+        network::decode(packet, s);
     }
 }

@@ -325,6 +325,25 @@ pub mod fact {
     pub const NBNS_QUERY: u8 = 1 << 1;
 }
 
+/// How a summary relates to IP fragmentation (bits of `PacketSummary::frag`),
+/// set by the reassembler (`decode::defrag`).
+pub mod frag {
+    /// The summary is a datagram reassembled from fragments: its transport
+    /// facts come from the whole datagram, its time is the last fragment's.
+    pub const REASSEMBLED: u8 = 1 << 0;
+    /// Delivered without all its fragments (timed out, evicted, or pending
+    /// at the end of the input): what the fragments held was decoded.
+    pub const INCOMPLETE: u8 = 1 << 1;
+    /// A first fragment too short to hold the transport header (RFC 1858):
+    /// an `anomaly` of kind `tiny_fragment`.
+    pub const TINY: u8 = 1 << 2;
+    /// Fragments of the datagram overlapped with different extents or bytes
+    /// (RFC 1858, RFC 5722): an `anomaly` of kind `fragment_overlap`.
+    pub const OVERLAP: u8 = 1 << 3;
+    /// A fragment the reassembler could not hold, passed on as decoded.
+    pub const UNREASSEMBLED: u8 = 1 << 4;
+}
+
 /// Number of leading payload bytes kept in every summary.
 pub const PAYLOAD_HEAD: usize = 8;
 
@@ -351,6 +370,8 @@ pub struct PacketSummary {
     pub payload_facts: u8,
     /// Set when decoding stopped before the end of the headers.
     pub error: Option<DecodeError>,
+    /// `frag::*` bits: 0 for a packet that was never fragmented.
+    pub frag: u8,
     /// Set by the dispatcher: the packet was sharded by its source address,
     /// so this worker owns the source's per-source state.
     pub owner_is_src: bool,
@@ -378,6 +399,7 @@ impl PacketSummary {
             payload_head: [0; PAYLOAD_HEAD],
             payload_facts: 0,
             error: None,
+            frag: 0,
             owner_is_src: false,
             owner_is_dst: false,
             dst_spoke: false,

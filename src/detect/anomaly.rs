@@ -27,6 +27,14 @@
 //!   SYN it never saw from a forged one. ICMP errors are left out: they
 //!   also quote the host's own data segments (a vanished client, path MTU),
 //!   which are not tracked here.
+//! - `tiny_fragment`: a first IP fragment too short to hold the transport
+//!   header (RFC 1858; `nmap -f`, `fragroute`), so a filter matching ports
+//!   or flags on single packets sees none;
+//! - `fragment_overlap`: fragments of one datagram overlapping with a
+//!   different extent or different bytes (RFC 1858, RFC 5722: the
+//!   Teardrop / Ptacek-Newsham evasions), so the sensor and the target may
+//!   reassemble different data. Both come from the reassembler
+//!   (`decode::defrag`), as `PacketSummary::frag` bits.
 //!
 //! Each kind's summary says what it means and how worried to be. State: one
 //! entry per (kind, source), except `bogon_source`, per destination /24 or
@@ -38,7 +46,7 @@
 use super::fair::{Tier, Weighted};
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
-use crate::decode::summary::{L4, PacketSummary, ipopt, tcpflag};
+use crate::decode::summary::{L4, PacketSummary, frag, ipopt, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{Distinct1024, addr_key, mix, sweep_every};
 use crate::homenet::HomeNet;
@@ -70,7 +78,7 @@ fn never_a_source(ip: IpAddr) -> bool {
 crate::rules_section! {
     /// SIGNATURES.md section 7: packets that should not exist outside a firewall.
     pub struct AnomalyRules["anomaly"] check(check_anomaly) {
-        /// SIGNATURES.md section 7: port 0, bogon sources, source routing, land, SYN+FIN, ICMP a router should not get from outside
+        /// SIGNATURES.md section 7: port 0, bogon sources, source routing, land, SYN+FIN, ICMP a router should not get from outside, tiny and overlapping IP fragments
         enabled: bool = true;
         /// SIGNATURES.md section 7: 0.0.0.0, broadcast and private or link-local sources (10/8, 172.16/12, 192.168/16, 169.254/16, 127/8) on the outside; sources inside the home net are never bogons
         bogon_sources: HomeNet = default_bogons();
@@ -103,6 +111,8 @@ enum Kind {
     IcmpSourceQuench,
     RouterAdvertisement,
     Backscatter,
+    TinyFragment,
+    FragmentOverlap,
 }
 
 impl Kind {
@@ -118,6 +128,8 @@ impl Kind {
             Kind::IcmpSourceQuench => "icmp_source_quench",
             Kind::RouterAdvertisement => "router_advertisement",
             Kind::Backscatter => "backscatter",
+            Kind::TinyFragment => "tiny_fragment",
+            Kind::FragmentOverlap => "fragment_overlap",
         }
     }
 
@@ -150,6 +162,12 @@ impl Kind {
             }
             Kind::RouterAdvertisement => {
                 "a router advertisement offers a default route; from outside it is a rogue router (high worry)"
+            }
+            Kind::TinyFragment => {
+                "the first fragment is too short to hold the transport header, so a filter that judges single packets sees no ports or flags; no stack fragments like this, scanners do to slip past filters (nmap -f, fragroute; RFC 1858) (medium worry)"
+            }
+            Kind::FragmentOverlap => {
+                "fragments of one datagram overlap with different extents or bytes, so the sensor and the target may reassemble different data: an evasion (RFC 1858, Ptacek-Newsham) or an attack on the reassembler (Teardrop); the sensor kept the first bytes it received (medium worry)"
             }
             Kind::Backscatter => {
                 "the host never sent the SYNs these answer, though the sensor sees its own traffic: someone forged its address, as a decoy in a scan of others or as the source of a spoofed flood against the hosts answering; nothing attacks this host itself, but its address is being abused and the targets may blame it (medium worry)"
@@ -293,8 +311,8 @@ impl Anomaly {
     }
 
     /// The anomalies of one packet (at most a few), as a bit set over kinds.
-    fn kinds(&self, p: &PacketSummary, home: &HomeNet, backscatter: bool) -> [Option<Kind>; 4] {
-        let mut out = [None; 4];
+    fn kinds(&self, p: &PacketSummary, home: &HomeNet, backscatter: bool) -> [Option<Kind>; 6] {
+        let mut out = [None; 6];
         let Some(ip) = &p.ip else { return out };
         let mut n = 0;
         let mut push = |k: Kind| {
@@ -311,6 +329,12 @@ impl Anomaly {
         };
         if backscatter {
             push(Kind::Backscatter);
+        }
+        if p.frag & frag::TINY != 0 {
+            push(Kind::TinyFragment);
+        }
+        if p.frag & frag::OVERLAP != 0 {
+            push(Kind::FragmentOverlap);
         }
         if !starts && ip.options == 0 && ip.src != ip.dst {
             return out;
@@ -520,7 +544,12 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
             key.kind.meaning()
         )
     } else {
-        format!("{}: {} packet(s) from {from} to {whom}: {}", key.kind.name(), e.packets, key.kind.meaning())
+        // The fragment kinds are counted per datagram (the reassembler marks it).
+        let unit = match key.kind {
+            Kind::TinyFragment | Kind::FragmentOverlap => "fragmented datagram(s)",
+            _ => "packet(s)",
+        };
+        format!("{}: {} {unit} from {from} to {whom}: {}", key.kind.name(), e.packets, key.kind.meaning())
     };
     let flow = Flow { src: e.first_src, dst: e.first_dst, proto: e.proto, ports: e.first_ports.or(Some((0, 0))) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
@@ -690,6 +719,42 @@ mod tests {
         answers(&mut r, 0.0, 4, true);
         answers(&mut r, 200.0, 4, false);
         assert_eq!(kinds(&r.end()), ["backscatter"]);
+    }
+
+    #[test]
+    fn tiny_and_overlapping_fragments_the_reassembler_marked_are_named_per_source() {
+        use crate::decode::summary::frag;
+        let mut r = rig();
+        for i in 0..3u32 {
+            let mut p = testutil::tcp(
+                s(f64::from(i)),
+                "198.51.100.10",
+                "192.0.2.10",
+                (40000, 80 + i as u16),
+                tcpflag::SYN,
+                1,
+                0,
+            );
+            p.frag = frag::REASSEMBLED | frag::TINY;
+            r.feed_owned(p);
+        }
+        let mut p = testutil::tcp(s(5.0), "203.0.113.7", "192.0.2.10", (40000, 80), tcpflag::SYN, 1, 0);
+        p.frag = frag::REASSEMBLED | frag::TINY | frag::OVERLAP;
+        r.feed_owned(p);
+        // A datagram reassembled cleanly is nothing.
+        let mut p = testutil::tcp(s(6.0), "203.0.113.8", "192.0.2.10", (40000, 80), tcpflag::SYN, 1, 0);
+        p.frag = frag::REASSEMBLED;
+        r.feed_owned(p);
+        let evs = r.end();
+        assert_eq!(kinds(&evs), ["fragment_overlap", "tiny_fragment", "tiny_fragment"]);
+        let tiny = evs
+            .iter()
+            .find(|e| e["anomaly"]["status"] == "final" && e["src_ip"] == "198.51.100.10")
+            .expect("one detection for the first source");
+        assert_eq!(tiny["anomaly"]["packets"], 3);
+        let summary = tiny["summary"].as_str().unwrap();
+        assert!(summary.starts_with("tiny_fragment: 3 fragmented datagram(s) from 198.51.100.10"), "{summary}");
+        assert!(summary.contains("RFC 1858"), "{summary}");
     }
 
     #[test]

@@ -191,7 +191,7 @@ pub fn read_file(
                 if let Some(c) = corr.as_deref_mut() {
                     c.observe(&s);
                 }
-                d.push(&s);
+                d.push_frame(link, pkt.data, &s);
                 if n % 256 == 0 {
                     local.flush_into(stats);
                     if flags.stop_requested() {
@@ -290,7 +290,7 @@ pub fn read_live(
                 n += 1;
                 decode_into(link, ts_us(pkt.header), pkt.header.len, pkt.data, &mut s);
                 local.count(link, &s);
-                d.push(&s);
+                d.push_frame(link, pkt.data, &s);
                 if let Some(t) = tap.as_deref_mut() {
                     t.push(&s);
                 }

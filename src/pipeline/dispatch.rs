@@ -21,8 +21,15 @@
 //! analysed at the time of the packets before it: durations never go
 //! negative. Each file's disorder is counted (`Disorder`) for the stats
 //! and the reader's note on stderr.
+//!
+//! IP fragments are reassembled here, before sharding (`push_frame` hands
+//! them to `decode::defrag`): the workers see one summary per datagram,
+//! with its transport header, at the time of its last fragment. The
+//! reassembler expires datagrams on each tick's packet time and delivers
+//! what is pending when a file ends.
 
-use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::decode::defrag::Defrag;
+use crate::decode::summary::{L4, LinkKind, PacketSummary, tcpflag};
 use crate::homenet::HomeNet;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -235,6 +242,10 @@ pub struct Dispatcher {
     inbound: u64,
     /// Home addresses seen sending (see `Spoke`).
     spoke: Spoke,
+    /// The fragment reassembler, and the summaries it hands back (kept to
+    /// reuse its capacity).
+    defrag: Defrag,
+    defrag_out: Vec<PacketSummary>,
     stats: std::sync::Arc<Stats>,
     /// Summaries held back to restore time order, oldest first (replay).
     held: VecDeque<PacketSummary>,
@@ -279,6 +290,8 @@ impl Dispatcher {
             last_ts: 0,
             inbound: 0,
             spoke: Spoke::new(),
+            defrag: Defrag::new(),
+            defrag_out: Vec::with_capacity(crate::decode::defrag::MAX_DATAGRAMS + 2),
             stats,
             // A live capture holds nothing: an event must not wait for
             // 4096 more packets on a quiet link.
@@ -292,10 +305,52 @@ impl Dispatcher {
     /// Starts a new sensor (file): releases and sends what belongs to the
     /// previous one, and starts the new file's time order afresh.
     pub fn set_sensor(&mut self, sensor: u16) {
+        // Fragments never join across files.
+        self.defrag_flush();
         self.release_all();
         self.flush_batches();
         self.sensor = sensor;
         self.order = Order::default();
+    }
+
+    /// Routes one decoded frame: a fragment goes to the reassembler (`data`
+    /// is the frame it was decoded from), anything else straight on.
+    #[inline]
+    pub fn push_frame(&mut self, link: LinkKind, data: &[u8], p: &PacketSummary) {
+        if Defrag::is_fragment(p) {
+            self.fragment(link, data, p);
+        } else {
+            self.push(p);
+        }
+    }
+
+    /// A fragment: live, its time drives the ticks (and so the
+    /// reassembler's timeouts) even while it is held (a replay ticks on the
+    /// reordered packets, in `route`); what the reassembler hands back goes
+    /// through `push`, into time order.
+    fn fragment(&mut self, link: LinkKind, data: &[u8], p: &PacketSummary) {
+        if self.reach == 0 && p.ts_us >= self.next_tick {
+            self.tick(p.ts_us);
+        }
+        let mut out = std::mem::take(&mut self.defrag_out);
+        self.defrag.feed(link, data, p, &mut out);
+        self.route_all(&mut out);
+    }
+
+    fn route_all(&mut self, out: &mut Vec<PacketSummary>) {
+        for q in out.iter() {
+            self.push(q);
+        }
+        out.clear();
+        self.defrag_out = std::mem::take(out);
+    }
+
+    /// Delivers what the reassembler still holds (end of a file or run).
+    fn defrag_flush(&mut self) {
+        let mut out = std::mem::take(&mut self.defrag_out);
+        self.defrag.flush(self.last_ts, &mut out);
+        self.route_all(&mut out);
+        self.stats.publish_fragments(&self.defrag.counts());
     }
 
     /// This file's disorder so far; the counts start again from zero.
@@ -443,6 +498,11 @@ impl Dispatcher {
         for w in 0..self.txs.len() {
             self.send(w, Msg::Tick(ts, self.inbound), 0);
         }
+        // Datagrams past their timeout go on at this tick's time.
+        let mut out = std::mem::take(&mut self.defrag_out);
+        self.defrag.expire(ts, &mut out);
+        self.route_all(&mut out);
+        self.stats.publish_fragments(&self.defrag.counts());
     }
 
     /// Asks every worker to publish its table sizes.
@@ -496,6 +556,7 @@ impl Dispatcher {
 
     /// Flushes everything and closes the channels, so workers finish.
     pub fn finish(mut self) {
+        self.defrag_flush();
         self.release_all();
         self.stats.clock_us.store(self.last_ts, Relaxed);
         self.flush_batches();
