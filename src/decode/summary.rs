@@ -361,6 +361,21 @@ pub struct PacketSummary {
     /// in packet order. False means the sensor has no evidence that it sees
     /// the host's return path (an inbound-only tap, or a silent host).
     pub dst_spoke: bool,
+    /// Set by the dispatcher (`victim::*` bits): whether the flood state of
+    /// the destination (`DST`) or of the source (`SRC`) lives in this
+    /// worker, and whether this summary is a copy made only for that state
+    /// (`COPY`: no other detector sees it). See `detect::flood`.
+    pub victim: u8,
+}
+
+/// Bits of `PacketSummary::victim`.
+pub mod victim {
+    /// Count the packet toward its destination's flood state here.
+    pub const DST: u8 = 1;
+    /// Count the packet as its source's own traffic (a request, an answer).
+    pub const SRC: u8 = 2;
+    /// A copy for the flood detector alone.
+    pub const COPY: u8 = 4;
 }
 
 impl PacketSummary {
@@ -381,6 +396,7 @@ impl PacketSummary {
             owner_is_src: false,
             owner_is_dst: false,
             dst_spoke: false,
+            victim: 0,
         }
     }
 

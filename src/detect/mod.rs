@@ -11,6 +11,7 @@ pub mod cadence;
 pub mod core;
 pub mod decoy;
 pub mod fair;
+pub mod flood;
 pub mod general;
 pub mod host_sweep;
 pub mod keys;
@@ -89,6 +90,8 @@ rules_sections! {
     known_probe: known_probe::KnownProbeRules,
     host_sweep: host_sweep::HostSweepRules,
     anomaly: anomaly::AnomalyRules,
+    syn_flood: flood::SynFloodRules,
+    reflection: flood::ReflectionRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
@@ -97,7 +100,10 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
     let update_s = r.general.update_interval_s;
     let cap = |n| shared.per_worker(n);
     vec![
-        Box::new(syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)),
+        Box::new(
+            syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)
+                .flood_rate(r.syn_flood.min_pps),
+        ),
         Box::new(traceroute::Traceroute::new(&r.traceroute, cap(r.traceroute.max_tracked), update_s)),
         Box::new(smurf::Smurf::new(&r.smurf, &shared.home, cap(r.smurf.max_tracked), update_s)),
         Box::new(netbios::Netbios::new(&r.netbios, cap(r.netbios.max_tracked), update_s)),
@@ -123,5 +129,12 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
             update_s,
         )),
         Box::new(known_probe::KnownProbe::new(&r.known_probe, &shared.ports, cap(r.known_probe.max_tracked), update_s)),
+        Box::new(flood::Flood::new(
+            &r.syn_flood,
+            &r.reflection,
+            cap(r.syn_flood.max_tracked),
+            cap(r.syn_flood.max_probation),
+            update_s,
+        )),
     ]
 }

@@ -38,7 +38,7 @@ use crate::detect::keys::{FastMap, sweep_every};
 use crate::output::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -190,6 +190,17 @@ struct Entry {
     last_emit_us: i64,
     /// Packet time of the last `try_confirm` from a SYN.
     last_eval_us: i64,
+    /// SYNs within one second (a sliding bucket) and the most seen: a loop
+    /// at a flood rate is `syn_flood`'s, not a retry loop.
+    burst_us: i64,
+    burst_n: u32,
+    peak_burst: u32,
+    /// Left to `syn_flood` (counted once).
+    flood: bool,
+    /// The destination is a home host, and whether any of the SYNs reached
+    /// it after it had been seen sending (the dispatcher's `dst_spoke`).
+    dst_home: bool,
+    dst_spoke: bool,
 }
 
 impl Entry {
@@ -233,6 +244,12 @@ impl Entry {
             queued: false,
             last_emit_us: f.ts,
             last_eval_us: i64::MIN,
+            burst_us: f.ts,
+            burst_n: 1,
+            peak_burst: 1,
+            flood: false,
+            dst_home: false,
+            dst_spoke: false,
         }
     }
 
@@ -363,6 +380,8 @@ struct Limits {
     max_ports: u32,
     max_hosts: u32,
     min_gap_us: i64,
+    /// `[syn_flood] min_pps`: SYNs within a second that make a flood.
+    flood_pps: u32,
 }
 
 /// The detector's per-worker state.
@@ -399,9 +418,17 @@ impl SynRetry {
                 max_ports: rules.max_dest_ports_per_source,
                 max_hosts: rules.max_dest_hosts_per_source,
                 min_gap_us: (rules.min_retransmit_gap_s * 1e6) as i64,
+                flood_pps: crate::detect::flood::SynFloodRules::default().min_pps,
             },
             update_us: (update_interval_s * 1e6) as i64,
         }
+    }
+
+    /// SYNs within one second from one source to one port that make a
+    /// flood, not a retry loop (`[syn_flood] min_pps`).
+    pub fn flood_rate(mut self, pps: u32) -> SynRetry {
+        self.lim.flood_pps = pps;
+        self
     }
 
     /// The full entry for `key`, promoting its first SYN if there is one.
@@ -522,6 +549,14 @@ impl SynRetry {
         e.ttl_max = e.ttl_max.max(ttl);
         e.payload_bytes += u64::from(p.payload_len);
         e.syns = e.syns.saturating_add(1);
+        if p.ts_us.saturating_sub(e.burst_us) >= 1_000_000 {
+            e.burst_us = p.ts_us;
+            e.burst_n = 0;
+        }
+        e.burst_n += 1;
+        e.peak_burst = e.peak_burst.max(e.burst_n);
+        e.dst_home = cx.shared.home.contains(key.dst);
+        e.dst_spoke |= p.dst_spoke;
         let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
         if !e.add_syn(sport, isn, ip_id, p.ts_us, lim.min_gap_us) {
             return;
@@ -651,7 +686,14 @@ impl Detector for SynRetry {
 /// a scanner. With `end` set the input is over, so the first event is also
 /// the final one.
 fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &Ctx, now: i64, end: Option<EndReason>) {
-    if e.confirmed || e.win_len < lim.min {
+    if e.confirmed || e.win_len < lim.min || e.flood {
+        return;
+    }
+    if e.peak_burst >= lim.flood_pps {
+        // A retry loop is slow (a stack backs off for seconds, a program
+        // retries on a timer); this many SYNs in one second is a flood.
+        e.flood = true;
+        cx.shared.stats.syn_retry_suppressed_flood.fetch_add(1, Relaxed);
         return;
     }
     // The scan check is one lookup; the threshold walks the window. A
@@ -674,6 +716,12 @@ fn try_confirm(key: &Key, e: &mut Entry, lim: Limits, src_table: &Sources, cx: &
     e.last_emit_us = now;
     let status = if end.is_some() { "final" } else { "new" };
     cx.emit(render(key, e, status, end, cx, now));
+}
+
+/// Whether the sensor has seen the destination send: a SYN reached it after
+/// it had sent something, or it answered one of these attempts.
+fn return_path_seen(e: &Entry) -> bool {
+    e.dst_spoke || e.succeeded > 0 || e.rst > 0
 }
 
 fn rejected_by(e: &Entry) -> &'static str {
@@ -717,6 +765,7 @@ fn render(
         "rejected_by": rejected_by(e),
         "rejections": {"rst": e.rst, "icmp": e.icmp, "icmp_from": e.icmp_from.map(|a| a.to_string())},
         "ttl": {"min": e.ttl_min, "max": e.ttl_max},
+        "return_path_seen": if e.dst_home { json!(return_path_seen(e)) } else { Value::Null },
         "service": service,
         "direction": cx.direction(key.src, key.dst),
         "first_seen": rfc3339_us(e.first_us),
@@ -758,6 +807,10 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
         "icmp" => {
             format!("; rejected by ICMP unreachable from {}", e.icmp_from.map(|a| a.to_string()).unwrap_or_default())
         }
+        _ if e.dst_home && !return_path_seen(e) => format!(
+            "; no answer was captured, but the return path is not visible to the sensor (no packet from {} was captured), so whether it answered is unknown",
+            key.dst
+        ),
         _ => "; nothing came back: the SYNs are dropped (firewall) or the host is gone".to_string(),
     };
     let payload = if e.payload_bytes > 0 {

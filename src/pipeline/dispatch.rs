@@ -12,7 +12,7 @@
 //! workers still expire state on packet time), or when a live capture idles.
 //! Batch buffers come back through a return channel and are reused.
 
-use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::decode::summary::{L4, PacketSummary, tcpflag, victim};
 use crate::homenet::HomeNet;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -166,6 +166,10 @@ pub struct Dispatcher {
     inbound: u64,
     /// Home addresses seen sending (see `Spoke`).
     spoke: Spoke,
+    /// Home addresses that received a packet (same hashing as `spoke`).
+    targeted: Spoke,
+    /// Summaries copied for the flood detector's per-victim shard.
+    copies: u64,
     stats: std::sync::Arc<Stats>,
 }
 
@@ -204,6 +208,8 @@ impl Dispatcher {
             last_ts: 0,
             inbound: 0,
             spoke: Spoke::new(),
+            targeted: Spoke::new(),
+            copies: 0,
             stats,
         };
         (d, ports)
@@ -231,6 +237,7 @@ impl Dispatcher {
             } else if self.home.contains(ip.dst) {
                 self.inbound += 1;
                 dst_spoke = self.spoke.has(ip.dst);
+                self.targeted.mark(ip.dst);
             }
         }
         if p.ts_us >= self.next_tick {
@@ -245,6 +252,30 @@ impl Dispatcher {
             _ => 0,
         };
         self.last_ts = self.last_ts.max(p.ts_us);
+        // The flood detector's per-victim shard (detect::flood): the roles
+        // whose victim lives in this packet's worker are marked on it; the
+        // others get a copy in the victim's worker.
+        let roles = crate::detect::flood::victim_roles(p);
+        let (mut here, mut away) = (roles, [(usize::MAX, 0u8); 2]);
+        if roles != 0
+            && n > 1
+            && let Some(ip) = &p.ip
+        {
+            here = 0;
+            for (i, (bit, addr)) in [(victim::DST, ip.dst), (victim::SRC, ip.src)].into_iter().enumerate() {
+                if roles & bit == 0 {
+                    continue;
+                }
+                let t = worker_of(addr, n);
+                if t == w {
+                    here |= bit;
+                } else if i == 1 && away[0].0 == t {
+                    away[0].1 |= bit;
+                } else {
+                    away[i] = (t, bit);
+                }
+            }
+        }
         let buf = &mut self.pending[w];
         buf.push(*p);
         // Set in place: changing a copy of `p` before the push costs a copy.
@@ -252,9 +283,27 @@ impl Dispatcher {
             last.owner_is_src = owner_is_src;
             last.owner_is_dst = owner_is_dst;
             last.dst_spoke = dst_spoke;
+            last.victim = here;
         }
         if buf.len() >= BATCH {
             self.flush(w);
+        }
+        for (t, bits) in away {
+            if bits == 0 {
+                continue;
+            }
+            let Some(buf) = self.pending.get_mut(t) else { continue };
+            buf.push(*p);
+            if let Some(last) = buf.last_mut() {
+                last.owner_is_src = false;
+                last.owner_is_dst = false;
+                last.dst_spoke = dst_spoke;
+                last.victim = bits | victim::COPY;
+            }
+            self.copies += 1;
+            if buf.len() >= BATCH {
+                self.flush(t);
+            }
         }
     }
 
@@ -315,9 +364,28 @@ impl Dispatcher {
         }
     }
 
+    /// The return-path figures (`stats.return_path`): home hosts that
+    /// received packets, those of them never seen sending, and whether any
+    /// home host was seen sending at all. Counted over hashed bits, so a
+    /// collision can merge two hosts (the counts are then a little low).
+    fn publish_return_path(&self) {
+        let (mut targeted, mut silent, mut spoke) = (0u64, 0u64, 0u64);
+        for (t, s) in self.targeted.bits.iter().zip(self.spoke.bits.iter()) {
+            targeted += u64::from(t.count_ones());
+            silent += u64::from((t & !s).count_ones());
+            spoke += u64::from(s.count_ones());
+        }
+        let rp = &self.stats.return_path;
+        rp.home_hosts_targeted.store(targeted, Relaxed);
+        rp.never_seen_sending.store(silent, Relaxed);
+        rp.home_hosts_sending.store(spoke, Relaxed);
+        rp.flood_copies.store(self.copies, Relaxed);
+    }
+
     /// Flushes everything and closes the channels, so workers finish.
     pub fn finish(mut self) {
         self.stats.clock_us.store(self.last_ts, Relaxed);
+        self.publish_return_path();
         self.flush_all();
         if self.next_tick != i64::MIN {
             // The final count, for the detections flushed at the end.
