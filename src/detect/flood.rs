@@ -62,7 +62,7 @@ crate::rules_section! {
     pub struct SynFloodRules["syn_flood"] {
         /// SIGNATURES.md section 4: report SYN floods
         enabled: bool = true;
-        /// Snort manual, rate_filter example (gen 135 sid 1): 100 connection attempts a second; SYNs to one (victim, port) within one second
+        /// SIGNATURES.md section 4 (floods at one victim); the Snort manual's rate_filter example allows 100 connection attempts a second: SYNs to one (victim, port) within one second
         min_pps: u32 = 100, ints(10, 100_000_000);
         /// SIGNATURES.md section 4: a flood ends after this long without a SYN to the service
         idle_s: f64 = 10.0, above(0.0, 3_600.0);
@@ -446,7 +446,7 @@ impl Flood {
         e.last_us = e.last_us.max(ts);
         e.sensor = sensor;
         e.packets += 1;
-        e.spoke |= p.dst_spoke;
+        e.spoke |= p.dst_spoke || p.home_spoke;
         e.sources.insert(addr_key(ip.src));
         e.top_src.see(ip.src);
         e.ttls[usize::from(ip.ttl >> 6)] |= 1u64 << (ip.ttl & 63);

@@ -216,8 +216,9 @@ struct Entry {
     vd: Life,
     /// `Ctx::inbound` at the first attempt.
     inbound_at_start: u64,
-    /// An attempt reached the destination after it had been seen sending
-    /// (the dispatcher's `dst_spoke`, set for home destinations only).
+    /// An attempt reached the destination with its return path in view:
+    /// after it, or any home host, had been seen sending (the dispatcher's
+    /// `dst_spoke` and `home_spoke`, set for home destinations only).
     dst_spoke: bool,
 }
 
@@ -541,7 +542,7 @@ impl Periodic {
             return;
         }
         e.sensor = sensor;
-        e.dst_spoke |= p.dst_spoke;
+        e.dst_spoke |= p.dst_spoke || p.home_spoke;
         e.payload_bytes += u64::from(p.payload_len);
         let prev = e.last_us;
         e.push(now, sport, isn);

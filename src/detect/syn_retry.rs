@@ -198,7 +198,8 @@ struct Entry {
     /// Left to `syn_flood` (counted once).
     flood: bool,
     /// The destination is a home host, and whether any of the SYNs reached
-    /// it after it had been seen sending (the dispatcher's `dst_spoke`).
+    /// it with its return path in view: after it, or any home host, had
+    /// been seen sending (the dispatcher's `dst_spoke`, `home_spoke`).
     dst_home: bool,
     dst_spoke: bool,
 }
@@ -556,7 +557,7 @@ impl SynRetry {
         e.burst_n += 1;
         e.peak_burst = e.peak_burst.max(e.burst_n);
         e.dst_home = cx.shared.home.contains(key.dst);
-        e.dst_spoke |= p.dst_spoke;
+        e.dst_spoke |= p.dst_spoke || p.home_spoke;
         let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
         if !e.add_syn(sport, isn, ip_id, p.ts_us, lim.min_gap_us) {
             return;

@@ -88,6 +88,7 @@ impl<D: Detector> Rig<D> {
                 self.spoke.insert(ip.src);
             } else if home.contains(ip.dst) {
                 p.dst_spoke = self.spoke.contains(&ip.dst);
+                p.home_spoke = !self.spoke.is_empty();
             }
         }
         self.feed(p);

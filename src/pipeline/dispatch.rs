@@ -166,6 +166,8 @@ pub struct Dispatcher {
     inbound: u64,
     /// Home addresses seen sending (see `Spoke`).
     spoke: Spoke,
+    /// Some home address was seen sending.
+    home_spoke: bool,
     /// Home addresses that received a packet (same hashing as `spoke`).
     targeted: Spoke,
     /// Summaries copied for the flood detector's per-victim shard.
@@ -209,6 +211,7 @@ impl Dispatcher {
             inbound: 0,
             spoke: Spoke::new(),
             targeted: Spoke::new(),
+            home_spoke: false,
             copies: 0,
             stats,
         };
@@ -229,11 +232,15 @@ impl Dispatcher {
         // Counted before the tick, so a tick's count includes the packet it
         // precedes.
         let mut dst_spoke = false;
+        // Before this packet: a home host's own first packet does not make
+        // its return path visible to itself.
+        let home_spoke = self.home_spoke;
         if let Some(ip) = &p.ip {
             if self.home.is_empty() {
                 self.inbound += 1;
             } else if self.home.contains(ip.src) {
                 self.spoke.mark(ip.src);
+                self.home_spoke = true;
             } else if self.home.contains(ip.dst) {
                 self.inbound += 1;
                 dst_spoke = self.spoke.has(ip.dst);
@@ -283,6 +290,7 @@ impl Dispatcher {
             last.owner_is_src = owner_is_src;
             last.owner_is_dst = owner_is_dst;
             last.dst_spoke = dst_spoke;
+            last.home_spoke = home_spoke;
             last.victim = here;
         }
         if buf.len() >= BATCH {
@@ -298,6 +306,7 @@ impl Dispatcher {
                 last.owner_is_src = false;
                 last.owner_is_dst = false;
                 last.dst_spoke = dst_spoke;
+                last.home_spoke = home_spoke;
                 last.victim = bits | victim::COPY;
             }
             self.copies += 1;

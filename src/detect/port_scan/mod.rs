@@ -266,8 +266,9 @@ struct Contact {
     /// (SACK permitted: connect(), not a raw packet).
     isn: u32,
     stack: bool,
-    /// The probe went to a home host not seen sending before it (the
-    /// dispatcher's `dst_spoke` unset): its silence proves nothing.
+    /// The probe went to a home host while no home host had been seen
+    /// sending (the dispatcher's `dst_spoke`, `home_spoke`): its silence
+    /// proves nothing.
     unseen: bool,
 }
 
@@ -854,7 +855,7 @@ impl PortScan {
                     return;
                 }
                 let mut c = Contact::new(ip.dst, 6, t.dport, probe, t.sport, p.ts_us);
-                c.unseen = !p.dst_spoke && cx.shared.home.contains(ip.dst);
+                c.unseen = !(p.dst_spoke || p.home_spoke) && cx.shared.home.contains(ip.dst);
                 if probe == Probe::Syn {
                     c.tools = self.tools.matches(p, t);
                     c.isn = t.seq;
@@ -873,7 +874,7 @@ impl PortScan {
                         return;
                     }
                     let mut c = Contact::new(ip.dst, 17, u.dport, Probe::Udp, u.sport, p.ts_us);
-                    c.unseen = !p.dst_spoke && cx.shared.home.contains(ip.dst);
+                    c.unseen = !(p.dst_spoke || p.home_spoke) && cx.shared.home.contains(ip.dst);
                     self.probe(ip.src, c, sensor, cx);
                 }
             }
