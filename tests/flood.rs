@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::craft::T0_US;
 use common::craft::syn_frame;
-use common::{T0_US, replay, tempdir, write_pcap};
+use common::{replay, tempdir, write_pcap};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::Path;

@@ -179,7 +179,12 @@ struct Key {
 impl std::hash::Hash for Key {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        crate::detect::keys::hash_pair(&self.victim, &self.victim, u32::from(self.port) | (self.vector as u32) << 16, h);
+        crate::detect::keys::hash_pair(
+            &self.victim,
+            &self.victim,
+            u32::from(self.port) | (self.vector as u32) << 16,
+            h,
+        );
     }
 }
 
@@ -401,7 +406,9 @@ impl Flood {
         let roles = p.victim;
         if roles & victim::DST != 0 {
             let key = match &p.l4 {
-                L4::Tcp(t) if t.is_connection_attempt() => Some(Key { victim: ip.dst, vector: Vector::Syn, port: t.dport }),
+                L4::Tcp(t) if t.is_connection_attempt() => {
+                    Some(Key { victim: ip.dst, vector: Vector::Syn, port: t.dport })
+                }
                 L4::Tcp(t) if t.is_syn_ack() => Some(Key { victim: ip.dst, vector: Vector::SynAck, port: 0 }),
                 L4::Udp(u) if amplifier(u.sport).is_some() => {
                     Some(Key { victim: ip.dst, vector: Vector::Udp, port: u.sport })
@@ -420,7 +427,9 @@ impl Flood {
                 L4::Tcp(t) if t.is_connection_attempt() => {
                     (Some(Key { victim: ip.src, vector: Vector::SynAck, port: 0 }), true)
                 }
-                L4::Tcp(t) if t.is_syn_ack() => (Some(Key { victim: ip.src, vector: Vector::Syn, port: t.sport }), false),
+                L4::Tcp(t) if t.is_syn_ack() => {
+                    (Some(Key { victim: ip.src, vector: Vector::Syn, port: t.sport }), false)
+                }
                 L4::Udp(u) if amplifier(u.dport).is_some() => {
                     (Some(Key { victim: ip.src, vector: Vector::Udp, port: u.dport }), true)
                 }
@@ -637,7 +646,10 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
 }
 
 fn common(key: &Key, e: &Entry, kind: &str, status: &str, end: Option<EndReason>) -> serde_json::Map<String, Value> {
-    let id = detection_id(kind, &[&ip_bytes(&key.victim), &[key.vector as u8], &key.port.to_be_bytes(), &e.first_us.to_be_bytes()]);
+    let id = detection_id(
+        kind,
+        &[&ip_bytes(&key.victim), &[key.vector as u8], &key.port.to_be_bytes(), &e.first_us.to_be_bytes()],
+    );
     let v = json!({
         "id": id,
         "status": status,
@@ -718,10 +730,7 @@ fn render_syn(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &C
             &Flow { src: a, dst: key.victim, proto: 6, ports: Some((e.first_sport, key.port)) },
             cx.shared.community_id_seed,
         ),
-        None => b
-            .field("dest_ip", json!(key.victim.to_string()))
-            .field("proto", json!("TCP"))
-            .dest_port(key.port),
+        None => b.field("dest_ip", json!(key.victim.to_string())).field("proto", json!("TCP")).dest_port(key.port),
     };
     b.severity(cx.severity(LETHALITY)).summary(s).details(SYN_KIND, Value::Object(d))
 }
@@ -769,10 +778,7 @@ fn render_reflection(key: &Key, e: &Entry, status: &str, end: Option<EndReason>,
         ),
         _ => format!(
             "SYN-ACK reflection: {} SYN-ACKs from {} reflectors (mostly port {}) to {}",
-            e.packets,
-            reflectors,
-            e.top_port.value,
-            key.victim
+            e.packets, reflectors, e.top_port.value, key.victim
         ),
     };
     let mut s = format!("{what} over {} s (peak {} a second)", secs(e.last_us - e.first_us), e.peak_pps);
@@ -792,12 +798,8 @@ fn render_reflection(key: &Key, e: &Entry, status: &str, end: Option<EndReason>,
         None if e.answered == 0 => s.push_str(&format!("; {} sent no request for them", key.victim)),
         None => s.push_str(&format!("; {} sent {} requests for them", key.victim, e.answered)),
     }
-    let flow = Flow {
-        src: e.first_src,
-        dst: key.victim,
-        proto: if key.vector == Vector::Udp { 17 } else { 6 },
-        ports: None,
-    };
+    let flow =
+        Flow { src: e.first_src, dst: key.victim, proto: if key.vector == Vector::Udp { 17 } else { 6 }, ports: None };
     let mut b = EventBuilder::new(REFL_KIND, now, cx.sensor(e.sensor));
     b = b.flow(&flow, cx.shared.community_id_seed);
     if let Some(p) = port {
@@ -952,8 +954,15 @@ mod tests {
     fn syn_acks_from_many_servers_to_a_host_that_sent_no_syn_are_a_reflection() {
         let mut r = rig();
         for i in 0..200u32 {
-            let p =
-                testutil::tcp(s(f64::from(i) * 0.004), &outside(i), VICTIM, (80, 2000 + i as u16), tcpflag::SYN | tcpflag::ACK, 1, 2);
+            let p = testutil::tcp(
+                s(f64::from(i) * 0.004),
+                &outside(i),
+                VICTIM,
+                (80, 2000 + i as u16),
+                tcpflag::SYN | tcpflag::ACK,
+                1,
+                2,
+            );
             r.feed_owned(p);
         }
         let ev = r.end();

@@ -854,6 +854,25 @@ mod tests {
     }
 
     #[test]
+    fn attempts_at_a_flood_rate_are_left_to_syn_flood() {
+        let mut r = rig(|_| {});
+        // 200 attempts in 0.2 s (suricata-verify's syn-flood test): no retry loop.
+        for i in 0..200u16 {
+            r.feed(syn(f64::from(i) * 0.001, 40000 + i, 1000 + u32::from(i)));
+        }
+        r.tick(5.0);
+        assert!(r.end().is_empty());
+        assert_eq!(r.shared.stats.syn_retry_suppressed_flood.load(Relaxed), 1);
+        // The same attempts at a retry loop's pace still fire.
+        let mut r = rig(|_| {});
+        for i in 0..20u16 {
+            r.feed(syn(f64::from(i) * 2.0, 40000 + i, 1000 + u32::from(i)));
+        }
+        let ev = r.end();
+        assert_eq!(ev.iter().filter(|e| e["syn_retry"]["status"] == "final").count(), 1, "{ev:?}");
+    }
+
+    #[test]
     fn unanswered_attempts_with_new_ports_fire_once_new_then_final() {
         let mut r = rig(|_| {});
         for i in 0..5u16 {

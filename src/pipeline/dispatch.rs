@@ -482,6 +482,33 @@ mod tests {
     }
 
     #[test]
+    fn a_syn_reaches_its_victims_worker_as_a_copy_only_the_flood_detector_reads() {
+        let stats = std::sync::Arc::new(Stats::default());
+        let (mut d, _ports) = Dispatcher::new(4, HomeNet::default(), false, stats);
+        // A source and a destination that live in different workers.
+        let src = "198.51.100.2";
+        let dst = (1..=255u8)
+            .map(|i| format!("192.0.2.{i}"))
+            .find(|a| worker_of(a.parse().unwrap(), 4) != worker_of(src.parse().unwrap(), 4))
+            .unwrap();
+        let (ws, wd) = (worker_of(src.parse().unwrap(), 4), worker_of(dst.parse().unwrap(), 4));
+        d.push(&tcp(src, &dst, 2000, 80, tcpflag::SYN));
+        let orig = d.pending[ws].last().copied().unwrap();
+        assert_eq!(orig.victim, victim::SRC, "the source's own SYN stays with its owner");
+        assert!(orig.owner_is_src);
+        let copy = d.pending[wd].last().copied().unwrap();
+        assert_eq!(copy.victim, victim::DST | victim::COPY);
+        assert!(!copy.owner_is_src && !copy.owner_is_dst);
+        assert_eq!(crate::detect::class::of(&copy), crate::detect::class::VICTIM_COPY);
+        assert_eq!(crate::detect::class::ALL & crate::detect::class::VICTIM_COPY, 0);
+        // Established data is never copied.
+        let before: usize = d.pending.iter().map(Vec::len).sum();
+        d.push(&tcp(src, &dst, 2000, 80, tcpflag::ACK | tcpflag::PSH));
+        assert_eq!(d.pending.iter().map(Vec::len).sum::<usize>(), before + 1);
+        assert_eq!(d.copies, 1);
+    }
+
+    #[test]
     fn workers_spread_and_stay_in_range() {
         let mut seen = [0usize; 4];
         for i in 0..4096u32 {
