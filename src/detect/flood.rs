@@ -749,7 +749,7 @@ fn render_reflection(key: &Key, e: &Entry, status: &str, end: Option<EndReason>,
         }
         _ => ("syn-ack", None, "syn_ack", (e.top_port.count > 0).then_some(e.top_port.value)),
     };
-    let mean = if e.packets == 0 { 0 } else { e.bytes / e.packets };
+    let mean = e.bytes.checked_div(e.packets).unwrap_or(0);
     for (k, v) in [
         ("vector", json!(vector)),
         ("service", json!(service)),
