@@ -46,10 +46,13 @@ pub enum Table {
     Anomaly,
     /// `brute_force`'s open connections and (source, port) entries.
     BruteForce,
+    /// `syn_flood` and `reflection`'s (victim, vector, port) entries:
+    /// probation (seen once) and promoted.
+    Flood,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -64,6 +67,7 @@ impl Table {
         Table::HostSweep,
         Table::Anomaly,
         Table::BruteForce,
+        Table::Flood,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -81,6 +85,7 @@ impl Table {
             Table::HostSweep => "host_sweep",
             Table::Anomaly => "anomaly",
             Table::BruteForce => "brute_force",
+            Table::Flood => "flood",
         }
     }
 }
@@ -140,6 +145,8 @@ pub struct Stats {
     pub syn_retry_suppressed_scan: AtomicU64,
     /// syn_retry detections left to known_probe (a trojan or backdoor port).
     pub syn_retry_suppressed_known_probe: AtomicU64,
+    /// Retry-loop candidates left to `syn_flood`: SYNs at a flood rate.
+    pub syn_retry_suppressed_flood: AtomicU64,
     /// Firewall-log lines read (`picket fwlog`), and how they ended: records,
     /// other lines (not packet records), bad lines (unreadable, overlong).
     pub fw_lines: AtomicU64,
@@ -161,8 +168,50 @@ pub struct Stats {
     pub fw_truncations: AtomicU64,
     /// Syslog datagrams from senders outside `--syslog-allow`.
     pub fw_syslog_rejected: AtomicU64,
+    /// What the capture shows of the home net's return path (written by the
+    /// reader at the end of the input).
+    pub return_path: ReturnPath,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// `stats.return_path`: whether the sensor sees the home hosts' own
+/// packets. A capture with traffic toward the home net and none from it (an
+/// asymmetric tap, an inbound-only DDoS sample) cannot tell an answer from
+/// silence.
+#[derive(Default)]
+pub struct ReturnPath {
+    /// Home addresses that received at least one packet.
+    pub home_hosts_targeted: AtomicU64,
+    /// Of those, the ones never seen sending a packet in the whole run.
+    pub never_seen_sending: AtomicU64,
+    /// Home addresses seen sending at least one packet.
+    pub home_hosts_sending: AtomicU64,
+    /// Summaries the dispatcher copied to another worker for the flood
+    /// detector's per-victim shard.
+    pub flood_copies: AtomicU64,
+}
+
+impl ReturnPath {
+    /// No home host was seen sending, though some received traffic.
+    pub fn missing(&self) -> bool {
+        self.home_hosts_targeted.load(Relaxed) > 0 && self.home_hosts_sending.load(Relaxed) == 0
+    }
+
+    pub fn to_json(&self) -> Value {
+        let missing = self.missing();
+        json!({
+            "home_hosts_targeted": self.home_hosts_targeted.load(Relaxed),
+            "never_seen_sending": self.never_seen_sending.load(Relaxed),
+            "home_hosts_sending": self.home_hosts_sending.load(Relaxed),
+            "visible": !missing,
+            "explanation": if missing {
+                Value::from("no packet from the home net was captured: the return path is not visible (an asymmetric tap or an inbound-only capture), so whether a home host answered is unknown")
+            } else {
+                Value::Null
+            },
+        })
+    }
 }
 
 /// A thread's private tallies, flushed into `Stats` once per batch.
@@ -291,7 +340,10 @@ impl Stats {
             "suppressed": {
                 "syn_retry_as_scan": self.syn_retry_suppressed_scan.load(Relaxed),
                 "syn_retry_as_known_probe": self.syn_retry_suppressed_known_probe.load(Relaxed),
+                "syn_retry_as_flood": self.syn_retry_suppressed_flood.load(Relaxed),
             },
+            "return_path": self.return_path.to_json(),
+            "flood_copies": self.return_path.flood_copies.load(Relaxed),
             "bad_files": self.bad_files.load(Relaxed),
             "time_disorder": {
                 "backwards": self.time_backwards.load(Relaxed),

@@ -382,6 +382,26 @@ pub struct PacketSummary {
     /// in packet order. False means the sensor has no evidence that it sees
     /// the host's return path (an inbound-only tap, or a silent host).
     pub dst_spoke: bool,
+    /// Set by the dispatcher: some home host had been seen sending earlier
+    /// in the run. With neither this nor `dst_spoke`, the capture holds no
+    /// packet from the home net so far: its return path is not visible (an
+    /// inbound-only tap or sample), and silence proves nothing.
+    pub home_spoke: bool,
+    /// Set by the dispatcher (`victim::*` bits): whether the flood state of
+    /// the destination (`DST`) or of the source (`SRC`) lives in this
+    /// worker, and whether this summary is a copy made only for that state
+    /// (`COPY`: no other detector sees it). See `detect::flood`.
+    pub victim: u8,
+}
+
+/// Bits of `PacketSummary::victim`.
+pub mod victim {
+    /// Count the packet toward its destination's flood state here.
+    pub const DST: u8 = 1;
+    /// Count the packet as its source's own traffic (a request, an answer).
+    pub const SRC: u8 = 2;
+    /// A copy for the flood detector alone.
+    pub const COPY: u8 = 4;
 }
 
 impl PacketSummary {
@@ -403,6 +423,8 @@ impl PacketSummary {
             owner_is_src: false,
             owner_is_dst: false,
             dst_spoke: false,
+            home_spoke: false,
+            victim: 0,
         }
     }
 

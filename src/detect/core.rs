@@ -62,11 +62,19 @@ pub mod class {
     pub const ICMP: u16 = 1 << 6;
     /// No transport header decoded (not IP, other protocols, fragments).
     pub const OTHER: u16 = 1 << 7;
-    pub const ALL: u16 = u16::MAX;
+    /// A copy the dispatcher made for the flood detector alone (the
+    /// packet's victim lives in another worker than its owner). Only this
+    /// bit is set on such a copy, and `ALL` leaves it out, so no other
+    /// detector ever sees one.
+    pub const VICTIM_COPY: u16 = 1 << 15;
+    pub const ALL: u16 = !VICTIM_COPY;
 
     /// The class bits of one packet.
     #[inline]
     pub fn of(p: &PacketSummary) -> u16 {
+        if p.victim & crate::decode::summary::victim::COPY != 0 {
+            return VICTIM_COPY;
+        }
         match &p.l4 {
             L4::Tcp(t) => {
                 let mut c = TCP;

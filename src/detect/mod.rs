@@ -12,6 +12,7 @@ pub mod cadence;
 pub mod core;
 pub mod decoy;
 pub mod fair;
+pub mod flood;
 pub mod general;
 pub mod host_sweep;
 pub mod keys;
@@ -91,6 +92,8 @@ rules_sections! {
     host_sweep: host_sweep::HostSweepRules,
     anomaly: anomaly::AnomalyRules,
     brute_force: brute_force::BruteForceRules,
+    syn_flood: flood::SynFloodRules,
+    reflection: flood::ReflectionRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
@@ -112,7 +115,8 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
         Box::new(
             syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)
                 .with_claims(claims.clone())
-                .deferring_trojan_ports(r.known_probe.enabled),
+                .deferring_trojan_ports(r.known_probe.enabled)
+                .flood_rate(r.syn_flood.min_pps),
         ),
         Box::new(traceroute::Traceroute::new(&r.traceroute, cap(r.traceroute.max_tracked), update_s)),
         Box::new(smurf::Smurf::new(&r.smurf, &shared.home, cap(r.smurf.max_tracked), update_s)),
@@ -142,5 +146,12 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
             update_s,
         )),
         Box::new(known_probe::KnownProbe::new(&r.known_probe, &shared.ports, cap(r.known_probe.max_tracked), update_s)),
+        Box::new(flood::Flood::new(
+            &r.syn_flood,
+            &r.reflection,
+            cap(r.syn_flood.max_tracked),
+            cap(r.syn_flood.max_probation),
+            update_s,
+        )),
     ]
 }

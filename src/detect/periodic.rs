@@ -225,6 +225,10 @@ struct Entry {
     vd: Life,
     /// `Ctx::inbound` at the first attempt.
     inbound_at_start: u64,
+    /// An attempt reached the destination with its return path in view:
+    /// after it, or any home host, had been seen sending (the dispatcher's
+    /// `dst_spoke` and `home_spoke`, set for home destinations only).
+    dst_spoke: bool,
 }
 
 impl Entry {
@@ -261,6 +265,7 @@ impl Entry {
             ps: Life::default(),
             vd: Life::default(),
             inbound_at_start: f.inbound,
+            dst_spoke: false,
         };
         e.push(f.ts, f.sport, f.isn);
         e
@@ -557,6 +562,7 @@ impl Periodic {
             return;
         }
         e.sensor = sensor;
+        e.dst_spoke |= p.dst_spoke || p.home_spoke;
         e.payload_bytes += u64::from(p.payload_len);
         let prev = e.last_us;
         e.push(now, sport, isn);
@@ -981,6 +987,7 @@ fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         "attempts": e.attempts,
         "retransmissions": e.retransmissions,
         "answered": e.answered,
+        "return_path_seen": return_path_field(key, e, cx),
         "payload_bytes": e.payload_bytes,
         "gaps": gaps_json(e),
         "gaps_total": e.n_gaps,
@@ -1025,7 +1032,12 @@ fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         } else {
             String::new()
         };
-        let verdict = if e.answered == 0 {
+        let verdict = if return_unseen(key, e, cx) {
+            format!(
+                "; no answer was captured, but the return path is not visible to the sensor (no packet from {} was captured), so whether it answered is unknown: a client polling, not a scan",
+                key.dst
+            )
+        } else if e.answered == 0 {
             match unanswered_doubt(key, cx) {
                 Some(why) => format!(
                     "; never answered: a beacon to a dead C2, or a client polling a service that is gone ({why}): the wire cannot tell which; check what runs on {}",
@@ -1050,6 +1062,17 @@ fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         .details(PERIODIC, details)
 }
 
+/// No answer was seen, and the destination is a home host the sensor never
+/// saw sending before these attempts: its silence proves nothing.
+fn return_unseen(key: &Key, e: &Entry, cx: &Ctx) -> bool {
+    e.answered == 0 && !e.dst_spoke && cx.shared.home.contains(key.dst)
+}
+
+/// `return_path_seen`: null for a destination outside the home net.
+fn return_path_field(key: &Key, e: &Entry, cx: &Ctx) -> Value {
+    if cx.shared.home.contains(key.dst) { Value::Bool(e.dst_spoke || e.answered > 0) } else { Value::Null }
+}
+
 fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
     let (step, _, share) = e.step();
     let (service, svc) = service_note(key, cx);
@@ -1072,6 +1095,7 @@ fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
         "attempts": e.attempts,
         "retransmissions": e.retransmissions,
         "answered": e.answered,
+        "return_path_seen": return_path_field(key, e, cx),
         "service": service,
         "direction": cx.direction(key.src, key.dst),
         "first_seen": rfc3339_us(e.first_us),
@@ -1184,6 +1208,10 @@ fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx
             doubt.unwrap_or_default(),
             key.src
         ),
+        _ if return_unseen(key, e, cx) => format!(
+            ": a client retrying, not a scan; the return path is not visible to the sensor (no packet from {} was captured), so whether the service answered is unknown",
+            key.dst
+        ),
         _ => ": a misconfigured client retrying a service that is not there, not a scan".to_string(),
     };
     let unit = if cx.shared.from_log { "firewall log records" } else { "packets" };
@@ -1213,6 +1241,7 @@ fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx
         "attempts": e.attempts,
         "retransmissions": e.retransmissions,
         "answered": e.answered,
+        "return_path_seen": return_path_field(key, e, cx),
         "share_of_inbound": share,
         "service": service,
         "direction": direction,

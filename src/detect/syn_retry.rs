@@ -47,7 +47,7 @@ use crate::detect::keys::{FastMap, sweep_every};
 use crate::output::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -202,6 +202,18 @@ struct Entry {
     last_emit_us: i64,
     /// Packet time of the last `try_confirm` from a SYN.
     last_eval_us: i64,
+    /// SYNs within one second (a sliding bucket) and the most seen: a loop
+    /// at a flood rate is `syn_flood`'s, not a retry loop.
+    burst_us: i64,
+    burst_n: u32,
+    peak_burst: u32,
+    /// Left to `syn_flood` (counted once).
+    flood: bool,
+    /// The destination is a home host, and whether any of the SYNs reached
+    /// it with its return path in view: after it, or any home host, had
+    /// been seen sending (the dispatcher's `dst_spoke`, `home_spoke`).
+    dst_home: bool,
+    dst_spoke: bool,
 }
 
 impl Entry {
@@ -245,6 +257,12 @@ impl Entry {
             queued: false,
             last_emit_us: f.ts,
             last_eval_us: i64::MIN,
+            burst_us: f.ts,
+            burst_n: 1,
+            peak_burst: 1,
+            flood: false,
+            dst_home: false,
+            dst_spoke: false,
         }
     }
 
@@ -379,6 +397,8 @@ struct Limits {
     max_ports: u32,
     max_hosts: u32,
     min_gap_us: i64,
+    /// `[syn_flood] min_pps`: SYNs within a second that make a flood.
+    flood_pps: u32,
 }
 
 /// The detector's per-worker state.
@@ -425,6 +445,7 @@ impl SynRetry {
                 max_ports: rules.max_dest_ports_per_source,
                 max_hosts: rules.max_dest_hosts_per_source,
                 min_gap_us: (rules.min_retransmit_gap_s * 1e6) as i64,
+                flood_pps: crate::detect::flood::SynFloodRules::default().min_pps,
             },
             update_us: (update_interval_s * 1e6) as i64,
             claims: Arc::new(Claims::default()),
@@ -434,6 +455,13 @@ impl SynRetry {
     /// Shares `brute_force`'s claims: a claimed (source, port) starts no detection.
     pub fn with_claims(mut self, claims: Arc<Claims>) -> SynRetry {
         self.claims = claims;
+        self
+    }
+
+    /// SYNs within one second from one source to one port that make a
+    /// flood, not a retry loop (`[syn_flood] min_pps`).
+    pub fn flood_rate(mut self, pps: u32) -> SynRetry {
+        self.lim.flood_pps = pps;
         self
     }
 
@@ -556,6 +584,14 @@ impl SynRetry {
         e.ttl_max = e.ttl_max.max(ttl);
         e.payload_bytes += u64::from(p.payload_len);
         e.syns = e.syns.saturating_add(1);
+        if p.ts_us.saturating_sub(e.burst_us) >= 1_000_000 {
+            e.burst_us = p.ts_us;
+            e.burst_n = 0;
+        }
+        e.burst_n += 1;
+        e.peak_burst = e.peak_burst.max(e.burst_n);
+        e.dst_home = cx.shared.home.contains(key.dst);
+        e.dst_spoke |= p.dst_spoke || p.home_spoke;
         let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
         if !e.add_syn(sport, isn, ip_id, p.ts_us, lim.min_gap_us) {
             return;
@@ -696,7 +732,14 @@ fn try_confirm(
     now: i64,
     end: Option<EndReason>,
 ) {
-    if e.confirmed || e.win_len < lim.min || e.failed_attempts < lim.min_distinct {
+    if e.confirmed || e.win_len < lim.min || e.failed_attempts < lim.min_distinct || e.flood {
+        return;
+    }
+    if e.peak_burst >= lim.flood_pps {
+        // A retry loop is slow (a stack backs off for seconds, a program
+        // retries on a timer); this many SYNs in one second is a flood.
+        e.flood = true;
+        cx.shared.stats.syn_retry_suppressed_flood.fetch_add(1, Relaxed);
         return;
     }
     // A brute force's connections that went unanswered (a server shedding
@@ -733,6 +776,12 @@ fn try_confirm(
     e.last_emit_us = now;
     let status = if end.is_some() { "final" } else { "new" };
     cx.emit(render(key, e, status, end, cx, now));
+}
+
+/// Whether the sensor has seen the destination send: a SYN reached it after
+/// it had sent something, or it answered one of these attempts.
+fn return_path_seen(e: &Entry) -> bool {
+    e.dst_spoke || e.succeeded > 0 || e.rst > 0
 }
 
 fn rejected_by(e: &Entry) -> &'static str {
@@ -776,6 +825,7 @@ fn render(
         "rejected_by": rejected_by(e),
         "rejections": {"rst": e.rst, "icmp": e.icmp, "icmp_from": e.icmp_from.map(|a| a.to_string())},
         "ttl": {"min": e.ttl_min, "max": e.ttl_max},
+        "return_path_seen": if e.dst_home { json!(return_path_seen(e)) } else { Value::Null },
         "service": service,
         "direction": cx.direction(key.src, key.dst),
         "first_seen": rfc3339_us(e.first_us),
@@ -817,6 +867,10 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
         "icmp" => {
             format!("; rejected by ICMP unreachable from {}", e.icmp_from.map(|a| a.to_string()).unwrap_or_default())
         }
+        _ if e.dst_home && !return_path_seen(e) => format!(
+            "; no answer was captured, but the return path is not visible to the sensor (no packet from {} was captured), so whether it answered is unknown",
+            key.dst
+        ),
         _ => "; nothing came back: the SYNs are dropped (firewall) or the host is gone".to_string(),
     };
     let payload = if e.payload_bytes > 0 {
@@ -856,6 +910,25 @@ mod tests {
 
     fn syn(ts: f64, sport: u16, isn: u32) -> PacketSummary {
         tcp(ts, CLIENT, SERVER, sport, 158, tcpflag::SYN, isn, 0)
+    }
+
+    #[test]
+    fn attempts_at_a_flood_rate_are_left_to_syn_flood() {
+        let mut r = rig(|_| {});
+        // 200 attempts in 0.2 s (suricata-verify's syn-flood test): no retry loop.
+        for i in 0..200u16 {
+            r.feed(syn(f64::from(i) * 0.001, 40000 + i, 1000 + u32::from(i)));
+        }
+        r.tick(5.0);
+        assert!(r.end().is_empty());
+        assert_eq!(r.shared.stats.syn_retry_suppressed_flood.load(Relaxed), 1);
+        // The same attempts at a retry loop's pace still fire.
+        let mut r = rig(|_| {});
+        for i in 0..20u16 {
+            r.feed(syn(f64::from(i) * 2.0, 40000 + i, 1000 + u32::from(i)));
+        }
+        let ev = r.end();
+        assert_eq!(ev.iter().filter(|e| e["syn_retry"]["status"] == "final").count(), 1, "{ev:?}");
     }
 
     #[test]

@@ -85,12 +85,15 @@ impl<D: Detector> Rig<D> {
             p.owner_is_src = o == ip.src;
             p.owner_is_dst = o == ip.dst;
         }
+        // One worker: every flood role of the packet lives here.
+        p.victim = crate::detect::flood::victim_roles(&p);
         if let Some(ip) = p.ip.as_ref() {
             let home = &self.shared.home;
             if home.contains(ip.src) {
                 self.spoke.insert(ip.src);
             } else if home.contains(ip.dst) {
                 p.dst_spoke = self.spoke.contains(&ip.dst);
+                p.home_spoke = !self.spoke.is_empty();
             }
         }
         self.feed(p);

@@ -29,7 +29,7 @@
 //! what is pending when a file ends.
 
 use crate::decode::defrag::Defrag;
-use crate::decode::summary::{L4, LinkKind, PacketSummary, tcpflag};
+use crate::decode::summary::{L4, LinkKind, PacketSummary, tcpflag, victim};
 use crate::homenet::HomeNet;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -246,6 +246,12 @@ pub struct Dispatcher {
     /// reuse its capacity).
     defrag: Defrag,
     defrag_out: Vec<PacketSummary>,
+    /// Some home address was seen sending.
+    home_spoke: bool,
+    /// Home addresses that received a packet (same hashing as `spoke`).
+    targeted: Spoke,
+    /// Summaries copied for the flood detector's per-victim shard.
+    copies: u64,
     stats: std::sync::Arc<Stats>,
     /// Summaries held back to restore time order, oldest first (replay).
     held: VecDeque<PacketSummary>,
@@ -292,6 +298,9 @@ impl Dispatcher {
             spoke: Spoke::new(),
             defrag: Defrag::new(),
             defrag_out: Vec::with_capacity(crate::decode::defrag::MAX_DATAGRAMS + 2),
+            targeted: Spoke::new(),
+            home_spoke: false,
+            copies: 0,
             stats,
             // A live capture holds nothing: an event must not wait for
             // 4096 more packets on a quiet link.
@@ -451,14 +460,19 @@ impl Dispatcher {
         // Counted before the tick, so a tick's count includes the packet it
         // precedes.
         let mut dst_spoke = false;
+        // Before this packet: a home host's own first packet does not make
+        // its return path visible to itself.
+        let home_spoke = self.home_spoke;
         if let Some(ip) = &p.ip {
             if self.home.is_empty() {
                 self.inbound += 1;
             } else if self.home.contains(ip.src) {
                 self.spoke.mark(ip.src);
+                self.home_spoke = true;
             } else if self.home.contains(ip.dst) {
                 self.inbound += 1;
                 dst_spoke = self.spoke.has(ip.dst);
+                self.targeted.mark(ip.dst);
             }
         }
         if p.ts_us >= self.next_tick {
@@ -473,6 +487,30 @@ impl Dispatcher {
             _ => 0,
         };
         self.last_ts = self.last_ts.max(p.ts_us);
+        // The flood detector's per-victim shard (detect::flood): the roles
+        // whose victim lives in this packet's worker are marked on it; the
+        // others get a copy in the victim's worker.
+        let roles = crate::detect::flood::victim_roles(p);
+        let (mut here, mut away) = (roles, [(usize::MAX, 0u8); 2]);
+        if roles != 0
+            && n > 1
+            && let Some(ip) = &p.ip
+        {
+            here = 0;
+            for (i, (bit, addr)) in [(victim::DST, ip.dst), (victim::SRC, ip.src)].into_iter().enumerate() {
+                if roles & bit == 0 {
+                    continue;
+                }
+                let t = worker_of(addr, n);
+                if t == w {
+                    here |= bit;
+                } else if i == 1 && away[0].0 == t {
+                    away[0].1 |= bit;
+                } else {
+                    away[i] = (t, bit);
+                }
+            }
+        }
         let buf = &mut self.pending[w];
         buf.push(*p);
         // Set in place: changing a copy of `p` before the push costs a copy.
@@ -480,9 +518,29 @@ impl Dispatcher {
             last.owner_is_src = owner_is_src;
             last.owner_is_dst = owner_is_dst;
             last.dst_spoke = dst_spoke;
+            last.home_spoke = home_spoke;
+            last.victim = here;
         }
         if buf.len() >= BATCH {
             self.flush(w);
+        }
+        for (t, bits) in away {
+            if bits == 0 {
+                continue;
+            }
+            let Some(buf) = self.pending.get_mut(t) else { continue };
+            buf.push(*p);
+            if let Some(last) = buf.last_mut() {
+                last.owner_is_src = false;
+                last.owner_is_dst = false;
+                last.dst_spoke = dst_spoke;
+                last.home_spoke = home_spoke;
+                last.victim = bits | victim::COPY;
+            }
+            self.copies += 1;
+            if buf.len() >= BATCH {
+                self.flush(t);
+            }
         }
     }
 
@@ -554,11 +612,30 @@ impl Dispatcher {
         }
     }
 
+    /// The return-path figures (`stats.return_path`): home hosts that
+    /// received packets, those of them never seen sending, and whether any
+    /// home host was seen sending at all. Counted over hashed bits, so a
+    /// collision can merge two hosts (the counts are then a little low).
+    fn publish_return_path(&self) {
+        let (mut targeted, mut silent, mut spoke) = (0u64, 0u64, 0u64);
+        for (t, s) in self.targeted.bits.iter().zip(self.spoke.bits.iter()) {
+            targeted += u64::from(t.count_ones());
+            silent += u64::from((t & !s).count_ones());
+            spoke += u64::from(s.count_ones());
+        }
+        let rp = &self.stats.return_path;
+        rp.home_hosts_targeted.store(targeted, Relaxed);
+        rp.never_seen_sending.store(silent, Relaxed);
+        rp.home_hosts_sending.store(spoke, Relaxed);
+        rp.flood_copies.store(self.copies, Relaxed);
+    }
+
     /// Flushes everything and closes the channels, so workers finish.
     pub fn finish(mut self) {
         self.defrag_flush();
         self.release_all();
         self.stats.clock_us.store(self.last_ts, Relaxed);
+        self.publish_return_path();
         self.flush_batches();
         if self.next_tick != i64::MIN {
             // The final count, for the detections flushed at the end.
@@ -727,6 +804,33 @@ mod tests {
         d.set_sensor(1);
         d.push(&at(1));
         assert_eq!(d.take_disorder(), Disorder::default());
+    }
+
+    #[test]
+    fn a_syn_reaches_its_victims_worker_as_a_copy_only_the_flood_detector_reads() {
+        let stats = std::sync::Arc::new(Stats::default());
+        let (mut d, _ports) = Dispatcher::new(4, HomeNet::default(), false, stats);
+        // A source and a destination that live in different workers.
+        let src = "198.51.100.2";
+        let dst = (1..=255u8)
+            .map(|i| format!("192.0.2.{i}"))
+            .find(|a| worker_of(a.parse().unwrap(), 4) != worker_of(src.parse().unwrap(), 4))
+            .unwrap();
+        let (ws, wd) = (worker_of(src.parse().unwrap(), 4), worker_of(dst.parse().unwrap(), 4));
+        d.push(&tcp(src, &dst, 2000, 80, tcpflag::SYN));
+        let orig = d.pending[ws].last().copied().unwrap();
+        assert_eq!(orig.victim, victim::SRC, "the source's own SYN stays with its owner");
+        assert!(orig.owner_is_src);
+        let copy = d.pending[wd].last().copied().unwrap();
+        assert_eq!(copy.victim, victim::DST | victim::COPY);
+        assert!(!copy.owner_is_src && !copy.owner_is_dst);
+        assert_eq!(crate::detect::class::of(&copy), crate::detect::class::VICTIM_COPY);
+        assert_eq!(crate::detect::class::ALL & crate::detect::class::VICTIM_COPY, 0);
+        // Established data is never copied.
+        let before: usize = d.pending.iter().map(Vec::len).sum();
+        d.push(&tcp(src, &dst, 2000, 80, tcpflag::ACK | tcpflag::PSH));
+        assert_eq!(d.pending.iter().map(Vec::len).sum::<usize>(), before + 1);
+        assert_eq!(d.copies, 1);
     }
 
     #[test]

@@ -88,6 +88,9 @@ impl Worker {
                 d.on_packet(p, sensor, &self.sources, &cx);
             }
         }
+        if c == class::VICTIM_COPY {
+            return;
+        }
         if let Some(t) = &mut self.decoy {
             // The dispatcher's verdict, recomputed only for the rare packets
             // owned by neither side (ICMP errors, by their quote).

@@ -266,6 +266,10 @@ struct Contact {
     /// (SACK permitted: connect(), not a raw packet).
     isn: u32,
     stack: bool,
+    /// The probe went to a home host while no home host had been seen
+    /// sending (the dispatcher's `dst_spoke`, `home_spoke`): its silence
+    /// proves nothing.
+    unseen: bool,
 }
 
 impl Contact {
@@ -282,6 +286,7 @@ impl Contact {
             inferred: false,
             isn: 0,
             stack: false,
+            unseen: false,
         }
     }
 
@@ -428,6 +433,11 @@ struct Scan {
     /// First-contact SYN probes, how many matched each fingerprint, how
     /// many came from an OS stack, and how many repeated the previous ISN.
     syn_contacts: u64,
+    /// Probes to home hosts never seen sending (`Contact::unseen`), and
+    /// the others: with no answer and no other probe, the return path is
+    /// not visible to the sensor.
+    unseen_probes: u64,
+    seen_probes: u64,
     tool_hits: [u32; MAX_TOOLS],
     stack_syns: u64,
     same_isn: u64,
@@ -553,6 +563,8 @@ impl Scan {
             first_proto: f.contact.proto,
             sports: SportTrack::default(),
             syn_contacts: 0,
+            unseen_probes: u64::from(f.contact.unseen),
+            seen_probes: u64::from(!f.contact.unseen),
             tool_hits: [0; MAX_TOOLS],
             stack_syns: 0,
             same_isn: 0,
@@ -586,6 +598,11 @@ impl Scan {
             return;
         }
         self.probes += 1;
+        if c.unseen {
+            self.unseen_probes += 1;
+        } else {
+            self.seen_probes += 1;
+        }
         self.by_probe[c.probe as usize] += 1;
         self.last_us = self.last_us.max(c.ts);
         self.sensor = sensor;
@@ -838,6 +855,7 @@ impl PortScan {
                     return;
                 }
                 let mut c = Contact::new(ip.dst, 6, t.dport, probe, t.sport, p.ts_us);
+                c.unseen = !(p.dst_spoke || p.home_spoke) && cx.shared.home.contains(ip.dst);
                 if probe == Probe::Syn {
                     c.tools = self.tools.matches(p, t);
                     c.isn = t.seq;
@@ -855,7 +873,9 @@ impl PortScan {
                         self.mark_traced(ip.src);
                         return;
                     }
-                    self.probe(ip.src, Contact::new(ip.dst, 17, u.dport, Probe::Udp, u.sport, p.ts_us), sensor, cx);
+                    let mut c = Contact::new(ip.dst, 17, u.dport, Probe::Udp, u.sport, p.ts_us);
+                    c.unseen = !(p.dst_spoke || p.home_spoke) && cx.shared.home.contains(ip.dst);
+                    self.probe(ip.src, c, sensor, cx);
                 }
             }
             // A datagram back from a target to the source that probed it.
@@ -1364,6 +1384,7 @@ fn render(
         "closed": s.closed,
         "filtered": filtered(s),
         "unfiltered": s.unfiltered,
+        "return_path_seen": if s.unseen_probes > 0 { Value::Bool(!return_unseen(s)) } else { Value::Null },
         "source_ports": s.sports.name(),
         "probes": s.probes,
         "ttl_expired": s.ttl_expired,
@@ -1419,7 +1440,7 @@ fn summary(
     let out =
         if direction == Some("outbound") { " (outbound: a home host scanning out, likely compromised)" } else { "" };
     let found = if s.open == 0 {
-        "; nothing answered as open".to_string()
+        if return_unseen(s) { String::new() } else { "; nothing answered as open".to_string() }
     } else {
         let shown: Vec<String> = s
             .open_ports
@@ -1436,11 +1457,26 @@ fn summary(
     let by = tool.map(|t| format!(" by {t}")).unwrap_or_default();
     // What silence means depends on the probe (nmap's own words for it).
     let answers = match ty {
+        _ if return_unseen(s) => format!("{} unanswered", filtered(s)),
         "ack" | "maimon" => format!("{} unfiltered (RST), {} filtered", s.unfiltered, filtered(s)),
         "fin" | "null" | "xmas" | "udp" => format!("{} closed, {} open|filtered", s.closed, filtered(s)),
         _ => format!("{} closed, {} filtered", s.closed, filtered(s)),
     };
-    format!("{src}: {pat} {what}{by} of {whom}{out}, {} probes ({answers}){found}", s.probes)
+    let rp = if return_unseen(s) {
+        let host = if hosts <= 1 { s.first_dst.to_string() } else { "the targeted home hosts".to_string() };
+        format!(
+            "; the return path is not visible to the sensor (no packet from {host} was captured), so whether it answered is unknown"
+        )
+    } else {
+        String::new()
+    };
+    format!("{src}: {pat} {what}{by} of {whom}{out}, {} probes ({answers}){found}{rp}", s.probes)
+}
+
+/// Every probe went to home hosts never seen sending, and nothing answered:
+/// "filtered" would be a guess.
+fn return_unseen(s: &Scan) -> bool {
+    s.unseen_probes > 0 && s.seen_probes == 0 && s.open == 0 && s.closed == 0 && s.unfiltered == 0
 }
 
 #[cfg(test)]
