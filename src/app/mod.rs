@@ -272,12 +272,10 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     file_errors.extend(read(opened, &mut analysis, &stats, &flags, live_fw, corr));
     analysis.finish();
     if stats.return_path.missing() {
-        // One line, one write: a reader of stderr never sees half of it.
         let n = stats.return_path.home_hosts_targeted.load(Relaxed);
-        let line = format!(
-            "picket: note: no packet from the home net was captured ({n} home host(s) received traffic): the return path is not visible (an asymmetric tap or an inbound-only capture), so whether a home host answered is unknown\n"
+        crate::note!(
+            "picket: note: no packet from the home net was captured ({n} home host(s) received traffic): the return path is not visible (an asymmetric tap or an inbound-only capture), so whether a home host answered is unknown"
         );
-        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
     if let (Some(fw), Some(tx)) = (fw_side, fw_tx) {
         fw.send_correlation(&shared, &stages::sensor_label(&sensors), &stats, &tx);
