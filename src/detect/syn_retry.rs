@@ -867,6 +867,12 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
         "icmp" => {
             format!("; rejected by ICMP unreachable from {}", e.icmp_from.map(|a| a.to_string()).unwrap_or_default())
         }
+        // Confirmed on failures, then another attempt drew a SYN-ACK: the
+        // service is there some of the time (realworld mal_asyncrat_2).
+        _ if e.succeeded > 0 => format!(
+            "; {} other attempt(s) were answered (SYN-ACK): the service answers only some of the time",
+            e.succeeded
+        ),
         _ if e.dst_home && !return_path_seen(e) => format!(
             "; no answer was captured, but the return path is not visible to the sensor (no packet from {} was captured), so whether it answered is unknown",
             key.dst
@@ -969,6 +975,24 @@ mod tests {
             r.feed(syn(f64::from(i) * 2.0, 3000 + i, u32::from(i)));
         }
         assert_eq!(r.end().len(), 2, "unclaimed: new and final");
+    }
+
+    #[test]
+    fn a_confirmed_loop_whose_later_attempt_is_answered_says_so() {
+        let mut r = rig(|_| {});
+        // Attempt A fails (retransmitted, then abandoned); attempt B is
+        // retransmitted and confirms the loop, then draws a SYN-ACK.
+        r.feed(syn(0.0, 40000, 555));
+        r.feed(syn(3.0, 40000, 555));
+        r.feed(syn(10.0, 40001, 777));
+        r.feed(syn(13.0, 40001, 777));
+        r.tick(16.5);
+        r.feed(tcp(17.0, SERVER, CLIENT, 158, 40001, tcpflag::SYN | tcpflag::ACK, 9, 778));
+        let ev = r.end();
+        let last = ev.last().expect("confirmed before the answer");
+        let summary = last["summary"].as_str().unwrap();
+        assert!(summary.contains("1 other attempt(s) were answered"), "{summary}");
+        assert!(!summary.contains("nothing came back"), "{summary}");
     }
 
     #[test]
