@@ -7,34 +7,11 @@
 mod common;
 
 use common::craft::T0_US;
-use common::craft::syn_frame;
+use common::craft::{syn_frame, udp_frame};
 use common::{replay, tempdir, write_pcap};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::Path;
-
-/// Ethernet + IPv4 (TTL 50) + UDP with `len` zero payload bytes.
-fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, len: usize) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
-    let total = (20 + 8 + len) as u16;
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&[0, 1, 0, 0, 50, 17, 0, 0]);
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&((8 + len) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend(std::iter::repeat_n(0u8, len));
-    f
-}
 
 /// The i-th of many outside addresses, spread over 45.0.0.0 - 172.0.0.0.
 fn outside(i: u32) -> Ipv4Addr {

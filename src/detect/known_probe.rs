@@ -256,7 +256,7 @@ impl KnownProbe {
         // Only what this detector names earns an entry.
         let trojan = match seen {
             Seen::Probe { proto, port, .. } if self.is_trojan_port(proto, port) => {
-                cx.shared.ports.lookup(proto, port).map(|i| i.name.clone())
+                cx.shared.ports.lookup(proto, port).map(|i| i.name.as_str())
             }
             _ => None,
         };
@@ -353,13 +353,14 @@ impl KnownProbe {
 }
 
 /// Adds a probe `(proto, port, sport, seq)` to the source's trojan ports.
-fn add_trojan(e: &mut Entry, name: String, probe: (u8, u16, u16, Option<u32>), dst: IpAddr, now: i64) {
+fn add_trojan(e: &mut Entry, name: &str, probe: (u8, u16, u16, Option<u32>), dst: IpAddr, now: i64) {
     let (proto, port, sport, seq) = probe;
     let idx = match e.trojans.iter().position(|t| t.proto == proto && t.port == port) {
         Some(i) => i,
         None if e.trojans.len() < NAMES => {
+            // The name is copied once per (source, port), not per probe.
             e.trojans.push(Trojan {
-                name,
+                name: name.to_string(),
                 port,
                 proto,
                 probes: 0,

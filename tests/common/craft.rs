@@ -5,6 +5,35 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+/// Writes the header checksum of the 20-byte IPv4 header `ip`.
+pub fn set_ipv4_checksum(ip: &mut [u8]) {
+    let mut sum: u32 =
+        ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+/// Ethernet + IPv4 (TTL 50) + UDP with `len` zero payload bytes.
+pub fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, len: usize) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
+    let total = (20 + 8 + len) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0, 0, 50, 17, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    set_ipv4_checksum(&mut ip);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&((8 + len) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend(std::iter::repeat_n(0u8, len));
+    f
+}
+
 /// One SYN: Ethernet + IPv4 (TTL 52, DF) + a 20-byte TCP header, no payload.
 pub fn syn_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32, ip_id: u16) -> Vec<u8> {
     let mut f = Vec::with_capacity(54);
@@ -14,11 +43,7 @@ pub fn syn_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32,
     ip.extend_from_slice(&[0x40, 0x00, 52, 6, 0, 0]);
     ip.extend_from_slice(&src.octets());
     ip.extend_from_slice(&dst.octets());
-    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    set_ipv4_checksum(&mut ip);
     f.extend_from_slice(&ip);
     f.extend_from_slice(&sport.to_be_bytes());
     f.extend_from_slice(&dport.to_be_bytes());
