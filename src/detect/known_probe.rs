@@ -21,10 +21,12 @@
 //!   port (23, 25, 80, 110, 143), and SYNs from source ports 1 to 5 (its OS
 //!   fingerprinting).
 //!
-//! One detection per (source, name), with the lifecycle new / update /
-//! final. State is one entry per source that sent such a probe (rare in
-//! ordinary traffic), in a fair tier (`detect::fair`): a source with more
-//! probes outlives one with fewer, a confirmed one is kept.
+//! One trojan detection per source (up to 8 ports listed), and one per
+//! (source, name) for `proxy_hunter` and `sscan`, each with the lifecycle
+//! new / update / final. State is one entry per source that sent such a
+//! probe (rare in ordinary traffic), in a fair tier (`detect::fair`): a
+//! source with more probes outlives one with fewer, a confirmed one is
+//! kept. Ports past the 8th of one source are not listed (not counted).
 
 use super::fair::{Tier, Weighted};
 use super::sources::Sources;
