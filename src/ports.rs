@@ -24,6 +24,7 @@ pub const CATEGORIES: &[&str] = &[
     "traceroute",
     "fingerprint",
     "amplifier",
+    "discovery",
 ];
 
 /// One port's entry.

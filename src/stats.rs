@@ -147,6 +147,15 @@ pub struct Stats {
     pub syn_retry_suppressed_known_probe: AtomicU64,
     /// Retry-loop candidates left to `syn_flood`: SYNs at a flood rate.
     pub syn_retry_suppressed_flood: AtomicU64,
+    /// Retry-loop candidates whose every SYN fits a mass scanner's probe
+    /// (`rules/scanners.toml`, role "scanner"): a scanner's retries.
+    pub syn_retry_suppressed_scan_tool: AtomicU64,
+    /// Retry-loop candidates whose service answered most attempts: lost
+    /// SYNs of a working service, not a retry loop.
+    pub syn_retry_suppressed_answered: AtomicU64,
+    /// Datagrams periodic_probe left alone: LAN device discovery polls
+    /// (`discovery` ports between site-local addresses).
+    pub periodic_suppressed_discovery: AtomicU64,
     /// Firewall-log lines read (`picket fwlog`), and how they ended: records,
     /// other lines (not packet records), bad lines (unreadable, overlong).
     pub fw_lines: AtomicU64,
@@ -341,6 +350,9 @@ impl Stats {
                 "syn_retry_as_scan": self.syn_retry_suppressed_scan.load(Relaxed),
                 "syn_retry_as_known_probe": self.syn_retry_suppressed_known_probe.load(Relaxed),
                 "syn_retry_as_flood": self.syn_retry_suppressed_flood.load(Relaxed),
+                "syn_retry_as_scan_tool": self.syn_retry_suppressed_scan_tool.load(Relaxed),
+                "syn_retry_mostly_answered": self.syn_retry_suppressed_answered.load(Relaxed),
+                "periodic_lan_discovery": self.periodic_suppressed_discovery.load(Relaxed),
             },
             "return_path": self.return_path.to_json(),
             "flood_copies": self.return_path.flood_copies.load(Relaxed),

@@ -187,6 +187,20 @@ pub fn unicast(a: IpAddr) -> bool {
     }
 }
 
+/// Whether an address is local to a site: RFC 1918, IPv4 link-local,
+/// IPv6 link-local or unique local. Two such addresses talking are one LAN
+/// (or one site), where device discovery polls are ordinary.
+#[inline]
+pub fn site_local(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_private() || v.is_link_local(),
+        IpAddr::V6(v) => {
+            let s = v.segments()[0];
+            s & 0xffc0 == 0xfe80 || s & 0xfe00 == 0xfc00
+        }
+    }
+}
+
 /// Hashes an address for the sketches.
 #[inline]
 pub fn addr_key(a: IpAddr) -> u64 {

@@ -115,6 +115,7 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
         Box::new(
             syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)
                 .with_claims(claims.clone())
+                .with_scan_tools(&r.scanners)
                 .deferring_trojan_ports(r.known_probe.enabled)
                 .flood_rate(r.syn_flood.min_pps),
         ),

@@ -61,7 +61,7 @@ use super::slab::Slab;
 use super::sources::Sources;
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::keys::{FastMap, sweep_every, unicast};
+use crate::detect::keys::{FastMap, site_local, sweep_every, unicast};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -491,6 +491,17 @@ impl Periodic {
                 // NetBIOS browser, DHCP) expect no unicast answer: silence
                 // after them is no dead service (issue 13).
                 if !unicast(ip.dst) {
+                    return;
+                }
+                // LAN device discovery (a router's device map on 9999,
+                // unicast mDNS, LLMNR, WS-Discovery) polls hosts that mostly
+                // run no such service: their silence is no dead service
+                // either (issue 13: realworld elc_*).
+                if site_local(ip.src)
+                    && site_local(ip.dst)
+                    && cx.shared.ports.lookup(17, u.dport).is_some_and(|i| i.category == "discovery")
+                {
+                    cx.shared.stats.periodic_suppressed_discovery.fetch_add(1, Relaxed);
                     return;
                 }
                 let key = Key { src: ip.src, dst: ip.dst, proto: 17, dport: u.dport };
@@ -1511,6 +1522,31 @@ mod tests {
         let mut r = rig(|_| {});
         for i in 0..12 {
             r.feed(udp(f64::from(i) * 20.0, "172.31.110.120", SERVER, 50000, 1900));
+        }
+        assert_eq!(kinds(&r.end(), "periodic_probe", "new"), 1);
+    }
+
+    #[test]
+    fn lan_device_discovery_polls_are_not_a_dead_service() {
+        // Realworld elc_*: an ASUS router's device map polls LAN hosts on
+        // UDP 9999 in bursts of three, and sends unicast mDNS queries;
+        // hosts that run neither stay silent.
+        let mut r = rig(|_| {});
+        for i in 0..12 {
+            let t = f64::from(i) * 120.0;
+            for k in 0..3 {
+                r.feed(udp(t + f64::from(k), "192.168.1.1", "192.168.1.46", 9999, 9999));
+            }
+            r.feed(udp(t, "192.168.1.1", "192.168.1.195", 5353, 5353));
+            r.feed(udp(t, "fe80::1", "fe80::2", 50000, 5355));
+        }
+        let ev = r.end();
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(r.shared.stats.periodic_suppressed_discovery.load(Relaxed), 12 * 5);
+        // The same polls from outside the site are probes.
+        let mut r = rig(|_| {});
+        for i in 0..12 {
+            r.feed(udp(f64::from(i) * 20.0, "198.51.100.9", "192.168.1.46", 9999, 9999));
         }
         assert_eq!(kinds(&r.end(), "periodic_probe", "new"), 1);
     }

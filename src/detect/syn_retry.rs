@@ -20,6 +20,13 @@
 //! - A source that is probing more than `max_dest_ports_per_source` ports or
 //!   `max_dest_hosts_per_source` hosts is a scanner or a sweeper, not a retry
 //!   loop: it is left to the scan detectors and counted.
+//! - A service that answered at least `max_answered_share` of the key's
+//!   attempts is up: a few lost SYNs among answered connections are loss,
+//!   not a program retrying (`stats.suppressed.syn_retry_mostly_answered`).
+//! - SYNs that all fit one mass scanner's probe fingerprint
+//!   (`rules/scanners.toml`, role "scanner": masscan's window 1024 and no
+//!   options, zmap's IP ID 54321) are a scanner's retries, not a client's:
+//!   left to the scan detectors (`stats.suppressed.syn_retry_as_scan_tool`).
 //! - A (source, port) that `brute_force` claims starts no detection: the
 //!   attempts a busy server left unanswered in a password-guessing run are
 //!   the brute force's, not a client retrying a dead service.
@@ -44,6 +51,7 @@ use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::Distinct1024;
 use crate::detect::keys::{FastMap, sweep_every};
+use crate::detect::port_scan::tools::ToolTable;
 use crate::output::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -72,6 +80,8 @@ crate::rules_section! {
         min_retransmit_gap_s: f64 = 0.5, floats(0.0, 10.0);
         /// SIGNATURES.md section 2: one port across many destination hosts = horizontal sweep
         max_dest_hosts_per_source: u32 = 16, ints(1, 1 << 24);
+        /// SIGNATURES.md section 2: a service that answered at least this share of the key's attempts is up, and its few lost SYNs are loss, not a retry loop; 1 reports them too
+        max_answered_share: f64 = 0.5, floats(0.0, 1.0);
         /// SIGNATURES.md section 1: 65,536 warnings/day in the story; cap on (src, dst, dport) entries across all workers
         max_tracked: usize = 65536, entries();
     }
@@ -145,6 +155,9 @@ struct Attempt {
     last_us: i64,
     packets: u16,
     outcome: Outcome,
+    /// Started while an earlier attempt was still being retransmitted: a
+    /// parallel connection of the same effort, not a retry after a failure.
+    parallel: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -163,6 +176,8 @@ struct FirstSyn {
     payload: u32,
     sport: u16,
     sensor: u16,
+    /// The mass-scanner fingerprints the SYN fits (`ToolTable` bits).
+    tools: u16,
     ttl: u8,
 }
 
@@ -176,6 +191,8 @@ struct Entry {
     win: [Failed; WIN],
     win_len: usize,
     failed_attempts: u32,
+    /// Failed attempts that ran in parallel with an earlier one.
+    overlapped: u32,
     retransmissions: u32,
     succeeded: u32,
     payload_bytes: u64,
@@ -209,6 +226,8 @@ struct Entry {
     peak_burst: u32,
     /// Left to `syn_flood` (counted once).
     flood: bool,
+    /// The mass-scanner fingerprints every SYN so far fits.
+    tools: u16,
     /// The destination is a home host, and whether any of the SYNs reached
     /// it with its return path in view: after it, or any home host, had
     /// been seen sending (the dispatcher's `dst_spoke`, `home_spoke`).
@@ -237,6 +256,7 @@ impl Entry {
             win: [Failed::default(); WIN],
             win_len: 0,
             failed_attempts: 0,
+            overlapped: 0,
             retransmissions: 0,
             succeeded: 0,
             payload_bytes: 0,
@@ -261,6 +281,7 @@ impl Entry {
             burst_n: 1,
             peak_burst: 1,
             flood: false,
+            tools: f.tools,
             dst_home: false,
             dst_spoke: false,
         }
@@ -293,12 +314,23 @@ impl Entry {
         if let Some(a) = self.find(sport, Some(isn)) {
             a.packets = a.packets.saturating_add(1);
             a.last_us = ts;
+            let ord = a.ord;
             self.retransmissions += 1;
+            // Attempts started after this one while it is still being
+            // retransmitted ran beside it (a browser's or a service's
+            // parallel connections while the network is down): together
+            // they are one effort, not retries after a failure.
+            for b in self.attempts.iter_mut().filter(|b| b.packets > 0 && b.ord > ord && !b.parallel) {
+                b.parallel = true;
+                if !b.outcome.excluded() {
+                    self.overlapped += 1;
+                }
+            }
         } else {
             let ord = self.started;
             self.started += 1;
             self.attempts[self.next_attempt] =
-                Attempt { sport, isn, ip_id, ord, last_us: ts, packets: 1, outcome: Outcome::Pending };
+                Attempt { sport, isn, ip_id, ord, last_us: ts, packets: 1, outcome: Outcome::Pending, parallel: false };
             self.next_attempt = (self.next_attempt + 1) % RING;
             self.failed_attempts += 1;
             self.ports.insert(u64::from(sport));
@@ -313,6 +345,22 @@ impl Entry {
         true
     }
 
+    /// Failed attempts that were retries: started after the earlier ones
+    /// had stopped, not beside them. The newest attempt counts once it has
+    /// failed (see `failed`), not while its answer may still come.
+    fn rounds(&self, now: i64, settle_us: i64, ended: bool) -> u32 {
+        let newest = self.started.saturating_sub(1);
+        let waiting = self.attempts.iter().any(|a| {
+            a.packets > 0
+                && a.ord == newest
+                && !a.parallel
+                && a.outcome == Outcome::Pending
+                && !ended
+                && now.saturating_sub(a.last_us) < settle_us
+        });
+        self.failed_attempts.saturating_sub(self.overlapped).saturating_sub(u32::from(waiting))
+    }
+
     /// A SYN-ACK for the attempt: it succeeded, so it stops counting.
     fn succeed(&mut self, sport: u16, isn: Option<u32>, how: Outcome) {
         let Some(a) = self.find(sport, isn) else {
@@ -324,6 +372,9 @@ impl Entry {
         }
         let retrans = u32::from(a.packets.saturating_sub(1));
         a.outcome = how;
+        if a.parallel {
+            self.overlapped = self.overlapped.saturating_sub(1);
+        }
         self.failed_attempts = self.failed_attempts.saturating_sub(1);
         self.retransmissions = self.retransmissions.saturating_sub(retrans);
         if how == Outcome::SynAck {
@@ -399,6 +450,7 @@ struct Limits {
     min_gap_us: i64,
     /// `[syn_flood] min_pps`: SYNs within a second that make a flood.
     flood_pps: u32,
+    max_answered_share: f64,
 }
 
 /// The detector's per-worker state.
@@ -417,6 +469,9 @@ pub struct SynRetry {
     last_first_evict_us: i64,
     /// What `brute_force` explains: its connections are no retry loop.
     claims: Arc<Claims>,
+    /// The mass scanners' fingerprints (`rules/scanners.toml`).
+    scan_tools: ToolTable,
+    scan_mask: u16,
 }
 
 impl SynRetry {
@@ -446,10 +501,21 @@ impl SynRetry {
                 max_hosts: rules.max_dest_hosts_per_source,
                 min_gap_us: (rules.min_retransmit_gap_s * 1e6) as i64,
                 flood_pps: crate::detect::flood::SynFloodRules::default().min_pps,
+                max_answered_share: rules.max_answered_share,
             },
             update_us: (update_interval_s * 1e6) as i64,
             claims: Arc::new(Claims::default()),
+            scan_tools: ToolTable::default(),
+            scan_mask: 0,
         }
+    }
+
+    /// The scanner fingerprints: SYNs that all fit a mass scanner's are its
+    /// retries, left to the scan detectors.
+    pub fn with_scan_tools(mut self, tools: &ToolTable) -> SynRetry {
+        self.scan_mask = tools.scanner_mask();
+        self.scan_tools = tools.clone();
+        self
     }
 
     /// Shares `brute_force`'s claims: a claimed (source, port) starts no detection.
@@ -488,7 +554,8 @@ impl SynRetry {
         match &p.l4 {
             L4::Tcp(t) if t.is_connection_attempt() => {
                 let key = Key { src: ip.src, dst: ip.dst, dport: t.dport };
-                self.on_syn(key, p, sensor, t.sport, t.seq, ip.ttl, src_table, cx);
+                let tools = if self.scan_mask == 0 { 0 } else { self.scan_tools.matches(p, t) & self.scan_mask };
+                self.on_syn(key, p, sensor, t.sport, t.seq, ip.ttl, tools, src_table, cx);
             }
             L4::Tcp(t) if t.is_syn_ack() => {
                 let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
@@ -558,6 +625,7 @@ impl SynRetry {
         sport: u16,
         isn: u32,
         ttl: u8,
+        tools: u16,
         src_table: &Sources,
         cx: &Ctx,
     ) {
@@ -570,7 +638,7 @@ impl SynRetry {
             None => {
                 if !self.first.contains_key(&key) {
                     let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
-                    let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, ttl };
+                    let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, tools, ttl };
                     self.remember_first(key, first, cx);
                     return;
                 }
@@ -582,6 +650,7 @@ impl SynRetry {
         e.sensor = sensor;
         e.ttl_min = e.ttl_min.min(ttl);
         e.ttl_max = e.ttl_max.max(ttl);
+        e.tools &= tools;
         e.payload_bytes += u64::from(p.payload_len);
         e.syns = e.syns.saturating_add(1);
         if p.ts_us.saturating_sub(e.burst_us) >= 1_000_000 {
@@ -732,7 +801,7 @@ fn try_confirm(
     now: i64,
     end: Option<EndReason>,
 ) {
-    if e.confirmed || e.win_len < lim.min || e.failed_attempts < lim.min_distinct || e.flood {
+    if e.confirmed || e.win_len < lim.min || e.rounds(now, lim.settle_us, end.is_some()) < lim.min_distinct || e.flood {
         return;
     }
     if e.peak_burst >= lim.flood_pps {
@@ -754,6 +823,25 @@ fn try_confirm(
         return;
     }
     if !e.over_threshold(lim.min, lim.window_us, now, lim.settle_us, end.is_some()) {
+        return;
+    }
+    // A mass scanner's probes (no client builds them) repeated: the scan's
+    // retries, for the scan detectors.
+    if e.tools != 0 {
+        if !e.suppressed {
+            cx.shared.stats.syn_retry_suppressed_scan_tool.fetch_add(1, Relaxed);
+        }
+        e.suppressed = true;
+        return;
+    }
+    // The service answered most attempts: it is up, and the few that got
+    // nothing were lost on the way, not a program retrying a dead service.
+    let answered = f64::from(e.succeeded);
+    if answered > 0.0 && answered / (answered + f64::from(e.failed_attempts)) >= lim.max_answered_share {
+        if !e.suppressed {
+            cx.shared.stats.syn_retry_suppressed_answered.fetch_add(1, Relaxed);
+        }
+        e.suppressed = true;
         return;
     }
     // A trojan or backdoor port: known_probe names the prober (a worm's
@@ -848,17 +936,24 @@ fn summary(key: &Key, e: &Entry, service: Option<&str>) -> String {
         IpAddr::V4(a) => format!("{a}:{}", key.dport),
     };
     let span = secs(e.last_us - e.first_us);
+    // With no packet from the target in view, "failed" is more than the
+    // capture shows: the attempts drew no answer *that was captured*.
+    let unseen = e.dst_home && !return_path_seen(e) && e.succeeded == 0;
     let what = if e.failed_attempts <= 1 {
+        let end = if unseen { "no answer captured" } else { "never answered" };
         format!(
-            "{} retransmitted one SYN to TCP {target}{svc} {} times over {span} s (same source port {}): the stack's back-off, never answered",
+            "{} retransmitted one SYN to TCP {target}{svc} {} times over {span} s (same source port {}): the stack's back-off, {end}",
             key.src, e.retransmissions, e.first_sport
         )
     } else {
         let ports = e.ports.estimate();
         let sport_note =
             if ports >= u64::from(e.failed_attempts) { "each from a new source port" } else { "reusing source ports" };
+        let parallel =
+            if e.overlapped > 0 { format!(", {} of them beside an earlier one", e.overlapped) } else { String::new() };
+        let kind = if unseen { "unanswered" } else { "failed" };
         format!(
-            "{} made {} failed connection attempts ({} retransmissions) to TCP {target}{svc} over {span} s, {sport_note}",
+            "{} made {} {kind} connection attempts ({} retransmissions) to TCP {target}{svc} over {span} s, {sport_note}{parallel}",
             key.src, e.failed_attempts, e.retransmissions
         )
     };
@@ -993,6 +1088,118 @@ mod tests {
         let summary = last["summary"].as_str().unwrap();
         assert!(summary.contains("1 other attempt(s) were answered"), "{summary}");
         assert!(!summary.contains("nothing came back"), "{summary}");
+    }
+
+    fn syn_ack(ts: f64, sport: u16, isn: u32) -> PacketSummary {
+        tcp(ts, SERVER, CLIENT, 158, sport, tcpflag::SYN | tcpflag::ACK, 9, isn.wrapping_add(1))
+    }
+
+    #[test]
+    fn parallel_attempts_while_the_network_is_down_are_one_effort() {
+        // Realworld mal_asyncrat_2 / mal_agenttesla: at boot a host opens
+        // three connections at once, each retransmitted while the others
+        // are, then a later one is answered. No retry loop.
+        let boot = |answered: bool| {
+            let mut r = rig(|_| {});
+            for t in [0.0, 3.0, 9.0] {
+                for (i, sport) in [40000u16, 40001, 40002].into_iter().enumerate() {
+                    r.feed(syn(t + 0.1 * i as f64, sport, 100 + u32::from(sport)));
+                }
+            }
+            r.tick(25.0);
+            r.feed(syn(30.0, 40010, 5));
+            if answered {
+                r.feed(syn_ack(30.05, 40010, 5));
+            }
+            r.tick(40.0);
+            r.end()
+        };
+        assert!(boot(true).is_empty(), "{:?}", boot(true));
+        // Unanswered, the later attempt is a retry after the first effort
+        // failed: that is a loop.
+        let ev = boot(false);
+        assert_eq!(ev.iter().filter(|e| e["syn_retry"]["status"] == "final").count(), 1, "{ev:?}");
+        // The same three attempts one after another (each abandoned before
+        // the next) are three rounds.
+        let mut r = rig(|_| {});
+        for (i, sport) in [40000u16, 40001, 40002].into_iter().enumerate() {
+            let t = 10.0 * i as f64;
+            r.feed(syn(t, sport, u32::from(sport)));
+            r.feed(syn(t + 3.0, sport, u32::from(sport)));
+        }
+        assert_eq!(r.end().len(), 2, "new and final");
+    }
+
+    #[test]
+    fn a_service_that_answers_most_attempts_is_no_retry_loop() {
+        let feed = |r: &mut Rig| {
+            // A fails, B and C are answered, D fails: half answered.
+            r.feed(syn(0.0, 40000, 1));
+            r.feed(syn(3.0, 40000, 1));
+            r.feed(syn(10.0, 40001, 2));
+            r.feed(syn_ack(10.05, 40001, 2));
+            r.feed(syn(20.0, 40002, 3));
+            r.feed(syn_ack(20.05, 40002, 3));
+            r.feed(syn(30.0, 40003, 4));
+            r.feed(syn(33.0, 40003, 4));
+            r.tick(40.0);
+        };
+        let mut r = rig(|_| {});
+        feed(&mut r);
+        assert!(r.end().is_empty());
+        assert_eq!(r.shared.stats.syn_retry_suppressed_answered.load(Relaxed), 1);
+        let mut r = rig(|rules| rules.syn_retry.max_answered_share = 1.0);
+        feed(&mut r);
+        assert_eq!(r.end().len(), 2, "max_answered_share = 1 reports it");
+    }
+
+    #[test]
+    fn a_mass_scanners_repeated_probes_are_left_to_the_scan_detectors() {
+        let tools = ToolTable::parse("scanners.toml", crate::config::BUILTIN_SCANNERS_TOML).unwrap();
+        // masscan: window 1024, no options, no DF, TTL from 255, one source
+        // port, a new ISN per probe (realworld sddos_amp.dns: 46.148.20.13).
+        let probe = |t: f64, isn: u32| {
+            let mut p = syn(t, 60000, isn);
+            if let L4::Tcp(tcp) = &mut p.l4 {
+                tcp.window = 1024;
+                tcp.opts = Default::default();
+            }
+            if let Some(ip) = &mut p.ip {
+                ip.ttl = 243;
+                ip.df = false;
+            }
+            p
+        };
+        let run = |tools: &ToolTable| {
+            let mut r =
+                Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 60.0).with_scan_tools(tools));
+            for i in 0..6u32 {
+                r.feed(probe(f64::from(i) * 4.0, 7 + i * 7919));
+            }
+            let ev = r.end();
+            (ev, r.shared.stats.syn_retry_suppressed_scan_tool.load(Relaxed))
+        };
+        let (ev, n) = run(&tools);
+        assert!(ev.is_empty(), "{ev:?}");
+        assert_eq!(n, 1);
+        // Without the fingerprints the same probes read as a loop.
+        let (ev, n) = run(&ToolTable::default());
+        assert_eq!((ev.len(), n), (2, 0));
+        // hping3 is a packet crafter: its SYNs may be anything, a loop too.
+        let mut r = Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 60.0).with_scan_tools(&tools));
+        for i in 0..6u16 {
+            let mut p = syn(f64::from(i) * 4.0, 3000 + i, u32::from(i));
+            if let L4::Tcp(tcp) = &mut p.l4 {
+                tcp.window = 512;
+                tcp.opts = Default::default();
+            }
+            if let Some(ip) = &mut p.ip {
+                ip.ttl = 64;
+                ip.df = false;
+            }
+            r.feed(p);
+        }
+        assert_eq!(r.end().len(), 2, "hping3's SYNs still make a loop");
     }
 
     #[test]

@@ -81,10 +81,7 @@ impl<D: Detector> Rig<D> {
     /// marks them (`pipeline::dispatch::shard_addr`).
     pub fn feed_owned(&mut self, mut p: PacketSummary) {
         let owner = crate::pipeline::dispatch::shard_addr(&p, &self.shared.home);
-        if let (Some(o), Some(ip)) = (owner, p.ip.as_ref()) {
-            p.owner_is_src = o == ip.src;
-            p.owner_is_dst = o == ip.dst;
-        }
+        (p.owner_is_src, p.owner_is_dst) = crate::pipeline::dispatch::owner_sides(&p, owner);
         // One worker: every flood role of the packet lives here.
         p.victim = crate::detect::flood::victim_roles(&p);
         if let Some(ip) = p.ip.as_ref() {

@@ -152,6 +152,30 @@ pub fn shard_addr(p: &PacketSummary, home: &HomeNet) -> Option<IpAddr> {
     })
 }
 
+/// Which side of `p` its owner is: (the source, the destination). A host
+/// talking to itself (a loopback capture: realworld acd_nmapSV, nmap -sV
+/// against 127.0.0.1) is both, so the packet's role decides: an answer (a
+/// SYN-ACK, a RST, an ICMP reply or error, a datagram from the lower port)
+/// belongs to the side that asked, its destination.
+pub fn owner_sides(p: &PacketSummary, owner: Option<IpAddr>) -> (bool, bool) {
+    let (Some(o), Some(ip)) = (owner, p.ip.as_ref()) else { return (false, false) };
+    if ip.src != ip.dst {
+        return (o == ip.src, o == ip.dst);
+    }
+    if o != ip.src {
+        return (false, false);
+    }
+    let answer = match &p.l4 {
+        L4::Icmp(i) => i.quoted.is_some() || icmp_is_reply(i.v6, i.icmp_type),
+        L4::Tcp(t) if t.is_syn_only() || !(t.has(tcpflag::ACK) || t.has(tcpflag::RST)) => false,
+        L4::Tcp(t) if t.is_syn_ack() || t.has(tcpflag::RST) => true,
+        L4::Tcp(t) => t.sport < t.dport,
+        L4::Udp(u) => u.sport < u.dport,
+        _ => false,
+    };
+    (!answer, answer)
+}
+
 /// Owner of a packet with no request/answer marker: the outside address,
 /// else the side with the higher port (the client), else the source.
 #[inline]
@@ -480,8 +504,7 @@ impl Dispatcher {
         }
         let n = self.txs.len();
         let owner = shard_addr(p, &self.home);
-        let owner_is_src = owner.is_some() && owner == p.ip.as_ref().map(|ip| ip.src);
-        let owner_is_dst = !owner_is_src && owner.is_some() && owner == p.ip.as_ref().map(|ip| ip.dst);
+        let (owner_is_src, owner_is_dst) = owner_sides(p, owner);
         let w = match owner {
             Some(a) if n > 1 => worker_of(a, n),
             _ => 0,
@@ -688,6 +711,23 @@ mod tests {
             }),
         });
         assert_eq!(shard_addr(&icmp, &h), Some(a));
+    }
+
+    #[test]
+    fn a_host_talking_to_itself_owns_the_asking_side() {
+        use crate::decode::summary::{tcpflag::*, testutil};
+        let lo = "127.0.0.1";
+        let syn = testutil::tcp(0, lo, lo, (45081, 80), SYN, 1, 0);
+        let rst = testutil::tcp(1, lo, lo, (81, 45081), RST | ACK, 0, 2);
+        let syn_ack = testutil::tcp(1, lo, lo, (80, 45081), SYN | ACK, 5, 2);
+        let owner = Some(lo.parse().unwrap());
+        assert_eq!(owner_sides(&syn, owner), (true, false));
+        assert_eq!(owner_sides(&rst, owner), (false, true));
+        assert_eq!(owner_sides(&syn_ack, owner), (false, true));
+        // Two addresses: the owner is the side with its address.
+        let other = testutil::tcp(1, "192.0.2.20", "198.51.100.10", (80, 40000), RST | ACK, 0, 2);
+        assert_eq!(owner_sides(&other, Some("198.51.100.10".parse().unwrap())), (false, true));
+        assert_eq!(owner_sides(&other, None), (false, false));
     }
 
     #[test]

@@ -75,6 +75,31 @@ fn kinds(evs: &[Value]) -> Vec<(String, String)> {
 }
 
 #[test]
+fn a_thousand_closed_ports_read_closed_not_filtered() {
+    // Every port answered RST: the per-scan answer filter must not take
+    // later answers for repeats once it fills (realworld nmap scans of
+    // 1,000 ports read "366 closed, 633 filtered"). Also on loopback,
+    // where the scanner and the target are one address.
+    for (scanner, target) in [(SCANNER, TARGET), ("127.0.0.1", "127.0.0.1")] {
+        let mut r = rig();
+        for port in 1..=1000u16 {
+            let t = f64::from(port) * 0.001;
+            r.feed_owned(tcp(t, scanner, target, (40000, port), SYN));
+            let answer = if port == 22 { SYN | ACK } else { RST | ACK };
+            r.feed_owned(tcp(t + 0.0001, target, scanner, (port, 40000), answer));
+        }
+        let evs = r.end();
+        let d = &evs.last().unwrap()["port_scan"];
+        assert_eq!(d["status"], "final");
+        assert_eq!(
+            (d["closed"].as_u64(), d["filtered"].as_u64(), d["open"].as_u64()),
+            (Some(999), Some(0), Some(1)),
+            "{scanner}: {d}"
+        );
+    }
+}
+
+#[test]
 fn a_syn_scan_answered_by_rst_is_confirmed_by_the_walk_after_four_failures() {
     let mut r = rig();
     let mut t = 0.0;

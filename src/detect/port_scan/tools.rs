@@ -41,6 +41,11 @@ pub struct Tool {
     pub source_port: Option<String>,
     /// Share of SYN probes that must match (0..1).
     pub share: f64,
+    /// A mass scanner (`role = "scanner"`, the default): its probes are
+    /// never a client's, so its repeated SYNs to one port are a scan's
+    /// retries, not a retry loop. A packet crafter (`"crafter"`, hping3)
+    /// sends whatever its user asks, a retry loop included.
+    pub scanner: bool,
     /// Where the fingerprint comes from (capture and tool version).
     pub evidence: String,
 }
@@ -71,6 +76,7 @@ struct ToolEntry {
     same_isn: Option<bool>,
     source_port: Option<String>,
     share: Option<f64>,
+    role: Option<String>,
     evidence: String,
 }
 
@@ -136,6 +142,11 @@ impl ToolTable {
             {
                 return Err(bad("source_port", format!("must be fixed, incrementing or varying, got `{sp}`")));
             }
+            let scanner = match e.role.as_deref() {
+                None | Some("scanner") => true,
+                Some("crafter") => false,
+                Some(r) => return Err(bad("role", format!("must be scanner or crafter, got `{r}`"))),
+            };
             let share = e.share.unwrap_or(0.8);
             if !(share > 0.0 && share <= 1.0) {
                 return Err(bad("share", format!("must be above 0 and at most 1, got {share}")));
@@ -150,6 +161,7 @@ impl ToolTable {
                 same_isn: e.same_isn,
                 source_port: e.source_port,
                 share,
+                scanner,
                 evidence: e.evidence,
             });
         }
@@ -187,6 +199,11 @@ impl ToolTable {
                 && tool.source_port.as_deref().is_none_or(|sp| sp == source_port);
             fits.then_some(tool)
         })
+    }
+
+    /// The mask of the mass scanners' entries (`role = "scanner"`).
+    pub fn scanner_mask(&self) -> u16 {
+        self.tools.iter().enumerate().filter(|(_, t)| t.scanner).fold(0, |m, (i, _)| m | 1 << i)
     }
 
     pub fn len(&self) -> usize {
