@@ -286,15 +286,15 @@ mod tests {
             (asset(&full.replace("192.0.2.0/24", "192.0.2.0/33")), 3, "[[asset]] cidr: bad prefix length"),
             (asset(&full.replace("192.0.2.0/24", "not-an-ip")), 3, "[[asset]] cidr: bad address"),
             (asset(&full.replace("\"dmz\"", "\"\"")), 4, "[[asset]] name"),
-            (asset(&format!("{full}owner = \"x\"\n")), 8, "unknown field `owner`"),
+            (asset(&format!("{full}owner = \"x\"\n")), 8, "unknown key `owner`"),
             (asset(&format!("{full}[[asset]]\n{full}")), 9, "already asset `dmz`"),
             (
                 "[home]\ncriticality = 2\nsystem_countermeasures = 9\nnetwork_countermeasures = 2\n".into(),
                 3,
                 "[home] system_countermeasures",
             ),
-            ("[elsewhere]\n".into(), 1, "unknown field `elsewhere`"),
-            ("[[asset]]\ncidr = \"192.0.2.1\"\n".into(), 1, "missing field"),
+            ("[elsewhere]\n".into(), 1, "`elsewhere`"),
+            ("[[asset]]\ncidr = \"192.0.2.1\"\n".into(), 1, "missing key `name`"),
             ("[home]\ncriticality = \"high\"\n".into(), 2, "invalid type"),
         ] {
             let e = parse(&text).expect_err(&text);

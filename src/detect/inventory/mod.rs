@@ -10,6 +10,11 @@
 //!   `service_inventory` event, written at the end of a replay and every
 //!   `--inventory-interval` seconds of packet time in live mode.
 //!
+//! A TCP service on an ephemeral port (32768 and up) that `ports.toml` does
+//! not name is not learned: those are FTP passive data channels and
+//! dynamic RPC ports, open for one transfer (`brute_force.pcap`'s FTP
+//! server answers on three of them).
+//!
 //! A UDP datagram is taken as a reply when it leaves a home host from a
 //! low (< 1024) or known (`ports.toml`) port toward a higher, ephemeral
 //! (>= 1024) port: a server's answer. UDP services on high unknown ports are
@@ -29,6 +34,9 @@ pub use table::{Inventory, InventoryRules, TargetService};
 
 /// The event's type.
 pub const KIND: &str = "service_inventory";
+/// The first port of the usual ephemeral ranges (Linux 32768-60999,
+/// Windows 49152-65535).
+const EPHEMERAL: u16 = 32768;
 /// Packet time between expiry sweeps of the shared table.
 const EXPIRE_EVERY_US: i64 = 60_000_000;
 
@@ -77,7 +85,13 @@ impl Detector for Learner {
             return;
         }
         match &p.l4 {
-            L4::Tcp(t) if t.is_syn_ack() => inv.learn(ip.src, 6, t.sport, ip.dst, cx.now),
+            L4::Tcp(t) if t.is_syn_ack() => {
+                if t.sport < EPHEMERAL || cx.service(6, t.sport).is_some() {
+                    inv.learn(ip.src, 6, t.sport, ip.dst, cx.now);
+                } else {
+                    inv.answered(ip.src, cx.now);
+                }
+            }
             L4::Tcp(t) if t.has(tcpflag::RST) && !p.owner_is_src => inv.answered(ip.src, cx.now),
             L4::Udp(u) if udp_reply(u.sport, u.dport, cx) => inv.learn(ip.src, 17, u.sport, ip.dst, cx.now),
             _ => {}
