@@ -84,16 +84,19 @@ impl Detector for Learner {
         if !inv.enabled || cx.shared.from_log || !inv.is_home(ip.src) {
             return;
         }
+        // The packet's own time, not the worker's clock: a replay of files
+        // out of date order moves each worker's clock differently.
+        let ts = p.ts_us;
         match &p.l4 {
             L4::Tcp(t) if t.is_syn_ack() => {
                 if t.sport < EPHEMERAL || cx.service(6, t.sport).is_some() {
-                    inv.learn(ip.src, 6, t.sport, ip.dst, cx.now);
+                    inv.learn(ip.src, 6, t.sport, ip.dst, ts);
                 } else {
-                    inv.answered(ip.src, cx.now);
+                    inv.answered(ip.src, ts);
                 }
             }
-            L4::Tcp(t) if t.has(tcpflag::RST) && !p.owner_is_src => inv.answered(ip.src, cx.now),
-            L4::Udp(u) if udp_reply(u.sport, u.dport, cx) => inv.learn(ip.src, 17, u.sport, ip.dst, cx.now),
+            L4::Tcp(t) if t.has(tcpflag::RST) && !p.owner_is_src => inv.answered(ip.src, ts),
+            L4::Udp(u) if udp_reply(u.sport, u.dport, cx) => inv.learn(ip.src, 17, u.sport, ip.dst, ts),
             _ => {}
         }
     }

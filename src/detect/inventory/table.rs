@@ -230,13 +230,17 @@ impl Inventory {
                 let h = o.get_mut();
                 self.touched(h, ts);
                 for s in fresh.services {
-                    if h.services.len() < self.max_services
-                        && !h.services.iter().any(|x| x.proto == s.proto && x.port == s.port)
-                    {
+                    if let Some(x) = h.services.iter_mut().find(|x| x.proto == s.proto && x.port == s.port) {
+                        x.first_us = x.first_us.min(s.first_us);
+                        x.last_us = x.last_us.max(s.last_us);
+                        x.clients = x.clients.union(&s.clients);
+                    } else if h.services.len() < self.max_services {
                         h.services.push(s);
                         self.count(|c| {
                             c.entries.fetch_add(1, Relaxed);
                         });
+                    } else {
+                        h.over_quota = h.over_quota.saturating_add(1);
                     }
                 }
             }
