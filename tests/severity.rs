@@ -32,8 +32,9 @@ system_countermeasures = 1
 network_countermeasures = 2
 "#;
 
-fn rules_dir() -> PathBuf {
-    let d = tempdir("severity-rules");
+/// A rules directory holding `ASSETS`, one per test (tests run in parallel).
+fn rules_dir(tag: &str) -> PathBuf {
+    let d = tempdir(&format!("severity-rules-{tag}"));
     std::fs::write(d.join("assets.toml"), ASSETS).unwrap();
     d
 }
@@ -78,7 +79,7 @@ fn check_terms(v: &[Value]) -> usize {
 
 #[test]
 fn brute_force_on_served_ports_scores_with_the_assets_file() {
-    let rules = rules_dir();
+    let rules = rules_dir("t1");
     let v = lines("brute_force.pcap", Some(&rules), "1");
     assert!(check_terms(&v) >= 2);
     let bf = finals(&v, "brute_force");
@@ -103,7 +104,7 @@ fn brute_force_on_served_ports_scores_with_the_assets_file() {
 
 #[test]
 fn a_probe_of_a_service_the_host_does_not_run_is_less_lethal() {
-    let rules = rules_dir();
+    let rules = rules_dir("t2");
     // nmap -sU: 192.0.2.20 answers other UDP probes (ICMP unreachables are
     // not answers) but nothing on 137; it RSTs TCP, so it is known.
     let v = lines("scan_nmap_udp.pcap", Some(&rules), "1");
@@ -165,7 +166,7 @@ fn service_inventory_lists_what_home_hosts_answered_on() {
 
 #[test]
 fn severity_target_service_and_the_inventory_do_not_depend_on_workers() {
-    let rules = rules_dir();
+    let rules = rules_dir("t3");
     // What varies with thread timing: the order of lines and wall-clock stats.
     let key = |v: &[Value]| {
         let mut k: Vec<String> = v

@@ -146,8 +146,9 @@ pub struct Ctx<'a> {
     /// home net), as of the last tick: the denominator of traffic shares.
     pub inbound: u64,
     /// Packet time before which every worker's packets count for the
-    /// service inventory's answers (`Inventory::target_service`): the last
-    /// tick this worker took, `i64::MAX` once the input ended.
+    /// service inventory's answers (`Inventory::target_service`): two
+    /// seconds before the last tick this worker took (so lookups rarely
+    /// wait for slower workers), `i64::MAX` once the input ended.
     pub known_through: i64,
 }
 

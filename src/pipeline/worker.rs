@@ -14,6 +14,9 @@ use crate::stats::Table;
 use crossbeam_channel::Sender;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// How far behind its last tick a worker asks the service inventory.
+const INVENTORY_LAG_US: i64 = 2_000_000;
+
 /// One worker's detectors.
 pub struct Worker {
     sources: Sources,
@@ -90,7 +93,7 @@ impl Worker {
         if p.owner_is_src {
             self.sources.observe(p, &shared.stats);
         }
-        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound, known_through: self.ticked };
+        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound, known_through: self.known_through() };
         let c = class::of(p);
         for (d, want) in self.detectors.iter_mut().zip(&self.interests) {
             if want & c != 0 {
@@ -117,7 +120,7 @@ impl Worker {
         // The reader sent every packet before `ts` ahead of this tick.
         self.ticked = self.ticked.max(ts);
         shared.inventory.progress(self.index, self.ticked);
-        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound, known_through: self.ticked };
+        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound, known_through: self.known_through() };
         for d in &mut self.detectors {
             d.on_tick(&self.sources, &cx);
         }
@@ -126,6 +129,13 @@ impl Worker {
         }
         self.sources.expire(self.now, &shared.stats);
         self.publish(shared);
+    }
+
+    /// What the service inventory is asked as of: `INVENTORY_LAG_US` before
+    /// the last tick, so the other workers have almost always passed it
+    /// and a replay's lookups rarely wait (`detect::inventory::table`).
+    fn known_through(&self) -> i64 {
+        self.ticked.saturating_sub(INVENTORY_LAG_US)
     }
 
     /// Adds the change in this worker's table sizes to the shared stats.

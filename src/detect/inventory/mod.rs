@@ -105,7 +105,7 @@ impl Detector for Learner {
         if self.worker != 0 || !inv.enabled {
             return;
         }
-        if cx.now >= self.next_expire {
+        if !inv.is_replay() && cx.now >= self.next_expire {
             if self.next_expire != i64::MIN {
                 inv.expire(inv.low_watermark().min(cx.now));
             }

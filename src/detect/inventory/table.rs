@@ -8,8 +8,8 @@
 //! (one per client), while a detection in worker A may ask about a service
 //! worker B saw. The table is one `DashMap` (sharded locks) written by every
 //! worker on SYN-ACKs, RSTs and UDP replies, and read once per detection.
-//! A lookup asks "as of packet time T" (`known_through`: the last tick the
-//! asking worker has passed, or the end of input) and counts only what was
+//! A lookup asks "as of packet time T" (`known_through`: two seconds before
+//! the last tick the asking worker has passed, or the end of input) and counts only what was
 //! first seen before T. In a replay it first waits until every worker has
 //! passed T (`progress`, one atomic per worker, stored when a worker takes a
 //! tick; the reader flushes every batch before a tick, so a worker that has
@@ -27,8 +27,10 @@
 //! second only is on probation, and probation holds at most a quarter of
 //! the table: a flood of forged answers from home addresses fills only
 //! that quarter and cannot push out hosts already confirmed. Nothing is
-//! evicted for room; what is refused is counted (`cap_hits`), idle entries
-//! expire after `idle_s` of packet time.
+//! evicted for room; what is refused is counted (`cap_hits`). Live, idle
+//! entries expire after `idle_s` of packet time; a replay keeps them (its
+//! files may come in any date order, and which answers an expiry sweep
+//! would catch would then depend on thread timing), within the same caps.
 
 use crate::detect::keys::Distinct256;
 use crate::homenet::HomeNet;
@@ -340,6 +342,11 @@ impl Inventory {
             h.services.sort_by_key(|s| (s.proto, s.port));
         }
         (all, total)
+    }
+
+    /// A replay (lookups wait; the table does not expire, see `Learner`).
+    pub fn is_replay(&self) -> bool {
+        self.wait
     }
 
     /// Hosts held (with or without services).
