@@ -95,6 +95,10 @@ pub struct LiveArgs {
     /// Seconds of packet time between fw_correlation reports while live.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=86400))]
     pub fw_report_interval: u32,
+    /// Seconds of packet time between service_inventory events while live
+    /// (what home hosts answer on); one is also written at shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(10..=604800))]
+    pub inventory_interval: u32,
     #[command(flatten)]
     pub fw: FwOptions,
     #[command(flatten)]

@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod assets;
 pub mod cli;
 pub mod config;
 pub mod decode;

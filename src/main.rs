@@ -90,7 +90,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 filter: a.filter,
                 buffer_mb: a.buffer_mb,
             });
-            run(input, a.common, None, fw_live)
+            run(input, a.common, None, fw_live, Some(a.inventory_interval))
         }
         Command::Replay(a) => {
             let fw = if a.fw_log.is_empty() {
@@ -99,7 +99,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let (forced, tz_offset_s, reference_us) = fw_options(&a.fw)?;
                 Some(app::FwLogs { files: a.fw_log, forced, tz_offset_s, reference_us })
             };
-            run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw, None)
+            run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw, None, None)
         }
         Command::Fwlog(a) => fwlog(a),
     }
@@ -193,6 +193,7 @@ fn run(
     common: CommonArgs,
     fw: Option<app::FwLogs>,
     fw_live: Option<picket::fwlog::live::LiveConfig>,
+    inventory_interval_s: Option<u32>,
 ) -> anyhow::Result<ExitCode> {
     let (rules, home) = rules_and_home(&common)?;
     let flags = Flags::install().context("installing signal handlers")?;
@@ -205,6 +206,7 @@ fn run(
         community_id_seed: common.community_id_seed,
         fw,
         fw_live,
+        inventory_interval_s,
     };
     finish(app::run(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
 }

@@ -7,6 +7,7 @@
 //! code's defaults; a test keeps the two equal, so the file, the code and
 //! the key documentation cannot drift apart.
 
+use crate::assets::AssetTable;
 #[cfg(test)]
 use crate::config::BUILTIN_PICKET_TOML;
 use crate::config::{ConfigError, RulesFiles, Source, schema};
@@ -78,6 +79,7 @@ impl Rules {
         let builtin = Rules::try_builtin().ok();
         let ports = builtin.as_ref().map(|r| r.ports.clone()).unwrap_or_default();
         let mut rules = Rules::parse_sections(file, text, ports)?;
+        rules.assets = builtin.as_ref().map(|r| r.assets.clone()).unwrap_or_default();
         rules.scanners = builtin.map(|r| r.scanners).unwrap_or_default();
         Ok(rules)
     }
@@ -86,6 +88,7 @@ impl Rules {
         let ports = PortTable::parse(&files.ports.label, &files.ports.text)?;
         let mut rules = Rules::parse_sections(&files.picket.label, &files.picket.text, ports)?;
         rules.scanners = ToolTable::parse(&files.scanners.label, &files.scanners.text)?;
+        rules.assets = AssetTable::parse(&files.assets.label, &files.assets.text)?;
         Ok(rules)
     }
 
@@ -305,8 +308,7 @@ mod tests {
             "[general]\nmax_sources = 0",
             "[general]\nupdate_interval_s = -1",
             "[general]\nupdate_interval_s = inf",
-            "[general]\ncriticality = 6",
-            "[general]\nnetwork_countermeasures = 0",
+            "[general]\nsource_idle_s = 0",
         ] {
             let e = picket_err(bad);
             assert_eq!(e.line, Some(2), "{bad}: {e}");
@@ -359,7 +361,7 @@ mod tests {
 
     #[test]
     fn every_section_can_be_disabled_from_a_directory() {
-        for name in Rules::SECTIONS.iter().filter(|n| **n != "general") {
+        for name in Rules::SECTIONS.iter().filter(|n| !matches!(**n, "general" | "lethality")) {
             let d = TempDir::new("disable");
             d.write("picket.toml", &format!("[{name}]\nenabled = false\n"));
             let (r, summary) = Rules::load_dir_with_summary(&d.0).unwrap();

@@ -49,10 +49,13 @@ pub enum Table {
     /// `syn_flood` and `reflection`'s (victim, vector, port) entries:
     /// probation (seen once) and promoted.
     Flood,
+    /// The service inventory's (home host, service) entries, shared by
+    /// every worker (`detect::inventory`).
+    Services,
 }
 
 impl Table {
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -68,6 +71,7 @@ impl Table {
         Table::Anomaly,
         Table::BruteForce,
         Table::Flood,
+        Table::Services,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -86,6 +90,7 @@ impl Table {
             Table::Anomaly => "anomaly",
             Table::BruteForce => "brute_force",
             Table::Flood => "flood",
+            Table::Services => "service_inventory",
         }
     }
 }

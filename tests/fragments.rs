@@ -17,7 +17,7 @@ fn events(r: &Run) -> Vec<Value> {
 fn finals(evs: &[Value]) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = evs
         .iter()
-        .filter(|e| e["event_type"] != "stats")
+        .filter(|e| e["event_type"] != "stats" && e["event_type"] != "service_inventory")
         .filter(|e| {
             let t = e["event_type"].as_str().unwrap_or("");
             e[t]["status"] == "final" || e[t]["status"].is_null()

@@ -308,6 +308,7 @@ fn live_follows_a_rotated_log_and_receives_syslog() {
     let run = Run {
         code: Some(0),
         events: parse(&std::fs::read_to_string(&out).unwrap()),
+        inventory: Vec::new(),
         stdout: String::new(),
         stderr: String::new(),
     };

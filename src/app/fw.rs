@@ -226,6 +226,8 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         stats: &stats,
         workers: cfg.workers,
         from_log: true,
+        replay: true,
+        inventory_every_s: None,
     });
     let mut analysis = Analysis::start(&shared, &rules, cfg.home, false, EndReason::EndOfInput, &out_tx)?;
     let read = feed_logs(inputs, cfg.ctx, &names, &mut analysis, &evidence, &stats, &flags);

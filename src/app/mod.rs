@@ -48,6 +48,8 @@ pub struct RunConfig {
     pub fw: Option<FwLogs>,
     /// Firewall logs followed, and syslog received, while live.
     pub fw_live: Option<LiveConfig>,
+    /// Live: seconds of packet time between `service_inventory` events.
+    pub inventory_interval_s: Option<u32>,
 }
 
 /// The default worker count: available cores minus the reader, at least 1.
@@ -253,6 +255,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         stats: &stats,
         workers: cfg.workers,
         from_log: false,
+        replay: !lossy,
+        inventory_every_s: if lossy { cfg.inventory_interval_s } else { None },
     });
     let src = StatsSource { stats: Arc::clone(&stats), sensor: stages::sensor_label(&sensors), started };
     let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));

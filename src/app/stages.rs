@@ -4,6 +4,7 @@
 //! in the order that writes every event before the final stats line.
 
 use crate::detect::decoy::{self, Aggregator};
+use crate::detect::inventory::{self, Inventory};
 use crate::detect::{EndReason, Rules, Shared};
 use crate::homenet::HomeNet;
 use crate::input::capture::CaptureError;
@@ -34,7 +35,7 @@ pub(super) fn spawn_err(e: std::io::Error) -> CaptureError {
 
 /// The `sensor` of run-wide events: the one input's name, or "N files".
 pub(super) fn sensor_label(sensors: &[String]) -> String {
-    if sensors.len() == 1 { sensors[0].clone() } else { format!("{} files", sensors.len()) }
+    crate::output::event::run_label(sensors)
 }
 
 /// Opens `-o FILE` (or stdout) before any thread starts.
@@ -86,6 +87,11 @@ pub(super) struct SharedInput<'a> {
     pub workers: usize,
     /// `picket fwlog`: the "packets" are firewall records.
     pub from_log: bool,
+    /// A replay: service inventory lookups wait for every worker
+    /// (`detect::inventory::table`), so results do not depend on timing.
+    pub replay: bool,
+    /// Live `--inventory-interval` in seconds.
+    pub inventory_every_s: Option<u32>,
 }
 
 pub(super) fn shared(i: SharedInput<'_>) -> Arc<Shared> {
@@ -98,6 +104,11 @@ pub(super) fn shared(i: SharedInput<'_>) -> Arc<Shared> {
         stats: Arc::clone(i.stats),
         workers: i.workers.max(1),
         from_log: i.from_log,
+        lethality: i.rules.lethality.clone(),
+        assets: i.rules.assets.clone(),
+        inventory: Inventory::new(&i.rules.service_inventory, i.home.clone(), i.workers.max(1), i.replay)
+            .with_stats(Arc::clone(i.stats)),
+        inventory_every_s: i.inventory_every_s,
     })
 }
 
@@ -107,6 +118,9 @@ pub(super) struct Analysis {
     pub dispatcher: Dispatcher,
     workers: Vec<JoinHandle<()>>,
     aggregator: Option<JoinHandle<()>>,
+    /// For the `service_inventory` event written once the workers are done.
+    shared: Arc<Shared>,
+    out: Sender<EventLine>,
 }
 
 impl Analysis {
@@ -147,11 +161,11 @@ impl Analysis {
             let link = links.next();
             let h = std::thread::Builder::new()
                 .name(format!("picket-worker-{i}"))
-                .spawn(move || Worker::new(&sh, &rules, link).run(port, &sh, tx, end))
+                .spawn(move || Worker::new(&sh, &rules, link, i).run(port, &sh, tx, end))
                 .map_err(spawn_err)?;
             workers.push(h);
         }
-        Ok(Analysis { dispatcher, workers, aggregator })
+        Ok(Analysis { dispatcher, workers, aggregator, shared: Arc::clone(shared), out: out.clone() })
     }
 
     /// Closes the channels and waits until every detection is flushed.
@@ -163,6 +177,18 @@ impl Analysis {
         // Every worker has sent `Done` (or dropped its link): the aggregator ends.
         if let Some(h) = self.aggregator {
             let _ = h.join();
+        }
+        // What the home net offered, after every detection (packet input only).
+        let sh = &self.shared;
+        if sh.inventory.enabled && !sh.from_log {
+            let now = sh.stats.clock_us.load(std::sync::atomic::Ordering::Relaxed).max(0);
+            let cx = crate::detect::Ctx { shared: sh, out: &self.out, now, inbound: 0, known_through: i64::MAX };
+            let reason = if sh.stats.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                "shutdown"
+            } else {
+                "end_of_input"
+            };
+            cx.emit(inventory::render(&sh.inventory, now, &sensor_label(&sh.sensors), reason, &cx));
         }
     }
 }

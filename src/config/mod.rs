@@ -35,6 +35,11 @@ pub const BUILTIN_SCANNERS_TOML: &str = include_str!("../../rules/scanners.toml"
 /// Label used in errors for the built-in copy of `scanners.toml`.
 pub const BUILTIN_SCANNERS_LABEL: &str = "<built-in>/scanners.toml";
 
+/// The shipped asset data for severity (`rules/assets.toml`).
+pub const BUILTIN_ASSETS_TOML: &str = include_str!("../../rules/assets.toml");
+/// Label used in errors for the built-in copy of `assets.toml`.
+pub const BUILTIN_ASSETS_LABEL: &str = "<built-in>/assets.toml";
+
 /// Label used in errors for the built-in copy of `picket.toml`.
 pub const BUILTIN_PICKET_LABEL: &str = "<built-in>/picket.toml";
 /// Label used in errors for the built-in copy of `ports.toml`.
@@ -77,6 +82,7 @@ pub struct RulesFiles {
     pub picket: RulesText,
     pub ports: RulesText,
     pub scanners: RulesText,
+    pub assets: RulesText,
 }
 
 impl RulesFiles {
@@ -86,12 +92,13 @@ impl RulesFiles {
             picket: RulesText::builtin(BUILTIN_PICKET_LABEL, BUILTIN_PICKET_TOML),
             ports: RulesText::builtin(BUILTIN_PORTS_LABEL, BUILTIN_PORTS_TOML),
             scanners: RulesText::builtin(BUILTIN_SCANNERS_LABEL, BUILTIN_SCANNERS_TOML),
+            assets: RulesText::builtin(BUILTIN_ASSETS_LABEL, BUILTIN_ASSETS_TOML),
         }
     }
 
     /// Reads every `*.toml` in `dir`.
     ///
-    /// `picket.toml`, `ports.toml` and `scanners.toml` are the known names;
+    /// `picket.toml`, `ports.toml`, `scanners.toml` and `assets.toml` are the known names;
     /// any other `.toml` file is an error naming it, other files are
     /// ignored. A missing file falls back to the built-in copy. A
     /// missing or unreadable directory is an error naming it.
@@ -115,10 +122,11 @@ impl RulesFiles {
                 Some("picket.toml") => &mut files.picket,
                 Some("ports.toml") => &mut files.ports,
                 Some("scanners.toml") => &mut files.scanners,
+                Some("assets.toml") => &mut files.assets,
                 _ => {
                     return Err(ConfigError::file(
                         path.display().to_string(),
-                        "unknown rules file (expected picket.toml, ports.toml or scanners.toml)",
+                        "unknown rules file (expected picket.toml, ports.toml, scanners.toml or assets.toml)",
                     ));
                 }
             };

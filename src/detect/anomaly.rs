@@ -49,6 +49,7 @@ use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, frag, ipopt, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{Distinct1024, addr_key, mix, sweep_every};
+use crate::detect::severity::Fact;
 use crate::homenet::HomeNet;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -175,12 +176,12 @@ impl Kind {
         }
     }
 
-    /// SIGNATURES.md section 9's lethality.
-    fn lethality(self) -> i64 {
+    /// SIGNATURES.md section 9: the row of `[lethality]` that scores it.
+    fn fact(self) -> Fact {
         match self {
-            Kind::SourceRoute | Kind::IcmpRedirect | Kind::RouterAdvertisement => 3,
-            Kind::PortZero => 1,
-            _ => 2,
+            Kind::SourceRoute | Kind::IcmpRedirect | Kind::RouterAdvertisement => Fact::AnomalySteering,
+            Kind::PortZero => Fact::PortZero,
+            _ => Fact::Anomaly,
         }
     }
 }
@@ -554,7 +555,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
     let flow = Flow { src: e.first_src, dst: e.first_dst, proto: e.proto, ports: e.first_ports.or(Some((0, 0))) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(key.kind.lethality()))
+        .judged(cx.judge(cx.asset_of(flow.src, flow.dst), None, key.kind.fact()))
         .summary(summary)
         .details(KIND, details)
 }

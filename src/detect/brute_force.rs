@@ -42,6 +42,7 @@ use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{Distinct256, addr_key, hash_pair, mix, sweep_every};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -97,9 +98,6 @@ const SUSPECT: u64 = 3;
 /// Claims kept per worker (oldest out) and how long.
 const CLAIMS_KEPT: usize = 4096;
 const CLAIM_HOLD_US: i64 = 7_200_000_000;
-/// SIGNATURES.md section 9: a login attack; one that got in is worse.
-const LETHALITY: i64 = 3;
-const LETHALITY_IN: i64 = 4;
 
 /// (source, port) pairs `brute_force` explains, shared with the detectors of
 /// one worker that would otherwise read the same connections as a client
@@ -699,11 +697,11 @@ fn render(k: &AKey, a: &Attack, status: &str, end: Option<EndReason>, cx: &Ctx, 
         a.completed,
         human_s(span),
     );
-    let lethality = if a.success > 0 { LETHALITY_IN } else { LETHALITY };
+    let fact = if a.success > 0 { Fact::BruteForceSuccess } else { Fact::BruteForce };
     let flow = Flow { src: k.client, dst: a.target, proto: 6, ports: Some((a.first_sport, k.port)) };
     EventBuilder::new(KIND, now, cx.sensor(a.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(lethality))
+        .judged(cx.judge(cx.asset_of(k.client, a.target), Some((6, k.port)), fact))
         .summary(summary)
         .details(KIND, details)
 }

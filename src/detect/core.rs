@@ -10,10 +10,13 @@
 //! down. A detection first confirmed at the end of input gets only `final`.
 
 use super::general::General;
+use super::inventory::table::Inventory;
+use super::severity::{Fact, LethalityRules, Scorer};
 use super::sources::Sources;
+use crate::assets::AssetTable;
 use crate::decode::summary::PacketSummary;
 use crate::homenet::HomeNet;
-use crate::output::event::EventLine;
+use crate::output::event::{EventLine, Judged};
 use crate::ports::PortTable;
 use crate::stats::{Stats, Table};
 use crossbeam_channel::Sender;
@@ -115,6 +118,15 @@ pub struct Shared {
     /// The input is firewall-log records (`picket fwlog`), not packets:
     /// summaries count records.
     pub from_log: bool,
+    /// `[lethality]`: severity's lethality by what a detection found.
+    pub lethality: LethalityRules,
+    /// `assets.toml`: severity's target terms.
+    pub assets: AssetTable,
+    /// What the home net offers, shared by every worker (`detect::inventory`).
+    pub inventory: Inventory,
+    /// Live `--inventory-interval`: seconds of packet time between
+    /// `service_inventory` events (replay writes one at the end).
+    pub inventory_every_s: Option<u32>,
 }
 
 impl Shared {
@@ -133,6 +145,11 @@ pub struct Ctx<'a> {
     /// Packets toward the home net read so far (all packets without a
     /// home net), as of the last tick: the denominator of traffic shares.
     pub inbound: u64,
+    /// Packet time before which every worker's packets count for the
+    /// service inventory's answers (`Inventory::target_service`): two
+    /// seconds before the last tick this worker took (so lookups rarely
+    /// wait for slower workers), `i64::MAX` once the input ended.
+    pub known_through: i64,
 }
 
 impl Ctx<'_> {
@@ -165,12 +182,22 @@ impl Ctx<'_> {
         self.shared.ports.lookup(proto, port).map(|i| i.name.as_str())
     }
 
-    /// SIGNATURES.md section 9: (criticality + lethality) - (system + network
-    /// countermeasures), each 1..5, so -8..+8. Until per-asset data exists the
-    /// target terms come from `[general]`.
-    pub fn severity(&self, lethality: i64) -> i64 {
-        let g = &self.shared.general;
-        (g.criticality + lethality) - (g.system_countermeasures + g.network_countermeasures)
+    fn scorer(&self) -> Scorer<'_> {
+        let sh = self.shared;
+        Scorer { lethality: &sh.lethality, assets: &sh.assets, home: &sh.home, inventory: &sh.inventory }
+    }
+
+    /// The address an event between `src` and `dst` is scored on
+    /// (`Scorer::asset_of`: the home side, the target first).
+    pub fn asset_of(&self, src: IpAddr, dst: IpAddr) -> IpAddr {
+        self.scorer().asset_of(src, dst)
+    }
+
+    /// SIGNATURES.md section 9: scores an event about `asset` (and its one
+    /// `service`, protocol and port, if any) for what the detection found;
+    /// put it on the event with `EventBuilder::judged`.
+    pub fn judge(&self, asset: IpAddr, service: Option<(u8, u16)>, fact: Fact) -> Judged {
+        self.scorer().judge(asset, service, fact, self.known_through)
     }
 }
 

@@ -49,6 +49,7 @@ use super::sources::Sources;
 use crate::decode::summary::{L4, PacketSummary, victim};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{Distinct, Distinct256, SWEEP_US, addr_key};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -92,8 +93,6 @@ crate::rules_section! {
 
 const SYN_KIND: &str = "syn_flood";
 const REFL_KIND: &str = "reflection";
-/// SIGNATURES.md section 9: denial of service.
-const LETHALITY: i64 = 3;
 /// The rate bucket.
 const BUCKET_US: i64 = 1_000_000;
 /// At most this many sources make the whole rate: "a handful of machines".
@@ -732,7 +731,7 @@ fn render_syn(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &C
         ),
         None => b.field("dest_ip", json!(key.victim.to_string())).field("proto", json!("TCP")).dest_port(key.port),
     };
-    b.severity(cx.severity(LETHALITY)).summary(s).details(SYN_KIND, Value::Object(d))
+    b.judged(cx.judge(key.victim, Some((6, key.port)), Fact::Flood)).summary(s).details(SYN_KIND, Value::Object(d))
 }
 
 fn share(n: u64, of: u64) -> f64 {
@@ -805,7 +804,7 @@ fn render_reflection(key: &Key, e: &Entry, status: &str, end: Option<EndReason>,
     if let Some(p) = port {
         b = b.field("src_port", json!(p));
     }
-    b.severity(cx.severity(LETHALITY)).summary(s).details(REFL_KIND, Value::Object(d))
+    b.judged(cx.judge(key.victim, None, Fact::Flood)).summary(s).details(REFL_KIND, Value::Object(d))
 }
 
 impl Detector for Flood {

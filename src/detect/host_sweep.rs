@@ -27,6 +27,7 @@ use crate::detect::keys::{AddrKey, Distinct, Distinct1024, addr_key, mix, sweep_
 /// 4096 bits: hosts are counted as their bit goes from clear to set, so a
 /// count never exceeds the truth (a /26 sweep says 64, not 65).
 type HostSet = Distinct<64>;
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -60,8 +61,6 @@ fn check_host_sweep(_r: &HostSweepRules, _s: &Spans) -> Result<(), ConfigError> 
 const KIND: &str = "host_sweep";
 /// Hosts that answered, listed in the event.
 const ALIVE_KEPT: usize = 16;
-/// SIGNATURES.md section 9: reconnaissance.
-const LETHALITY: i64 = 1;
 
 /// Discovery methods, one bit each.
 const METHODS: [&str; 5] = ["icmp_echo", "icmp_timestamp", "icmp_mask", "tcp_syn", "tcp_ack"];
@@ -365,7 +364,7 @@ fn render(src: IpAddr, s: &Sweep, status: &str, end: Option<EndReason>, cx: &Ctx
     let flow = Flow { src, dst: s.first_dst, proto, ports: Some(ports) };
     EventBuilder::new(KIND, now, cx.sensor(s.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(cx.judge(cx.asset_of(src, s.first_dst), None, Fact::HostSweep))
         .summary(summary)
         .details(KIND, details)
 }

@@ -34,6 +34,7 @@ use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{AddrKey, Distinct256, addr_key, sweep_every};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -74,8 +75,6 @@ fn check_known_probe(_r: &KnownProbeRules, _s: &Spans) -> Result<(), ConfigError
 const KIND: &str = "known_probe";
 /// Trojan and backdoor ports tracked per source.
 const NAMES: usize = 8;
-/// SIGNATURES.md section 9: a trojan probe is aimed at a compromised host.
-const LETHALITY: i64 = 2;
 /// The proxy ports of SIGNATURES.md section 7, for the bitmask.
 const PROXY_PORTS: [u16; 9] = [80, 81, 88, 1080, 3128, 8000, 8080, 8081, 8888];
 
@@ -517,10 +516,12 @@ fn render_trojan(src: IpAddr, e: &Entry, status: &str, end: Option<EndReason>, c
         "{src} probed {what} on {whom}, {tries}{how}: a worm, bot or scanner looking for hosts already infected{listening}"
     );
     let flow = Flow { src, dst: first.first_target, proto: first.proto, ports: Some((first.first_sport, first.port)) };
-    let lethality = if answered > 0 { LETHALITY + 2 } else { LETHALITY };
+    let fact = if answered > 0 { Fact::TrojanProbeAnswered } else { Fact::TrojanProbe };
+    // One port on one host: did it hit a real service (the inventory)?
+    let service = (e.trojans.len() == 1 && hosts == 1).then_some((first.proto, first.port));
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(lethality))
+        .judged(cx.judge(cx.asset_of(src, first.first_target), service, fact))
         .summary(summary)
         .details(KIND, details)
 }
@@ -584,7 +585,7 @@ fn render_pattern(
     let flow = Flow { src, dst: target, proto: 6, ports: Some((0, ports.first().copied().unwrap_or(0))) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(cx.judge(cx.asset_of(src, target), None, Fact::KnownScannerProbe))
         .summary(summary)
         .details(KIND, d)
 }

@@ -15,11 +15,13 @@ pub mod fair;
 pub mod flood;
 pub mod general;
 pub mod host_sweep;
+pub mod inventory;
 pub mod keys;
 pub mod known_probe;
 pub mod netbios;
 pub mod periodic;
 pub mod port_scan;
+pub mod severity;
 pub mod slab;
 pub mod smurf;
 pub mod sources;
@@ -48,6 +50,8 @@ macro_rules! rules_sections {
             pub ports: PortTable,
             /// Scanner fingerprints (`scanners.toml`).
             pub scanners: port_scan::tools::ToolTable,
+            /// Severity's target terms (`assets.toml`).
+            pub assets: crate::assets::AssetTable,
         }
 
         impl Rules {
@@ -62,12 +66,13 @@ macro_rules! rules_sections {
                     $( $field: crate::config::schema::Section::parse(file, text)?, )*
                     ports,
                     scanners: Default::default(),
+                    assets: Default::default(),
                 })
             }
 
             /// The code's defaults with `ports`.
             pub fn defaults(ports: PortTable) -> Rules {
-                Rules { $( $field: <$ty>::default(), )* ports, scanners: Default::default() }
+                Rules { $( $field: <$ty>::default(), )* ports, scanners: Default::default(), assets: Default::default() }
             }
 
             /// Every section, for the dump and the summary.
@@ -94,11 +99,15 @@ rules_sections! {
     brute_force: brute_force::BruteForceRules,
     syn_flood: flood::SynFloodRules,
     reflection: flood::ReflectionRules,
+    lethality: severity::LethalityRules,
+    service_inventory: inventory::InventoryRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
 /// one line here (and one in `rules_sections!` above).
-pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
+/// `worker` is the worker's index; `inventory_every_s` the live
+/// `--inventory-interval`.
+pub fn all(shared: &Shared, r: &Rules, worker: usize, inventory_every_s: Option<u32>) -> Vec<Box<dyn Detector>> {
     let update_s = r.general.update_interval_s;
     let cap = |n| shared.per_worker(n);
     // brute_force first: the connections it explains are claimed before
@@ -154,5 +163,6 @@ pub fn all(shared: &Shared, r: &Rules) -> Vec<Box<dyn Detector>> {
             cap(r.syn_flood.max_probation),
             update_s,
         )),
+        Box::new(inventory::Learner::new(worker, inventory_every_s)),
     ]
 }

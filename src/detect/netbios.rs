@@ -44,6 +44,7 @@ use crate::decode::summary::{L4, PacketSummary, fact};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{Distinct256, Distinct1024, addr_key};
 use crate::detect::keys::{FastMap, SWEEP_US};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -122,14 +123,6 @@ const SLOTS: usize = 4;
 const INTERVALS: usize = 16;
 /// Packet time between make-room sweeps of a full table.
 const EVICT_US: i64 = 1_000_000;
-/// SIGNATURES.md section 9 lethality: a lookup is harmless, several targets
-/// worth a look, a scan reconnaissance, a scan followed by SMB a worm or an
-/// intrusion attempt.
-const LETHALITY_LOOKUP: i64 = 1;
-const LETHALITY_SEVERAL: i64 = 2;
-const LETHALITY_LOOKUP_SMB: i64 = 3;
-const LETHALITY_SCAN: i64 = 3;
-const LETHALITY_SCAN_SMB: i64 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Stack {
@@ -618,14 +611,15 @@ fn verdict(e: &Entry, rules: &NetbiosRules) -> &'static str {
     }
 }
 
-fn lethality(e: &Entry, rules: &NetbiosRules) -> i64 {
+/// SIGNATURES.md section 9: the row of `[lethality]` that scores it.
+fn fact(e: &Entry, rules: &NetbiosRules) -> Fact {
     let targets = e.target_count();
     match (verdict(e, rules), e.smb_followed()) {
-        ("scan" | "port_scan", true) => LETHALITY_SCAN_SMB,
-        ("scan" | "port_scan", false) => LETHALITY_SCAN,
-        (_, true) => LETHALITY_LOOKUP_SMB,
-        _ if targets > u64::from(rules.lookup_max_targets) => LETHALITY_SEVERAL,
-        _ => LETHALITY_LOOKUP,
+        ("scan" | "port_scan", true) => Fact::NetbiosScanThenSmb,
+        ("scan" | "port_scan", false) => Fact::NetbiosScan,
+        (_, true) => Fact::NetbiosLookupThenSmb,
+        _ if targets > u64::from(rules.lookup_max_targets) => Fact::NetbiosSeveral,
+        _ => Fact::NetbiosLookup,
     }
 }
 
@@ -677,7 +671,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<End>, rules: &NetbiosR
     let flow = Flow { src: key.src, dst, proto: 17, ports: Some((e.first_sport, NBNS)) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(lethality(e, rules)))
+        .judged(cx.judge(cx.asset_of(key.src, dst), Some((17, NBNS)), fact(e, rules)))
         .summary(summary(key, e, rules))
         .details(KIND, details)
 }

@@ -62,6 +62,7 @@ use super::sources::Sources;
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{FastMap, site_local, sweep_every, unicast};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -143,8 +144,6 @@ const MAX_STEP: usize = 16;
 const EVAL_US: i64 = 1_000_000;
 /// Packet time between make-room sweeps of a full table.
 const EVICT_US: i64 = 1_000_000;
-/// SIGNATURES.md section 9: a periodic client or a port sequence is low lethality.
-const LETHALITY: i64 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
@@ -942,6 +941,12 @@ fn service_note(key: &Key, cx: &Ctx) -> (Option<String>, String) {
     (svc.map(String::from), svc.map(|s| format!(" ({s})")).unwrap_or_default())
 }
 
+/// SIGNATURES.md section 9: the key's score; its service is its port.
+fn judge(key: &Key, cx: &Ctx, fact: Fact) -> crate::output::event::Judged {
+    let service = matches!(key.proto, 6 | 17).then_some((key.proto, key.dport));
+    cx.judge(cx.asset_of(key.src, key.dst), service, fact)
+}
+
 fn flow(key: &Key, e: &Entry) -> Flow {
     let ports = match key.proto {
         6 | 17 => Some((e.first_port, key.dport)),
@@ -1068,7 +1073,7 @@ fn render_periodic(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
     };
     EventBuilder::new(PERIODIC, now, cx.sensor(e.sensor))
         .flow(&flow(key, e), cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(judge(key, cx, Fact::RetryingClient))
         .summary(summary)
         .details(PERIODIC, details)
 }
@@ -1133,7 +1138,7 @@ fn render_sequence(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, c
     );
     EventBuilder::new(SEQUENCE, now, cx.sensor(e.sensor))
         .flow(&flow(key, e), cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(judge(key, cx, Fact::RetryingClient))
         .summary(summary)
         .details(SEQUENCE, details)
 }
@@ -1260,14 +1265,14 @@ fn render_verdict(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx
         "last_seen": rfc3339_us(e.last_us),
         "duration_s": secs(e.last_us - e.first_us),
     });
-    let lethality = match conclusion {
-        "beacon" => 3,
-        "beacon_or_misconfigured_client" => 2,
-        _ => LETHALITY,
+    let fact = match conclusion {
+        "beacon" => Fact::Beacon,
+        "beacon_or_misconfigured_client" => Fact::BeaconOrMisconfigured,
+        _ => Fact::RetryingClient,
     };
     EventBuilder::new(VERDICT, now, cx.sensor(e.sensor))
         .flow(&flow(key, e), cx.shared.community_id_seed)
-        .severity(cx.severity(lethality))
+        .judged(judge(key, cx, fact))
         .summary(summary)
         .details(VERDICT, details)
 }

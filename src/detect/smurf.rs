@@ -29,6 +29,7 @@ use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{Distinct256, addr_key};
 use crate::detect::keys::{FastMap, SWEEP_US};
+use crate::detect::severity::Fact;
 use crate::homenet::HomeNet;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -94,8 +95,6 @@ const AMPS: usize = 16;
 /// Destination ports remembered per detection.
 const PORTS: usize = 8;
 const EVICT_US: i64 = 1_000_000;
-/// SIGNATURES.md section 9: a denial of service against a third party.
-const LETHALITY: i64 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
@@ -492,7 +491,7 @@ fn render(
     };
     EventBuilder::new(kind, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(cx.judge(e.victim, None, Fact::Smurf))
         .summary(summary(key.kind, e, &amps, &subnets, ports, cx))
         .details(kind, details)
 }

@@ -52,6 +52,7 @@ use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::Distinct1024;
 use crate::detect::keys::{FastMap, sweep_every};
 use crate::detect::port_scan::tools::ToolTable;
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -108,8 +109,6 @@ const WIN: usize = 16;
 const EVICT_US: i64 = 1_000_000;
 /// Packet time between confirmation checks of one entry from its SYNs.
 const EVAL_US: i64 = 1_000_000;
-/// SIGNATURES.md section 9: lethality of a retry loop is low.
-const LETHALITY: i64 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
@@ -923,7 +922,7 @@ fn render(
     let flow = Flow { src: key.src, dst: key.dst, proto: 6, ports: Some((e.first_sport, key.dport)) };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(cx.judge(cx.asset_of(key.src, key.dst), Some((6, key.dport)), Fact::RetryingClient))
         .summary(summary(key, e, service))
         .details(KIND, details)
 }

@@ -36,6 +36,15 @@ pub fn shared(rules: &Rules, home: &str, workers: usize) -> Shared {
         stats: Arc::new(Stats::default()),
         workers,
         from_log: false,
+        lethality: rules.lethality.clone(),
+        assets: rules.assets.clone(),
+        inventory: crate::detect::inventory::Inventory::new(
+            &rules.service_inventory,
+            HomeNet::parse(home).expect("test home net"),
+            workers,
+            false,
+        ),
+        inventory_every_s: None,
     }
 }
 
@@ -73,7 +82,8 @@ impl<D: Detector> Rig<D> {
         self.now = self.now.max(p.ts_us);
         self.inbound += 1;
         self.src.observe(&p, &self.shared.stats);
-        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound };
+        let cx =
+            Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound, known_through: i64::MAX };
         self.det.on_packet(&p, 0, &self.src, &cx);
     }
 
@@ -99,13 +109,15 @@ impl<D: Detector> Rig<D> {
     /// A tick at `t` seconds of packet time.
     pub fn tick(&mut self, t: f64) {
         self.now = s(t);
-        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound };
+        let cx =
+            Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound, known_through: i64::MAX };
         self.det.on_tick(&self.src, &cx);
     }
 
     /// Ends the input; returns every event not read yet.
     pub fn end(&mut self) -> Vec<Value> {
-        let cx = Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound };
+        let cx =
+            Ctx { shared: &self.shared, out: &self.tx, now: self.now, inbound: self.inbound, known_through: i64::MAX };
         self.det.flush(EndReason::EndOfInput, &self.src, &cx);
         self.events()
     }

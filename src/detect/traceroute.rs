@@ -30,6 +30,7 @@ use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{FastMap, SWEEP_US};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -79,8 +80,6 @@ const ROUTERS: usize = 16;
 const EVICT_US: i64 = 1_000_000;
 /// UNIX traceroute's first destination port (SIGNATURES.md section 3).
 const UDP_BASE: u16 = 33434;
-/// SIGNATURES.md section 9: a traceroute is reconnaissance, low lethality.
-const LETHALITY: i64 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Method {
@@ -479,7 +478,7 @@ fn render(key: &Key, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, 
     let flow = Flow { src: key.tracer, dst: key.target, proto, ports };
     EventBuilder::new(KIND, now, cx.sensor(e.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(cx.judge(cx.asset_of(key.tracer, key.target), None, Fact::Traceroute))
         .summary(summary(key, e, direction, &routers, &cx.shared.home))
         .details(KIND, details)
 }

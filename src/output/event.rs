@@ -41,6 +41,21 @@ pub fn proto_name(proto: u8) -> String {
     }
 }
 
+/// An event's score (SIGNATURES.md section 9, `detect::severity`): the
+/// `severity` number, the `severity_terms` object that explains it, and for
+/// an event about one service of a home host, `target_service`.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    pub severity: i64,
+    pub terms: Value,
+    pub target_service: Option<&'static str>,
+}
+
+/// The `sensor` of run-wide events: the one input's name, or "N files".
+pub fn run_label(sensors: &[String]) -> String {
+    if sensors.len() == 1 { sensors[0].clone() } else { format!("{} files", sensors.len()) }
+}
+
 /// Builds one event line.
 pub struct EventBuilder {
     obj: Map<String, Value>,
@@ -82,6 +97,16 @@ impl EventBuilder {
 
     pub fn severity(mut self, s: i64) -> EventBuilder {
         self.obj.insert("severity".into(), json!(s));
+        self
+    }
+
+    /// Adds `severity`, `severity_terms` and `target_service` (when known).
+    pub fn judged(mut self, j: Judged) -> EventBuilder {
+        self.obj.insert("severity".into(), json!(j.severity));
+        self.obj.insert("severity_terms".into(), j.terms);
+        if let Some(t) = j.target_service {
+            self.obj.insert("target_service".into(), json!(t));
+        }
         self
     }
 

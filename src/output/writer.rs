@@ -149,7 +149,7 @@ pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSour
 
 /// A detection event with what `enrich` adds, or None to write it as it is.
 fn enriched(enrich: &Enrich, ev: &EventLine) -> Option<String> {
-    if matches!(ev.kind, "stats" | "fw_correlation") {
+    if matches!(ev.kind, "stats" | "fw_correlation" | "service_inventory") {
         return None;
     }
     let mut v: serde_json::Value = serde_json::from_str(&ev.line).ok()?;

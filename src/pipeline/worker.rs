@@ -14,6 +14,9 @@ use crate::stats::Table;
 use crossbeam_channel::Sender;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// How far behind its last tick a worker asks the service inventory.
+const INVENTORY_LAG_US: i64 = 2_000_000;
+
 /// One worker's detectors.
 pub struct Worker {
     sources: Sources,
@@ -27,13 +30,18 @@ pub struct Worker {
     inbound: u64,
     /// Table sizes last added to the shared stats (so updates are deltas).
     published: [u64; Table::ALL.len()],
+    /// This worker's index (its slot in the service inventory's progress).
+    index: usize,
+    /// The last tick taken: every worker's packets before it count in the
+    /// service inventory's answers (`Ctx::known_through`).
+    ticked: i64,
 }
 
 impl Worker {
     /// `decoy` is this worker's end of the decoy aggregator channel.
-    pub fn new(shared: &Shared, rules: &Rules, decoy: Option<Link>) -> Worker {
+    pub fn new(shared: &Shared, rules: &Rules, decoy: Option<Link>, index: usize) -> Worker {
         let g = &shared.general;
-        let detectors = detect::all(shared, rules);
+        let detectors = detect::all(shared, rules, index, shared.inventory_every_s);
         Worker {
             sources: Sources::new(shared.per_worker(g.max_sources), g.source_idle_s),
             interests: detectors.iter().map(|d| d.interest()).collect(),
@@ -42,6 +50,8 @@ impl Worker {
             now: i64::MIN,
             inbound: 0,
             published: [0; Table::ALL.len()],
+            index,
+            ticked: i64::MIN,
         }
     }
 
@@ -66,7 +76,9 @@ impl Worker {
         // Publish first: the final stats show the tables as the input left them.
         self.publish(shared);
         let end = end.unless_interrupted(shared.stats.interrupted.load(Relaxed));
-        let cx = Ctx { shared, out: &out, now: self.now.max(0), inbound: self.inbound };
+        // Input over: every answer this worker saw counts for the others.
+        shared.inventory.progress(self.index, i64::MAX);
+        let cx = Ctx { shared, out: &out, now: self.now.max(0), inbound: self.inbound, known_through: i64::MAX };
         for d in &mut self.detectors {
             d.flush(end, &self.sources, &cx);
         }
@@ -81,7 +93,7 @@ impl Worker {
         if p.owner_is_src {
             self.sources.observe(p, &shared.stats);
         }
-        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound };
+        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound, known_through: self.known_through() };
         let c = class::of(p);
         for (d, want) in self.detectors.iter_mut().zip(&self.interests) {
             if want & c != 0 {
@@ -105,7 +117,10 @@ impl Worker {
 
     fn tick(&mut self, ts: i64, shared: &Shared, out: &Sender<EventLine>) {
         self.now = self.now.max(ts);
-        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound };
+        // The reader sent every packet before `ts` ahead of this tick.
+        self.ticked = self.ticked.max(ts);
+        shared.inventory.progress(self.index, self.ticked);
+        let cx = Ctx { shared, out, now: self.now, inbound: self.inbound, known_through: self.known_through() };
         for d in &mut self.detectors {
             d.on_tick(&self.sources, &cx);
         }
@@ -114,6 +129,13 @@ impl Worker {
         }
         self.sources.expire(self.now, &shared.stats);
         self.publish(shared);
+    }
+
+    /// What the service inventory is asked as of: `INVENTORY_LAG_US` before
+    /// the last tick, so the other workers have almost always passed it
+    /// and a replay's lookups rarely wait (`detect::inventory::table`).
+    fn known_through(&self) -> i64 {
+        self.ticked.saturating_sub(INVENTORY_LAG_US)
     }
 
     /// Adds the change in this worker's table sizes to the shared stats.

@@ -432,7 +432,10 @@ pub struct OpenPort {
 /// A finished run.
 pub struct Run {
     pub code: Option<i32>,
+    /// Every line but `service_inventory`, which describes the run (one
+    /// per replay, whatever was found) and is kept in `inventory`.
     pub events: Vec<Event>,
+    pub inventory: Vec<serde_json::Value>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -568,7 +571,13 @@ pub fn finish(out: Output) -> Run {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "picket panicked: {stderr}");
-    Run { code: out.status.code(), events: parse(&stdout), stdout, stderr }
+    let inventory = stdout
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"service_inventory\""))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad inventory line {l:?}: {e}")))
+        .collect();
+    let events = parse(&stdout).into_iter().filter(|e| e.event_type != "service_inventory").collect();
+    Run { code: out.status.code(), events, inventory, stdout, stderr }
 }
 
 /// Runs `picket ARGS...`.
@@ -585,6 +594,7 @@ pub fn picket_raw(args: &[&str]) -> Run {
     Run {
         code: out.status.code(),
         events: Vec::new(),
+        inventory: Vec::new(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr,
     }

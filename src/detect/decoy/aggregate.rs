@@ -33,6 +33,7 @@ use super::rules::{Confidence, DecoyScanRules};
 use crate::detect::core::{Ctx, EndReason, Shared};
 use crate::detect::keys::FastMap;
 use crate::detect::port_scan::{PortScanRules, distributed::Distributed};
+use crate::detect::severity::Fact;
 use crate::detect::ttl::{hops, initial_ttl, os_family};
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -46,8 +47,6 @@ use std::sync::atomic::Ordering::Relaxed;
 pub const MAX_PER_DEST: usize = 256;
 /// Sources listed in one event; more are counted.
 const LISTED: usize = 64;
-/// SIGNATURES.md section 9: reconnaissance that hides its origin.
-const LETHALITY: i64 = 2;
 
 #[derive(Default)]
 struct Dest {
@@ -556,7 +555,7 @@ impl Aggregator {
         }
         let mut elig: Vec<&Record> = srcs.iter().filter(|r| candidate(rules, r, from)).collect();
         elig.sort_by_key(|r| (r.first_us, r.src));
-        let cx = Ctx { shared, out, now, inbound: 0 }; // no traffic shares here
+        let cx = Ctx { shared, out, now, inbound: 0, known_through: now }; // no traffic shares here
         let decoy_groups = if self.decoy_on && elig.len() >= rules.min_sources as usize {
             groups(elig.clone(), rules)
         } else {
@@ -614,14 +613,14 @@ impl Aggregator {
     /// forgets records that old (a member of an open detection stays).
     fn expire(&mut self, now: i64, shared: &Shared, out: &Sender<EventLine>) {
         if let Some(dist) = &mut self.distributed {
-            dist.expire(now, &Ctx { shared, out, now, inbound: 0 });
+            dist.expire(now, &Ctx { shared, out, now, inbound: 0, known_through: now });
         }
         let from = now.saturating_sub(self.window_us);
         if from <= self.quiet_from {
             return;
         }
         let mut quiet_from = i64::MAX;
-        let cx = Ctx { shared, out, now, inbound: 0 }; // no traffic shares here
+        let cx = Ctx { shared, out, now, inbound: 0, known_through: now }; // no traffic shares here
         let mut finals: Vec<(i64, IpAddr, EventLine)> = Vec::new();
         let mut gone = 0usize;
         for (dst, d) in self.dests.iter_mut() {
@@ -663,7 +662,7 @@ impl Aggregator {
     /// first probe.
     fn finish(&mut self, end: EndReason, shared: &Shared, out: &Sender<EventLine>) {
         let now = self.clock.max(0);
-        let cx = Ctx { shared, out, now, inbound: 0 }; // no traffic shares here
+        let cx = Ctx { shared, out, now, inbound: 0, known_through: now }; // no traffic shares here
         let mut open: Vec<(i64, IpAddr, &Detection, &[Record])> = Vec::new();
         for (dst, d) in &self.dests {
             open.extend(d.dets.iter().map(|det| (det.first_us, *dst, det, d.srcs.as_slice())));
@@ -905,7 +904,7 @@ fn render(
     let ts = if status == "final" { last_us } else { now };
     let line = EventBuilder::new("decoy_scan", ts, cx.sensor(sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(LETHALITY))
+        .judged(cx.judge(dst, None, Fact::DecoyScan))
         .summary(summary(
             dst,
             &members,

@@ -32,6 +32,7 @@ use super::{KIND, PortScanRules};
 use crate::detect::core::{Ctx, EndReason};
 use crate::detect::decoy::record::{Record, answer, kind};
 use crate::detect::keys::{Distinct1024, FastMap};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -51,8 +52,6 @@ const LISTED: usize = 64;
 const MAX_PORTS: usize = 4096;
 /// Pairs compared for the overlap test (the first sources, in first-probe order).
 const OVERLAP_SOURCES: usize = 64;
-/// SIGNATURES.md section 9: reconnaissance, 3 once it found open ports.
-const LETHALITY: i64 = 2;
 
 struct Member {
     src: IpAddr,
@@ -358,12 +357,12 @@ fn render(dst: IpAddr, det: &Det, status: &str, end: Option<EndReason>, cx: &Ctx
         secs(det.last_us - det.first_us),
         det.overlap,
     );
-    let lethality = if open.is_empty() { LETHALITY } else { LETHALITY + 1 };
+    let fact = if open.is_empty() { Fact::PortScan } else { Fact::PortScanOpen };
     let proto = if det.first_port.1 { 17 } else { 6 };
     let flow = Flow { src: first_src, dst, proto, ports: Some((det.first_sport, det.first_port.0)) };
     EventBuilder::new(KIND, now, cx.sensor(det.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(lethality))
+        .judged(cx.judge(dst, None, fact))
         .summary(summary)
         .details(KIND, details)
 }

@@ -50,6 +50,7 @@ use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, TcpInfo, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::keys::{AddrKey, Distinct256, Distinct1024, addr_key, mix, sweep_every, unicast};
+use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
 use crate::stats::Table;
@@ -149,9 +150,6 @@ const TARGETS_KEPT: usize = 4;
 const SPREAD_SLOTS: usize = 2;
 /// Port ranges written in an event.
 const RANGES_KEPT: usize = 32;
-/// SIGNATURES.md section 9: a scan is reconnaissance: lethality 2, 3 once
-/// it found open ports.
-const LETHALITY: i64 = 2;
 
 /// The kind of probe, from its flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1411,13 +1409,13 @@ fn render(
         "last_seen": rfc3339_us(s.last_us),
         "duration_s": span_s,
     });
-    let lethality = if s.open > 0 { LETHALITY + 1 } else { LETHALITY };
+    let fact = if s.open > 0 { Fact::PortScanOpen } else { Fact::PortScan };
     // The envelope's flow is the first contact: its Community ID ties the
     // scan to that flow in other tools.
     let flow = Flow { src, dst: s.first_dst, proto: s.first_proto, ports: Some((s.first_sport, s.first_port)) };
     EventBuilder::new(KIND, now, cx.sensor(s.sensor))
         .flow(&flow, cx.shared.community_id_seed)
-        .severity(cx.severity(lethality))
+        .judged(cx.judge(cx.asset_of(src, s.first_dst), None, fact))
         .summary(summary(src, s, ty, pat, direction, tool.map(|t| t.name.as_str()), cx))
         .details(KIND, details)
 }
