@@ -28,6 +28,7 @@ pub mod syn_retry;
 pub mod testrig;
 pub mod traceroute;
 pub mod ttl;
+pub mod worm;
 
 pub use core::{Ctx, Detector, EndReason, Shared, class};
 pub use keys::{
@@ -94,6 +95,7 @@ rules_sections! {
     brute_force: brute_force::BruteForceRules,
     syn_flood: flood::SynFloodRules,
     reflection: flood::ReflectionRules,
+    worm_phase: worm::WormPhaseRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is
