@@ -16,7 +16,7 @@ use super::{Attempt, WormMsg};
 use crate::detect::core::{Ctx, EndReason, Shared};
 use crate::detect::fair::{Probation, Tier, Weighted};
 use crate::detect::keys::{Distinct, FastMap, addr_key, hash_pair, mix};
-use crate::output::event::{EventBuilder, EventLine, detection_id, ip_bytes, proto_name};
+use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes};
 use crate::output::timefmt::{civil_from_days, rfc3339_us};
 use crate::stats::Table;
 use crossbeam_channel::{Receiver, Sender};
@@ -77,9 +77,13 @@ struct Counter {
     last_us: i64,
     packets: u64,
     targets: Distinct<32>,
-    /// Every attempt was one 376-byte UDP datagram to 1434.
-    slammer: bool,
+    /// Attempts whose first datagram was 376 bytes of UDP to 1434, and
+    /// attempts of a single packet.
+    slammer_shaped: u32,
+    single: u32,
     sensor: u16,
+    /// The latest attempt, for the event's flow fields.
+    last: (IpAddr, u8, u16, u16),
     /// Queued for the next judgement.
     dirty: bool,
 }
@@ -92,8 +96,10 @@ impl Counter {
             last_us: i64::MIN,
             packets: 0,
             targets: Distinct::default(),
-            slammer: true,
+            slammer_shaped: 0,
+            single: 0,
             sensor: 0,
+            last: (IpAddr::from([0, 0, 0, 0]), 0, 0, 0),
             dirty: false,
         }
     }
@@ -109,8 +115,11 @@ impl Counter {
         self.last_us = self.last_us.max(a.last_us);
         self.packets = self.packets.saturating_add(u64::from(a.packets));
         self.targets.insert(mix(addr_key(a.target)));
-        self.slammer &= a.proto == 17 && a.dport == 1434 && a.packets == 1 && a.payload == SLAMMER_PAYLOAD;
+        let shaped = a.proto == 17 && a.dport == 1434 && a.payload == SLAMMER_PAYLOAD;
+        self.slammer_shaped = self.slammer_shaped.saturating_add(u32::from(shaped));
+        self.single = self.single.saturating_add(u32::from(a.packets == 1));
         self.sensor = a.sensor;
+        self.last = (a.target, a.proto, a.sport, a.dport);
     }
 }
 
@@ -487,8 +496,13 @@ fn direction(cx: &Ctx, host: IpAddr) -> Option<&'static str> {
 /// A worm's name, when the facts prove it, with the fact.
 fn guess(sentry: u32, c: &Counter, marks: u8) -> Option<(&'static str, &'static str)> {
     let mark = |port: u16| MARK_PORTS.iter().position(|p| *p == port).is_some_and(|i| marks & (1 << i) != 0);
-    if sentry == sentry_of(17, 1434) && c.slammer {
-        return Some(("SQL Slammer", "every attempt was one UDP datagram to 1434 with a 376-byte payload"));
+    // Slammer picks targets at random, so a few get a second datagram.
+    let n = c.ladder.count;
+    if sentry == sentry_of(17, 1434) && n > 0 && c.slammer_shaped == n && u64::from(c.single) * 10 >= u64::from(n) * 9 {
+        return Some((
+            "SQL Slammer",
+            "every attempt was a UDP datagram to 1434 with a 376-byte payload, at least 90% of targets got only one",
+        ));
     }
     if sentry == sentry_of(6, 135) && mark(4444) {
         return Some(("Blaster", "a 135/tcp sweep, and connections to 4444/tcp (its remote shell)"));
@@ -517,7 +531,10 @@ fn phase_event(
     let dir = direction(cx, k.host);
     let day = c.ladder.day;
     let id = detection_id("worm_phase", &[&ip_bytes(&k.host), &k.sentry.to_be_bytes(), &[phase], &day.to_be_bytes()]);
+    // Each alert is a whole detection (one per phase, host, sentry and
+    // day): it is written once, as final.
     let details = json!({
+        "status": "final",
         "phase": phase,
         "phase_name": roman(phase),
         "reason": reason.name(),
@@ -552,16 +569,16 @@ fn phase_event(
         _ => "aggressive: disconnect it",
     };
     let sentry_text = if k.sentry == ANY { "any port".to_string() } else { sentry.clone() };
-    let mut b = EventBuilder::new("worm_phase", at.max(c.last_us), cx.sensor(c.sensor))
-        .field("src_ip", json!(k.host.to_string()))
+    // The flow fields name the latest attempt.
+    let (target, proto, sport, dport) = c.last;
+    let flow = Flow { src: k.host, dst: target, proto, ports: Some((sport, dport)) };
+    EventBuilder::new("worm_phase", at.max(c.last_us), cx.sensor(c.sensor))
+        .flow(&flow, cx.shared.community_id_seed)
         .severity(cx.severity(LETHALITY[usize::from(phase.clamp(1, 3) - 1)]))
         .summary(format!(
             "worm phase {}: {what}{} at {sentry_text}: {why}, {targets} targets{name} ({advice})",
             roman(phase),
             k.host
-        ));
-    if k.sentry != ANY {
-        b = b.field("proto", json!(proto_name((k.sentry >> 16) as u8))).dest_port(k.sentry as u16);
-    }
-    b.details("worm_phase", details)
+        ))
+        .details("worm_phase", details)
 }

@@ -56,6 +56,8 @@ pub struct Attempt {
     /// Packets the host sent (retransmissions included).
     pub packets: u32,
     pub dport: u16,
+    /// Source port of the first packet.
+    pub sport: u16,
     /// Payload bytes of the first packet.
     pub payload: u16,
     pub sensor: u16,

@@ -72,6 +72,7 @@ struct Wait {
     last_us: i64,
     packets: u32,
     payload: u16,
+    sport: u16,
     sensor: u16,
 }
 
@@ -104,6 +105,7 @@ impl Tap {
             last_us: 0,
             packets: 0,
             dport: 0,
+            sport: 0,
             payload: 0,
             sensor: 0,
             proto: 0,
@@ -141,10 +143,9 @@ impl Tap {
                     self.answer(Key::new(ip.dst, ip.src, 6, t.sport), stats);
                 }
             }
-            L4::Udp(u) => {
-                if !self.answer(Key::new(ip.dst, ip.src, 17, u.sport), stats) {
-                    self.attempt(Key::new(ip.src, ip.dst, 17, u.dport), p, sensor, stats);
-                }
+            // A datagram that answers none waiting is an attempt itself.
+            L4::Udp(u) if !self.answer(Key::new(ip.dst, ip.src, 17, u.sport), stats) => {
+                self.attempt(Key::new(ip.src, ip.dst, 17, u.dport), p, sensor, stats);
             }
             _ => {}
         }
@@ -165,7 +166,12 @@ impl Tap {
             return;
         }
         let payload = u16::try_from(p.payload_len).unwrap_or(u16::MAX);
-        let w = Wait { first_us: ts, last_us: ts, packets: 1, payload, sensor };
+        let sport = match &p.l4 {
+            L4::Tcp(t) => t.sport,
+            L4::Udp(u) => u.sport,
+            _ => 0,
+        };
+        let w = Wait { first_us: ts, last_us: ts, packets: 1, payload, sport, sensor };
         if let Some((old, ow)) = self.waiting.insert_evicting(k, w) {
             // Full: the oldest has waited longest; it counts as unanswered now.
             stats.table(Table::WormWaiting).evicted.fetch_add(1, Relaxed);
@@ -267,6 +273,7 @@ fn attempt(k: Key, w: &Wait, tag: i64, answered: bool) -> Attempt {
         last_us: w.last_us,
         packets: w.packets,
         dport: k.port(),
+        sport: w.sport,
         payload: w.payload,
         sensor: w.sensor,
         proto: k.proto(),
