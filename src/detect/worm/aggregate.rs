@@ -10,9 +10,8 @@
 //! distinct targets are a 2,048-bit sketch, not a list.
 
 use super::ladder::{DAY_US, Ladder, Reason, Steps, roman};
+use super::record::{Attempt, MARK_PORTS, WormMsg};
 use super::rules::WormPhaseRules;
-use super::tap::MARK_PORTS;
-use super::{Attempt, WormMsg};
 use crate::detect::core::{Ctx, EndReason, Shared};
 use crate::detect::fair::{Probation, Tier, Weighted};
 use crate::detect::keys::{Distinct, FastMap, addr_key, hash_pair, mix};

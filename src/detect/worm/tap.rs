@@ -20,7 +20,7 @@
 //! nothing for other segments; nothing is allocated (the tables grow up to
 //! their cap, the hand-off buffers are reused).
 
-use super::{Attempt, CHUNK, Chunk, Link, WormMsg};
+use super::record::{Attempt, CHUNK, Chunk, Link, MARK_PORTS, WormMsg};
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::Shared;
 use crate::detect::fair::Probation;
@@ -30,10 +30,6 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Ports whose answered connections also go to the aggregator: they tell
-/// worms apart (Blaster's shell on 4444, Sasser's FTP on 5554 and shell
-/// on 9996).
-pub const MARK_PORTS: [u16; 3] = [4444, 5554, 9996];
 /// Attempts settled between ticks (evicted early, answered marks) held for
 /// the next tick's tag; beyond, they are counted as dropped.
 const EARLY: usize = 4096;
@@ -95,7 +91,7 @@ pub struct Tap {
 }
 
 impl Tap {
-    pub fn new(rules: &super::WormPhaseRules, shared: &Shared, link: Link) -> Tap {
+    pub fn new(rules: &super::rules::WormPhaseRules, shared: &Shared, link: Link) -> Tap {
         let cap = shared.per_worker(rules.max_pending);
         let none = Attempt {
             tag: 0,
