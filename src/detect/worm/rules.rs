@@ -44,11 +44,11 @@ crate::rules_section! {
         /// Troubled hosts listed in a worm_summary (the section's "top 20 violators")
         summary_hosts: usize = 20, ints(1, 1000);
         /// Attempts waiting for an answer, across workers (the oldest is settled early when full)
-        max_pending: usize = 16384, entries();
+        max_pending: usize = 8192, entries();
         /// (host, sentry) counters in the aggregator, promoted after a second attempt
-        max_tracked: usize = 16384, entries();
+        max_tracked: usize = 4096, entries();
         /// (host, sentry) keys seen once
-        max_probation: usize = 16384, entries();
+        max_probation: usize = 8192, entries();
     }
 }
 
