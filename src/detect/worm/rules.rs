@@ -32,22 +32,22 @@ crate::rules_section! {
         /// SIGNATURES.md section 8: more unanswered attempts than this within a minute go
         /// straight to phase III
         burst_per_minute: u32 = 1000, ints(1, 100_000_000);
-        /// Distinct targets a host must have tried before any phase: a worm tries many
+        /// SIGNATURES.md section 8: Distinct targets a host must have tried before any phase: a worm tries many
         /// addresses, a client retrying one server all day does not (syn_retry's case)
         min_targets: u32 = 10, ints(1, 1_000_000);
-        /// Seconds an attempt waits for its SYN-ACK or UDP reply before it counts as
+        /// SIGNATURES.md section 8: Seconds an attempt waits for its SYN-ACK or UDP reply before it counts as
         /// unanswered (a firewall log's denial never gets one)
         answer_wait_s: f64 = 3.0, above(0.0, 60.0);
-        /// Seconds an unanswered (host, target, port) stays settled: packets to it meanwhile
+        /// SIGNATURES.md section 8: Seconds an unanswered (host, target, port) stays settled: packets to it meanwhile
         /// (retransmissions, a one-way stream) belong to the same attempt
         hold_s: f64 = 300.0, above(0.0, 86_400.0);
-        /// Troubled hosts listed in a worm_summary (the section's "top 20 violators")
+        /// SIGNATURES.md section 8: Troubled hosts listed in a worm_summary (the section's "top 20 violators")
         summary_hosts: usize = 20, ints(1, 1000);
-        /// Attempts waiting for an answer, across workers (the oldest is settled early when full)
+        /// SIGNATURES.md section 8: Attempts waiting for an answer, across workers (the oldest is settled early when full)
         max_pending: usize = 8192, entries();
-        /// (host, sentry) counters in the aggregator, promoted after a second attempt
+        /// SIGNATURES.md section 8: (host, sentry) counters in the aggregator, promoted after a second attempt
         max_tracked: usize = 4096, entries();
-        /// (host, sentry) keys seen once
+        /// SIGNATURES.md section 8: (host, sentry) keys seen once
         max_probation: usize = 8192, entries();
     }
 }
