@@ -52,10 +52,15 @@ pub enum Table {
     /// The service inventory's (home host, service) entries, shared by
     /// every worker (`detect::inventory`).
     Services,
+    /// `worm_phase`'s per-worker attempts waiting for an answer, and the
+    /// keys settled unanswered.
+    WormWaiting,
+    /// `worm_phase`'s aggregator: (host, sentry) counters, probation and promoted.
+    Worm,
 }
 
 impl Table {
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 18] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -72,6 +77,8 @@ impl Table {
         Table::BruteForce,
         Table::Flood,
         Table::Services,
+        Table::WormWaiting,
+        Table::Worm,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -91,6 +98,8 @@ impl Table {
             Table::BruteForce => "brute_force",
             Table::Flood => "flood",
             Table::Services => "service_inventory",
+            Table::WormWaiting => "worm_waiting",
+            Table::Worm => "worm_phase",
         }
     }
 }
@@ -130,6 +139,8 @@ pub struct Stats {
     pub channel_drops: AtomicU64,
     /// Records a worker could not hand to the decoy aggregator (live only).
     pub decoy_drops: AtomicU64,
+    /// Attempts a worker could not hand to the worm aggregator (live only).
+    pub worm_drops: AtomicU64,
     /// A signal (or a closed output) stopped a replay or `picket fwlog`
     /// before the end of its input: the figures cover what was read.
     pub interrupted: AtomicBool,
@@ -348,6 +359,7 @@ impl Stats {
                 "interface": self.pcap_if_dropped.load(Relaxed),
                 "channel": self.channel_drops.load(Relaxed),
                 "decoy_records": self.decoy_drops.load(Relaxed),
+                "worm_records": self.worm_drops.load(Relaxed),
             },
             "pcap": { "received": self.pcap_received.load(Relaxed) },
             "state": tables,

@@ -16,7 +16,7 @@ fn corpus_files() -> Option<Vec<PathBuf>> {
     Some(v)
 }
 
-const KNOWN_EVENTS: [&str; 15] = [
+const KNOWN_EVENTS: [&str; 17] = [
     "syn_retry",
     "traceroute",
     "smurf",
@@ -31,6 +31,8 @@ const KNOWN_EVENTS: [&str; 15] = [
     "host_sweep",
     "anomaly",
     "brute_force",
+    "worm_phase",
+    "worm_summary",
     "stats",
 ];
 
@@ -48,7 +50,8 @@ fn every_corpus_capture_replays_cleanly_and_counts_every_packet() {
         for e in &r.events {
             assert!(KNOWN_EVENTS.contains(&e.event_type.as_str()), "{}: {:?}", f.display(), e.event_type);
             assert!(e.timestamp.ends_with('Z') && e.timestamp.len() == 27, "{}", e.timestamp);
-            if e.event_type != "stats" {
+            // stats and worm_summary are run-wide: no flow.
+            if e.event_type != "stats" && e.event_type != "worm_summary" {
                 assert!(e.summary.as_deref().is_some_and(|s| s.len() > 20));
                 assert!(e.community_id.as_deref().is_some_and(|c| c.starts_with("1:")));
                 assert!(e.severity.is_some());
@@ -159,6 +162,26 @@ fn every_scan_in_the_corpus_is_named_and_nothing_else_is_a_scan() {
                 let summaries: Vec<_> = finals.iter().map(|f| &f.0.summary).collect();
                 assert!(finals.is_empty(), "{name}: {summaries:?}");
             }
+        }
+    }
+}
+
+/// Reviewed (issue 14): the only corpus capture with `worm_phase` is nmap's
+/// TCP SYN ping sweep of a /24 on port 80 (255 SYNs, none answered): phase
+/// I at 80/tcp and any, the sentries' early warning ("false positives
+/// possible"), and no name. Nothing else in the corpus climbs the ladder.
+#[test]
+fn only_the_syn_ping_sweep_reaches_a_worm_phase() {
+    let Some(files) = corpus_files() else { return };
+    for f in &files {
+        let r = replay(&[f], &[]);
+        let got: Vec<(u8, String)> =
+            r.events.iter().filter_map(|e| e.worm_phase.as_ref()).map(|w| (w.phase, w.sentry.clone())).collect();
+        if f.ends_with("sgr_tcp_syn_ping_sweep.pcapng") {
+            assert_eq!(got, [(1, "80/tcp".to_string()), (1, "any".to_string())], "{}", r.stdout);
+            assert!(r.events.iter().filter_map(|e| e.worm_phase.as_ref()).all(|w| w.worm.is_none()));
+        } else {
+            assert!(got.is_empty(), "{}: {got:?}", f.display());
         }
     }
 }

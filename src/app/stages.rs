@@ -5,6 +5,7 @@
 
 use crate::detect::decoy::{self, Aggregator};
 use crate::detect::inventory::{self, Inventory};
+use crate::detect::worm;
 use crate::detect::{EndReason, Rules, Shared};
 use crate::homenet::HomeNet;
 use crate::input::capture::CaptureError;
@@ -121,6 +122,7 @@ pub(super) struct Analysis {
     /// For the `service_inventory` event written once the workers are done.
     shared: Arc<Shared>,
     out: Sender<EventLine>,
+    worm: Option<JoinHandle<()>>,
 }
 
 impl Analysis {
@@ -152,20 +154,38 @@ impl Analysis {
                 .map_err(spawn_err)?;
             aggregator = Some(h);
         }
+        // The worm aggregator: one thread counting each host's unanswered
+        // attempts, wherever the dispatcher sent them (detect/worm).
+        let mut worm_links = Vec::new();
+        let mut worm_agg = None;
+        if rules.worm_phase.enabled {
+            let (l, rx) = worm::channel(ports.len(), lossy);
+            worm_links = l;
+            let sh = Arc::clone(shared);
+            let tx = out.clone();
+            let agg = worm::Aggregator::new(&rules.worm_phase, ports.len());
+            let h = std::thread::Builder::new()
+                .name("picket-worm".into())
+                .spawn(move || agg.run(rx, &sh, tx, end))
+                .map_err(spawn_err)?;
+            worm_agg = Some(h);
+        }
         let mut links = links.into_iter();
+        let mut worm_links = worm_links.into_iter();
         let mut workers = Vec::new();
         for (i, port) in ports.into_iter().enumerate() {
             let sh = Arc::clone(shared);
             let rules = Arc::clone(rules);
             let tx = out.clone();
             let link = links.next();
+            let worm_link = worm_links.next();
             let h = std::thread::Builder::new()
                 .name(format!("picket-worker-{i}"))
-                .spawn(move || Worker::new(&sh, &rules, link, i).run(port, &sh, tx, end))
+                .spawn(move || Worker::new(&sh, &rules, link, worm_link, i).run(port, &sh, tx, end))
                 .map_err(spawn_err)?;
             workers.push(h);
         }
-        Ok(Analysis { dispatcher, workers, aggregator, shared: Arc::clone(shared), out: out.clone() })
+        Ok(Analysis { dispatcher, workers, aggregator, shared: Arc::clone(shared), out: out.clone(), worm: worm_agg })
     }
 
     /// Closes the channels and waits until every detection is flushed.
@@ -176,6 +196,9 @@ impl Analysis {
         }
         // Every worker has sent `Done` (or dropped its link): the aggregator ends.
         if let Some(h) = self.aggregator {
+            let _ = h.join();
+        }
+        if let Some(h) = self.worm {
             let _ = h.join();
         }
         // What the home net offered, after every detection (packet input only).

@@ -30,6 +30,7 @@ pub mod syn_retry;
 pub mod testrig;
 pub mod traceroute;
 pub mod ttl;
+pub mod worm;
 
 pub use core::{Ctx, Detector, EndReason, Shared, class};
 pub use keys::{
@@ -101,6 +102,7 @@ rules_sections! {
     reflection: flood::ReflectionRules,
     lethality: severity::LethalityRules,
     service_inventory: inventory::InventoryRules,
+    worm_phase: worm::WormPhaseRules,
 }
 
 /// Every detector of one worker, built from the rules. A new detector is

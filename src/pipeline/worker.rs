@@ -2,11 +2,13 @@
 //! runs every detector on each summary it receives, and advances its clock
 //! on packet time only (batches and ticks from the reader). Its `decoy_scan`
 //! tap also hands candidate records and tick watermarks to the decoy
-//! aggregator (`detect::decoy`).
+//! aggregator (`detect::decoy`), and its `worm_phase` tap settles
+//! unanswered attempts for the worm aggregator (`detect::worm`).
 
 use crate::decode::summary::PacketSummary;
 use crate::detect::decoy::{Link, Tap};
 use crate::detect::sources::Sources;
+use crate::detect::worm;
 use crate::detect::{self, Ctx, Detector, EndReason, Rules, Shared, class};
 use crate::output::event::EventLine;
 use crate::pipeline::dispatch::{Msg, WorkerPort, shard_addr};
@@ -25,6 +27,8 @@ pub struct Worker {
     interests: Vec<u16>,
     /// `decoy_scan`'s per-worker side, when the detector is enabled.
     decoy: Option<Tap>,
+    /// `worm_phase`'s per-worker side, when the detector is enabled.
+    worm: Option<worm::Tap>,
     now: i64,
     /// `Msg::Tick`'s inbound packet count, as of the last tick.
     inbound: u64,
@@ -38,8 +42,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// `decoy` is this worker's end of the decoy aggregator channel.
-    pub fn new(shared: &Shared, rules: &Rules, decoy: Option<Link>, index: usize) -> Worker {
+    /// `decoy` and `worm` are this worker's ends of the aggregator channels.
+    pub fn new(shared: &Shared, rules: &Rules, decoy: Option<Link>, worm: Option<worm::Link>, index: usize) -> Worker {
         let g = &shared.general;
         let detectors = detect::all(shared, rules, index, shared.inventory_every_s);
         Worker {
@@ -47,6 +51,7 @@ impl Worker {
             interests: detectors.iter().map(|d| d.interest()).collect(),
             detectors,
             decoy: decoy.map(|l| Tap::new(&rules.decoy_scan, shared, l)),
+            worm: worm.map(|l| worm::Tap::new(&rules.worm_phase, shared, l)),
             now: i64::MIN,
             inbound: 0,
             published: [0; Table::ALL.len()],
@@ -85,6 +90,9 @@ impl Worker {
         if let Some(t) = &mut self.decoy {
             t.finish(&self.sources, shared);
         }
+        if let Some(t) = &mut self.worm {
+            t.finish(&shared.stats);
+        }
     }
 
     #[inline]
@@ -102,6 +110,11 @@ impl Worker {
         }
         if c == class::VICTIM_COPY {
             return;
+        }
+        if c & (class::TCP_ATTEMPT | class::TCP_SYN_ACK | class::UDP) != 0
+            && let Some(t) = &mut self.worm
+        {
+            t.packet(p, sensor, &shared.stats);
         }
         if let Some(t) = &mut self.decoy {
             // The dispatcher's verdict, recomputed only for the rare packets
@@ -127,6 +140,9 @@ impl Worker {
         if let Some(t) = &mut self.decoy {
             t.tick(ts, &self.sources, shared);
         }
+        if let Some(t) = &mut self.worm {
+            t.tick(ts, &shared.stats);
+        }
         self.sources.expire(self.now, &shared.stats);
         self.publish(shared);
     }
@@ -149,6 +165,9 @@ impl Worker {
             let (history, probes) = t.sizes();
             sizes[Table::TtlHistory as usize] = history as u64;
             sizes[Table::DecoyProbes as usize] = probes as u64;
+        }
+        if let Some(t) = &self.worm {
+            sizes[Table::WormWaiting as usize] = t.len() as u64;
         }
         for (t, (now, before)) in Table::ALL.iter().zip(sizes.iter().zip(self.published.iter_mut())) {
             let c = &shared.stats.table(*t).entries;

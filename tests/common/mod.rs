@@ -33,6 +33,8 @@ pub struct Event {
     pub decoy_scan: Option<DecoyScan>,
     pub port_scan: Option<PortScan>,
     pub fw_correlation: Option<FwCorrelation>,
+    pub worm_phase: Option<WormPhase>,
+    pub worm_summary: Option<WormSummary>,
     pub stats: Option<Stats>,
     /// `--fw-log`: what the firewall logs say about the event's flow or source.
     #[serde(default)]
@@ -40,6 +42,50 @@ pub struct Event {
     /// `picket fwlog`: `firewall_log` on detections made from log records.
     #[serde(default)]
     pub origin: Option<String>,
+}
+
+/// `worm_phase` (README "worm_phase").
+#[derive(Debug, Deserialize, Clone)]
+pub struct WormPhase {
+    pub status: String,
+    pub phase: u8,
+    pub phase_name: String,
+    pub reason: String,
+    pub sentry: String,
+    pub host: String,
+    pub direction: Option<String>,
+    pub attempts: u64,
+    pub packets: u64,
+    pub targets: u64,
+    pub per_minute: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub worm: Option<String>,
+    pub detection_id: String,
+}
+
+/// `worm_summary`: the day's troubled hosts.
+#[derive(Debug, Deserialize, Clone)]
+pub struct WormSummary {
+    pub day: String,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub hosts_total: u64,
+    pub hosts_phase3: u64,
+    pub phase_events: u64,
+    pub hosts: Vec<WormHost>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct WormHost {
+    pub host: String,
+    pub direction: Option<String>,
+    pub phase: u8,
+    pub sentries: Vec<String>,
+    pub attempts: u64,
+    pub packets: u64,
+    pub targets: u64,
+    pub worm: Option<String>,
 }
 
 /// The `firewall` object of a detection event (`replay --fw-log`).
