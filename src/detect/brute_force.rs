@@ -124,15 +124,19 @@ impl Claims {
         m.get(&AKey { client, port }).is_some()
     }
 
-    pub(crate) fn claim(&self, client: IpAddr, port: u16, now: i64) {
+    /// Claims (client, port) until `now` plus the hold; returns the older
+    /// claims pushed out to make room (the caller counts them).
+    pub(crate) fn claim(&self, client: IpAddr, port: u16, now: i64) -> u64 {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let k = AKey { client, port };
+        let mut evicted = 0;
         if let Some(t) = m.get_mut(&k) {
             *t = (*t).max(now);
         } else {
-            m.insert(k, now);
+            evicted = m.insert(k, now);
         }
         self.held.store(m.len(), Relaxed);
+        evicted
     }
 
     fn expire(&self, now: i64) {
@@ -553,7 +557,10 @@ impl BruteForce {
         let lim = self.lim;
         let Some(a) = self.tier.get_mut(akey) else { return };
         if a.short >= SUSPECT && !a.logins_work(akey.port) {
-            self.claims.claim(akey.client, akey.port, now);
+            // A claim pushed out lets syn_retry and periodic speak about
+            // that brute force again: counted with the table's evictions.
+            let lost = self.claims.claim(akey.client, akey.port, now);
+            cx.shared.stats.table(Table::BruteForce).evicted.fetch_add(lost, Relaxed);
         }
         if !a.confirmed {
             if !a.holds(akey.port, &lim) || src.distinct_ports(akey.client) > u64::from(lim.max_ports) {
@@ -735,6 +742,19 @@ mod tests {
 
     const GUESSER: &str = "198.51.100.7";
     const SERVER: &str = "192.0.2.10";
+
+    #[test]
+    fn claims_are_bounded_and_say_what_they_pushed_out() {
+        let c = Claims::default();
+        let mut evicted = 0;
+        for i in 0..=CLAIMS_KEPT as u32 {
+            evicted += c.claim(std::net::IpAddr::V4(i.into()), 22, 0);
+        }
+        assert_eq!(evicted, 1, "the oldest claim goes, and the caller hears of it");
+        assert!(!c.held(std::net::IpAddr::V4(0u32.into()), 22));
+        assert!(c.held(std::net::IpAddr::V4((CLAIMS_KEPT as u32).into()), 22));
+        assert_eq!(c.claim(std::net::IpAddr::V4(7u32.into()), 22, 5), 0, "a renewed claim pushes nothing out");
+    }
 
     fn rig() -> Rig<BruteForce> {
         Rig::with(
