@@ -138,7 +138,7 @@ fn fwlog(a: FwlogArgs) -> anyhow::Result<ExitCode> {
         ctx: LineCtx { time: time::TimeCtx { reference_us, tz_offset_s }, forced, file: 0 },
         rules,
         home,
-        workers: a.common.workers.map(usize::from).unwrap_or_else(app::default_workers),
+        workers: a.common.workers.map(usize::from).unwrap_or_else(|| app::default_workers(false)),
         community_id_seed: a.common.community_id_seed,
         output: a.common.output,
         top_sources: usize::from(a.top_sources),
@@ -197,11 +197,13 @@ fn run(
 ) -> anyhow::Result<ExitCode> {
     let (rules, home) = rules_and_home(&common)?;
     let flags = Flags::install().context("installing signal handlers")?;
+    let live = matches!(input, Input::Live(_));
+    let workers = common.workers.map(usize::from).unwrap_or_else(|| app::default_workers(live));
     let cfg = RunConfig {
         input,
         rules,
         home,
-        workers: common.workers.map(usize::from).unwrap_or_else(app::default_workers),
+        workers,
         output: common.output,
         community_id_seed: common.community_id_seed,
         fw,

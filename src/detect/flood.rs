@@ -327,11 +327,115 @@ fn bogon(a: IpAddr) -> bool {
     }
 }
 
+/// What one packet toward a victim adds to its entry: the few facts
+/// `add` reads, so probation can keep a key's first packet in 48 bytes
+/// instead of a whole `Entry` (~700): a spoofed flood puts one key per
+/// packet there.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    ts: i64,
+    sensor: u16,
+    src: IpAddr,
+    /// The source port (TCP, UDP), else 0.
+    sport: u16,
+    ttl: u8,
+    /// IP bytes (UDP: the datagram length its header claims).
+    bytes: u32,
+    bogon: bool,
+    spoke: bool,
+    tcp: bool,
+    no_mss: bool,
+    zero_window: bool,
+}
+
+impl Seen {
+    #[inline]
+    fn of(p: &PacketSummary, ip: &crate::decode::summary::IpInfo, sensor: u16) -> Seen {
+        let mut s = Seen {
+            ts: p.ts_us,
+            sensor,
+            src: ip.src,
+            sport: 0,
+            ttl: ip.ttl,
+            bytes: 0,
+            bogon: bogon(ip.src) && !bogon(ip.dst),
+            spoke: p.dst_spoke || p.home_spoke,
+            tcp: false,
+            no_mss: false,
+            zero_window: false,
+        };
+        match &p.l4 {
+            L4::Tcp(t) => {
+                s.sport = t.sport;
+                s.tcp = true;
+                s.bytes = u32::from(ip.total_len);
+                s.no_mss = t.opts.mss.is_none();
+                s.zero_window = t.window == 0;
+            }
+            L4::Udp(u) => {
+                s.sport = u.sport;
+                s.bytes = p.payload_len.saturating_add(8 + if ip.is_v6() { 40 } else { 20 });
+            }
+            _ => {}
+        }
+        s
+    }
+}
+
+/// A key seen once, in probation: its first packet, toward the victim or
+/// (`answer`) the victim's own.
+#[derive(Clone, Copy, Debug)]
+struct First {
+    seen: Seen,
+    answer: bool,
+}
+
+/// Counts one packet toward `key.victim` in its entry; true when it makes
+/// the key hot (its one-second bucket reached `min`).
+#[inline]
+fn add(e: &mut Entry, key: &Key, s: &Seen, min: u32) -> bool {
+    let ts = s.ts;
+    e.last_us = e.last_us.max(ts);
+    e.sensor = s.sensor;
+    e.packets += 1;
+    e.spoke |= s.spoke;
+    e.sources.insert(addr_key(s.src));
+    e.top_src.see(s.src);
+    e.ttls[usize::from(s.ttl >> 6)] |= 1u64 << (s.ttl & 63);
+    e.ttl_min = e.ttl_min.min(s.ttl);
+    e.ttl_max = e.ttl_max.max(s.ttl);
+    e.bogon += u64::from(s.bogon);
+    e.bytes += u64::from(s.bytes);
+    if s.tcp {
+        if key.vector == Vector::Syn {
+            e.no_mss += u64::from(s.no_mss);
+            e.zero_window += u64::from(s.zero_window);
+        } else {
+            e.ports.insert(u64::from(s.sport));
+            e.top_port.see(s.sport);
+        }
+    }
+    if ts.saturating_sub(e.bucket_us) >= BUCKET_US {
+        e.bucket_us = ts;
+        e.bucket_n = 0;
+    }
+    e.bucket_n += 1;
+    e.peak_pps = e.peak_pps.max(e.bucket_n);
+    if e.bucket_n == min {
+        e.seconds_over += 1;
+        if !e.confirmed && !e.queued {
+            e.queued = true;
+            return true;
+        }
+    }
+    false
+}
+
 /// The detector's per-worker state.
 pub struct Flood {
     syn: SynFloodRules,
     refl: ReflectionRules,
-    probation: Probation<Key, Entry>,
+    probation: Probation<Key, First>,
     tier: Tier<Key, Entry>,
     /// Hot keys (a bucket reached the rate) not confirmed yet.
     pending: Vec<Key>,
@@ -372,31 +476,37 @@ impl Flood {
         }
     }
 
-    /// The entry for `key`, promoted from probation on its second packet;
-    /// `create`: a first packet opens one in probation.
-    fn entry(&mut self, key: Key, p: &PacketSummary, sensor: u16, create: bool, cx: &Ctx) -> Option<&mut Entry> {
+    /// The entry for `key` when the tier holds it, or when this packet is
+    /// the key's second: the probation record is promoted into a new entry
+    /// that counts the first packet again. `create`: a first packet is
+    /// kept in probation (returning `None`), `Some(answer)` saying whether
+    /// it was the victim's own packet rather than one toward it.
+    fn entry(&mut self, key: Key, seen: &Seen, create: Option<bool>, cx: &Ctx) -> Option<&mut Entry> {
         if self.tier.contains(&key) {
             return self.tier.get_mut(&key);
         }
         let table = cx.shared.stats.table(Table::Flood);
         match self.probation.remove(&key) {
-            Some(e) => {
+            Some(first) => {
+                let mut e = Entry::new(first.seen.sensor, first.seen.ts, first.seen.src, first.seen.sport);
+                e.home = cx.shared.home.contains(key.victim);
+                if first.answer {
+                    e.answered += 1;
+                    e.spoke = true;
+                } else {
+                    // A first packet is never hot unless the rate is 1/s:
+                    // then the second (this one) queues the key.
+                    add(&mut e, &key, &first.seen, 0);
+                }
                 let stored = self.tier.insert(key, e).count(table, |e| e.packets >= 2);
                 if stored { self.tier.get_mut(&key) } else { None }
             }
-            None if create => {
-                let ip = p.ip.as_ref()?;
-                let sport = match &p.l4 {
-                    L4::Tcp(t) => t.sport,
-                    L4::Udp(u) => u.sport,
-                    _ => 0,
-                };
-                let mut e = Entry::new(sensor, p.ts_us, ip.src, sport);
-                e.home = cx.shared.home.contains(key.victim);
-                table.evicted.fetch_add(self.probation.insert(key, e), Relaxed);
-                self.probation.get_mut(&key)
+            None => {
+                if let Some(answer) = create {
+                    table.evicted.fetch_add(self.probation.insert(key, First { seen: *seen, answer }), Relaxed);
+                }
+                None
             }
-            None => None,
         }
     }
 
@@ -424,19 +534,19 @@ impl Flood {
             // The source's own traffic: its requests, or its answers.
             let (key, create) = match &p.l4 {
                 L4::Tcp(t) if t.is_connection_attempt() => {
-                    (Some(Key { victim: ip.src, vector: Vector::SynAck, port: 0 }), true)
+                    (Some(Key { victim: ip.src, vector: Vector::SynAck, port: 0 }), Some(true))
                 }
                 L4::Tcp(t) if t.is_syn_ack() => {
-                    (Some(Key { victim: ip.src, vector: Vector::Syn, port: t.sport }), false)
+                    (Some(Key { victim: ip.src, vector: Vector::Syn, port: t.sport }), None)
                 }
                 L4::Udp(u) if amplifier(u.dport).is_some() => {
-                    (Some(Key { victim: ip.src, vector: Vector::Udp, port: u.dport }), true)
+                    (Some(Key { victim: ip.src, vector: Vector::Udp, port: u.dport }), Some(true))
                 }
-                _ => (None, false),
+                _ => (None, None),
             };
             if let Some(key) = key
                 && self.enabled(key.vector)
-                && let Some(e) = self.entry(key, p, sensor, create, cx)
+                && let Some(e) = self.entry(key, &Seen::of(p, &ip, sensor), create, cx)
             {
                 e.answered += 1;
                 e.spoke = true;
@@ -449,48 +559,10 @@ impl Flood {
         let min = self.min_pps(key.vector);
         let update_us = self.update_us;
         let Some(ip) = p.ip else { return };
-        let Some(e) = self.entry(key, p, sensor, true, cx) else { return };
-        let ts = p.ts_us;
-        e.last_us = e.last_us.max(ts);
-        e.sensor = sensor;
-        e.packets += 1;
-        e.spoke |= p.dst_spoke || p.home_spoke;
-        e.sources.insert(addr_key(ip.src));
-        e.top_src.see(ip.src);
-        e.ttls[usize::from(ip.ttl >> 6)] |= 1u64 << (ip.ttl & 63);
-        e.ttl_min = e.ttl_min.min(ip.ttl);
-        e.ttl_max = e.ttl_max.max(ip.ttl);
-        if bogon(ip.src) && !bogon(ip.dst) {
-            e.bogon += 1;
-        }
-        match &p.l4 {
-            L4::Tcp(t) => {
-                e.bytes += u64::from(ip.total_len);
-                if key.vector == Vector::Syn {
-                    e.no_mss += u64::from(t.opts.mss.is_none());
-                    e.zero_window += u64::from(t.window == 0);
-                } else {
-                    e.ports.insert(u64::from(t.sport));
-                    e.top_port.see(t.sport);
-                }
-            }
-            L4::Udp(_) => e.bytes += u64::from(p.payload_len) + 8 + if ip.is_v6() { 40 } else { 20 },
-            _ => {}
-        }
-        if ts.saturating_sub(e.bucket_us) >= BUCKET_US {
-            e.bucket_us = ts;
-            e.bucket_n = 0;
-        }
-        e.bucket_n += 1;
-        e.peak_pps = e.peak_pps.max(e.bucket_n);
-        let mut hot = false;
-        if e.bucket_n == min {
-            e.seconds_over += 1;
-            if !e.confirmed && !e.queued {
-                e.queued = true;
-                hot = true;
-            }
-        }
+        let seen = Seen::of(p, &ip, sensor);
+        let Some(e) = self.entry(key, &seen, Some(false), cx) else { return };
+        let hot = add(e, &key, &seen, min);
+        let ts = seen.ts;
         if e.confirmed && ts - e.last_emit_us >= update_us && e.packets > e.emitted_packets {
             e.last_emit_us = ts;
             e.emitted_packets = e.packets;
@@ -544,7 +616,7 @@ impl Flood {
             }
             false
         });
-        expired += self.probation.retain(|k, e| now.saturating_sub(e.last_us) <= idle(k));
+        expired += self.probation.retain(|k, f| now.saturating_sub(f.seen.ts) <= idle(k));
         cx.shared.stats.table(Table::Flood).expired.fetch_add(expired, Relaxed);
     }
 
