@@ -31,13 +31,18 @@
 //!   attempts a busy server left unanswered in a password-guessing run are
 //!   the brute force's, not a client retrying a dead service.
 //!
-//! State, in two tiers so a flood of one-off SYNs costs little memory:
-//! - `first`: a 24-byte record of a key's first SYN. Most keys (scans, a
-//!   spoofed flood, ordinary connections) never get further. When full it is
-//!   emptied (at most once per second) and the loss counted as evictions.
-//! - `map`: the full entry, made when a key gets a second SYN or its first is
-//!   rejected. When full it drops entries still holding a single failed SYN,
-//!   then refuses new keys, counted as cap hits.
+//! State, in two fair tiers (`detect::fair`), so a flood of one-off SYNs
+//! costs little memory and never touches the keys that repeated:
+//! - `first` (probation): a 40-byte record of a key's first SYN. Most keys
+//!   (scans, a spoofed flood, ordinary connections) never get further. When
+//!   full, the oldest first SYN makes room (O(1), counted as evicted).
+//! - `map` (the tier): the full entry, made when a key gets a second SYN or
+//!   its first is rejected. When full, a clock hand picks the victim: a
+//!   confirmed detection is never taken, a key with more attempts outlives
+//!   one with fewer, and an entry already suppressed (a scanner's, a
+//!   service that answers) goes first, so a scanner's keys cannot take a
+//!   retrying client's slot. A victim or a refused key that held two
+//!   attempts is counted in `lost_detections`.
 //!
 //! Both are capped at `max_tracked` (split between workers) and expire after
 //! `window_s` without a SYN (checked every `sweep_every(window)` of packet time: a tenth of it).
@@ -49,8 +54,9 @@ use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::fair::{Probation, Tier, Weighted};
 use crate::detect::keys::Distinct1024;
-use crate::detect::keys::{FastMap, sweep_every};
+use crate::detect::keys::sweep_every;
 use crate::detect::port_scan::tools::ToolTable;
 use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, Flow, detection_id, incident_id, ip_bytes, secs};
@@ -105,8 +111,6 @@ const KIND: &str = "syn_retry";
 const RING: usize = 8;
 /// Failed SYN times remembered per entry, for the window test (>= min_attempts).
 const WIN: usize = 16;
-/// Packet time between make-room sweeps of a full table.
-const EVICT_US: i64 = 1_000_000;
 /// Packet time between confirmation checks of one entry from its SYNs.
 const EVAL_US: i64 = 1_000_000;
 
@@ -234,7 +238,24 @@ struct Entry {
     dst_spoke: bool,
 }
 
+impl Weighted for Entry {
+    /// A scanner's or an answered service's entry (suppressed) goes first;
+    /// otherwise one hand pass per attempt started.
+    fn credit(&self) -> u8 {
+        if self.suppressed { 0 } else { self.started.min(15) as u8 }
+    }
+    fn pinned(&self) -> bool {
+        self.confirmed
+    }
+}
+
 impl Entry {
+    /// Losing this entry loses a detection: two attempts or more, not yet
+    /// judged something else.
+    fn evidence(&self) -> bool {
+        self.started >= 2 && !self.suppressed
+    }
+
     /// A full entry for a key, replaying its first SYN.
     fn promote(f: &FirstSyn) -> Entry {
         let mut e = Entry::empty(f);
@@ -454,18 +475,14 @@ struct Limits {
 
 /// The detector's per-worker state.
 pub struct SynRetry {
-    first: FastMap<Key, FirstSyn>,
-    map: FastMap<Key, Entry>,
+    first: Probation<Key, FirstSyn>,
+    map: Tier<Key, Entry>,
     rules: SynRetryRules,
     lim: Limits,
     update_us: i64,
-    /// This worker's share of `max_tracked`.
-    cap: usize,
     /// Keys over the threshold whose attempts have not all settled.
     pending: Vec<Key>,
     last_sweep_us: i64,
-    last_evict_us: i64,
-    last_first_evict_us: i64,
     /// What `brute_force` explains: its connections are no retry loop.
     claims: Arc<Claims>,
     /// The mass scanners' fingerprints (`rules/scanners.toml`).
@@ -482,13 +499,10 @@ impl SynRetry {
 
     pub fn new(rules: &SynRetryRules, cap: usize, update_interval_s: f64) -> SynRetry {
         SynRetry {
-            first: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
-            map: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
-            cap,
+            first: Probation::new(cap),
+            map: Tier::new(cap),
             pending: Vec::new(),
             last_sweep_us: i64::MIN,
-            last_evict_us: i64::MIN,
-            last_first_evict_us: i64::MIN,
             rules: rules.clone(),
             lim: Limits {
                 min: rules.min_attempts as usize,
@@ -531,14 +545,13 @@ impl SynRetry {
     }
 
     /// The full entry for `key`, promoting its first SYN if there is one.
-    fn entry_mut(&mut self, key: &Key, cx: &Ctx, now: i64) -> Option<&mut Entry> {
-        if !self.map.contains_key(key) {
+    fn entry_mut(&mut self, key: &Key, cx: &Ctx) -> Option<&mut Entry> {
+        if !self.map.contains(key) {
             let f = self.first.remove(key)?;
-            if self.map.len() >= self.cap && !self.make_room(now, cx) {
-                cx.shared.stats.table(Table::SynRetry).cap_hits.fetch_add(1, Relaxed);
+            let table = cx.shared.stats.table(Table::SynRetry);
+            if !self.map.insert(*key, Entry::promote(&f)).count(table, Entry::evidence) {
                 return None;
             }
-            return Some(self.map.entry(*key).or_insert(Entry::promote(&f)));
         }
         self.map.get_mut(key)
     }
@@ -569,10 +582,10 @@ impl SynRetry {
             L4::Tcp(t) if t.has(tcpflag::RST) => {
                 let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
                 let isn = t.has(tcpflag::ACK).then(|| t.ack.wrapping_sub(1));
-                if !self.map.contains_key(&key) && !self.first.contains_key(&key) {
+                if !self.map.contains(&key) && !self.first.get(&key).is_some() {
                     return;
                 }
-                if let Some(e) = self.entry_mut(&key, cx, p.ts_us)
+                if let Some(e) = self.entry_mut(&key, cx)
                     && e.reject(t.dport, isn, Outcome::Rst)
                 {
                     e.rst += 1;
@@ -584,10 +597,10 @@ impl SynRetry {
                     return;
                 }
                 let key = Key { src: q.src, dst: q.dst, dport: q.dport };
-                if !self.map.contains_key(&key) && !self.first.contains_key(&key) {
+                if !self.map.contains(&key) && !self.first.get(&key).is_some() {
                     return;
                 }
-                if let Some(e) = self.entry_mut(&key, cx, p.ts_us)
+                if let Some(e) = self.entry_mut(&key, cx)
                     && e.reject(q.sport, q.tcp_seq, Outcome::Icmp)
                 {
                     e.icmp += 1;
@@ -635,13 +648,13 @@ impl SynRetry {
         let e = match self.map.get_mut(&key) {
             Some(e) => e,
             None => {
-                if !self.first.contains_key(&key) {
+                if !self.first.get(&key).is_some() {
                     let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
                     let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, tools, ttl };
                     self.remember_first(key, first, cx);
                     return;
                 }
-                let Some(e) = self.entry_mut(&key, cx, p.ts_us) else { return };
+                let Some(e) = self.entry_mut(&key, cx) else { return };
                 e
             }
         };
@@ -683,32 +696,12 @@ impl SynRetry {
         }
     }
 
-    /// Records a key's first SYN; a full tier is emptied once per `EVICT_US`.
+    /// Records a key's first SYN; a full probation tier lets its oldest go.
     fn remember_first(&mut self, key: Key, f: FirstSyn, cx: &Ctx) {
-        if self.first.len() >= self.cap {
-            if f.ts.saturating_sub(self.last_first_evict_us) < EVICT_US {
-                cx.shared.stats.table(Table::SynRetry).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            self.last_first_evict_us = f.ts;
-            let n = self.first.len() as u64;
-            self.first.clear();
-            cx.shared.stats.table(Table::SynRetry).evicted.fetch_add(n, Relaxed);
+        let evicted = self.first.insert(key, f);
+        if evicted > 0 {
+            cx.shared.stats.table(Table::SynRetry).evicted.fetch_add(evicted, Relaxed);
         }
-        self.first.insert(key, f);
-    }
-
-    /// When full, drops the entries holding a single SYN and nothing else.
-    /// Returns true if room was made. At most once per `EVICT_US`.
-    fn make_room(&mut self, now: i64, cx: &Ctx) -> bool {
-        if now.saturating_sub(self.last_evict_us) < EVICT_US {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.map.len();
-        self.map.retain(|_, e| e.confirmed || e.syns > 1);
-        cx.shared.stats.table(Table::SynRetry).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
-        self.map.len() < self.cap
     }
 
     /// Confirms pending entries whose attempts have settled, and every
@@ -730,20 +723,16 @@ impl SynRetry {
             return;
         }
         self.last_sweep_us = now;
-        let mut expired = 0u64;
-        self.map.retain(|key, e| {
+        let mut expired = self.map.retain(|key, e| {
             if now.saturating_sub(e.last_us) <= lim.window_us {
                 return true;
             }
             if e.confirmed {
                 cx.emit(render(key, e, "final", Some(EndReason::Expired), cx, now));
             }
-            expired += 1;
             false
         });
-        let before = self.first.len();
-        self.first.retain(|_, f| now.saturating_sub(f.ts) <= lim.window_us);
-        expired += (before - self.first.len()) as u64;
+        expired += self.first.retain(|_, f| now.saturating_sub(f.ts) <= lim.window_us);
         cx.shared.stats.table(Table::SynRetry).expired.fetch_add(expired, Relaxed);
     }
 
@@ -1359,7 +1348,7 @@ mod tests {
     }
 
     #[test]
-    fn a_spoofed_flood_is_evicted_first_and_the_cap_is_counted_not_exceeded() {
+    fn a_spoofed_flood_churns_probation_only_and_the_cap_is_counted_not_exceeded() {
         let mut r = rig(|rules| rules.syn_retry.max_tracked = 10);
         // A real retry client: two SYNs so far.
         r.feed(syn(0.0, 1024, 1));
@@ -1368,14 +1357,12 @@ mod tests {
             let src = format!("203.0.113.{}", i + 1);
             r.feed(tcp(1.0 + f64::from(i) * 0.001, &src, SERVER, 5000, 80, tcpflag::SYN, 1, 0));
         }
-        // The client's full entry plus a full first-SYN tier.
+        // The client's full entry plus a full probation tier of the newest
+        // ten flood keys: the oldest forty made room, one at a time.
         assert_eq!((r.det.map.len(), r.det.first.len()), (1, 10));
         let t = r.shared.stats.table(Table::SynRetry);
-        let (evicted, refused) = (t.evicted.load(Relaxed), t.cap_hits.load(Relaxed));
-        assert_eq!(evicted, 10, "the full first-SYN tier is emptied once");
-        // Every flood SYN was stored (and maybe evicted since), or refused.
-        assert_eq!(evicted + refused + r.det.first.len() as u64, 50);
-        assert!(refused > 0);
+        assert_eq!(t.evicted.load(Relaxed), 40);
+        assert_eq!((t.cap_hits.load(Relaxed), t.lost_detections.load(Relaxed)), (0, 0), "one-off SYNs are no loss");
         // The client survives the flood and is confirmed by its third attempt.
         r.feed(syn(30.0, 1026, 3));
         r.tick(40.0);
@@ -1383,6 +1370,39 @@ mod tests {
         let fin: Vec<_> = ev.iter().filter(|e| e["syn_retry"]["status"] == "final").collect();
         assert_eq!(fin.len(), 1, "{ev:?}");
         assert_eq!(fin[0]["syn_retry"]["attempts"], 3);
+    }
+
+    #[test]
+    fn a_repeating_flood_cannot_push_out_a_confirmed_loop_and_its_losses_are_counted() {
+        let mut r = rig(|rules| rules.syn_retry.max_tracked = 8);
+        // The client's loop is confirmed first.
+        for i in 0..4u16 {
+            r.feed(syn(f64::from(i) * 3.0, 1024 + i, u32::from(i)));
+        }
+        r.tick(20.0);
+        assert!(r.events().iter().any(|e| e["syn_retry"]["status"] == "new"));
+        // An adversarial flood that repeats every spoofed key once (two
+        // attempts each: what promotes a key) fills the promoted tier.
+        let mut t = 21.0;
+        for i in 0..200u16 {
+            let src = format!("198.51.100.{}", i + 1);
+            for round in 0..2u16 {
+                t += 0.01;
+                r.feed(tcp(t, &src, SERVER, 6000 + round, 80, tcpflag::SYN, 7 + u32::from(round), 0));
+            }
+        }
+        assert!(r.det.map.len() <= 8, "the cap holds: {}", r.det.map.len());
+        let c = r.shared.stats.table(Table::SynRetry);
+        let lost = c.lost_detections.load(Relaxed);
+        assert!(lost > 0, "keys with two attempts pushed out or refused are lost detections");
+        assert!(c.evicted.load(Relaxed) + c.cap_hits.load(Relaxed) >= lost);
+        // The confirmed loop is still tracked: one more attempt updates it
+        // and the end reports all five.
+        r.feed(syn(t + 1.0, 1030, 9));
+        let ev = r.end();
+        let fin: Vec<_> = ev.iter().filter(|e| e["syn_retry"]["status"] == "final").collect();
+        assert_eq!(fin.len(), 1, "{ev:?}");
+        assert_eq!(fin[0]["syn_retry"]["attempts"], 5);
     }
 
     #[test]
