@@ -3,7 +3,7 @@
 //! unit tests; `Rules` below lists every section and `all()` builds every
 //! detector of a worker. What detectors share: `core` (the `Detector`
 //! trait, `Shared`, `Ctx`, the lifecycle), `keys` (sketches and table
-//! keys), `sources` (the per-source table), `ttl`, `cadence` and `slab`.
+//! keys), `sources` (the per-source table), `ttl`, `cadence` and `fair` (the fair bounded tables).
 //! CONTRIBUTING.md says how to add one.
 
 pub mod anomaly;
@@ -22,7 +22,6 @@ pub mod netbios;
 pub mod periodic;
 pub mod port_scan;
 pub mod severity;
-pub mod slab;
 pub mod smurf;
 pub mod sources;
 pub mod syn_retry;
@@ -124,11 +123,16 @@ pub fn all(shared: &Shared, r: &Rules, worker: usize, inventory_every_s: Option<
             claims.clone(),
         )),
         Box::new(
-            syn_retry::SynRetry::new(&r.syn_retry, cap(r.syn_retry.max_tracked), update_s)
-                .with_claims(claims.clone())
-                .with_scan_tools(&r.scanners)
-                .deferring_trojan_ports(r.known_probe.enabled)
-                .flood_rate(r.syn_flood.min_pps),
+            syn_retry::SynRetry::new(
+                &r.syn_retry,
+                cap(r.syn_retry.max_tracked),
+                cap(r.syn_retry.max_probation),
+                update_s,
+            )
+            .with_claims(claims.clone())
+            .with_scan_tools(&r.scanners)
+            .deferring_trojan_ports(r.known_probe.enabled)
+            .flood_rate(r.syn_flood.min_pps),
         ),
         Box::new(traceroute::Traceroute::new(&r.traceroute, cap(r.traceroute.max_tracked), update_s)),
         Box::new(smurf::Smurf::new(&r.smurf, &shared.home, cap(r.smurf.max_tracked), update_s)),
@@ -138,6 +142,7 @@ pub fn all(shared: &Shared, r: &Rules, worker: usize, inventory_every_s: Option<
                 &r.periodic_probe,
                 &r.source_port_sequence,
                 cap(r.periodic_probe.max_tracked),
+                cap(r.periodic_probe.max_probation),
                 update_s,
             )
             .with_claims(claims),

@@ -47,21 +47,23 @@
 //!   connections come on a rhythm from consecutive ports, and are neither a
 //!   beacon nor a client retrying (issue 13).
 //!
-//! State, in two tiers as in `syn_retry`: `first` holds a key's first
-//! attempt (24 bytes); `map` the full entry (a ring of 64 attempts) from its
-//! second. Both capped at `[periodic_probe] max_tracked` split between
-//! workers; a full `first` is emptied (at most once per second, counted as
-//! evictions); a full `map` drops unconfirmed entries with fewer than 3
-//! attempts, then refuses new keys (cap hits). Entries expire after `idle_s`
-//! without an attempt (checked every tenth of it, `sweep_every`), which ends their detections.
+//! State, in two fair tiers as in `syn_retry` (`detect::fair`): `first`
+//! (probation) holds a key's first attempt, and a full one lets its oldest
+//! go; `map` the full entry (a ring of 64 attempts) from its second, where a
+//! clock hand picks the victim when full: a confirmed detection is never
+//! taken and a key with more attempts outlives one with fewer; a victim or
+//! a refused key is a lost detection (`lost_detections`). Capped at
+//! `[periodic_probe] max_probation` and `max_tracked`, split between workers. Entries expire
+//! after `idle_s` without an attempt (checked every tenth of it,
+//! `sweep_every`), which ends their detections.
 
 use super::brute_force::Claims;
 use super::cadence::{self, Cadence, Fold, Params};
-use super::slab::Slab;
 use super::sources::Sources;
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::keys::{FastMap, site_local, sweep_every, unicast};
+use crate::detect::fair::{Probation, Tier, Weighted};
+use crate::detect::keys::{site_local, sweep_every, unicast};
 use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, incident_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -108,8 +110,10 @@ crate::rules_section! {
         max_dest_hosts_per_source: u32 = 16, ints(1, 1 << 24);
         /// SIGNATURES.md section 1: the five-minute silence must not end the detection; state dropped after 30 min without an attempt
         idle_s: f64 = 1800.0, above(0.0, 86_400.0);
-        /// SIGNATURES.md section 1: cap on (src, dst, proto, dport) entries across all workers, shared with source_port_sequence
-        max_tracked: usize = 32768, entries();
+        /// SIGNATURES.md section 1: cap on (src, dst, proto, dport) keys that repeated (full entries, about 1.4 KB each), across all workers, shared with source_port_sequence
+        max_tracked: usize = 16384, entries();
+        /// SIGNATURES.md section 1: cap on keys seen once (their first attempt), across all workers
+        max_probation: usize = 65536, entries();
     }
 }
 crate::rules_section! {
@@ -142,8 +146,6 @@ const MAX_LIST: usize = 8;
 const MAX_STEP: usize = 16;
 /// Packet time between analyses of one unconfirmed entry.
 const EVAL_US: i64 = 1_000_000;
-/// Packet time between make-room sweeps of a full table.
-const EVICT_US: i64 = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
@@ -192,6 +194,8 @@ struct Entry {
     sensor: u16,
     first_us: i64,
     last_us: i64,
+    /// The last attempt or retransmission: what expiry looks at.
+    seen_us: i64,
     times: [i64; RING],
     sports: [u16; RING],
     isns: [u32; RING],
@@ -230,12 +234,28 @@ struct Entry {
     dst_spoke: bool,
 }
 
+impl Weighted for Entry {
+    /// One hand pass per attempt.
+    fn credit(&self) -> u8 {
+        self.attempts.min(15) as u8
+    }
+    fn pinned(&self) -> bool {
+        self.pp.confirmed || self.ps.confirmed || self.vd.confirmed
+    }
+}
+
 impl Entry {
+    /// Losing this entry loses a detection: it held two attempts or more.
+    fn evidence(&self) -> bool {
+        self.attempts >= 2
+    }
+
     fn new(f: &First) -> Entry {
         let mut e = Entry {
             sensor: f.sensor,
             first_us: f.ts,
             last_us: f.ts,
+            seen_us: f.ts,
             times: [0; RING],
             sports: [0; RING],
             isns: [0; RING],
@@ -374,42 +394,30 @@ struct Limits {
     ps_min_gap_us: i64,
 }
 
-/// A full entry's place in the slab, with what the sweeps need so that
-/// they read only the map.
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    idx: u32,
-    last_us: i64,
-    /// Confirmed, or at least 3 attempts: kept by `make_room`.
-    keep: bool,
-}
-
 /// The detector's per-worker state.
 pub struct Periodic {
-    first: FastMap<Key, First>,
-    map: FastMap<Key, Slot>,
-    /// Full entries (about 1.4 KB each), addressed by `Slot::idx`.
-    slab: Slab<Entry>,
+    first: Probation<Key, First>,
+    /// Full entries, about 1.4 KB each.
+    map: Tier<Key, Entry>,
     lim: Limits,
-    cap: usize,
     last_sweep_us: i64,
-    last_evict_us: i64,
-    last_first_evict_us: i64,
     /// What `brute_force` explains: a guessing tool's connections come on a
     /// rhythm from consecutive ports, and are no beacon or retrying client.
     claims: Arc<Claims>,
 }
 
 impl Periodic {
-    pub fn new(pp: &PeriodicProbeRules, ps: &SourcePortSequenceRules, cap: usize, update_interval_s: f64) -> Periodic {
+    pub fn new(
+        pp: &PeriodicProbeRules,
+        ps: &SourcePortSequenceRules,
+        cap: usize,
+        probation: usize,
+        update_interval_s: f64,
+    ) -> Periodic {
         Periodic {
-            first: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
-            map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
-            slab: Slab::with_capacity(cap.min(1 << 16)),
-            cap,
+            first: Probation::new(probation),
+            map: Tier::new(cap),
             last_sweep_us: i64::MIN,
-            last_evict_us: i64::MIN,
-            last_first_evict_us: i64::MIN,
             claims: Arc::new(Claims::default()),
             lim: Limits {
                 par: Params {
@@ -461,7 +469,7 @@ impl Periodic {
             L4::Tcp(t) if t.is_syn_ack() => {
                 let key = Key { src: ip.dst, dst: ip.src, proto: 6, dport: t.sport };
                 let isn = t.ack.wrapping_sub(1);
-                if let Some(e) = self.map.get(&key).and_then(|s| self.slab.get_mut(s.idx)) {
+                if let Some(e) = self.map.get_mut(&key) {
                     if e.is_retransmission(t.dport, isn) {
                         e.answered += 1;
                     }
@@ -474,7 +482,7 @@ impl Periodic {
             }
             L4::Udp(u) => {
                 let back = Key { src: ip.dst, dst: ip.src, proto: 17, dport: u.sport };
-                if let Some(e) = self.map.get(&back).and_then(|s| self.slab.get_mut(s.idx))
+                if let Some(e) = self.map.get_mut(&back)
                     && e.recent_sport(u.dport)
                 {
                     e.answered += 1;
@@ -513,7 +521,7 @@ impl Periodic {
             }
             L4::Icmp(i) if i.is_echo_reply() => {
                 let key = Key { src: ip.dst, dst: ip.src, proto: ip.proto, dport: 0 };
-                if let Some(e) = self.map.get(&key).and_then(|s| self.slab.get_mut(s.idx)) {
+                if let Some(e) = self.map.get_mut(&key) {
                     e.answered += 1;
                 } else if let Some(f) = self.first.get_mut(&key) {
                     f.answered = true;
@@ -536,11 +544,9 @@ impl Periodic {
         cx: &Ctx,
     ) {
         let now = p.ts_us;
-        let slot = match self.map.get_mut(&key) {
-            Some(s) => {
-                s.last_us = s.last_us.max(now);
-                s
-            }
+        let lim = self.lim;
+        let e = match self.map.get_mut(&key) {
+            Some(e) => e,
             None => {
                 let Some(f) = self.first.get_mut(&key) else {
                     self.remember_first(
@@ -556,17 +562,16 @@ impl Periodic {
                     return;
                 }
                 let f = *f;
-                if self.map.len() >= self.cap && !self.make_room(now, cx) {
-                    cx.shared.stats.table(Table::Periodic).cap_hits.fetch_add(1, Relaxed);
+                let table = cx.shared.stats.table(Table::Periodic);
+                if !self.map.insert(key, Entry::new(&f)).count(table, Entry::evidence) {
                     return;
                 }
-                let Some(idx) = self.slab.insert(Entry::new(&f)) else { return };
                 self.first.remove(&key);
-                self.map.entry(key).or_insert(Slot { idx, last_us: now.max(f.ts), keep: false })
+                let Some(e) = self.map.get_mut(&key) else { return };
+                e
             }
         };
-        let lim = self.lim;
-        let Some(e) = self.slab.get_mut(slot.idx) else { return };
+        e.seen_us = e.seen_us.max(now);
         if tcp && e.is_retransmission(sport, isn) {
             e.retransmissions += 1;
             return;
@@ -610,40 +615,14 @@ impl Periodic {
                 cx.emit(render_verdict(&key, e, "update", None, cx, now));
             }
         }
-        slot.keep = e.pp.confirmed || e.ps.confirmed || e.attempts >= 3;
     }
 
-    /// Records a key's first attempt; a full tier is emptied once per `EVICT_US`.
+    /// Records a key's first attempt; a full probation tier lets its oldest go.
     fn remember_first(&mut self, key: Key, f: First, cx: &Ctx) {
-        if self.first.len() >= self.cap {
-            if f.ts.saturating_sub(self.last_first_evict_us) < EVICT_US {
-                cx.shared.stats.table(Table::Periodic).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            self.last_first_evict_us = f.ts;
-            let n = self.first.len() as u64;
-            self.first.clear();
-            cx.shared.stats.table(Table::Periodic).evicted.fetch_add(n, Relaxed);
+        let evicted = self.first.insert(key, f);
+        if evicted > 0 {
+            cx.shared.stats.table(Table::Periodic).evicted.fetch_add(evicted, Relaxed);
         }
-        self.first.insert(key, f);
-    }
-
-    /// When full, drops unconfirmed entries with fewer than 3 attempts.
-    fn make_room(&mut self, now: i64, cx: &Ctx) -> bool {
-        if now.saturating_sub(self.last_evict_us) < EVICT_US {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.map.len();
-        let slab = &mut self.slab;
-        self.map.retain(|_, s| {
-            if !s.keep {
-                slab.remove(s.idx);
-            }
-            s.keep
-        });
-        cx.shared.stats.table(Table::Periodic).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
-        self.map.len() < self.cap
     }
 
     /// Every `sweep_every(idle)`, ends and drops entries idle for `idle_s`.
@@ -654,35 +633,24 @@ impl Periodic {
         }
         self.last_sweep_us = now;
         let lim = self.lim;
-        let mut expired = 0u64;
-        let slab = &mut self.slab;
         let claims = &self.claims;
-        self.map.retain(|key, s| {
-            if now.saturating_sub(s.last_us) <= lim.idle_us {
+        let mut expired = self.map.retain(|key, e| {
+            if now.saturating_sub(e.seen_us) <= lim.idle_us {
                 return true;
             }
-            if let Some(e) = slab.get_mut(s.idx) {
-                finish(key, e, &lim, claims, src, cx, now, EndReason::Expired);
-            }
-            slab.remove(s.idx);
-            expired += 1;
+            finish(key, e, &lim, claims, src, cx, now, EndReason::Expired);
             false
         });
-        let before = self.first.len();
-        self.first.retain(|_, f| now.saturating_sub(f.ts) <= lim.idle_us);
-        expired += (before - self.first.len()) as u64;
+        expired += self.first.retain(|_, f| now.saturating_sub(f.ts) <= lim.idle_us);
         cx.shared.stats.table(Table::Periodic).expired.fetch_add(expired, Relaxed);
     }
 
     fn end(&mut self, reason: EndReason, src: &Sources, cx: &Ctx) {
         let lim = self.lim;
-        for (key, s) in &self.map {
-            if let Some(e) = self.slab.get_mut(s.idx) {
-                finish(key, e, &lim, &self.claims, src, cx, cx.now, reason);
-            }
+        for (key, e) in self.map.iter_mut() {
+            finish(key, e, &lim, &self.claims, src, cx, cx.now, reason);
         }
         self.map.clear();
-        self.slab.clear();
         self.first.clear();
     }
 }
@@ -1318,6 +1286,7 @@ mod tests {
                 &r.periodic_probe,
                 &r.source_port_sequence,
                 r.periodic_probe.max_tracked,
+                r.periodic_probe.max_probation,
                 r.general.update_interval_s,
             )
         })
@@ -1411,7 +1380,7 @@ mod tests {
             let mut r = Rig::with(
                 |_| {},
                 |_, rules| {
-                    Periodic::new(&rules.periodic_probe, &rules.source_port_sequence, 1000, 60.0)
+                    Periodic::new(&rules.periodic_probe, &rules.source_port_sequence, 1000, 1000, 60.0)
                         .with_claims(claims.clone())
                 },
             );
@@ -1572,7 +1541,7 @@ mod tests {
 
     #[test]
     fn expiry_ends_the_detections_and_a_flood_is_capped() {
-        let mut r = rig(|rules| rules.periodic_probe.max_tracked = 4);
+        let mut r = rig(|rules| (rules.periodic_probe.max_tracked, rules.periodic_probe.max_probation) = (4, 4));
         for i in 0..6u16 {
             r.feed(syn(f64::from(i) * 30.0, 1024 + i, u32::from(i)));
         }

@@ -44,7 +44,7 @@
 //!   retrying client's slot. A victim or a refused key that held two
 //!   attempts is counted in `lost_detections`.
 //!
-//! Both are capped at `max_tracked` (split between workers) and expire after
+//! Capped at `max_probation` and `max_tracked` (split between workers), they expire after
 //! `window_s` without a SYN (checked every `sweep_every(window)` of packet time: a tenth of it).
 //! Entries that may confirm once their attempts settle sit in a short
 //! pending list, so a tick never walks the whole table.
@@ -89,8 +89,10 @@ crate::rules_section! {
         max_dest_hosts_per_source: u32 = 16, ints(1, 1 << 24);
         /// SIGNATURES.md section 2: a service that answered at least this share of the key's attempts is up, and its few lost SYNs are loss, not a retry loop; 1 reports them too
         max_answered_share: f64 = 0.5, floats(0.0, 1.0);
-        /// SIGNATURES.md section 1: 65,536 warnings/day in the story; cap on (src, dst, dport) entries across all workers
-        max_tracked: usize = 65536, entries();
+        /// SIGNATURES.md section 1: cap on (src, dst, dport) keys that repeated (full entries, about 800 B each), across all workers; the story's 65,536 warnings a day come from far fewer keys at once
+        max_tracked: usize = 16384, entries();
+        /// SIGNATURES.md section 1: cap on keys seen once (a 40-byte first SYN; a spoofed flood or a scan lands here), across all workers
+        max_probation: usize = 65536, entries();
     }
 }
 
@@ -497,9 +499,9 @@ impl SynRetry {
         self
     }
 
-    pub fn new(rules: &SynRetryRules, cap: usize, update_interval_s: f64) -> SynRetry {
+    pub fn new(rules: &SynRetryRules, cap: usize, probation: usize, update_interval_s: f64) -> SynRetry {
         SynRetry {
-            first: Probation::new(cap),
+            first: Probation::new(probation),
             map: Tier::new(cap),
             pending: Vec::new(),
             last_sweep_us: i64::MIN,
@@ -985,7 +987,9 @@ mod tests {
     type Rig = crate::detect::testrig::Rig<SynRetry>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |_, r| SynRetry::new(&r.syn_retry, r.syn_retry.max_tracked, r.general.update_interval_s))
+        Rig::with(tweak, |_, r| {
+            SynRetry::new(&r.syn_retry, r.syn_retry.max_tracked, r.syn_retry.max_probation, r.general.update_interval_s)
+        })
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors the TCP header fields a test sets
@@ -1048,7 +1052,7 @@ mod tests {
         let claims = Arc::new(Claims::default());
         claims.claim(CLIENT.parse().unwrap(), 158, 0);
         let mut r =
-            Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 60.0).with_claims(claims.clone()));
+            Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 1000, 60.0).with_claims(claims.clone()));
         for i in 0..5u16 {
             r.feed(syn(f64::from(i) * 2.0, 3000 + i, u32::from(i)));
         }
@@ -1160,7 +1164,7 @@ mod tests {
         };
         let run = |tools: &ToolTable| {
             let mut r =
-                Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 60.0).with_scan_tools(tools));
+                Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 1000, 60.0).with_scan_tools(tools));
             for i in 0..6u32 {
                 r.feed(probe(f64::from(i) * 4.0, 7 + i * 7919));
             }
@@ -1174,7 +1178,8 @@ mod tests {
         let (ev, n) = run(&ToolTable::default());
         assert_eq!((ev.len(), n), (2, 0));
         // hping3 is a packet crafter: its SYNs may be anything, a loop too.
-        let mut r = Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 60.0).with_scan_tools(&tools));
+        let mut r =
+            Rig::with(|_| {}, |_, rules| SynRetry::new(&rules.syn_retry, 1000, 1000, 60.0).with_scan_tools(&tools));
         for i in 0..6u16 {
             let mut p = syn(f64::from(i) * 4.0, 3000 + i, u32::from(i));
             if let L4::Tcp(tcp) = &mut p.l4 {
@@ -1349,7 +1354,7 @@ mod tests {
 
     #[test]
     fn a_spoofed_flood_churns_probation_only_and_the_cap_is_counted_not_exceeded() {
-        let mut r = rig(|rules| rules.syn_retry.max_tracked = 10);
+        let mut r = rig(|rules| (rules.syn_retry.max_tracked, rules.syn_retry.max_probation) = (10, 10));
         // A real retry client: two SYNs so far.
         r.feed(syn(0.0, 1024, 1));
         r.feed(syn(0.5, 1025, 2));
