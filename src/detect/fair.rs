@@ -165,6 +165,13 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
 struct Slot<K, E> {
     key: K,
     val: E,
+}
+
+/// A slot's clock state, kept apart from the (often kilobyte) entries so
+/// the hand walks a dense array and reads an entry only to ask a candidate
+/// victim whether it is pinned.
+#[derive(Clone, Copy, Default)]
+struct Meta {
     credit: u8,
     touched: bool,
 }
@@ -206,6 +213,8 @@ impl<K, E> Inserted<K, E> {
 /// Promoted keys, bounded, evicted by a weighted clock.
 pub struct Tier<K, E> {
     slots: Vec<Option<Slot<K, E>>>,
+    /// One per slot, same index.
+    meta: Vec<Meta>,
     free: Vec<u32>,
     index: FastMap<K, u32>,
     hand: usize,
@@ -217,6 +226,7 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         let cap = cap.clamp(1, u32::MAX as usize);
         Tier {
             slots: Vec::with_capacity(cap.min(4096)),
+            meta: Vec::with_capacity(cap.min(4096)),
             free: Vec::new(),
             index: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
             hand: 0,
@@ -229,12 +239,14 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         self.slots.get(i as usize)?.as_ref().map(|s| &s.val)
     }
 
-    /// The entry, marked as used (it gets its credit back when the hand
-    /// next passes).
+    /// The entry, marked as used: its credit is refilled from its evidence
+    /// now (the caller is about to add to it), and the hand spares it once.
     pub fn get_mut(&mut self, k: &K) -> Option<&mut E> {
-        let i = *self.index.get(k)?;
-        let s = self.slots.get_mut(i as usize)?.as_mut()?;
-        s.touched = true;
+        let i = *self.index.get(k)? as usize;
+        let s = self.slots.get_mut(i)?.as_mut()?;
+        if let Some(m) = self.meta.get_mut(i) {
+            *m = Meta { credit: s.val.credit(), touched: true };
+        }
         Some(&mut s.val)
     }
 
@@ -248,16 +260,18 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
             *e = val;
             return Inserted::Stored;
         }
-        let credit = val.credit();
-        let slot = Slot { key, val, credit, touched: false };
+        let meta = Meta { credit: val.credit(), touched: false };
+        let slot = Slot { key, val };
         if self.index.len() < self.cap {
             let i = match self.free.pop() {
                 Some(i) => {
                     self.slots[i as usize] = Some(slot);
+                    self.meta[i as usize] = meta;
                     i
                 }
                 None => {
                     self.slots.push(Some(slot));
+                    self.meta.push(meta);
                     (self.slots.len() - 1) as u32
                 }
             };
@@ -268,6 +282,7 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
             return Inserted::Refused(slot.val);
         };
         let old = self.slots[i].replace(slot);
+        self.meta[i] = meta;
         self.index.insert(key, i as u32);
         match old {
             Some(o) => {
@@ -278,26 +293,26 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         }
     }
 
-    /// Walks the hand at most `MAX_PROBE` slots for an entry with no credit.
+    /// Walks the hand at most `MAX_PROBE` slots for an entry with no credit
+    /// that is not pinned.
     fn victim(&mut self) -> Option<usize> {
-        let n = self.slots.len();
+        let n = self.slots.len().min(self.meta.len());
         for _ in 0..MAX_PROBE.min(2 * n) {
             let i = self.hand % n;
             self.hand = (i + 1) % n;
-            let Some(s) = self.slots[i].as_mut() else { continue };
-            if s.val.pinned() {
+            let m = &mut self.meta[i];
+            if m.touched {
+                m.touched = false;
                 continue;
             }
-            if s.touched {
-                s.touched = false;
-                s.credit = s.val.credit();
+            if m.credit > 0 {
+                m.credit -= 1;
                 continue;
             }
-            if s.credit > 0 {
-                s.credit -= 1;
-                continue;
+            match &self.slots[i] {
+                Some(s) if !s.val.pinned() => return Some(i),
+                _ => continue,
             }
-            return Some(i);
         }
         None
     }
@@ -339,6 +354,7 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
 
     pub fn clear(&mut self) {
         self.slots.clear();
+        self.meta.clear();
         self.free.clear();
         self.index.clear();
         self.hand = 0;

@@ -368,7 +368,7 @@ impl Seen {
             L4::Tcp(t) => {
                 s.sport = t.sport;
                 s.tcp = true;
-                s.bytes = u32::from(ip.total_len);
+                s.bytes = ip.total_len;
                 s.no_mss = t.opts.mss.is_none();
                 s.zero_window = t.window == 0;
             }

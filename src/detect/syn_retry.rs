@@ -584,7 +584,7 @@ impl SynRetry {
             L4::Tcp(t) if t.has(tcpflag::RST) => {
                 let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
                 let isn = t.has(tcpflag::ACK).then(|| t.ack.wrapping_sub(1));
-                if !self.map.contains(&key) && !self.first.get(&key).is_some() {
+                if !self.map.contains(&key) && self.first.get(&key).is_none() {
                     return;
                 }
                 if let Some(e) = self.entry_mut(&key, cx)
@@ -599,7 +599,7 @@ impl SynRetry {
                     return;
                 }
                 let key = Key { src: q.src, dst: q.dst, dport: q.dport };
-                if !self.map.contains(&key) && !self.first.get(&key).is_some() {
+                if !self.map.contains(&key) && self.first.get(&key).is_none() {
                     return;
                 }
                 if let Some(e) = self.entry_mut(&key, cx)
@@ -650,7 +650,7 @@ impl SynRetry {
         let e = match self.map.get_mut(&key) {
             Some(e) => e,
             None => {
-                if !self.first.get(&key).is_some() {
+                if self.first.get(&key).is_none() {
                     let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
                     let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, tools, ttl };
                     self.remember_first(key, first, cx);
