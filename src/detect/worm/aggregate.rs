@@ -10,8 +10,9 @@
 //! distinct targets are a 2,048-bit sketch, not a list.
 
 use super::ladder::{DAY_US, Ladder, Reason, Steps, roman};
-use super::record::{Attempt, MARK_PORTS, WormMsg};
+use super::record::{Attempt, Chunk, MARK_PORTS, WormMsg};
 use super::rules::WormPhaseRules;
+use crate::detect::agg::{Aggregate, Watermarks};
 use crate::detect::core::{Ctx, EndReason, Shared};
 use crate::detect::fair::{Probation, Tier, Weighted};
 use crate::detect::keys::{Distinct, FastMap, addr_key, hash_pair, mix};
@@ -151,7 +152,7 @@ pub struct Aggregator {
     tcp_ports: Vec<u16>,
     udp_ports: Vec<u16>,
     summary_hosts: usize,
-    marks: Vec<i64>,
+    marks: Watermarks,
     buffered: Vec<Attempt>,
     probation: Probation<Key, Seen>,
     tier: Tier<Key, Counter>,
@@ -170,6 +171,28 @@ pub struct Aggregator {
     dirty: Vec<Key>,
 }
 
+impl Aggregate for Aggregator {
+    type Data = Chunk;
+
+    fn marks(&mut self) -> &mut Watermarks {
+        &mut self.marks
+    }
+
+    fn take(&mut self, c: Chunk, shared: &Shared) {
+        for a in c.attempts() {
+            if self.buffered.len() >= MAX_BUFFERED {
+                shared.stats.table(Table::Worm).cap_hits.fetch_add(1, Relaxed);
+            } else {
+                self.buffered.push(*a);
+            }
+        }
+    }
+
+    fn advance(&mut self, shared: &Shared, out: &Sender<EventLine>) {
+        self.advance_attempts(shared, out);
+    }
+}
+
 impl Aggregator {
     pub fn new(r: &WormPhaseRules, workers: usize) -> Aggregator {
         Aggregator {
@@ -182,7 +205,7 @@ impl Aggregator {
             tcp_ports: r.tcp_ports.clone(),
             udp_ports: r.udp_ports.clone(),
             summary_hosts: r.summary_hosts,
-            marks: vec![i64::MIN; workers.max(1)],
+            marks: Watermarks::new(workers),
             buffered: Vec::new(),
             probation: Probation::new(r.max_probation),
             tier: Tier::new(r.max_tracked),
@@ -200,50 +223,16 @@ impl Aggregator {
 
     /// Runs until every worker is done (or gone), then writes the last summary.
     pub fn run(mut self, rx: Receiver<WormMsg>, shared: &Shared, out: Sender<EventLine>, end: EndReason) {
-        for msg in rx.iter() {
-            self.handle(msg, shared, &out);
-            if self.marks.iter().all(|m| *m == i64::MAX) {
-                break;
-            }
-        }
-        self.marks.fill(i64::MAX);
-        self.advance(shared, &out);
+        self.drain(rx, shared, &out);
         // The end of input closes the last minute (a shutdown too).
         let _ = end;
         self.judge(shared, &out);
         self.summarise(true, shared, &out);
     }
 
-    /// Takes one message from a worker.
-    pub fn handle(&mut self, msg: WormMsg, shared: &Shared, out: &Sender<EventLine>) {
-        match msg {
-            WormMsg::Attempts(c) => {
-                for a in c.attempts() {
-                    if self.buffered.len() >= MAX_BUFFERED {
-                        shared.stats.table(Table::Worm).cap_hits.fetch_add(1, Relaxed);
-                    } else {
-                        self.buffered.push(*a);
-                    }
-                }
-            }
-            WormMsg::Watermark { worker, ts } => {
-                if let Some(m) = self.marks.get_mut(usize::from(worker)) {
-                    *m = (*m).max(ts);
-                }
-                self.advance(shared, out);
-            }
-            WormMsg::Done { worker } => {
-                if let Some(m) = self.marks.get_mut(usize::from(worker)) {
-                    *m = i64::MAX;
-                }
-                self.advance(shared, out);
-            }
-        }
-    }
-
     /// Handles every buffered attempt up to the lowest watermark, in order.
-    fn advance(&mut self, shared: &Shared, out: &Sender<EventLine>) {
-        let low = self.marks.iter().copied().min().unwrap_or(i64::MIN);
+    fn advance_attempts(&mut self, shared: &Shared, out: &Sender<EventLine>) {
+        let low = self.marks.low();
         if low == i64::MIN {
             return;
         }

@@ -2,8 +2,11 @@
 //! `worm_phase` aggregator thread, and the channel between them (see
 //! `worm/mod.rs` for why there is an aggregator).
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crate::detect::agg;
+use crate::stats::Stats;
+use crossbeam_channel::Receiver;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 
 /// Attempts per chunk.
 pub const CHUNK: usize = 32;
@@ -55,35 +58,18 @@ impl Chunk {
 }
 
 /// What a worker tells the aggregator.
-#[derive(Clone, Copy, Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum WormMsg {
-    Attempts(Chunk),
-    /// The worker has handled every packet before this tick.
-    Watermark {
-        worker: u16,
-        ts: i64,
-    },
-    /// The worker has sent its last attempt.
-    Done {
-        worker: u16,
-    },
-}
+pub type WormMsg = agg::Msg<Chunk>;
 
 /// A worker's end of the aggregator channel.
-#[derive(Clone, Debug)]
-pub struct Link {
-    pub worker: u16,
-    pub tx: Sender<WormMsg>,
-    /// Live capture: never block; count drops.
-    pub lossy: bool,
+pub type Link = agg::Link<Chunk>;
+
+fn drops(s: &Stats) -> &AtomicU64 {
+    &s.worm_drops
 }
 
 /// The channel from `workers` workers to the aggregator.
 pub fn channel(workers: usize, lossy: bool) -> (Vec<Link>, Receiver<WormMsg>) {
-    let (tx, rx) = bounded(QUEUE);
-    let links = (0..workers.max(1)).map(|w| Link { worker: w as u16, tx: tx.clone(), lossy }).collect();
-    (links, rx)
+    agg::channel(workers, QUEUE, lossy, drops)
 }
 
 /// Ports whose answered connections also go to the aggregator: they tell

@@ -22,6 +22,7 @@
 
 use super::record::{Attempt, CHUNK, Chunk, Link, MARK_PORTS, WormMsg};
 use crate::decode::summary::{L4, PacketSummary};
+use crate::detect::agg::send;
 use crate::detect::core::Shared;
 use crate::detect::fair::Probation;
 use crate::detect::keys::{hash_pair, unicast};
@@ -254,7 +255,7 @@ impl Tap {
 
     fn send_chunk(&mut self, stats: &Stats) {
         if self.chunk.len > 0 {
-            send(&self.link, WormMsg::Attempts(self.chunk), stats);
+            send(&self.link, WormMsg::Data(self.chunk), stats);
             self.chunk.len = 0;
         }
     }
@@ -274,16 +275,5 @@ fn attempt(k: Key, w: &Wait, tag: i64, answered: bool) -> Attempt {
         sensor: w.sensor,
         proto: k.proto(),
         answered,
-    }
-}
-
-fn send(link: &Link, msg: WormMsg, stats: &Stats) {
-    if link.lossy {
-        if link.tx.try_send(msg).is_err() {
-            stats.worm_drops.fetch_add(1, Relaxed);
-        }
-    } else {
-        // An aggregator that hung up has already failed; the run goes on.
-        let _ = link.tx.send(msg);
     }
 }

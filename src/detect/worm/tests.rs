@@ -5,11 +5,11 @@
 
 use super::*;
 use crate::decode::summary::{L4, PacketSummary, UdpInfo, tcpflag, testutil};
-use crate::detect::testrig::{self, HOME, s};
+use crate::detect::agg::testing;
+use crate::detect::testrig::s;
 use crate::detect::{EndReason, Rules, Shared};
-use crate::output::event::EventLine;
 use crate::pipeline::dispatch::{shard_addr, worker_of};
-use crossbeam_channel::{Receiver, unbounded};
+use crossbeam_channel::Receiver;
 use serde_json::Value;
 use std::net::Ipv4Addr;
 
@@ -23,13 +23,8 @@ struct Lab {
 
 impl Lab {
     fn new(workers: usize, tweak: impl FnOnce(&mut Rules)) -> Lab {
-        let mut rules = Rules::builtin();
-        tweak(&mut rules);
-        let shared = testrig::shared(&rules, HOME, workers);
-        let (tx, rx) = unbounded();
-        let taps = (0..workers)
-            .map(|w| Tap::new(&rules.worm_phase, &shared, Link { worker: w as u16, tx: tx.clone(), lossy: false }))
-            .collect();
+        let testing::Bench { shared, rules, taps, rx } =
+            testing::bench(workers, tweak, |r, sh, l| Tap::new(&r.worm_phase, sh, l));
         Lab { shared, rules, taps, rx, next_tick: i64::MIN }
     }
 
@@ -57,14 +52,8 @@ impl Lab {
             t.finish(&self.shared.stats);
         }
         let msgs: Vec<WormMsg> = self.rx.try_iter().collect();
-        let (otx, orx) = unbounded::<EventLine>();
-        let (tx, rx) = unbounded();
-        for m in msgs {
-            tx.send(m).unwrap();
-        }
-        drop(tx);
-        Aggregator::new(&self.rules.worm_phase, self.shared.workers).run(rx, &self.shared, otx, EndReason::EndOfInput);
-        orx.try_iter().map(|e| serde_json::from_str(&e.line).expect("JSON")).collect()
+        let (r, shared) = (&self.rules.worm_phase, &self.shared);
+        testing::events(msgs, |rx, out| Aggregator::new(r, shared.workers).run(rx, shared, out, EndReason::EndOfInput))
     }
 }
 
