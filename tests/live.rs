@@ -170,6 +170,28 @@ fn snapshot_fw_records(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Asks for stats snapshots (SIGUSR1) until the one in `out` counts `n`
+/// firewall records, then stops picket with SIGTERM and waits (up to 10 s)
+/// for a clean exit.
+fn stop_after_records(child: &mut std::process::Child, out: &std::path::Path, n: u64) {
+    let pid = child.id().to_string();
+    wait_until(&format!("{n} firewall records"), || {
+        must(&["kill", "-USR1", &pid]);
+        std::thread::sleep(Duration::from_millis(200));
+        snapshot_fw_records(out) >= n
+    });
+    must(&["kill", "-TERM", &pid]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "picket did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+}
+
 /// Waits until picket's stderr has said every one of `marks`.
 fn wait_for(stderr: std::process::ChildStderr, marks: &'static [&'static str]) -> (String, std::process::ChildStderr) {
     std::thread::spawn(move || {
@@ -287,23 +309,8 @@ fn live_follows_a_rotated_log_and_receives_syslog() {
         asa,
     ]);
     // Every record read (asked for with SIGUSR1 snapshots) before SIGTERM.
-    let pid = child.id().to_string();
-    wait_until("the six firewall records", || {
-        must(&["kill", "-USR1", &pid]);
-        std::thread::sleep(Duration::from_millis(200));
-        snapshot_fw_records(&out) >= 6
-    });
-    must(&["kill", "-TERM", &pid]);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "picket did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    stop_after_records(&mut child, &out, 6);
     drop(stderr);
-    assert!(status.success(), "exit status {status:?}");
 
     let run = Run {
         code: Some(0),
@@ -331,4 +338,71 @@ fn live_follows_a_rotated_log_and_receives_syslog() {
     let f = retry.firewall.as_ref().expect("a firewall object");
     assert_eq!(f.scope, "flow");
     assert_eq!(f.rules, vec!["PK-IN-DROP:".to_string()]);
+}
+
+/// Issue 14: in `live --fw-log` the firewall's denials feed the worm
+/// sentries too. An inside host's egress sweep the firewall dropped before
+/// the span (70 denials in the log, nothing on the wire) reaches phase III
+/// from the log alone; an outside host's 30 SYNs that the span saw and
+/// the firewall also logged (each twice, with its retransmission) count
+/// once each: 30 attempts, phase I, not III. Phases are lowered to 20, 40
+/// and 60 for the test.
+#[test]
+fn live_fw_log_denials_feed_the_worm_sentries_once() {
+    if !is_root() || !tools_present() {
+        println!("skipping: the live test needs root, iproute2, hping3 and iptables (scripts/test installs them)");
+        return;
+    }
+    let lab = Lab::up("t3");
+    // The outside host's sweep goes through the DMZ host's side of the veth,
+    // where the span listens, and nothing answers (no forwarding there).
+    must(&["ip", "-n", &lab.b, "route", "add", "198.18.0.0/24", "via", "192.0.2.10"]);
+    let dir = tempdir("live-worm");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("picket.toml"), "[worm_phase]\nphase1 = 20\nphase2 = 40\nphase3 = 60\n").unwrap();
+    let out = dir.join("events.json");
+    let log = dir.join("fw.log");
+    append(&log, "");
+    let netns = format!("--net=/var/run/netns/{}", lab.a);
+    let mut child = Command::new("nsenter")
+        .args([netns.as_str(), bin(), "live", "-i", lab.va.as_str(), "--home-net", "192.0.2.0/28"])
+        .args(["-o", out.to_str().unwrap(), "--workers", "2", "--fw-log", log.to_str().unwrap()])
+        .args(["--rules", rules.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start picket live");
+    let (seen, stderr) = wait_for(child.stderr.take().unwrap(), &["capturing on"]);
+    assert!(seen.contains("capturing on"), "picket did not start: {seen}");
+
+    // One SYN to each of 198.18.0.1..30 port 445 (hping3 waits a second
+    // for an answer that never comes: the 30 run side by side).
+    let sweep = "for i in $(seq 1 30); do hping3 -q -S -p 445 -c 1 198.18.0.$i >/dev/null 2>&1 & done; wait";
+    sh(&["ip", "netns", "exec", &lab.b, "sh", "-c", sweep]);
+    let mut lines = String::new();
+    for i in 1..=30u16 {
+        // The SYN and its retransmission, both logged.
+        lines.push_str(&nf_line("192.0.2.99", &format!("198.18.0.{i}"), 40_000 + i, 445));
+        lines.push_str(&nf_line("192.0.2.99", &format!("198.18.0.{i}"), 40_000 + i, 445));
+    }
+    for i in 1..=70u16 {
+        lines.push_str(&nf_line("192.0.2.10", &format!("198.19.0.{i}"), 50_000 + i, 445));
+    }
+    append(&log, &lines);
+    stop_after_records(&mut child, &out, 130);
+    drop(stderr);
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let events = parse(&text);
+    let st = events.iter().rev().find_map(|e| e.stats.as_ref()).expect("the final stats");
+    assert!(st.protocols["tcp"] >= 30, "the span saw the outside host's SYNs: {st:?}");
+    let max_phase = |host: &str| {
+        events.iter().filter_map(|e| e.worm_phase.as_ref()).filter(|w| w.host == host).map(|w| w.phase).max()
+    };
+    assert_eq!(max_phase("192.0.2.10"), Some(3), "the log-only sweep reaches phase III: {text}");
+    assert_eq!(max_phase("192.0.2.99"), Some(1), "seen on the wire and logged, counted once: {text}");
+    let summary = events.iter().rev().find_map(|e| e.worm_summary.as_ref()).expect("a worm_summary");
+    let attempts = |host: &str| summary.hosts.iter().find(|h| h.host == host).map(|h| h.attempts);
+    assert_eq!(attempts("192.0.2.10"), Some(70), "{summary:?}");
+    assert_eq!(attempts("192.0.2.99"), Some(30), "{summary:?}");
 }

@@ -229,7 +229,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         replay: true,
         inventory_every_s: None,
     });
-    let mut analysis = Analysis::start(&shared, &rules, cfg.home, false, EndReason::EndOfInput, &out_tx)?;
+    let mut analysis = Analysis::start(&shared, &rules, cfg.home, (false, false), EndReason::EndOfInput, &out_tx)?;
     let read = feed_logs(inputs, cfg.ctx, &names, &mut analysis, &evidence, &stats, &flags);
     analysis.finish();
     let input = report::ReportInput {

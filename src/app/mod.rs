@@ -12,6 +12,7 @@ pub use fw::{FwLogs, FwRunConfig, run_fwlog};
 pub use stages::RunReport;
 
 use crate::decode::summary::LinkKind;
+use crate::detect::worm;
 use crate::detect::{EndReason, Rules, Shared};
 use crate::fwlog::correlate::{Correlator, FwIndex};
 use crate::fwlog::live::{LiveConfig, LiveFw, LiveTap};
@@ -162,8 +163,9 @@ fn start_live_fw(
     shared: &Arc<Shared>,
     out: &Sender<EventLine>,
     index: Arc<RwLock<FwIndex>>,
+    worm: Option<worm::Link>,
 ) -> Result<LiveFwThread, CaptureError> {
-    let (fw, tap) = LiveFw::new(lc, Arc::clone(shared), out.clone(), index)
+    let (fw, tap) = LiveFw::new(lc, Arc::clone(shared), out.clone(), index, worm)
         .map_err(|msg| CaptureError::Path { path: "--fw-log".into(), msg })?;
     if let Some(a) = fw.syslog_addr() {
         crate::note!("picket: note: receiving syslog on udp {a}");
@@ -268,9 +270,9 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));
     let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index)).or_else(|| live_index.clone());
     let (output, out_tx) = Output::start(sink, &flags, src, Enrich { fw: fw_index, log_origin: None })?;
-    let mut analysis = Analysis::start(&shared, &rules, cfg.home, lossy, end, &out_tx)?;
+    let mut analysis = Analysis::start(&shared, &rules, cfg.home, (lossy, live_index.is_some()), end, &out_tx)?;
     let live_fw = match (cfg.fw_live, live_index) {
-        (Some(lc), Some(index)) => Some(start_live_fw(lc, &shared, &out_tx, index)?),
+        (Some(lc), Some(index)) => Some(start_live_fw(lc, &shared, &out_tx, index, analysis.worm_log.take())?),
         _ => None,
     };
     // The fw_correlation event is written after the workers' events.

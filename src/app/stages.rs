@@ -123,16 +123,21 @@ pub(super) struct Analysis {
     shared: Arc<Shared>,
     out: Sender<EventLine>,
     worm: Option<JoinHandle<()>>,
+    /// The worm aggregator's link for the live firewall-log thread
+    /// (`start` with `log_feeds_worm`), until that thread takes it.
+    pub worm_log: Option<worm::Link>,
 }
 
 impl Analysis {
     /// Starts `shared.workers` analyzer threads (and the aggregator), each
-    /// sending its events to `out`.
+    /// sending its events to `out`. With `log_feeds_worm` (live
+    /// `--fw-log`), the worm aggregator also waits for a firewall-log
+    /// thread's link (`worm_log`).
     pub(super) fn start(
         shared: &Arc<Shared>,
         rules: &Arc<Rules>,
         home: HomeNet,
-        lossy: bool,
+        (lossy, log_feeds_worm): (bool, bool),
         end: EndReason,
         out: &Sender<EventLine>,
     ) -> Result<Analysis, CaptureError> {
@@ -158,12 +163,25 @@ impl Analysis {
         // attempts, wherever the dispatcher sent them (detect/worm).
         let mut worm_links = Vec::new();
         let mut worm_agg = None;
+        let mut worm_log = None;
         if rules.worm_phase.enabled {
-            let (l, rx) = worm::channel(ports.len(), lossy);
+            let log = usize::from(log_feeds_worm);
+            let (mut l, rx) = worm::channel(ports.len() + log, lossy);
+            if log_feeds_worm {
+                // The log thread's link is the last; it may wait for room
+                // (it is not the capture path).
+                worm_log = l.pop().map(|mut k| {
+                    k.lossy = false;
+                    k
+                });
+            }
             worm_links = l;
             let sh = Arc::clone(shared);
             let tx = out.clone();
-            let agg = worm::Aggregator::new(&rules.worm_phase, ports.len());
+            let mut agg = worm::Aggregator::new(&rules.worm_phase, ports.len() + log);
+            if log_feeds_worm {
+                agg = agg.fed_by_log(rules.worm_phase.max_pending.saturating_mul(4));
+            }
             let h = std::thread::Builder::new()
                 .name("picket-worm".into())
                 .spawn(move || agg.run(rx, &sh, tx, end))
@@ -185,7 +203,15 @@ impl Analysis {
                 .map_err(spawn_err)?;
             workers.push(h);
         }
-        Ok(Analysis { dispatcher, workers, aggregator, shared: Arc::clone(shared), out: out.clone(), worm: worm_agg })
+        Ok(Analysis {
+            dispatcher,
+            workers,
+            aggregator,
+            shared: Arc::clone(shared),
+            out: out.clone(),
+            worm: worm_agg,
+            worm_log,
+        })
     }
 
     /// Closes the channels and waits until every detection is flushed.

@@ -6,6 +6,7 @@
 //! keys), `sources` (the per-source table), `ttl`, `cadence` and `fair` (the fair bounded tables).
 //! CONTRIBUTING.md says how to add one.
 
+pub mod agg;
 pub mod anomaly;
 pub mod brute_force;
 pub mod cadence;

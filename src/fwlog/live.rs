@@ -21,18 +21,35 @@
 //! - Files are followed from their end: lines written before picket
 //!   started describe traffic it never saw. A syslog message without a
 //!   time of its own takes its arrival time.
+//! - `worm_phase` (issue 14): the denials also feed the worm sentries, as
+//!   `picket fwlog` feeds them, so an egress sweep the firewall drops
+//!   before the span reaches phase III from the log alone. At each window,
+//!   every due record that `feed::to_summary` makes into a TCP connection
+//!   attempt or a UDP datagram goes to the worm aggregator as a
+//!   `worm::Attempt` marked `logged`, at its time less the clock offset,
+//!   then the window's cut as this thread's watermark (the aggregator
+//!   waits for it, so worm events come up to `LAG_US + STEP_US` of packet
+//!   time later than without a log). A denial is not counted twice: the
+//!   correlator cannot tell (it only pairs attempts toward the home net,
+//!   so an egress denial the span did see would stay "unmatched"), so the
+//!   aggregator counts a (host, target, protocol, port) once within
+//!   `hold_s`, from the wire or from the log, whichever comes first
+//!   (`worm::Aggregator::fed_by_log`).
 //!
 //! Memory is bounded: records waiting for their window (`MAX_PENDING`) and
 //! attempts kept (`MAX_ATTEMPTS`) are capped, and what a cap refuses is
 //! counted in the stats.
 
 use super::correlate::{Attempt, Correlator, FwIndex, Outcome, Span};
+use super::feed;
 use super::reader::{FileTally, LineCtx, LineParser, MAX_LINE};
 use super::record::{Format, FwRecord};
 use super::report::{self, Aggregate, ReportInput};
 use super::time::TimeCtx;
 use crate::decode::summary::PacketSummary;
 use crate::detect::Shared;
+use crate::detect::agg::{self, Msg};
+use crate::detect::worm::{self, Chunk};
 use crate::homenet::HomeNet;
 use crate::input::follow::Follower;
 use crate::input::syslog_udp::SyslogListener;
@@ -124,6 +141,24 @@ impl LiveTap {
     }
 }
 
+/// The log thread's end of the worm aggregator's channel.
+struct WormFeed {
+    link: worm::Link,
+    chunk: Chunk,
+    /// The last watermark sent.
+    mark: i64,
+}
+
+impl WormFeed {
+    /// Sends what the chunk holds.
+    fn flush(&mut self, stats: &Stats) {
+        if self.chunk.len > 0 {
+            agg::send(&self.link, Msg::Data(self.chunk), stats);
+            self.chunk.len = 0;
+        }
+    }
+}
+
 /// What the live log thread reads and how.
 pub struct LiveConfig {
     pub files: Vec<PathBuf>,
@@ -177,6 +212,8 @@ pub struct LiveFw {
     next_report: i64,
     /// Records read in the current poll, added to the index in one go.
     fresh: Vec<FwRecord>,
+    /// The worm sentries' feed, when `worm_phase` is on.
+    worm: Option<WormFeed>,
 }
 
 fn now_us() -> i64 {
@@ -189,11 +226,13 @@ fn now_us() -> i64 {
 impl LiveFw {
     /// Binds the syslog socket and opens the files (a file not there yet
     /// is waited for). Returns the thread's state and the reader's tap.
+    /// `worm` is this thread's link to the worm aggregator, if any.
     pub fn new(
         cfg: LiveConfig,
         shared: Arc<Shared>,
         out: Sender<EventLine>,
         index: Arc<RwLock<FwIndex>>,
+        worm: Option<worm::Link>,
     ) -> Result<(LiveFw, LiveTap), String> {
         let stats = Arc::clone(&shared.stats);
         let listener = match cfg.syslog {
@@ -258,6 +297,7 @@ impl LiveFw {
             next_step: i64::MIN,
             next_report: i64::MIN,
             fresh: Vec::new(),
+            worm: worm.map(|link| WormFeed { link, chunk: Chunk::empty(), mark: i64::MIN }),
         };
         Ok((fw, tap))
     }
@@ -293,6 +333,9 @@ impl LiveFw {
         self.read_logs();
         let now = self.stats.clock_us.load(Relaxed);
         self.step(i64::MAX);
+        if let Some(w) = &self.worm {
+            agg::send(&w.link, Msg::Done { worker: w.link.worker }, &self.stats);
+        }
         self.report(now, true);
     }
 
@@ -479,6 +522,7 @@ impl LiveFw {
                 }
             }
         }
+        self.feed_worm(&ready, cut);
         // Attempts past the margin: no record will come for them any more.
         let keep_from = cut.saturating_sub(MARGIN_US);
         let from = self.counting_from;
@@ -497,6 +541,29 @@ impl LiveFw {
         self.attempts.truncate(k);
         self.taken.truncate(k);
         self.total.unlogged_packets += unlogged;
+    }
+
+    /// Hands the window's denials to the worm sentries (see the module
+    /// doc), each at its time in sensor time (no earlier than the last
+    /// watermark, no later than `cut`), then `cut` as the watermark.
+    fn feed_worm(&mut self, ready: &[FwRecord], cut: i64) {
+        let Some(w) = &mut self.worm else { return };
+        let off = self.offset_us.unwrap_or(0);
+        for r in ready {
+            let Ok(f) = feed::to_summary(r) else { continue };
+            let at = f.pkt.ts_us.saturating_sub(off);
+            let tag = at.min(cut).max(w.mark);
+            if let Some(a) = worm::Attempt::logged(&f.pkt, at, tag, 0)
+                && w.chunk.push(a)
+            {
+                w.flush(&self.stats);
+            }
+        }
+        w.flush(&self.stats);
+        if cut != i64::MAX && cut > w.mark {
+            w.mark = cut;
+            agg::send(&w.link, Msg::Watermark { worker: w.link.worker, ts: cut }, &self.stats);
+        }
     }
 
     fn report(&mut self, now: i64, is_final: bool) {
@@ -553,6 +620,16 @@ mod tests {
         syslog: Option<SocketAddr>,
         allow: Option<&str>,
     ) -> (LiveFw, LiveTap, crossbeam_channel::Receiver<EventLine>, Arc<Stats>, Arc<RwLock<FwIndex>>) {
+        setup_with(path, syslog, allow, None)
+    }
+
+    /// `setup`, with a link to the worm aggregator.
+    fn setup_with(
+        path: &std::path::Path,
+        syslog: Option<SocketAddr>,
+        allow: Option<&str>,
+        worm: Option<worm::Link>,
+    ) -> (LiveFw, LiveTap, crossbeam_channel::Receiver<EventLine>, Arc<Stats>, Arc<RwLock<FwIndex>>) {
         let stats = Arc::new(Stats::default());
         let mut shared = crate::detect::testrig::shared(&Rules::builtin(), "192.0.2.0/24", 1);
         shared.sensors = vec!["eth1".into()];
@@ -569,7 +646,7 @@ mod tests {
             top_sources: 10,
         };
         let index = Arc::new(RwLock::new(FwIndex::default()));
-        let (fw, tap) = LiveFw::new(cfg, shared, out, Arc::clone(&index)).unwrap();
+        let (fw, tap) = LiveFw::new(cfg, shared, out, Arc::clone(&index), worm).unwrap();
         (fw, tap, events, stats, index)
     }
 
@@ -628,6 +705,53 @@ mod tests {
             assert!((off - ahead as f64 / 1e6).abs() < 1e-6, "offset {off}");
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// Issue 14: each window's denials go to the worm sentries, from the
+    /// log alone (the egress SYN and the UDP datagram no packet showed),
+    /// at their time less the clock offset, then the window's cut as the
+    /// log thread's watermark. A denied ACK, a datagram to a broadcast
+    /// address and an accepted connection are no attempts.
+    #[test]
+    fn denials_feed_the_worm_sentries_then_the_window_cut() {
+        let dir = scratch("worm");
+        let path = dir.join("fw.log");
+        std::fs::write(&path, "").unwrap();
+        let (mut links, rx) = crate::detect::agg::testing::links::<Chunk>(2);
+        let (mut fw, _tap, _events, stats, _index) = setup_with(&path, None, None, links.pop());
+        let t0 = 1_795_000_000_000_000i64;
+        let at = crate::output::timefmt::rfc3339_us(t0);
+        let nf = |verdict: &str, rest: &str| format!("{at} fw1 kernel: {verdict}: IN=eth1 OUT=eth0 {rest}\n");
+        let lines = [
+            nf("DROP-OUT", "SRC=192.0.2.10 DST=198.51.100.50 LEN=60 TTL=63 PROTO=TCP SPT=50123 DPT=445 SYN URGP=0"),
+            nf("DROP-OUT", "SRC=192.0.2.10 DST=198.51.100.51 LEN=404 TTL=63 PROTO=UDP SPT=1025 DPT=1434 LEN=384"),
+            nf("DROP-OUT", "SRC=192.0.2.10 DST=198.51.100.52 LEN=40 TTL=63 PROTO=TCP SPT=50124 DPT=445 ACK URGP=0"),
+            nf("DROP-OUT", "SRC=192.0.2.10 DST=192.0.2.255 LEN=78 TTL=64 PROTO=UDP SPT=137 DPT=137 LEN=58"),
+            nf("ACCEPT-OUT", "SRC=192.0.2.10 DST=198.51.100.53 LEN=60 TTL=63 PROTO=TCP SPT=50125 DPT=443 SYN URGP=0"),
+        ];
+        std::fs::write(&path, lines.concat()).unwrap();
+        stats.clock_us.store(t0, Relaxed);
+        fw.read_logs();
+        assert_eq!(fw.tallies[0].records, 5);
+        fw.offset_us = Some(2_000_000);
+        fw.step(t0 + 40_000_000);
+        let msgs: Vec<_> = rx.try_iter().collect();
+        let [Msg::Data(c), Msg::Watermark { worker: 1, ts }] = msgs.as_slice() else { panic!("{msgs:?}") };
+        assert_eq!(*ts, t0 + 40_000_000);
+        let got: Vec<_> =
+            c.attempts().iter().map(|a| (a.host.to_string(), a.target.to_string(), a.proto, a.dport)).collect();
+        let want = |dst: &str, proto, dport| ("192.0.2.10".to_string(), dst.to_string(), proto, dport);
+        assert_eq!(got, vec![want("198.51.100.50", 6, 445), want("198.51.100.51", 17, 1434)]);
+        for a in c.attempts() {
+            assert!(a.logged && !a.answered && a.packets == 1, "{a:?}");
+            assert_eq!((a.first_us, a.tag), (t0 - 2_000_000, t0 - 2_000_000), "the firewall's clock runs 2 s ahead");
+        }
+        assert_eq!(c.attempts()[1].payload, 376, "the datagram's payload, for Slammer's size");
+        // Nothing new: the next window sends its watermark only.
+        fw.step(t0 + 70_000_000);
+        let msgs: Vec<_> = rx.try_iter().collect();
+        assert!(matches!(msgs.as_slice(), [Msg::Watermark { worker: 1, ts }] if *ts == t0 + 70_000_000), "{msgs:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `--syslog-allow`: a datagram from another sender is dropped and

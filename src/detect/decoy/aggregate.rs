@@ -30,6 +30,7 @@
 
 use super::record::{AggMsg, Record, kind};
 use super::rules::{Confidence, DecoyScanRules};
+use crate::detect::agg::{Aggregate, Watermarks};
 use crate::detect::core::{Ctx, EndReason, Shared};
 use crate::detect::keys::FastMap;
 use crate::detect::port_scan::{PortScanRules, distributed::Distributed};
@@ -70,7 +71,7 @@ struct Detection {
 pub struct Aggregator {
     rules: DecoyScanRules,
     /// Watermark per worker (`i64::MIN` until its first tick, `MAX` when done).
-    marks: Vec<i64>,
+    marks: Watermarks,
     pending: Vec<Record>,
     /// `pending` indices in (tag, destination, source) order, reused:
     /// records are about 650 bytes, so they are sorted by index, not moved.
@@ -400,6 +401,26 @@ fn join_words(v: &[String]) -> String {
     }
 }
 
+impl Aggregate for Aggregator {
+    type Data = Record;
+
+    fn marks(&mut self) -> &mut Watermarks {
+        &mut self.marks
+    }
+
+    fn take(&mut self, r: Record, shared: &Shared) {
+        if self.pending.len() >= self.rules.max_candidates.saturating_mul(4) {
+            shared.stats.table(Table::Decoy).cap_hits.fetch_add(1, Relaxed);
+        } else {
+            self.pending.push(r);
+        }
+    }
+
+    fn advance(&mut self, shared: &Shared, out: &Sender<EventLine>) {
+        self.advance_records(shared, out);
+    }
+}
+
 impl Aggregator {
     pub fn new(
         rules: &DecoyScanRules,
@@ -411,7 +432,7 @@ impl Aggregator {
             decoy_on: rules.enabled,
             distributed: Distributed::new(port_scan, update_interval_s),
             rules: rules.clone(),
-            marks: vec![i64::MIN; workers.max(1)],
+            marks: Watermarks::new(workers),
             pending: Vec::new(),
             order: Vec::new(),
             dsts: Vec::new(),
@@ -427,45 +448,13 @@ impl Aggregator {
     /// Runs until every worker is done (or gone), then ends every open
     /// detection with `end`.
     pub fn run(mut self, rx: Receiver<AggMsg>, shared: &Shared, out: Sender<EventLine>, end: EndReason) {
-        for msg in rx.iter() {
-            self.handle(msg, shared, &out);
-            if self.marks.iter().all(|m| *m == i64::MAX) {
-                break;
-            }
-        }
-        self.marks.fill(i64::MAX);
-        self.advance(shared, &out);
+        self.drain(rx, shared, &out);
         self.finish(end.unless_interrupted(shared.stats.interrupted.load(Relaxed)), shared, &out);
     }
 
-    /// Takes one message from a worker.
-    pub fn handle(&mut self, msg: AggMsg, shared: &Shared, out: &Sender<EventLine>) {
-        match msg {
-            AggMsg::Record(r) => {
-                if self.pending.len() >= self.rules.max_candidates.saturating_mul(4) {
-                    shared.stats.table(Table::Decoy).cap_hits.fetch_add(1, Relaxed);
-                } else {
-                    self.pending.push(r);
-                }
-            }
-            AggMsg::Watermark { worker, ts } => {
-                if let Some(m) = self.marks.get_mut(usize::from(worker)) {
-                    *m = (*m).max(ts);
-                }
-                self.advance(shared, out);
-            }
-            AggMsg::Done { worker } => {
-                if let Some(m) = self.marks.get_mut(usize::from(worker)) {
-                    *m = i64::MAX;
-                }
-                self.advance(shared, out);
-            }
-        }
-    }
-
     /// Handles every buffered record up to the lowest watermark, tag by tag.
-    fn advance(&mut self, shared: &Shared, out: &Sender<EventLine>) {
-        let low = self.marks.iter().copied().min().unwrap_or(i64::MIN);
+    fn advance_records(&mut self, shared: &Shared, out: &Sender<EventLine>) {
+        let low = self.marks.low();
         if low == i64::MIN {
             return;
         }

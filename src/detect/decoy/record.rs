@@ -2,10 +2,13 @@
 //! `decoy_scan` aggregator thread, and the channel between them (see
 //! `decoy/mod.rs` for why there is an aggregator).
 
+use crate::detect::agg;
 use crate::detect::keys::Distinct1024;
 use crate::detect::ttl::Memory;
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crate::stats::Stats;
+use crossbeam_channel::Receiver;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 
 /// Ports kept exactly per (source, destination); more only in the sketch.
 pub const PORTS: usize = 32;
@@ -177,33 +180,16 @@ impl Record {
 
 /// What a worker tells the aggregator. Records cross by value, so the
 /// hand-off never allocates; the price is a bigger channel slot.
-#[derive(Clone, Copy, Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum AggMsg {
-    Record(Record),
-    /// The worker has handled every packet before this tick.
-    Watermark {
-        worker: u16,
-        ts: i64,
-    },
-    /// The worker has sent its last record.
-    Done {
-        worker: u16,
-    },
-}
+pub type AggMsg = agg::Msg<Record>;
 
 /// A worker's end of the aggregator channel.
-#[derive(Clone, Debug)]
-pub struct Link {
-    pub worker: u16,
-    pub tx: Sender<AggMsg>,
-    /// Live capture: never block; count drops.
-    pub lossy: bool,
+pub type Link = agg::Link<Record>;
+
+fn drops(s: &Stats) -> &AtomicU64 {
+    &s.decoy_drops
 }
 
 /// The channel from `workers` workers to the aggregator.
 pub fn channel(workers: usize, lossy: bool) -> (Vec<Link>, Receiver<AggMsg>) {
-    let (tx, rx) = bounded(QUEUE);
-    let links = (0..workers.max(1)).map(|w| Link { worker: w as u16, tx: tx.clone(), lossy }).collect();
-    (links, rx)
+    agg::channel(workers, QUEUE, lossy, drops)
 }

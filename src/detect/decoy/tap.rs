@@ -25,6 +25,7 @@
 use super::record::{AggMsg, Link, PortSlot, Record, Same, answer, kind};
 use super::rules::DecoyScanRules;
 use crate::decode::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
+use crate::detect::agg::send;
 use crate::detect::core::Shared;
 use crate::detect::keys::PairKey;
 use crate::detect::keys::{FastMap, sweep_every};
@@ -452,7 +453,7 @@ impl Tap {
             let mut rec = e.rec;
             rec.tag = tag;
             rec.memory = self.recall(key.0, sources);
-            send(&self.link, AggMsg::Record(rec), stats);
+            send(&self.link, AggMsg::Data(rec), stats);
         }
         self.queue = queue;
     }
@@ -500,17 +501,6 @@ fn see_first(f: &mut First, pr: &Probe) {
         f.isn.see(seq);
         f.window.see(window);
         f.options.see(layout);
-    }
-}
-
-fn send(link: &Link, msg: AggMsg, stats: &Stats) {
-    if link.lossy {
-        if link.tx.try_send(msg).is_err() {
-            stats.decoy_drops.fetch_add(1, Relaxed);
-        }
-    } else {
-        // An aggregator that hung up has already failed; the run goes on.
-        let _ = link.tx.send(msg);
     }
 }
 

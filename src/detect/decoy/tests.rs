@@ -10,14 +10,13 @@ use super::*;
 use crate::decode::summary::testutil;
 use crate::decode::summary::{L4, PacketSummary, UdpInfo, tcpflag};
 use crate::detect::Rules;
+use crate::detect::agg::testing;
 use crate::detect::sources::Sources;
-use crate::detect::testrig::{self, HOME, s};
+use crate::detect::testrig::s;
 use crate::detect::{EndReason, Shared};
-use crate::output::event::EventLine;
 use crate::pipeline::dispatch::{shard_addr, worker_of};
 use crate::stats::Table;
 use crossbeam_channel::Receiver;
-use crossbeam_channel::unbounded;
 use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -35,13 +34,8 @@ struct Lab {
 
 impl Lab {
     fn new(workers: usize, tweak: impl FnOnce(&mut Rules)) -> Lab {
-        let mut rules = Rules::builtin();
-        tweak(&mut rules);
-        let shared = testrig::shared(&rules, HOME, workers);
-        let (tx, rx) = unbounded();
-        let taps = (0..workers)
-            .map(|w| Tap::new(&rules.decoy_scan, &shared, Link { worker: w as u16, tx: tx.clone(), lossy: false }))
-            .collect();
+        let testing::Bench { shared, rules, taps, rx } =
+            testing::bench(workers, tweak, |r, sh, l| Tap::new(&r.decoy_scan, sh, l));
         let g = &rules.general;
         let sources = (0..workers).map(|_| Sources::new(shared.per_worker(g.max_sources), g.source_idle_s)).collect();
         Lab { shared, rules, taps, sources, rx, next_tick: i64::MIN }
@@ -83,19 +77,14 @@ impl Lab {
 }
 
 fn aggregate(shared: &Shared, r: &Rules, msgs: Vec<AggMsg>) -> Vec<Value> {
-    let (otx, orx) = unbounded::<EventLine>();
-    let (tx, rx) = unbounded();
-    for m in msgs {
-        tx.send(m).unwrap();
-    }
-    drop(tx);
-    Aggregator::new(&r.decoy_scan, &r.port_scan, shared.workers, r.general.update_interval_s).run(
-        rx,
-        shared,
-        otx,
-        EndReason::EndOfInput,
-    );
-    orx.try_iter().map(|e| serde_json::from_str(&e.line).expect("JSON")).collect()
+    testing::events(msgs, |rx, out| {
+        Aggregator::new(&r.decoy_scan, &r.port_scan, shared.workers, r.general.update_interval_s).run(
+            rx,
+            shared,
+            out,
+            EndReason::EndOfInput,
+        )
+    })
 }
 
 fn finals(ev: &[Value]) -> Vec<&Value> {
@@ -475,7 +464,7 @@ fn events_do_not_depend_on_worker_count_or_message_interleaving() {
         let mut per: Vec<std::collections::VecDeque<AggMsg>> = vec![Default::default(); workers];
         for m in msgs {
             let w = match m {
-                AggMsg::Record(r) => worker_of(r.src, workers),
+                AggMsg::Data(r) => worker_of(r.src, workers),
                 AggMsg::Watermark { worker, .. } | AggMsg::Done { worker } => usize::from(worker),
             };
             per[w].push_back(m);

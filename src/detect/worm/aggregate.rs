@@ -10,8 +10,10 @@
 //! distinct targets are a 2,048-bit sketch, not a list.
 
 use super::ladder::{DAY_US, Ladder, Reason, Steps, roman};
-use super::record::{Attempt, MARK_PORTS, WormMsg};
+use super::record::{Attempt, Chunk, MARK_PORTS, WormMsg};
 use super::rules::WormPhaseRules;
+use super::tap::Key as FlowKey;
+use crate::detect::agg::{Aggregate, Watermarks};
 use crate::detect::core::{Ctx, EndReason, Shared};
 use crate::detect::fair::{Probation, Tier, Weighted};
 use crate::detect::keys::{Distinct, FastMap, addr_key, hash_pair, mix};
@@ -57,6 +59,13 @@ impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
         hash_pair(&self.host, &self.host, self.sentry, h);
     }
+}
+
+/// When a flow last came from each origin (`i64::MIN`: never).
+#[derive(Clone, Copy, Debug)]
+struct Origins {
+    wire_us: i64,
+    log_us: i64,
 }
 
 /// A (host, sentry) seen once.
@@ -151,7 +160,7 @@ pub struct Aggregator {
     tcp_ports: Vec<u16>,
     udp_ports: Vec<u16>,
     summary_hosts: usize,
-    marks: Vec<i64>,
+    marks: Watermarks,
     buffered: Vec<Attempt>,
     probation: Probation<Key, Seen>,
     tier: Tier<Key, Counter>,
@@ -168,6 +177,32 @@ pub struct Aggregator {
     /// (`dirty`) are judged when it closes.
     minute: i64,
     dirty: Vec<Key>,
+    /// Live `--fw-log` only (see `fed_by_log`): the flows counted lately,
+    /// and from which origin.
+    recent: Option<Probation<FlowKey, Origins>>,
+    hold_us: i64,
+}
+
+impl Aggregate for Aggregator {
+    type Data = Chunk;
+
+    fn marks(&mut self) -> &mut Watermarks {
+        &mut self.marks
+    }
+
+    fn take(&mut self, c: Chunk, shared: &Shared) {
+        for a in c.attempts() {
+            if self.buffered.len() >= MAX_BUFFERED {
+                shared.stats.table(Table::Worm).cap_hits.fetch_add(1, Relaxed);
+            } else {
+                self.buffered.push(*a);
+            }
+        }
+    }
+
+    fn advance(&mut self, shared: &Shared, out: &Sender<EventLine>) {
+        self.advance_attempts(shared, out);
+    }
 }
 
 impl Aggregator {
@@ -182,7 +217,7 @@ impl Aggregator {
             tcp_ports: r.tcp_ports.clone(),
             udp_ports: r.udp_ports.clone(),
             summary_hosts: r.summary_hosts,
-            marks: vec![i64::MIN; workers.max(1)],
+            marks: Watermarks::new(workers),
             buffered: Vec::new(),
             probation: Probation::new(r.max_probation),
             tier: Tier::new(r.max_tracked),
@@ -195,55 +230,36 @@ impl Aggregator {
             events_today: 0,
             minute: i64::MIN,
             dirty: Vec::new(),
+            recent: None,
+            hold_us: (r.hold_s * 1e6) as i64,
         }
+    }
+
+    /// A firewall log's denials come too (`picket live --fw-log`, as
+    /// `Attempt::logged`): a flow is counted once, from the wire or from
+    /// the log, whichever brings it first. A denial within `hold_s` of the
+    /// same (host, target, protocol, port) from the wire or from the log
+    /// is a repeat (the span saw the packet, or the firewall logged a
+    /// retransmission again); so is an attempt from the wire within
+    /// `hold_s` of a denial counted. Up to `flows` flows are remembered,
+    /// oldest out first.
+    pub fn fed_by_log(mut self, flows: usize) -> Aggregator {
+        self.recent = Some(Probation::new(flows));
+        self
     }
 
     /// Runs until every worker is done (or gone), then writes the last summary.
     pub fn run(mut self, rx: Receiver<WormMsg>, shared: &Shared, out: Sender<EventLine>, end: EndReason) {
-        for msg in rx.iter() {
-            self.handle(msg, shared, &out);
-            if self.marks.iter().all(|m| *m == i64::MAX) {
-                break;
-            }
-        }
-        self.marks.fill(i64::MAX);
-        self.advance(shared, &out);
+        self.drain(rx, shared, &out);
         // The end of input closes the last minute (a shutdown too).
         let _ = end;
         self.judge(shared, &out);
         self.summarise(true, shared, &out);
     }
 
-    /// Takes one message from a worker.
-    pub fn handle(&mut self, msg: WormMsg, shared: &Shared, out: &Sender<EventLine>) {
-        match msg {
-            WormMsg::Attempts(c) => {
-                for a in c.attempts() {
-                    if self.buffered.len() >= MAX_BUFFERED {
-                        shared.stats.table(Table::Worm).cap_hits.fetch_add(1, Relaxed);
-                    } else {
-                        self.buffered.push(*a);
-                    }
-                }
-            }
-            WormMsg::Watermark { worker, ts } => {
-                if let Some(m) = self.marks.get_mut(usize::from(worker)) {
-                    *m = (*m).max(ts);
-                }
-                self.advance(shared, out);
-            }
-            WormMsg::Done { worker } => {
-                if let Some(m) = self.marks.get_mut(usize::from(worker)) {
-                    *m = i64::MAX;
-                }
-                self.advance(shared, out);
-            }
-        }
-    }
-
     /// Handles every buffered attempt up to the lowest watermark, in order.
-    fn advance(&mut self, shared: &Shared, out: &Sender<EventLine>) {
-        let low = self.marks.iter().copied().min().unwrap_or(i64::MIN);
+    fn advance_attempts(&mut self, shared: &Shared, out: &Sender<EventLine>) {
+        let low = self.marks.low();
         if low == i64::MIN {
             return;
         }
@@ -340,7 +356,7 @@ impl Aggregator {
                 *self.host_marks.entry(a.host).or_default() |= 1 << i;
             }
         }
-        if a.answered {
+        if a.answered || self.repeat(a) {
             return;
         }
         let listed = match a.proto {
@@ -354,6 +370,24 @@ impl Aggregator {
         if self.any {
             self.count_in(Key { host: a.host, sentry: ANY }, a, at, shared);
         }
+    }
+
+    /// Whether `a` was counted already from the other origin, or is a
+    /// logged repeat (see `fed_by_log`); remembers it either way.
+    fn repeat(&mut self, a: &Attempt) -> bool {
+        let Some(recent) = &mut self.recent else { return false };
+        let (t, hold) = (a.first_us, self.hold_us.unsigned_abs());
+        let near = |u: i64| u != i64::MIN && t.abs_diff(u) <= hold;
+        let k = FlowKey::new(a.host, a.target, a.proto, a.dport);
+        let Some(o) = recent.get_mut(&k) else {
+            let (wire_us, log_us) = if a.logged { (i64::MIN, t) } else { (t, i64::MIN) };
+            recent.insert(k, Origins { wire_us, log_us });
+            return false;
+        };
+        let seen = near(o.log_us) || (a.logged && near(o.wire_us));
+        let last = if a.logged { &mut o.log_us } else { &mut o.wire_us };
+        *last = (*last).max(t);
+        seen
     }
 
     fn count_in(&mut self, k: Key, a: &Attempt, at: i64, shared: &Shared) {

@@ -15,6 +15,11 @@
 //!   with the tick's packet time, then a `Watermark` for that tick. A
 //!   firewall log's denials reach the tap as packets (`fwlog::feed`) that
 //!   never get an answer, so `picket fwlog` counts them the same way.
+//! - `picket live --fw-log`: the log thread (`fwlog/live.rs`) is one more
+//!   sender, with the denials as [`Attempt`]s marked `logged` and its
+//!   correlation windows as watermarks; the aggregator then counts a
+//!   (host, target, protocol, port) once within `hold_s`, from the wire
+//!   or the log (`Aggregator::fed_by_log`).
 //! - `aggregate.rs` (one thread): the sentries' counters per (host,
 //!   sentry) and the phase ladder (`ladder.rs`); it writes `worm_phase`
 //!   and, per day of packet time and at the end, `worm_summary`.

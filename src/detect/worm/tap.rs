@@ -20,8 +20,9 @@
 //! nothing for other segments; nothing is allocated (the tables grow up to
 //! their cap, the hand-off buffers are reused).
 
-use super::record::{Attempt, CHUNK, Chunk, Link, MARK_PORTS, WormMsg};
+use super::record::{Attempt, Chunk, Link, MARK_PORTS, WormMsg};
 use crate::decode::summary::{L4, PacketSummary};
+use crate::detect::agg::send;
 use crate::detect::core::Shared;
 use crate::detect::fair::Probation;
 use crate::detect::keys::{hash_pair, unicast};
@@ -34,16 +35,17 @@ use std::sync::atomic::Ordering::Relaxed;
 /// the next tick's tag; beyond, they are counted as dropped.
 const EARLY: usize = 4096;
 
-/// (host, target, protocol, port).
+/// (host, target, protocol, port): one attempt (the aggregator keys its
+/// `fed_by_log` memory by it too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key {
+pub(super) struct Key {
     host: IpAddr,
     target: IpAddr,
     proto_port: u32,
 }
 
 impl Key {
-    fn new(host: IpAddr, target: IpAddr, proto: u8, port: u16) -> Key {
+    pub(super) fn new(host: IpAddr, target: IpAddr, proto: u8, port: u16) -> Key {
         Key { host, target, proto_port: (u32::from(proto) << 16) | u32::from(port) }
     }
     fn proto(&self) -> u8 {
@@ -93,26 +95,12 @@ pub struct Tap {
 impl Tap {
     pub fn new(rules: &super::rules::WormPhaseRules, shared: &Shared, link: Link) -> Tap {
         let cap = shared.per_worker(rules.max_pending);
-        let none = Attempt {
-            tag: 0,
-            host: IpAddr::from([0, 0, 0, 0]),
-            target: IpAddr::from([0, 0, 0, 0]),
-            first_us: 0,
-            last_us: 0,
-            packets: 0,
-            dport: 0,
-            sport: 0,
-            payload: 0,
-            sensor: 0,
-            proto: 0,
-            answered: false,
-        };
         Tap {
             link,
             waiting: Probation::new(cap),
             settled: Probation::new(cap),
             early: Vec::with_capacity(64),
-            chunk: Chunk { items: [none; CHUNK], len: 0 },
+            chunk: Chunk::empty(),
             wait_us: (rules.answer_wait_s * 1e6) as i64,
             hold_us: (rules.hold_s * 1e6) as i64,
         }
@@ -243,18 +231,14 @@ impl Tap {
     }
 
     fn push(&mut self, a: Attempt, stats: &Stats) {
-        if let Some(slot) = self.chunk.items.get_mut(usize::from(self.chunk.len)) {
-            *slot = a;
-            self.chunk.len += 1;
-        }
-        if usize::from(self.chunk.len) >= CHUNK {
+        if self.chunk.push(a) {
             self.send_chunk(stats);
         }
     }
 
     fn send_chunk(&mut self, stats: &Stats) {
         if self.chunk.len > 0 {
-            send(&self.link, WormMsg::Attempts(self.chunk), stats);
+            send(&self.link, WormMsg::Data(self.chunk), stats);
             self.chunk.len = 0;
         }
     }
@@ -274,16 +258,6 @@ fn attempt(k: Key, w: &Wait, tag: i64, answered: bool) -> Attempt {
         sensor: w.sensor,
         proto: k.proto(),
         answered,
-    }
-}
-
-fn send(link: &Link, msg: WormMsg, stats: &Stats) {
-    if link.lossy {
-        if link.tx.try_send(msg).is_err() {
-            stats.worm_drops.fetch_add(1, Relaxed);
-        }
-    } else {
-        // An aggregator that hung up has already failed; the run goes on.
-        let _ = link.tx.send(msg);
+        logged: false,
     }
 }

@@ -5,11 +5,11 @@
 
 use super::*;
 use crate::decode::summary::{L4, PacketSummary, UdpInfo, tcpflag, testutil};
-use crate::detect::testrig::{self, HOME, s};
+use crate::detect::agg::testing;
+use crate::detect::testrig::s;
 use crate::detect::{EndReason, Rules, Shared};
-use crate::output::event::EventLine;
 use crate::pipeline::dispatch::{shard_addr, worker_of};
-use crossbeam_channel::{Receiver, unbounded};
+use crossbeam_channel::Receiver;
 use serde_json::Value;
 use std::net::Ipv4Addr;
 
@@ -23,13 +23,8 @@ struct Lab {
 
 impl Lab {
     fn new(workers: usize, tweak: impl FnOnce(&mut Rules)) -> Lab {
-        let mut rules = Rules::builtin();
-        tweak(&mut rules);
-        let shared = testrig::shared(&rules, HOME, workers);
-        let (tx, rx) = unbounded();
-        let taps = (0..workers)
-            .map(|w| Tap::new(&rules.worm_phase, &shared, Link { worker: w as u16, tx: tx.clone(), lossy: false }))
-            .collect();
+        let testing::Bench { shared, rules, taps, rx } =
+            testing::bench(workers, tweak, |r, sh, l| Tap::new(&r.worm_phase, sh, l));
         Lab { shared, rules, taps, rx, next_tick: i64::MIN }
     }
 
@@ -57,14 +52,8 @@ impl Lab {
             t.finish(&self.shared.stats);
         }
         let msgs: Vec<WormMsg> = self.rx.try_iter().collect();
-        let (otx, orx) = unbounded::<EventLine>();
-        let (tx, rx) = unbounded();
-        for m in msgs {
-            tx.send(m).unwrap();
-        }
-        drop(tx);
-        Aggregator::new(&self.rules.worm_phase, self.shared.workers).run(rx, &self.shared, otx, EndReason::EndOfInput);
-        orx.try_iter().map(|e| serde_json::from_str(&e.line).expect("JSON")).collect()
+        let (r, shared) = (&self.rules.worm_phase, &self.shared);
+        testing::events(msgs, |rx, out| Aggregator::new(r, shared.workers).run(rx, shared, out, EndReason::EndOfInput))
     }
 }
 
@@ -209,4 +198,82 @@ fn sasser_needs_its_second_port() {
     let ev = lab.end();
     let d = &ev.iter().find(|e| e["worm_phase"]["sentry"] == "445/tcp").unwrap()["worm_phase"];
     assert_eq!(d["worm"], "Sasser");
+}
+
+/// Issue 14, `picket live --fw-log`: a firewall log's denials
+/// (`Attempt::logged`, on the log thread's own link) count in the
+/// sentries, so a sweep only the firewall saw reaches phase III; but a
+/// flow the wire already counted, or a retransmission the firewall logged
+/// again, counts once.
+#[test]
+fn logged_denials_count_once_beside_the_wire() {
+    let testing::Bench { shared, rules, mut taps, rx } = testing::bench(2, |_| {}, |_, _, l| l);
+    let log = taps.pop().unwrap();
+    let mut tap = Tap::new(&rules.worm_phase, &shared, taps.pop().unwrap());
+    let logged = |t: f64, tag: f64, src: &str, i: u32| {
+        Attempt::logged(&syn(t, src, &outside(i), 445), s(t), s(tag), 0).expect("a SYN denial is an attempt")
+    };
+    let mut denials = Vec::new();
+    // 192.0.2.10: 1,200 targets within 12 s, each denial logged twice (the
+    // retransmission a second later); the span saw none of it.
+    for i in 0..1200 {
+        let t = f64::from(i) * 0.01;
+        denials.push(logged(t, t, "192.0.2.10", i));
+        denials.push(logged(t + 1.0, t + 1.0, "192.0.2.10", i));
+    }
+    // 192.0.2.20: 150 SYNs on the wire, unanswered, settled at 20 s, that
+    // the firewall also logged (read in a later window, tagged 30 s); and
+    // 60 more only the log saw.
+    for i in 0..150 {
+        let t = f64::from(i) * 0.05;
+        tap.packet(&syn(t, "192.0.2.20", &outside(i), 445), 0, &shared.stats);
+        denials.push(logged(t + 0.2, 30.0, "192.0.2.20", i));
+    }
+    for i in 150..210 {
+        denials.push(logged(f64::from(i) * 0.05, 30.0, "192.0.2.20", i));
+    }
+    tap.tick(s(20.0), &shared.stats);
+    tap.finish(&shared.stats);
+    let mut chunk = Chunk::empty();
+    for a in denials {
+        if chunk.push(a) {
+            crate::detect::agg::send(&log, WormMsg::Data(chunk), &shared.stats);
+            chunk.len = 0;
+        }
+    }
+    crate::detect::agg::send(&log, WormMsg::Data(chunk), &shared.stats);
+    crate::detect::agg::send(&log, WormMsg::Done { worker: log.worker }, &shared.stats);
+    let msgs: Vec<WormMsg> = rx.try_iter().collect();
+    let ev = testing::events(msgs, |rx, out| {
+        Aggregator::new(&rules.worm_phase, 2).fed_by_log(4096).run(rx, &shared, out, EndReason::EndOfInput)
+    });
+    let mut got: Vec<(u64, String, String, String, u64)> = ev
+        .iter()
+        .filter(|e| e["event_type"] == "worm_phase")
+        .map(|e| {
+            let d = &e["worm_phase"];
+            let field = |k: &str| d[k].as_str().unwrap().to_string();
+            (
+                d["phase"].as_u64().unwrap(),
+                field("sentry"),
+                field("host"),
+                field("reason"),
+                d["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let row = |phase: u64, sentry: &str, host: &str, reason: &str, n: u64| {
+        (phase, sentry.to_string(), host.to_string(), reason.to_string(), n)
+    };
+    assert_eq!(
+        got,
+        vec![
+            row(1, "445/tcp", "192.0.2.20", "count", 210),
+            row(1, "any", "192.0.2.20", "count", 210),
+            row(3, "445/tcp", "192.0.2.10", "per_minute", 1200),
+            row(3, "any", "192.0.2.10", "per_minute", 1200),
+        ],
+        "{ev:?}"
+    );
 }
