@@ -119,6 +119,20 @@ impl Target {
         // Started as the user already (file capabilities): no id to change,
         // and no CAP_SETGID to change the groups with; the capabilities
         // still go below.
+        let can_switch = [caps::Capability::CAP_SETUID, caps::Capability::CAP_SETGID]
+            .into_iter()
+            .all(|c| caps::has_cap(None, CapSet::Effective, c).unwrap_or(false));
+        if !already && !can_switch {
+            return Err(err(
+                spec,
+                format!(
+                    "switching users needs root (CAP_SETUID and CAP_SETGID), and picket runs as uid {} without \
+                     them: started with file or ambient capabilities, --user can only name that same user \
+                     (picket then clears the capabilities)",
+                    res_u.effective
+                ),
+            ));
+        }
         if !already {
             let groups = match &self.name {
                 Some(n) => nix::unistd::initgroups(n, self.gid),
