@@ -70,6 +70,38 @@ fn syns(lab: &Lab, count: u32) {
     sh(&["ip", "netns", "exec", &lab.b, "hping3", "-q", "-S", "-p", "158", "-c", &c, "-i", "u200000", "192.0.2.10"]);
 }
 
+/// Creates `path` (root's, mode 0600) holding `text`.
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(path).unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+}
+
+/// A netfilter LOG line for a SYN to 192.0.2.10:158, stamped now.
+fn nf_line(sport: u16) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let ts = picket::output::timefmt::rfc3339_us(now.as_micros() as i64);
+    format!(
+        "{ts} fw1 kernel: PK-IN-DROP: IN=eth0 OUT=eth1 SRC=192.0.2.99 DST=192.0.2.10 LEN=40 TOS=0x00 PREC=0x00 \
+         TTL=64 PROTO=TCP SPT={sport} DPT=158 WINDOW=512 RES=0x00 SYN URGP=0\n"
+    )
+}
+
+/// The `fw_records` of the latest stats snapshot in `path` (whole lines only).
+fn snapshot_fw_records(path: &Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+        .filter_map(|e| e.stats.map(|s| s.fw_records))
+        .max()
+        .unwrap_or(0)
+}
+
 /// A directory `uid` owns (for the output picket reopens as that user).
 fn dir_for(tag: &str, uid: u32) -> std::path::PathBuf {
     let dir = tempdir(tag);
@@ -97,14 +129,21 @@ fn live_as_nobody_holds_no_privilege_and_still_captures_and_reopens() {
     must(&["ip", "netns", "exec", &lab.a, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "158", "-j", "DROP"]);
     let dir = dir_for("privs-user", NOBODY);
     let out = dir.join("events.json");
+    // A firewall log only root may read: opened before the drop, and
+    // followed as nobody after.
+    let log = dir.join("fw.log");
+    write_private(&log, "");
+    let err = dir.join("stderr");
     let mut child = Command::new("nsenter")
         .args([lab.enter_a().as_str(), bin(), "live", "-i", &lab.va, "--home-net", "192.0.2.0/28"])
         .args(["-o", out.to_str().unwrap(), "--workers", "2", "--user", "nobody"])
-        .stderr(Stdio::piped())
+        .args(["--fw-log", log.to_str().unwrap()])
+        .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .expect("start picket live");
-    let (seen, stderr) = wait_for(child.stderr.take().unwrap(), &["running as nobody"]);
-    assert!(seen.contains("capturing on") && seen.contains("running as nobody (uid 65534"), "{seen}");
+    let said = || std::fs::read_to_string(&err).unwrap_or_default();
+    wait_until("the privilege drop", || said().contains("running as nobody"));
+    assert!(said().contains("capturing on") && said().contains("running as nobody (uid 65534"), "{}", said());
     // The output was opened as root, before the drop.
     assert_eq!(std::fs::metadata(&out).unwrap().uid(), 0);
 
@@ -118,6 +157,21 @@ fn live_as_nobody_holds_no_privilege_and_still_captures_and_reopens() {
     assert!(threads >= 5, "{threads} threads");
 
     syns(&lab, 5);
+    // The log picket opened as root is still read; after a rotation the
+    // new file is opened as nobody: unreadable, picket says so (once); made
+    // readable, its lines are read.
+    append(&log, &nf_line(40000));
+    append(&log, &nf_line(40001));
+    std::fs::rename(&log, dir.join("fw.log.1")).unwrap();
+    write_private(&log, &(nf_line(40002) + &nf_line(40003)));
+    wait_until("the warning about the unreadable log", || said().contains("fw.log: Permission denied"));
+    std::os::unix::fs::chown(&log, Some(NOBODY), None).unwrap();
+    let pid_s = pid.to_string();
+    wait_until("the four firewall records", || {
+        must(&["kill", "-USR1", &pid_s]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        snapshot_fw_records(&out) >= 4
+    });
     // logrotate's dance: the new file is created by picket as nobody.
     std::fs::rename(&out, dir.join("events.json.1")).unwrap();
     must(&["kill", "-HUP", &pid.to_string()]);
@@ -125,12 +179,12 @@ fn live_as_nobody_holds_no_privilege_and_still_captures_and_reopens() {
     assert_eq!(std::fs::metadata(&out).unwrap().uid(), NOBODY, "reopened as nobody");
     must(&["kill", "-TERM", &pid.to_string()]);
     let status = wait_exit(&mut child, 10);
-    drop(stderr);
     assert!(status.success(), "exit status {status:?}");
+    assert_eq!(said().matches("Permission denied").count(), 1, "{}", said());
 
     let (events, st) = final_stats(&out);
     assert!(st.protocols["tcp"] >= 5, "{st:?}");
-    assert_eq!(st.pcap["received"], st.packets, "libpcap received vs picket counted");
+    assert_eq!(st.fw_records, 4, "{st:?}");
     let retry = events
         .iter()
         .filter_map(|e| e.syn_retry.as_ref())
