@@ -24,7 +24,7 @@ fn proc_status(path: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|(k, v)| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
         .collect()
 }
 
