@@ -1,8 +1,9 @@
 //! Wiring a run together: reader, analyzer workers, the decoy aggregator and
 //! the output thread, started and joined in the right order so that every
 //! event is written before the final stats line. `run` reads as its stages:
-//! open the inputs, read the firewall logs, start the output, start the
-//! analysis, start the live firewall feed, read, drain, join. The shared
+//! open the inputs, read the firewall logs, open the output and the live
+//! firewall feed, drop privileges (`live --user`, while no thread runs),
+//! start the output, the analysis and the live feed, read, drain, join. The shared
 //! stages are in `stages`, the firewall-log side in `fw`.
 
 mod fw;
