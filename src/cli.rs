@@ -100,6 +100,11 @@ pub struct LiveArgs {
     /// (what home hosts answer on); one is also written at shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(10..=604800))]
     pub inventory_interval: u32,
+    /// Become USER (and GROUP; default USER's own, plus USER's supplementary
+    /// groups) once the capture, the syslog socket and the output are open,
+    /// with every capability cleared and no_new_privs set. Names or numbers.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
     #[command(flatten)]
     pub fw: FwOptions,
     #[command(flatten)]

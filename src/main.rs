@@ -49,6 +49,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             write_stdout(&r.dump())
         }
         Command::Live(a) => {
+            // Looked up before anything is opened: an unknown user fails
+            // here, never after picket has run as root.
+            let user = match &a.user {
+                Some(u) => Some(picket::privs::Target::resolve(u).map_err(|e| BadInput(e.to_string()))?),
+                None => None,
+            };
             let fw_live = if a.fw_log.is_empty() && a.syslog_listen.is_none() {
                 None
             } else {
@@ -90,7 +96,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 filter: a.filter,
                 buffer_mb: a.buffer_mb,
             });
-            run(input, a.common, None, fw_live, Some(a.inventory_interval))
+            run(input, a.common, None, fw_live, Some(a.inventory_interval), user)
         }
         Command::Replay(a) => {
             let fw = if a.fw_log.is_empty() {
@@ -99,7 +105,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let (forced, tz_offset_s, reference_us) = fw_options(&a.fw)?;
                 Some(app::FwLogs { files: a.fw_log, forced, tz_offset_s, reference_us })
             };
-            run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw, None, None)
+            run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw, None, None, None)
         }
         Command::Fwlog(a) => fwlog(a),
     }
@@ -151,6 +157,12 @@ fn finish(report: app::RunReport) -> anyhow::Result<ExitCode> {
     if let Some(e) = report.output_error {
         return Err(anyhow::Error::new(e).context("writing events"));
     }
+    // A live capture that failed (its interface was deleted) is a runtime
+    // failure, so a service manager restarts picket; it was reported on
+    // stderr and the final stats were written.
+    if report.file_errors.iter().any(|e| matches!(e, picket::input::capture::CaptureError::Interface { .. })) {
+        return Ok(ExitCode::from(1));
+    }
     if !report.file_errors.is_empty() {
         // Each was reported on stderr as it happened; the run went on.
         return Ok(ExitCode::from(2));
@@ -194,6 +206,7 @@ fn run(
     fw: Option<app::FwLogs>,
     fw_live: Option<picket::fwlog::live::LiveConfig>,
     inventory_interval_s: Option<u32>,
+    user: Option<picket::privs::Target>,
 ) -> anyhow::Result<ExitCode> {
     let (rules, home) = rules_and_home(&common)?;
     let flags = Flags::install().context("installing signal handlers")?;
@@ -209,6 +222,7 @@ fn run(
         fw,
         fw_live,
         inventory_interval_s,
+        user,
     };
     finish(app::run(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
 }

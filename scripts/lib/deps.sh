@@ -34,5 +34,5 @@ picket_build_deps() {
 # The tests also drive real tools inside network namespaces.
 picket_test_deps() {
     picket_build_deps
-    picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils
+    picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables
 }

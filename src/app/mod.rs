@@ -1,8 +1,9 @@
 //! Wiring a run together: reader, analyzer workers, the decoy aggregator and
 //! the output thread, started and joined in the right order so that every
 //! event is written before the final stats line. `run` reads as its stages:
-//! open the inputs, read the firewall logs, start the output, start the
-//! analysis, start the live firewall feed, read, drain, join. The shared
+//! open the inputs, read the firewall logs, open the output and the live
+//! firewall feed, drop privileges (`live --user`, while no thread runs),
+//! start the output, the analysis and the live feed, read, drain, join. The shared
 //! stages are in `stages`, the firewall-log side in `fw`.
 
 mod fw;
@@ -51,6 +52,8 @@ pub struct RunConfig {
     pub fw_live: Option<LiveConfig>,
     /// Live: seconds of packet time between `service_inventory` events.
     pub inventory_interval_s: Option<u32>,
+    /// Live `--user`: who picket becomes once everything is opened.
+    pub user: Option<crate::privs::Target>,
 }
 
 /// The default worker count. Live: the available cores minus one for the
@@ -67,7 +70,7 @@ pub fn default_workers(live: bool) -> usize {
 /// The packet inputs, opened (or, for files, checked) before any thread
 /// starts.
 enum Opened<'a> {
-    Live(Capture<Active>, LinkKind),
+    Live(Capture<Active>, LinkKind, &'a str),
     Files { paths: Vec<PathBuf>, filter: Option<&'a str> },
 }
 
@@ -97,7 +100,7 @@ fn open_inputs<'a>(
             let (cap, link) = capture::open_live(o)?;
             let mode = if o.promisc { "promiscuous" } else { "not promiscuous" };
             crate::note!("picket: note: capturing on {} ({}, {mode}, snaplen {})", o.iface, link.name(), o.snaplen);
-            Ok((Opened::Live(cap, link), vec![o.iface.clone()], Vec::new()))
+            Ok((Opened::Live(cap, link, &o.iface), vec![o.iface.clone()], Vec::new()))
         }
         Input::Files { paths, filter } => {
             let expanded = capture::expand_inputs(paths);
@@ -157,27 +160,35 @@ struct LiveFwThread {
     tap: LiveTap,
 }
 
-/// Starts following `--fw-log` files and receiving syslog while live.
-fn start_live_fw(
+/// Binds the syslog socket and opens the `--fw-log` files while live (no
+/// thread yet: `--user` drops privileges after this).
+fn open_live_fw(
     lc: LiveConfig,
     shared: &Arc<Shared>,
     out: &Sender<EventLine>,
     index: Arc<RwLock<FwIndex>>,
-    worm: Option<worm::Link>,
-) -> Result<LiveFwThread, CaptureError> {
-    let (fw, tap) = LiveFw::new(lc, Arc::clone(shared), out.clone(), index, worm)
+) -> Result<(LiveFw, LiveTap), CaptureError> {
+    let (fw, tap) = LiveFw::new(lc, Arc::clone(shared), out.clone(), index, None)
         .map_err(|msg| CaptureError::Path { path: "--fw-log".into(), msg })?;
     if let Some(a) = fw.syslog_addr() {
         crate::note!("picket: note: receiving syslog on udp {a}");
     }
+    Ok((fw, tap))
+}
+
+/// Starts following `--fw-log` files and receiving syslog while live.
+fn start_live_fw((fw, tap): (LiveFw, LiveTap), worm: Option<worm::Link>) -> Result<LiveFwThread, CaptureError> {
+    let fw = fw.with_worm(worm);
     let thread = std::thread::Builder::new().name("picket-fwlog".into()).spawn(move || fw.run()).map_err(spawn_err)?;
     Ok(LiveFwThread { thread, tap })
 }
 
 /// Captures until a signal or the interface goes away; then hangs up the
-/// live firewall feed and waits for it.
+/// live firewall feed and waits for it. A capture that fails (the
+/// interface was deleted) is one stderr line naming the interface and
+/// libpcap's words; the run still drains and writes its final stats.
 fn read_live(
-    (cap, link): (Capture<Active>, LinkKind),
+    (cap, link, iface): (Capture<Active>, LinkKind, &str),
     analysis: &mut Analysis,
     stats: &Stats,
     flags: &Flags,
@@ -190,7 +201,14 @@ fn read_live(
     if let Some(h) = thread {
         let _ = h.join();
     }
-    res.err().into_iter().collect()
+    let err = res.err().map(|e| match e {
+        CaptureError::Interface { msg, .. } => CaptureError::Interface { iface: iface.to_string(), msg },
+        e => e,
+    });
+    if let Some(e) = &err {
+        crate::note!("picket: error: {e}; capture ended");
+    }
+    err.into_iter().collect()
 }
 
 /// Replays the files in order; a damaged file is reported and the next one
@@ -236,7 +254,7 @@ fn read(
     corr: Option<&mut Correlator>,
 ) -> Vec<CaptureError> {
     match opened {
-        Opened::Live(cap, link) => read_live((cap, link), analysis, stats, flags, live_fw),
+        Opened::Live(cap, link, iface) => read_live((cap, link, iface), analysis, stats, flags, live_fw),
         Opened::Files { paths, filter } => replay(&paths, filter, analysis, stats, flags, corr),
     }
 }
@@ -269,12 +287,23 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let src = StatsSource { stats: Arc::clone(&stats), sensor: stages::sensor_label(&sensors), started };
     let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));
     let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index)).or_else(|| live_index.clone());
-    let (output, out_tx) = Output::start(sink, &flags, src, Enrich { fw: fw_index, log_origin: None })?;
-    let mut analysis = Analysis::start(&shared, &rules, cfg.home, (lossy, live_index.is_some()), end, &out_tx)?;
+    let (out_tx, out_rx) = Output::queue();
+    let has_live_fw = live_index.is_some();
     let live_fw = match (cfg.fw_live, live_index) {
-        (Some(lc), Some(index)) => Some(start_live_fw(lc, &shared, &out_tx, index, analysis.worm_log.take())?),
+        (Some(lc), Some(index)) => Some(open_live_fw(lc, &shared, &out_tx, index)?),
         _ => None,
     };
+    // Everything privileged is open and no thread runs yet: become --user.
+    if let Some(user) = &cfg.user {
+        let line = user
+            .drop_privileges()
+            .map_err(|e| CaptureError::Path { path: format!("--user {}", e.spec), msg: e.msg })?;
+        crate::note!("{line}");
+    }
+    let output = Output::start_on(sink, out_rx, &flags, src, Enrich { fw: fw_index, log_origin: None })?;
+    let mut analysis = Analysis::start(&shared, &rules, cfg.home, (lossy, has_live_fw), end, &out_tx)?;
+    let worm_log = analysis.worm_log.take();
+    let live_fw = live_fw.map(|f| start_live_fw(f, worm_log)).transpose()?;
     // The fw_correlation event is written after the workers' events.
     let fw_tx = fw_side.as_ref().map(|_| out_tx.clone());
     drop(out_tx);

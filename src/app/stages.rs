@@ -15,7 +15,7 @@ use crate::pipeline::dispatch::Dispatcher;
 use crate::pipeline::worker::Worker;
 use crate::signals::Flags;
 use crate::stats::Stats;
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -59,13 +59,30 @@ impl Output {
         src: StatsSource,
         enrich: Enrich,
     ) -> Result<(Output, Sender<EventLine>), CaptureError> {
-        let (tx, rx) = bounded::<EventLine>(OUTPUT_QUEUE);
+        let (tx, rx) = Output::queue();
+        Ok((Output::start_on(sink, rx, flags, src, enrich)?, tx))
+    }
+
+    /// The queue events go through, made before the thread starts (live
+    /// opens its firewall feed, and drops privileges, before any thread).
+    pub(super) fn queue() -> (Sender<EventLine>, Receiver<EventLine>) {
+        bounded::<EventLine>(OUTPUT_QUEUE)
+    }
+
+    /// Starts the thread on a queue from `queue`.
+    pub(super) fn start_on(
+        sink: Sink,
+        rx: Receiver<EventLine>,
+        flags: &Flags,
+        src: StatsSource,
+        enrich: Enrich,
+    ) -> Result<Output, CaptureError> {
         let flags = flags.clone();
         let h = std::thread::Builder::new()
             .name("picket-output".into())
             .spawn(move || writer::run(sink, rx, flags, src, enrich))
             .map_err(spawn_err)?;
-        Ok((Output(h), tx))
+        Ok(Output(h))
     }
 
     /// Waits for the last line; its first write error, if any.

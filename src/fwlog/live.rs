@@ -302,6 +302,15 @@ impl LiveFw {
         Ok((fw, tap))
     }
 
+    /// Links the feed to the worm aggregator after it was opened (`--user`
+    /// drops privileges between opening and the analysis threads' start).
+    pub fn with_worm(mut self, worm: Option<worm::Link>) -> LiveFw {
+        if let Some(link) = worm {
+            self.worm = Some(WormFeed { link, chunk: Chunk::empty(), mark: i64::MIN });
+        }
+        self
+    }
+
     /// The local address of the syslog socket (for `:0` in tests).
     pub fn syslog_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())

@@ -181,6 +181,15 @@ impl Follower {
         }
         if self.cur.is_none() {
             self.cur = open_at(&self.path, false);
+            // A path that is there but cannot be opened (a rotated file
+            // that `live --user` may not read) is an error for the caller
+            // to report, not a file to wait for in silence.
+            if self.cur.is_none()
+                && let Err(e) = File::open(&self.path)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                return Err(e);
+            }
         }
         // At most two passes: drain the open file, then (rotation) the new one.
         for _ in 0..2 {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod craft;
+pub mod lab;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

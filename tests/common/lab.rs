@@ -1,0 +1,120 @@
+//! A two-namespace lab for live tests: network namespaces `a` (picket's
+//! side, 192.0.2.10 on `va`) and `b` (the sender, 192.0.2.99 on `vb`)
+//! joined by a veth pair, torn down on drop. Names carry a prefix and the
+//! test's process id, so parallel checkouts do not meet. Needs root.
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Lab {
+    pub a: String,
+    pub b: String,
+    pub va: String,
+}
+
+/// Runs a command quietly; true when it succeeded.
+pub fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn must(args: &[&str]) {
+    assert!(sh(args), "command failed: {args:?}");
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// True when every command in `tools` is on the PATH.
+pub fn have(tools: &[&str]) -> bool {
+    tools.iter().all(|t| sh(&["sh", "-c", &format!("command -v {t}")]))
+}
+
+impl Lab {
+    /// `prefix` is at most 5 bytes, `tag` at most 2 (interface names
+    /// hold 15 bytes).
+    pub fn up(prefix: &str, tag: &str) -> Lab {
+        let id = std::process::id() % 100_000;
+        let a = format!("{prefix}-{tag}-{id}-a");
+        let b = format!("{prefix}-{tag}-{id}-b");
+        let _ = sh(&["ip", "netns", "del", &a]);
+        let _ = sh(&["ip", "netns", "del", &b]);
+        must(&["ip", "netns", "add", &a]);
+        must(&["ip", "netns", "add", &b]);
+        let p = &prefix[..prefix.len().min(5)];
+        let (va, vb) = (format!("{p}{tag}a{id}"), format!("{p}{tag}b{id}"));
+        must(&["ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b]);
+        must(&["ip", "-n", &a, "addr", "add", "192.0.2.10/24", "dev", &va]);
+        must(&["ip", "-n", &b, "addr", "add", "192.0.2.99/24", "dev", &vb]);
+        for (ns, dev) in [(&a, &va), (&b, &vb)] {
+            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        Lab { a, b, va }
+    }
+
+    /// `nsenter` into namespace `a` (it execs the program, so the child's
+    /// pid is the program's own).
+    pub fn enter_a(&self) -> String {
+        format!("--net=/var/run/netns/{}", self.a)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.a]);
+        let _ = sh(&["ip", "netns", "del", &self.b]);
+    }
+}
+
+/// Polls `done` every 50 ms for up to 20 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(20), "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to `secs` for the child to exit.
+pub fn wait_exit(child: &mut Child, secs: u64) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(secs), "picket did not exit within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads the child's stderr until every one of `marks` was said (or the
+/// pipe closed); returns what was read and the pipe, to keep it open.
+pub fn wait_for(
+    stderr: std::process::ChildStderr,
+    marks: &'static [&'static str],
+) -> (String, std::process::ChildStderr) {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stderr = stderr;
+        let mut buf = [0u8; 4096];
+        let mut seen = String::new();
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if marks.iter().all(|m| seen.contains(m)) && seen.ends_with('\n') {
+                break;
+            }
+        }
+        (seen, stderr)
+    })
+    .join()
+    .unwrap()
+}
