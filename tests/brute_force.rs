@@ -1,7 +1,7 @@
 //! `brute_force` on `pcaps/brute_force.pcap` (hydra against pyftpdlib and
 //! sshd in the namespace lab, next to a user logging in three times over FTP
 //! and ssh) and on the public brute-force captures in
-//! ../shared/realworld/pcaps (skipped when absent): each guesser is named
+//! ../shared/realworld/pcaps (skipped only with PICKET_SKIP_SHARED=1): each guesser is named
 //! once, with what the server's replies show, and none of its connections is
 //! also called a beacon, a retrying client or a port sequence.
 
@@ -55,13 +55,7 @@ fn hydra_on_ftp_and_ssh_is_named_and_the_user_is_not() {
 }
 
 fn realworld(name: &str) -> Option<PathBuf> {
-    let p = root().join("../shared/realworld/pcaps").join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("skipping {name}: ../shared/realworld/pcaps is absent");
-        None
-    }
+    shared(&format!("realworld/pcaps/{name}"))
 }
 
 /// Replays a realworld capture with the home net its MANIFEST gives.

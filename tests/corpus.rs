@@ -60,11 +60,6 @@ fn every_corpus_capture_replays_cleanly_and_counts_every_packet() {
     }
 }
 
-fn corpus_file(name: &str) -> Option<PathBuf> {
-    let p = corpus()?.join(name);
-    p.exists().then_some(p)
-}
-
 #[test]
 fn unanswered_syn_sent_three_times_is_a_syn_retry() {
     let Some(f) = corpus_file("cs_nowebaccess3_syn_retry.pcapng") else {
@@ -183,5 +178,19 @@ fn only_the_syn_ping_sweep_reaches_a_worm_phase() {
         } else {
             assert!(got.is_empty(), "{}: {got:?}", f.display());
         }
+    }
+}
+
+/// A test that reads ../shared must not pass without it: an absent path
+/// fails, unless PICKET_SKIP_SHARED=1 asks to skip (then it is `None`).
+#[test]
+fn an_absent_shared_path_fails_unless_skipping_is_asked() {
+    let got = std::panic::catch_unwind(|| shared("corpus/no-such-file.pcap"));
+    if std::env::var_os("PICKET_SKIP_SHARED").is_some_and(|v| v == "1") {
+        assert!(matches!(got, Ok(None)), "{got:?}");
+    } else {
+        let err = got.expect_err("an absent ../shared path must fail the test");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("corpus/no-such-file.pcap") && msg.contains("PICKET_SKIP_SHARED=1"), "{msg}");
     }
 }

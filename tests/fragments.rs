@@ -87,12 +87,7 @@ fn fragmented_scans_are_reassembled_found_and_named_as_tiny_fragments() {
 fn the_real_nmap_f_decoy_scan_is_a_decoy_scan() {
     // realworld hk_nmap_combined.pcapng (nmap -f -T1 -n -Pn --data-length
     // 200 -D RND:5): the 2,520 fragments are 90 SYNs from six sources.
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realworld/pcaps/hk_nmap_combined.pcapng");
-    if !path.exists() {
-        eprintln!("skipped: {} is absent", path.display());
-        return;
-    }
+    let Some(path) = shared("realworld/pcaps/hk_nmap_combined.pcapng") else { return };
     let out = std::process::Command::new(bin())
         .args(["replay", "--home-net", "192.168.29.115/32"])
         .arg(&path)

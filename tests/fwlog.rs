@@ -74,11 +74,7 @@ fn every_corpus_log_parses_with_its_format_and_known_counts() {
         assert!(listed.contains(&n.as_str()), "{n} is in the corpus but not in EXPECTED: add its counts");
     }
     for (name, format, lines, records, other, bad) in EXPECTED {
-        let p = dir.join(name);
-        if !p.exists() {
-            println!("skipping {name}: absent");
-            continue;
-        }
+        let Some(p) = shared(&format!("corpus/fwlogs/{name}")) else { continue };
         let r = fwlog(&[&p], &[]);
         assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
         let fw = r.fw();
@@ -99,7 +95,7 @@ fn every_corpus_log_parses_with_its_format_and_known_counts() {
 
 #[test]
 fn truncated_last_line_is_named_with_its_reason() {
-    let Some(p) = fw_corpus().map(|d| d.join("ufw_internet_vps_rafmio.log")).filter(|p| p.exists()) else {
+    let Some(p) = shared("corpus/fwlogs/ufw_internet_vps_rafmio.log") else {
         println!("skipping: corpus absent");
         return;
     };
@@ -137,7 +133,7 @@ fn count_netfilter(text: &str) -> Counts {
 
 #[test]
 fn by_port_and_by_source_match_an_independent_count() {
-    let Some(p) = fw_corpus().map(|d| d.join("ufw_internet_vps_rafmio.log")).filter(|p| p.exists()) else {
+    let Some(p) = shared("corpus/fwlogs/ufw_internet_vps_rafmio.log") else {
         println!("skipping: corpus absent");
         return;
     };

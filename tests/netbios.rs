@@ -140,15 +140,7 @@ fn rules_thresholds_are_honoured() {
 
 #[test]
 fn the_corpus_nbns_capture_shows_two_answered_lookups() {
-    let Some(dir) = corpus() else {
-        println!("skipping: ../shared/corpus/pcaps is absent");
-        return;
-    };
-    let f = dir.join("ndpi_netbios.pcap");
-    if !f.exists() {
-        println!("skipping: ndpi_netbios.pcap is absent");
-        return;
-    }
+    let Some(f) = corpus_file("ndpi_netbios.pcap") else { return };
     let r = replay(&[&f], &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     // Mostly broadcast name queries and registrations (not NodeStatus); the
@@ -180,15 +172,7 @@ fn nbstat_probes_of_corpus_port_scanners_are_not_called_lookups() {
         ("evilfingers_xprobe_tcp_scan.pcap", "192.168.1.20", "windows", 100, vec![139]),
         ("evilfingers_xscan.pcap", "192.168.1.125", "unix", 200, vec![139, 445]),
     ] {
-        let Some(dir) = corpus() else {
-            println!("skipping: ../shared/corpus/pcaps is absent");
-            return;
-        };
-        let f = dir.join(name);
-        if !f.exists() {
-            println!("skipping {name}: absent");
-            continue;
-        }
+        let Some(f) = corpus_file(name) else { continue };
         let r = replay(&[&f], &[]);
         let (e, d) = find(&r, src, stack);
         assert_eq!(r.netbios_finals().len(), 1, "{name}: {}", r.stdout);

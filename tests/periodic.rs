@@ -148,19 +148,6 @@ fn powwow_bursts_from_two_sources() {
     assert!(r.of_type("source_port_sequence").is_empty(), "{}", r.stdout);
 }
 
-fn corpus_file(name: &str) -> Option<std::path::PathBuf> {
-    let Some(dir) = corpus() else {
-        println!("skipping: ../shared/corpus/pcaps is absent");
-        return None;
-    };
-    let p = dir.join(name);
-    if !p.exists() {
-        println!("skipping: {name} is absent");
-        return None;
-    }
-    Some(p)
-}
-
 #[test]
 fn rat_c2_beacons_every_10_s_with_sequential_ports() {
     let Some(f) = corpus_file("cs_ratinfected.pcapng") else { return };

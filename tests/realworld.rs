@@ -18,8 +18,8 @@ use std::path::PathBuf;
 type Table = BTreeMap<(String, String, String), u64>;
 
 fn realworld() -> Option<PathBuf> {
-    let p = root().join("../shared/realworld");
-    p.join("MANIFEST.tsv").is_file().then_some(p)
+    shared("realworld/MANIFEST.tsv")?;
+    shared("realworld")
 }
 
 /// Each capture with its home net (`-`: none fits).

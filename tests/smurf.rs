@@ -108,11 +108,6 @@ fn a_crafted_echo_chargen_loop_is_reported() {
     assert!(r.of_type("smurf").is_empty());
 }
 
-fn corpus_file(name: &str) -> Option<PathBuf> {
-    let p = corpus()?.join(name);
-    p.exists().then_some(p)
-}
-
 #[test]
 fn ipv6_rsmurf6_is_a_smurf_to_all_nodes() {
     let Some(f) = corpus_file("suricata_ipv6_rsmurf6.pcap") else {

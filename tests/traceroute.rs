@@ -91,11 +91,6 @@ fn other_lab_captures_have_no_traceroute() {
     }
 }
 
-fn corpus_file(name: &str) -> Option<std::path::PathBuf> {
-    let p = corpus()?.join(name);
-    p.exists().then_some(p)
-}
-
 #[test]
 fn windows_tracert_in_the_corpus_is_an_icmp_trace_with_its_routers() {
     let cases = [

@@ -9,9 +9,17 @@ use libfuzzer_sys::fuzz_target;
 use picket::decode::decode;
 use picket::decode::defrag::{Defrag, MAX_DATAGRAMS};
 use picket::decode::summary::LinkKind;
+use std::cell::RefCell;
 
-fuzz_target!(|data: &[u8]| {
-    let mut d = Defrag::new();
+thread_local! {
+    /// One reassembler for the run, flushed empty after every input
+    /// (allocating its slots each time would cost more than the rest).
+    static DEFRAG: RefCell<Defrag> = RefCell::new(Defrag::new());
+}
+
+fuzz_target!(|data: &[u8]| DEFRAG.with(|d| run(data, &mut d.borrow_mut())));
+
+fn run(data: &[u8], d: &mut Defrag) {
     let mut out = Vec::new();
     let mut rest = data;
     let mut ts: i64 = 0;
@@ -30,4 +38,4 @@ fuzz_target!(|data: &[u8]| {
     assert!(d.counts().held as usize <= MAX_DATAGRAMS);
     d.flush(ts, &mut out);
     assert_eq!(d.counts().held, 0);
-});
+}

@@ -31,8 +31,9 @@ picket_build_deps() {
     command -v cargo >/dev/null 2>&1 || { echo "picket: cargo not found; install Rust from rustup.rs" >&2; return 1; }
 }
 
-# The tests also drive real tools inside network namespaces.
+# The tests also drive real tools inside network namespaces; the fuzz
+# targets build libFuzzer's C++ (g++).
 picket_test_deps() {
     picket_build_deps
-    picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables
+    picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables c++:g++
 }

@@ -267,7 +267,10 @@ fn dmesg_human(b: &[u8]) -> Option<(Stamp, usize)> {
     let close = inner.iter().position(|&c| c == b']')?;
     let (_, t) = super::text::next_token(&inner[..close]); // the weekday
     let (Stamp::NoYear { month, day, us_of_day }, used) = bsd(t)? else { return None };
-    let y = dec(super::text::trim(&t[used..]))? as i64;
+    // Four digits, as dmesg prints it: a longer number is no year (and would
+    // overflow the arithmetic in `resolve`).
+    let year = super::text::trim(&t[used..]);
+    let y = if year.len() == 4 { dec(year)? as i64 } else { return None };
     if !valid_date(Some(y), month, day) {
         return None;
     }
@@ -495,6 +498,13 @@ mod tests {
             b"2021-13-01T00:00:00",
         ] {
             assert!(header(b).stamp.is_none(), "{}", String::from_utf8_lossy(b));
+        }
+        // Found by the fuzz targets fw_netfilter, fw_asa and fw_pf: a
+        // `dmesg -T` stamp with a 13-digit year overflowed `resolve`.
+        for b in [&b"[Mon Nov 22 10:36:04 2023611583523]: IN=eth0"[..], b"[Mon Mar 15 20:55:15 20210] x"] {
+            let h = header(b);
+            assert!(h.stamp.is_none(), "{}", String::from_utf8_lossy(b));
+            assert_eq!(h.rest, b, "not taken as a stamp");
         }
         assert!(uptime(b"[12.]").is_none());
         assert!(uptime(b"[abc.1]").is_none());

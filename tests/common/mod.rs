@@ -577,16 +577,38 @@ pub fn pcap(name: &str) -> PathBuf {
     p
 }
 
-/// `../shared/corpus/pcaps`, if present.
-pub fn corpus() -> Option<PathBuf> {
-    let p = root().join("../shared/corpus/pcaps");
-    p.is_dir().then_some(p)
+/// `../shared/REL`, the shared data beside the checkout (CI lays it there).
+/// Absent, the test fails: a test that checks nothing must not pass. With
+/// `PICKET_SKIP_SHARED=1` it says on stderr that it skipped (written past
+/// the test harness's capture, so it shows) and returns `None`.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = root().join("../shared").join(rel);
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("PICKET_SKIP_SHARED").is_some_and(|v| v == "1") {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "skipped (PICKET_SKIP_SHARED=1): ../shared/{rel} is absent");
+        return None;
+    }
+    panic!(
+        "../shared/{rel} is absent: this test reads the shared data beside the checkout; set PICKET_SKIP_SHARED=1 to skip it"
+    )
 }
 
-/// `../shared/corpus/fwlogs`, if present.
+/// `../shared/corpus/pcaps` (see [`shared`]).
+pub fn corpus() -> Option<PathBuf> {
+    shared("corpus/pcaps")
+}
+
+/// `../shared/corpus/pcaps/NAME` (see [`shared`]).
+pub fn corpus_file(name: &str) -> Option<PathBuf> {
+    shared(&format!("corpus/pcaps/{name}"))
+}
+
+/// `../shared/corpus/fwlogs` (see [`shared`]).
 pub fn fw_corpus() -> Option<PathBuf> {
-    let p = root().join("../shared/corpus/fwlogs");
-    p.is_dir().then_some(p)
+    shared("corpus/fwlogs")
 }
 
 /// Runs `picket fwlog` with a fixed reference date (2026-11-22) so syslog
