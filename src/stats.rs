@@ -196,6 +196,10 @@ pub struct Stats {
     /// What the capture shows of the home net's return path (written by the
     /// reader at the end of the input).
     pub return_path: ReturnPath,
+    /// The output thread: failed writes, and events that could not be
+    /// written (a replay stopped by the failure, or live, past the hold).
+    pub output_write_errors: AtomicU64,
+    pub output_events_dropped: AtomicU64,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -373,6 +377,10 @@ impl Stats {
             },
             "return_path": self.return_path.to_json(),
             "flood_copies": self.return_path.flood_copies.load(Relaxed),
+            "output": {
+                "write_errors": self.output_write_errors.load(Relaxed),
+                "events_dropped": self.output_events_dropped.load(Relaxed),
+            },
             "bad_files": self.bad_files.load(Relaxed),
             "time_disorder": {
                 "backwards": self.time_backwards.load(Relaxed),

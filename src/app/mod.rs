@@ -251,6 +251,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     };
     let sink = stages::open_sink(cfg.output.as_deref())?;
     let lossy = matches!(opened, Opened::Live(..));
+    // Live, a failed write does not stop the capture.
+    let sink = if lossy { sink.patient() } else { sink };
     let end = if lossy { EndReason::Shutdown } else { EndReason::EndOfInput };
     let rules = Arc::new(cfg.rules);
     let shared = stages::shared(SharedInput {
