@@ -267,7 +267,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         inventory_every_s: if lossy { cfg.inventory_interval_s } else { None },
     });
     let src = StatsSource { stats: Arc::clone(&stats), sensor: stages::sensor_label(&sensors), started };
-    let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));
+    let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::live())));
     let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index)).or_else(|| live_index.clone());
     let (output, out_tx) = Output::start(sink, &flags, src, Enrich { fw: fw_index, log_origin: None })?;
     let mut analysis = Analysis::start(&shared, &rules, cfg.home, lossy, end, &out_tx)?;
