@@ -196,6 +196,17 @@ pub struct Stats {
     /// What the capture shows of the home net's return path (written by the
     /// reader at the end of the input).
     pub return_path: ReturnPath,
+    /// The output thread: failed writes, and events that could not be
+    /// written (a replay stopped by the failure, or live, past the hold).
+    pub output_write_errors: AtomicU64,
+    pub output_events_dropped: AtomicU64,
+    /// `--fw-log`: the firewall index behind the `firewall` object: its
+    /// tallies and estimated bytes, and the tallies that left it for room
+    /// or (live) for age.
+    pub fw_index_tallies: AtomicU64,
+    pub fw_index_bytes: AtomicU64,
+    pub fw_index_evicted: AtomicU64,
+    pub fw_index_expired: AtomicU64,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -373,6 +384,16 @@ impl Stats {
             },
             "return_path": self.return_path.to_json(),
             "flood_copies": self.return_path.flood_copies.load(Relaxed),
+            "fw_index": {
+                "tallies": self.fw_index_tallies.load(Relaxed),
+                "bytes": self.fw_index_bytes.load(Relaxed),
+                "evicted": self.fw_index_evicted.load(Relaxed),
+                "expired": self.fw_index_expired.load(Relaxed),
+            },
+            "output": {
+                "write_errors": self.output_write_errors.load(Relaxed),
+                "events_dropped": self.output_events_dropped.load(Relaxed),
+            },
             "bad_files": self.bad_files.load(Relaxed),
             "time_disorder": {
                 "backwards": self.time_backwards.load(Relaxed),

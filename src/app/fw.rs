@@ -121,7 +121,9 @@ pub(super) fn read_fw_logs(
         tallies.push(tally);
     }
     let corr = Correlator::new(&records, home.clone());
-    let index = Arc::new(RwLock::new(FwIndex::new(&records)));
+    let index = FwIndex::new(&records);
+    index.publish(stats);
+    let index = Arc::new(RwLock::new(index));
     Ok(FwSide { agg, tallies, corr, index, reference_us })
 }
 

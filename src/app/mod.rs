@@ -271,6 +271,8 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     };
     let sink = stages::open_sink(cfg.output.as_deref())?;
     let lossy = matches!(opened, Opened::Live(..));
+    // Live, a failed write does not stop the capture.
+    let sink = if lossy { sink.patient() } else { sink };
     let end = if lossy { EndReason::Shutdown } else { EndReason::EndOfInput };
     let rules = Arc::new(cfg.rules);
     let shared = stages::shared(SharedInput {
@@ -285,7 +287,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         inventory_every_s: if lossy { cfg.inventory_interval_s } else { None },
     });
     let src = StatsSource { stats: Arc::clone(&stats), sensor: stages::sensor_label(&sensors), started };
-    let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::default())));
+    let live_index = (cfg.fw_live.is_some() && lossy).then(|| Arc::new(RwLock::new(FwIndex::live())));
     let fw_index = fw_side.as_ref().map(|f| Arc::clone(&f.index)).or_else(|| live_index.clone());
     let (out_tx, out_rx) = Output::queue();
     let has_live_fw = live_index.is_some();

@@ -331,6 +331,11 @@ pub struct Tally {
 const RULES_LISTED: usize = 4;
 
 impl Tally {
+    /// Heap bytes its rule names hold.
+    fn heap_bytes(&self) -> usize {
+        self.rules.capacity() * std::mem::size_of::<String>() + self.rules.iter().map(String::capacity).sum::<usize>()
+    }
+
     fn add(&mut self, r: &FwRecord) {
         self.records += 1;
         if let Some(i) = super::record::Action::ALL.iter().position(|a| *a == r.action) {
@@ -366,18 +371,73 @@ impl Tally {
     }
 }
 
-/// Bounded number of flows and sources the index keeps.
-const MAX_TALLIES: usize = 1 << 18;
+/// Bytes the index may hold, flows and sources together (an estimate:
+/// `ENTRY_BYTES` per tally plus its rule names).
+const MAX_INDEX_BYTES: usize = 64 << 20;
+/// Per tally besides its rule names: key, tally, map slot, order queue.
+const ENTRY_BYTES: usize = 256;
+/// Live: a tally no record touched for this long (of record time) leaves.
+const LIVE_MAX_AGE_US: i64 = 86_400_000_000;
+/// Bits remembering the flows and sources whose tallies left (1 MiB).
+const GONE_BITS: usize = 1 << 23;
 
-/// Per-flow and per-source tallies of the records, built once before the
-/// capture and read by the output thread to give detection events their
-/// `firewall` object (see `output::run`).
-#[derive(Debug, Default)]
+/// A tally's key: a flow (source, destination, destination port or ICMP
+/// type) or a source alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum IxKey {
+    Flow(IpAddr, IpAddr, u16),
+    Source(IpAddr),
+}
+
+impl IxKey {
+    fn hash(&self) -> u64 {
+        use crate::detect::keys::{addr_key, mix};
+        match *self {
+            IxKey::Flow(s, d, p) => mix(addr_key(s) ^ mix(addr_key(d) ^ u64::from(p)).rotate_left(17)),
+            IxKey::Source(s) => mix(addr_key(s) ^ 0x5eed_5eed),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    tally: Tally,
+    /// The update that last touched it (its live entry in `order`).
+    seq: u64,
+    /// The index clock when it was last touched.
+    at: i64,
+    bytes: usize,
+}
+
+/// Per-flow and per-source tallies of the records, read by the output
+/// thread to give detection events their `firewall` object (see
+/// `output::run`). Bounded by bytes (and, live, by age): the tally touched
+/// longest ago leaves first, a new record is never refused. A flow or
+/// source whose tally left is remembered (in a bit set), and its
+/// `firewall` object then says `"complete": false`.
+#[derive(Debug)]
 pub struct FwIndex {
-    flows: FastMap<(IpAddr, IpAddr, u16), Tally>,
-    sources: FastMap<IpAddr, Tally>,
-    /// Records not tallied because the index was full.
-    pub untallied: u64,
+    map: FastMap<IxKey, Slot>,
+    /// (key, update) in update order; entries whose slot was touched since
+    /// are stale and skipped.
+    order: std::collections::VecDeque<(IxKey, u64)>,
+    seq: u64,
+    bytes: usize,
+    max_bytes: usize,
+    max_age_us: Option<i64>,
+    /// The newest record time seen.
+    clock: i64,
+    /// Keys whose tally left (hashed; allocated at the first).
+    gone: Vec<u64>,
+    /// Tallies pushed out for room, and (live) for age.
+    pub evicted: u64,
+    pub expired: u64,
+}
+
+impl Default for FwIndex {
+    fn default() -> FwIndex {
+        FwIndex::bounded(MAX_INDEX_BYTES, None)
+    }
 }
 
 impl FwIndex {
@@ -389,31 +449,156 @@ impl FwIndex {
         ix
     }
 
+    /// Live: tallies also leave a day after their last record.
+    pub fn live() -> FwIndex {
+        FwIndex::bounded(MAX_INDEX_BYTES, Some(LIVE_MAX_AGE_US))
+    }
+
+    fn bounded(max_bytes: usize, max_age_us: Option<i64>) -> FwIndex {
+        FwIndex {
+            map: FastMap::default(),
+            order: std::collections::VecDeque::new(),
+            seq: 0,
+            bytes: 0,
+            max_bytes,
+            max_age_us,
+            clock: i64::MIN,
+            gone: Vec::new(),
+            evicted: 0,
+            expired: 0,
+        }
+    }
+
     /// Tallies one more record (live logs).
     pub fn add(&mut self, r: &FwRecord) {
         let Some(src) = r.src else { return };
+        if let Some(t) = r.ts_us {
+            self.clock = self.clock.max(t);
+        }
         if let (Some(dst), Some(dport)) = (r.dst, r.dport.or(r.icmp.map(|(t, _)| u16::from(t)))) {
-            if self.flows.len() < MAX_TALLIES || self.flows.contains_key(&(src, dst, dport)) {
-                self.flows.entry((src, dst, dport)).or_default().add(r);
-            } else {
-                self.untallied += 1;
+            self.touch(IxKey::Flow(src, dst, dport), r);
+        }
+        self.touch(IxKey::Source(src), r);
+        self.make_room();
+    }
+
+    fn touch(&mut self, k: IxKey, r: &FwRecord) {
+        self.seq += 1;
+        let (seq, at) = (self.seq, self.clock);
+        // A new slot holds nothing yet: its bytes are added below.
+        let slot = self.map.entry(k).or_insert_with(|| Slot { tally: Tally::default(), seq, at, bytes: 0 });
+        let before = slot.bytes;
+        slot.tally.add(r);
+        slot.bytes = ENTRY_BYTES + slot.tally.heap_bytes();
+        slot.seq = seq;
+        slot.at = at;
+        self.bytes = self.bytes.saturating_sub(before) + slot.bytes;
+        self.order.push_back((k, seq));
+    }
+
+    /// Lets the tallies touched longest ago go while over the byte bound
+    /// or past the age: amortised O(1) per record.
+    fn make_room(&mut self) {
+        while let Some(&(k, seq)) = self.order.front() {
+            let Some(slot) = self.map.get(&k) else {
+                self.order.pop_front();
+                continue;
+            };
+            if slot.seq != seq {
+                self.order.pop_front();
+                continue;
             }
+            let old = self.max_age_us.is_some_and(|a| slot.at < self.clock.saturating_sub(a));
+            if !old && self.bytes <= self.max_bytes {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(slot) = self.map.remove(&k) {
+                self.bytes = self.bytes.saturating_sub(slot.bytes);
+            }
+            if old {
+                self.expired += 1;
+            } else {
+                self.evicted += 1;
+            }
+            self.mark_gone(k);
         }
-        if self.sources.len() < MAX_TALLIES || self.sources.contains_key(&src) {
-            self.sources.entry(src).or_default().add(r);
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            // Mostly stale entries: rebuild from the live slots.
+            let mut live: Vec<(IxKey, u64)> = self.map.iter().map(|(k, s)| (*k, s.seq)).collect();
+            live.sort_unstable_by_key(|e| e.1);
+            self.order.clear();
+            self.order.extend(live);
         }
+    }
+
+    fn mark_gone(&mut self, k: IxKey) {
+        if self.gone.is_empty() {
+            self.gone = vec![0u64; GONE_BITS / 64];
+        }
+        let h = k.hash();
+        if let Some(w) = self.gone.get_mut(((h >> 6) as usize) % (GONE_BITS / 64)) {
+            *w |= 1 << (h & 63);
+        }
+    }
+
+    /// A tally for `k` left the index (or a key hashed like it).
+    fn was_gone(&self, k: IxKey) -> bool {
+        if self.gone.is_empty() {
+            return false;
+        }
+        let h = k.hash();
+        self.gone.get(((h >> 6) as usize) % (GONE_BITS / 64)).is_some_and(|w| w & (1 << (h & 63)) != 0)
+    }
+
+    /// Tallies held, and their estimated bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Publishes the index's size and what left it (`stats.fw_index`).
+    pub fn publish(&self, stats: &crate::stats::Stats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        stats.fw_index_tallies.store(self.map.len() as u64, Relaxed);
+        stats.fw_index_bytes.store(self.bytes as u64, Relaxed);
+        stats.fw_index_evicted.store(self.evicted, Relaxed);
+        stats.fw_index_expired.store(self.expired, Relaxed);
     }
 
     /// The `firewall` object for an event about `src` (and, when the event
     /// names them, `dst` and `dport`): the flow's records, else the
-    /// source's.
+    /// source's. `complete` is false when records of that flow (or source)
+    /// may have left the index; a flow or source whose tally left entirely
+    /// still gets an object, with no records and `complete` false.
     pub fn lookup(&self, src: IpAddr, dst: Option<IpAddr>, dport: Option<u16>) -> Option<serde_json::Value> {
-        if let (Some(d), Some(p)) = (dst, dport)
-            && let Some(t) = self.flows.get(&(src, d, p))
-        {
-            return Some(t.to_json("flow"));
+        let flow = dst.zip(dport).map(|(d, p)| IxKey::Flow(src, d, p));
+        let source = IxKey::Source(src);
+        let (v, complete) = if let Some(slot) = flow.and_then(|k| self.map.get(&k)) {
+            (slot.tally.to_json("flow"), !flow.is_some_and(|k| self.was_gone(k)))
+        } else if flow.is_some_and(|k| self.was_gone(k)) {
+            // The flow's records left: what the source still holds, or nothing.
+            let t = self.map.get(&source).map(|s| &s.tally);
+            (t.map_or_else(|| Tally::default().to_json("flow"), |t| t.to_json("source")), false)
+        } else if let Some(slot) = self.map.get(&source) {
+            (slot.tally.to_json("source"), !self.was_gone(source))
+        } else if self.was_gone(source) {
+            (Tally::default().to_json("source"), false)
+        } else {
+            return None;
+        };
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("complete".into(), complete.into());
         }
-        self.sources.get(&src).map(|t| t.to_json("source"))
+        Some(v)
     }
 }
 
@@ -501,5 +686,67 @@ mod tests {
         assert_eq!(o.matched, 5);
         assert!(!o.offset_strong);
         assert!((o.clock_offset_s.unwrap() - 2.0).abs() < 1e-6);
+    }
+
+    /// The index is bounded by bytes: the tally touched longest ago leaves
+    /// first, new records are always tallied, evictions are counted, and an
+    /// event about a flow whose records left says `complete: false` (with
+    /// its object, not without it).
+    #[test]
+    fn the_index_lets_the_oldest_go_and_says_what_is_incomplete() {
+        let mut ix = FwIndex::bounded(200 * ENTRY_BYTES, None);
+        let flow = |i: u32| {
+            let mut r = rec(100.0 + f64::from(i), 1024, None, 50);
+            r.src = Some(IpAddr::V4(std::net::Ipv4Addr::from(0xC612_0000 + i)));
+            r
+        };
+        let dst: IpAddr = "192.0.2.10".parse().unwrap();
+        // A source that keeps sending: touched all along, it stays.
+        let steady = rec(0.0, 1024, None, 50);
+        let steady_src = steady.src.unwrap();
+        for i in 0..1000u32 {
+            ix.add(&flow(i));
+            let mut s = steady;
+            s.ts_us = Some(100_000_000 + i64::from(i) * 1_000_000);
+            ix.add(&s);
+        }
+        assert!(ix.bytes() <= 200 * ENTRY_BYTES + 4096, "bytes {}", ix.bytes());
+        assert!(ix.evicted > 1000, "each new source took the oldest's room: {}", ix.evicted);
+        // The newest flow is there, whole.
+        let newest = ix.lookup(flow(999).src.unwrap(), Some(dst), Some(158)).unwrap();
+        assert_eq!((newest["scope"].as_str(), newest["records"].as_u64()), (Some("flow"), Some(1)));
+        assert_eq!(newest["complete"], true);
+        let s = ix.lookup(steady_src, Some(dst), Some(158)).unwrap();
+        assert_eq!(s["records"], 1000, "the steady flow kept all its records: {s}");
+        assert_eq!(s["complete"], true);
+        // The first flow left: its event still gets an object, marked incomplete.
+        let gone = ix.lookup(flow(0).src.unwrap(), Some(dst), Some(158)).expect("an object for a flow that left");
+        assert_eq!(gone["complete"], false, "{gone}");
+        assert_eq!(gone["records"], 0);
+        // A new record for it starts a new tally, still marked incomplete.
+        ix.add(&flow(0));
+        let back = ix.lookup(flow(0).src.unwrap(), Some(dst), Some(158)).unwrap();
+        assert_eq!((back["records"].as_u64(), back["complete"].as_bool()), (Some(1), Some(false)));
+        // Sources the log never named get nothing.
+        assert!(ix.lookup("198.51.100.200".parse().unwrap(), Some(dst), Some(158)).is_none());
+        let stats = crate::stats::Stats::default();
+        ix.publish(&stats);
+        assert_eq!(stats.fw_index_evicted.load(std::sync::atomic::Ordering::Relaxed), ix.evicted);
+    }
+
+    /// Live, a tally a day older than the newest record leaves.
+    #[test]
+    fn live_tallies_leave_a_day_after_their_last_record() {
+        let mut ix = FwIndex::live();
+        let dst: IpAddr = "192.0.2.10".parse().unwrap();
+        let old = rec(1_000.0, 1024, None, 50);
+        ix.add(&old);
+        let mut new = rec(1_000.0 + 86_401.0, 1025, None, 50);
+        new.src = Some("198.51.100.9".parse().unwrap());
+        ix.add(&new);
+        assert_eq!(ix.expired, 2, "the old flow and its source");
+        assert_eq!(ix.evicted, 0);
+        assert_eq!(ix.len(), 2);
+        assert_eq!(ix.lookup(old.src.unwrap(), Some(dst), Some(158)).unwrap()["complete"], false);
     }
 }

@@ -36,9 +36,12 @@
 //!   `hold_s`, from the wire or from the log, whichever comes first
 //!   (`worm::Aggregator::fed_by_log`).
 //!
-//! Memory is bounded: records waiting for their window (`MAX_PENDING`) and
-//! attempts kept (`MAX_ATTEMPTS`) are capped, and what a cap refuses is
-//! counted in the stats.
+//! Memory is bounded: records waiting for their window (`PENDING_BYTES`)
+//! and attempts kept (`MAX_ATTEMPTS`) are capped, and what a cap refuses is
+//! counted in the stats; the index behind the `firewall` object is bounded
+//! by bytes and age (`correlate::FwIndex`). The live clock
+//! (`pipeline::clock`) moves the sensor clock on an idle link, so records
+//! are correlated and let go on time.
 
 use super::correlate::{Attempt, Correlator, FwIndex, Outcome, Span};
 use super::feed;
@@ -73,8 +76,11 @@ const STEP_US: i64 = 30_000_000;
 const LAG_US: i64 = 30_000_000;
 /// Attempts kept this long before a window's cut, for records that arrive late.
 const MARGIN_US: i64 = 60_000_000;
+/// Bytes of records waiting for their window (a record is copied whole,
+/// about 190 bytes: some 260,000 records).
+const PENDING_BYTES: usize = 48 << 20;
 /// Records waiting for their window.
-const MAX_PENDING: usize = 1_000_000;
+const MAX_PENDING: usize = PENDING_BYTES / std::mem::size_of::<(FwRecord, i64)>();
 /// Attempts kept for correlation.
 const MAX_ATTEMPTS: usize = 2_000_000;
 /// Window offset estimates kept for the run's median.
@@ -457,6 +463,7 @@ impl LiveFw {
             for r in &self.fresh {
                 ix.add(r);
             }
+            ix.publish(&self.stats);
         }
         let read_at = self.stats.clock_us.load(Relaxed);
         for r in self.fresh.drain(..) {

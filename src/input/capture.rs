@@ -9,6 +9,7 @@ use crate::decode::summary::PacketSummary;
 use crate::fwlog::correlate::Correlator;
 use crate::fwlog::live::LiveTap;
 use crate::input::savefile::{self, Savefile};
+use crate::pipeline::clock::LiveClock;
 use crate::pipeline::dispatch::{Disorder, Dispatcher, REORDER};
 use crate::signals::Flags;
 use crate::stats::{LocalCounts, Stats};
@@ -269,7 +270,9 @@ pub fn disorder_note(name: &str, d: &Disorder, replay: bool) -> String {
 ///
 /// The capture is non-blocking: with TPACKET_V3 libpcap may otherwise wait in
 /// poll() with no timeout, and a signal would not wake it. When the ring is
-/// empty the reader flushes partial batches and sleeps `IDLE_SLEEP`.
+/// empty the reader flushes partial batches, moves packet time on by the
+/// wall clock (`LiveClock`: an idle link still settles and expires its
+/// detections, and drains firewall records) and sleeps `IDLE_SLEEP`.
 pub fn read_live(
     cap: Capture<Active>,
     link: LinkKind,
@@ -284,11 +287,15 @@ pub fn read_live(
     let mut s = PacketSummary::new(0, 0, 0);
     let mut n: u64 = 0;
     let mut drain: Option<(Instant, Instant)> = None; // (hard deadline, last packet)
+    let mut clock = LiveClock::default();
+    let mut newest = i64::MIN;
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
                 n += 1;
-                decode_into(link, ts_us(pkt.header), pkt.header.len, pkt.data, &mut s);
+                let ts = ts_us(pkt.header);
+                newest = newest.max(ts);
+                decode_into(link, ts, pkt.header.len, pkt.data, &mut s);
                 local.count(link, &s);
                 d.push_frame(link, pkt.data, &s);
                 if let Some(t) = tap.as_deref_mut() {
@@ -303,6 +310,9 @@ pub fn read_live(
             }
             Err(pcap::Error::TimeoutExpired) => {
                 d.flush_all();
+                if let Some(now) = clock.now(newest, Instant::now()) {
+                    d.idle_tick(now);
+                }
                 if let Some(t) = tap.as_deref_mut() {
                     t.flush();
                 }

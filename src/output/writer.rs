@@ -2,7 +2,16 @@
 //! to `-o FILE`. Reopens the file on SIGHUP, writes SIGUSR1 stats snapshots,
 //! counts events by type, and treats a closed pipe (`picket ... | head`) as a
 //! request to stop, not an error.
-
+//!
+//! A line is written whole or not at all: lines wait whole in the thread's
+//! own buffer, and when a write stops part way through a line (a full
+//! disk, a file size limit) the part written is cut back off a regular file
+//! (or, on a pipe, the next write starts with a newline), and the line
+//! stays waiting. When the output fails in a replay the replay stops, and
+//! the final stats go to stderr. Live (`Sink::patient`), capture goes on:
+//! events wait (up to `HOLD_BYTES`), writing is retried every `RETRY`,
+//! what could not wait is counted (`stats.output`), and writing resumes
+//! once space returns.
 use crate::fwlog::correlate::FwIndex;
 use crate::fwlog::feed::Evidence;
 use crate::output::event::{EventBuilder, EventLine};
@@ -10,55 +19,158 @@ use crate::signals::Flags;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Seek, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// Where events go.
-pub enum Sink {
-    Stdout(BufWriter<io::Stdout>),
-    File { path: PathBuf, w: BufWriter<File> },
+/// Lines gathered before a write while the output keeps up.
+const BATCH_BYTES: usize = 1 << 16;
+/// Live: bytes of whole lines that wait while the output fails; past
+/// this, events are counted in `stats.output.events_dropped`.
+pub const HOLD_BYTES: usize = 16 << 20;
+/// Live: how often a failed output is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Where events go: stdout or `-o FILE` (appended), written in whole lines.
+pub struct Sink {
+    out: File,
+    /// `-o FILE`; None for stdout.
+    path: Option<PathBuf>,
+    /// Whole lines not yet written, oldest first.
+    buf: Vec<u8>,
+    /// Lines in `buf`.
+    lines: u64,
+    /// Part of a line is on the output and could not be cut back: the next
+    /// write starts with a newline.
+    torn: bool,
+    /// Live: a failed write keeps the lines and is retried.
+    patient: bool,
 }
 
 impl Sink {
     /// Opens `path` for appending, or stdout when None.
     pub fn open(path: Option<&Path>) -> io::Result<Sink> {
-        match path {
-            None => Ok(Sink::Stdout(BufWriter::with_capacity(1 << 16, io::stdout()))),
-            Some(p) => {
-                let f = OpenOptions::new().create(true).append(true).open(p)?;
-                Ok(Sink::File { path: p.to_path_buf(), w: BufWriter::with_capacity(1 << 16, f) })
+        let out = match path {
+            None => File::from(io::stdout().as_fd().try_clone_to_owned()?),
+            Some(p) => OpenOptions::new().create(true).append(true).open(p)?,
+        };
+        Ok(Sink {
+            out,
+            path: path.map(Path::to_path_buf),
+            buf: Vec::with_capacity(BATCH_BYTES * 2),
+            lines: 0,
+            torn: false,
+            patient: false,
+        })
+    }
+
+    /// Live: a failed write does not stop the run (see the module doc).
+    pub fn patient(mut self) -> Sink {
+        self.patient = true;
+        self
+    }
+
+    /// The output's name for messages.
+    fn name(&self) -> String {
+        self.path.as_ref().map_or_else(|| "stdout".to_string(), |p| p.display().to_string())
+    }
+
+    /// Adds one line to the waiting lines.
+    fn hold(&mut self, line: &str) {
+        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// Adds one line to the waiting lines (writes them when enough wait).
+    fn push(&mut self, line: &str) -> io::Result<()> {
+        self.hold(line);
+        if self.buf.len() >= BATCH_BYTES { self.flush() } else { Ok(()) }
+    }
+
+    /// Writes every waiting line. On an error the lines written whole are
+    /// gone from the buffer, the rest wait, and no part line is left on
+    /// the output that the next write would glue onto.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.torn {
+            write_once(&mut self.out, b"\n")?;
+            self.torn = false;
+        }
+        let mut off = 0;
+        while off < self.buf.len() {
+            match self.out.write(&self.buf[off..]) {
+                Ok(0) => return Err(self.settle(off, io::ErrorKind::WriteZero.into())),
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.settle(off, e)),
             }
         }
+        self.buf.clear();
+        self.lines = 0;
+        Ok(())
     }
 
-    fn writer(&mut self) -> &mut dyn Write {
-        match self {
-            Sink::Stdout(w) => w,
-            Sink::File { w, .. } => w,
+    /// A write stopped after `off` bytes of the buffer: drops the whole
+    /// lines written, and cuts the part of the next one off the file (or
+    /// remembers to start a new line).
+    #[cold]
+    fn settle(&mut self, off: usize, e: io::Error) -> io::Error {
+        let whole = self.buf[..off].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let part = (off - whole) as u64;
+        if part > 0 && !cut_back(&mut self.out, part) {
+            self.torn = true;
         }
+        self.lines -= self.buf[..whole].iter().filter(|b| **b == b'\n').count() as u64;
+        self.buf.drain(..whole);
+        e
     }
 
-    fn write_line(&mut self, line: &str) -> io::Result<()> {
-        let w = self.writer();
-        w.write_all(line.as_bytes())?;
-        w.write_all(b"\n")
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.writer().flush()
+    /// Drops the waiting lines (they could not be written); how many.
+    fn discard(&mut self) -> u64 {
+        let n = self.lines;
+        self.buf.clear();
+        self.lines = 0;
+        n
     }
 
     fn reopen(&mut self) -> io::Result<()> {
-        if let Sink::File { path, w } = self {
-            w.flush()?;
-            let f = OpenOptions::new().create(true).append(true).open(&*path)?;
-            *w = BufWriter::with_capacity(1 << 16, f);
+        if let Some(path) = &self.path {
+            // What waits goes to the new file.
+            self.out = OpenOptions::new().create(true).append(true).open(path)?;
+            self.torn = false;
         }
         Ok(())
     }
+}
+
+/// One write of a few bytes, all or nothing.
+fn write_once(out: &mut File, b: &[u8]) -> io::Result<()> {
+    loop {
+        match out.write(b) {
+            Ok(n) if n == b.len() => return Ok(()),
+            Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Cuts the last `part` bytes off a regular file (a line written in part);
+/// false when the output is no regular file or the cut failed.
+fn cut_back(out: &mut File, part: u64) -> bool {
+    let Ok(m) = out.metadata() else { return false };
+    if !m.is_file() || m.len() < part {
+        return false;
+    }
+    // Opened without O_APPEND (stdout redirected with `>`), the offset
+    // must come back too, or the next write would leave a hole.
+    out.set_len(m.len() - part).is_ok() && out.seek(io::SeekFrom::End(0)).is_ok()
 }
 
 /// What the output thread needs to write stats snapshots.
@@ -94,29 +206,96 @@ impl Enrich {
     }
 }
 
+/// How writing goes (see the module doc).
+struct State {
+    /// The output is gone (closed pipe) or failed in a replay: nothing more
+    /// is written.
+    broken: bool,
+    /// The first error other than a closed pipe.
+    first_err: Option<io::Error>,
+    /// Live: the output failed; retried at this time.
+    retry_at: Option<Instant>,
+}
+
+impl State {
+    /// A failed write: a closed pipe stops the run quietly; another error
+    /// stops a replay, and live makes the lines wait for a retry.
+    fn failed(&mut self, sink: &Sink, e: io::Error, stats: &Stats, flags: &Flags) {
+        stats.output_write_errors.fetch_add(1, Relaxed);
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            self.broken = true;
+            flags.request_stop();
+            return;
+        }
+        if !sink.patient {
+            self.broken = true;
+            flags.request_stop();
+        } else if self.retry_at.is_none() {
+            crate::note!(
+                "picket: warning: writing events to {}: {e}; capture goes on, events wait (up to {} MiB) and writing is retried every {} s",
+                sink.name(),
+                HOLD_BYTES >> 20,
+                RETRY.as_secs()
+            );
+        }
+        if sink.patient {
+            self.retry_at = Some(Instant::now() + RETRY);
+        }
+        if self.first_err.is_none() {
+            self.first_err = Some(e);
+        }
+    }
+
+    /// Writes what waits, when a write may go now.
+    fn flush(&mut self, sink: &mut Sink, stats: &Stats, flags: &Flags) {
+        if self.broken || self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        match sink.flush() {
+            Ok(()) => {
+                if self.retry_at.take().is_some() {
+                    crate::note!(
+                        "picket: note: writing events to {} again ({} events could not wait: stats.output.events_dropped)",
+                        sink.name(),
+                        stats.output_events_dropped.load(Relaxed)
+                    );
+                    // Live, the run went on: the error is over.
+                    self.first_err = None;
+                }
+            }
+            Err(e) => self.failed(sink, e, stats, flags),
+        }
+    }
+}
+
 /// Writes events until every sender is gone. Returns the first write error
-/// other than a broken pipe.
+/// other than a broken pipe (live: one the output did not recover from).
 pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSource, enrich: Enrich) -> io::Result<()> {
-    let mut broken = false;
-    let mut first_err: Option<io::Error> = None;
-    let mut write = |sink: &mut Sink, ev: &EventLine, broken: &mut bool| {
-        src.stats.count_event(ev.kind);
-        if *broken {
+    let mut st = State { broken: false, first_err: None, retry_at: None };
+    let stats = Arc::clone(&src.stats);
+    let write = |sink: &mut Sink, ev: &EventLine, st: &mut State| {
+        stats.count_event(ev.kind);
+        if st.broken {
+            stats.output_events_dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        if st.retry_at.is_some() && sink.buf.len() >= HOLD_BYTES {
+            stats.output_events_dropped.fetch_add(1, Relaxed);
             return;
         }
         let enriched = if enrich.is_empty() { None } else { enriched(&enrich, ev) };
-        if let Err(e) = sink.write_line(enriched.as_deref().unwrap_or(&ev.line)) {
-            *broken = true;
-            flags.request_stop();
-            if e.kind() != io::ErrorKind::BrokenPipe && first_err.is_none() {
-                first_err = Some(e);
-            }
+        let line = enriched.as_deref().unwrap_or(&ev.line);
+        if st.retry_at.is_some() {
+            // Failing: the line waits for the retry.
+            sink.hold(line);
+        } else if let Err(e) = sink.push(line) {
+            st.failed(sink, e, &stats, &flags);
         }
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(ev) => {
-                write(&mut sink, &ev, &mut broken);
+                write(&mut sink, &ev, &mut st);
                 if !rx.is_empty() {
                     continue;
                 }
@@ -125,26 +304,45 @@ pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSour
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if flags.take_stats_write() {
-            write(&mut sink, &src.event(false), &mut broken);
+            write(&mut sink, &src.event(false), &mut st);
         }
-        if flags.take_reopen() && !broken {
-            let _ = sink.reopen();
+        if flags.take_reopen() && !st.broken {
+            st.flush(&mut sink, &src.stats, &flags);
+            if let Err(e) = sink.reopen() {
+                crate::note!("picket: warning: reopening {}: {e}", sink.name());
+            } else if st.retry_at.is_some() {
+                // A new file: try it now.
+                st.retry_at = Some(Instant::now());
+            }
         }
-        if !broken {
-            let _ = sink.flush();
-        }
+        st.flush(&mut sink, &src.stats, &flags);
     }
-    write(&mut sink, &src.event(true), &mut broken);
-    if !broken
-        && let Err(e) = sink.flush()
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
+    // The last word: the final stats line, written after every event.
+    let final_waits = !st.broken;
+    if final_waits {
+        st.retry_at = st.retry_at.map(|_| Instant::now());
+        let ev = src.event(true);
+        src.stats.count_event(ev.kind);
+        sink.hold(&ev.line);
+        st.flush(&mut sink, &src.stats, &flags);
+    }
+    let lost = st.retry_at.is_some() || st.first_err.is_some();
+    if lost {
+        // What still waits is lost (the final stats line among it, which
+        // goes to stderr instead).
+        let n = sink.discard().saturating_sub(u64::from(final_waits));
+        src.stats.output_events_dropped.fetch_add(n, Relaxed);
+    }
+    if lost {
+        let e = st.first_err.take().unwrap_or_else(|| io::Error::other("output failed"));
+        crate::note!(
+            "picket: error: writing events to {}: {e}; the final stats follow on stderr\n{}",
+            sink.name(),
+            src.event(true).line
+        );
         return Err(e);
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// A detection event with what `enrich` adds, or None to write it as it is.
@@ -193,4 +391,34 @@ fn with_firewall(ix: &FwIndex, obj: &mut serde_json::Map<String, serde_json::Val
     let fwv = ix.lookup(src, addr("dest_ip"), dport)?;
     obj.insert("firewall".into(), fwv);
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Live on a device that is always full (`/dev/full`): the run is not
+    /// stopped, lines wait up to `HOLD_BYTES`, the rest are counted, and
+    /// what still waits at the end is counted too; the run reports the error.
+    #[test]
+    fn live_holds_lines_up_to_the_bound_and_counts_the_rest() {
+        let Ok(sink) = Sink::open(Some(Path::new("/dev/full"))) else { return };
+        let stats = Arc::new(Stats::default());
+        let flags = Flags::default();
+        let src = StatsSource { stats: Arc::clone(&stats), sensor: "t".into(), started: Instant::now() };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let line = format!("{{\"event_type\":\"x\",\"pad\":\"{}\"}}", "a".repeat(1000));
+        let per = line.len() + 1;
+        let n = HOLD_BYTES / per + 100;
+        for _ in 0..n {
+            tx.send(EventLine { kind: "x", line: line.clone() }).unwrap();
+        }
+        drop(tx);
+        let res = run(sink.patient(), rx, flags.clone(), src, Enrich::default());
+        assert!(res.is_err(), "the output never recovered");
+        assert!(!flags.stop_requested(), "a live run is not stopped by its output");
+        // Every event is lost in the end, each counted once.
+        assert_eq!(stats.output_events_dropped.load(Relaxed), n as u64);
+        assert!(stats.output_write_errors.load(Relaxed) >= 1);
+    }
 }

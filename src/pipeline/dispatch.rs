@@ -10,6 +10,8 @@
 //! The reader fills one batch per worker and sends it when full, when packet
 //! time crosses a tick boundary (then every worker gets a `Tick`, so idle
 //! workers still expire state on packet time), or when a live capture idles.
+//! A live capture on an idle link also ticks from the wall clock
+//! (`clock::LiveClock`, `idle_tick`), so detections settle on time.
 //! Batch buffers come back through a return channel and are reused.
 //!
 //! Time order: detectors run on packet time and expect it never to go
@@ -584,6 +586,15 @@ impl Dispatcher {
         self.defrag.expire(ts, &mut out);
         self.route_all(&mut out);
         self.stats.publish_fragments(&self.defrag.counts());
+    }
+
+    /// Live, on an idle link: packet time has reached `ts` by the wall
+    /// clock (`clock::LiveClock`), so the workers tick with it once a tick
+    /// interval has passed. Nothing before the first packet.
+    pub fn idle_tick(&mut self, ts: i64) {
+        if self.next_tick != i64::MIN && ts >= self.next_tick && ts >= self.last_ts {
+            self.tick(ts);
+        }
     }
 
     /// Asks every worker to publish its table sizes.
