@@ -653,6 +653,30 @@ mod tests {
         }
     }
 
+    /// Issue 17: on a dual-stack `[::]` listener an IPv4 sender is seen as
+    /// `::ffff:127.0.0.1`; it still matches an IPv4 allow-list entry (it was
+    /// rejected), and one outside the list is still refused.
+    #[test]
+    fn an_ipv4_sender_on_a_dual_stack_listener_matches_ipv4_allow_entries() {
+        let asa =
+            b"<164>%ASA-4-106023: Deny tcp src outside:203.0.113.5/1024 dst dmz:192.0.2.10/158 by access-group \"in\"";
+        for (allow, read, rejected) in [("127.0.0.1/32", 2, 0), ("192.0.2.1", 0, 2)] {
+            let dir = scratch(&format!("v6-{read}"));
+            let path = dir.join("fw.log");
+            std::fs::write(&path, "").unwrap();
+            let (mut fw, _tap, _events, stats, _index) = setup(&path, Some("[::]:0".parse().unwrap()), Some(allow));
+            let port = fw.listener.as_ref().unwrap().local_addr().unwrap().port();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.send_to(asa, ("127.0.0.1", port)).unwrap();
+            tx.send_to(asa, ("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            fw.read_logs();
+            assert_eq!(fw.tallies[1].records, read, "allow {allow}");
+            assert_eq!(stats.fw_syslog_rejected.load(Relaxed), rejected, "allow {allow}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     /// A batch goes when full or when its oldest attempt is 1 s old in
     /// packet time (whatever packet brings the clock there); `finish` hands
     /// over the rest.

@@ -9,7 +9,7 @@
 //! belongs to the parsers, which count what they cannot read.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The largest datagram kept whole; longer ones are truncated by the kernel
@@ -62,10 +62,21 @@ impl SyslogListener {
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
+        let peer = SocketAddr::new(canonical_ip(peer.ip()), peer.port());
         let data = self.buf.get(..n.min(MAX_DATAGRAM)).unwrap_or_default();
         let (pri, text) = split_pri(data);
         let text = trim_end_newlines(text);
         Ok(Some(Message { text, pri, received_us, peer, truncated: n > MAX_DATAGRAM }))
+    }
+}
+
+/// The sender's address as the allow-list and the records name it: an
+/// IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a `[::]` socket
+/// reports for an IPv4 sender) is the IPv4 address it carries.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -103,6 +114,17 @@ mod tests {
             assert_eq!(split_pri(bad), (None, bad), "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(trim_end_newlines(b"msg\r\n\0"), b"msg");
+    }
+
+    #[test]
+    fn ipv4_mapped_senders_are_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(canonical_ip(ip("::ffff:127.0.0.1")), ip("127.0.0.1"));
+        assert_eq!(canonical_ip(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        // Not mapped: left as they are (an IPv4-compatible ::a.b.c.d is not an IPv4 sender).
+        for s in ["::1", "2001:db8::1", "::127.0.0.1", "192.0.2.1"] {
+            assert_eq!(canonical_ip(ip(s)), ip(s), "{s}");
+        }
     }
 
     /// A datagram of exactly `MAX_DATAGRAM` bytes is whole; one byte more is cut.
