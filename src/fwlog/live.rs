@@ -61,6 +61,8 @@ const MARGIN_US: i64 = 60_000_000;
 const MAX_PENDING: usize = 1_000_000;
 /// Attempts kept for correlation.
 const MAX_ATTEMPTS: usize = 2_000_000;
+/// Datagrams read in one pass before the files get their turn.
+const MAX_DATAGRAMS_PER_PASS: usize = 32_768;
 /// Syslog senders with a tally of their own; the rest share one per channel.
 const MAX_SENDERS: usize = 64;
 /// Window offset estimates kept for the run's median.
@@ -131,6 +133,8 @@ impl LiveTap {
 pub struct LiveConfig {
     pub files: Vec<PathBuf>,
     pub syslog: Option<SocketAddr>,
+    /// `--syslog-rcvbuf`: the UDP socket's receive buffer, bytes.
+    pub syslog_rcvbuf: usize,
     /// Senders whose datagrams are read; `None` reads every sender's.
     pub syslog_allow: Option<HomeNet>,
     pub forced: Option<Format>,
@@ -203,7 +207,8 @@ impl LiveFw {
         let stats = Arc::clone(&shared.stats);
         let listener = match cfg.syslog {
             Some(addr) => Some(
-                SyslogListener::bind(addr, POLL).map_err(|e| format!("--syslog-listen {addr}: cannot bind: {e}"))?,
+                SyslogListener::bind(addr, POLL, cfg.syslog_rcvbuf)
+                    .map_err(|e| format!("--syslog-listen {addr}: cannot bind: {e}"))?,
             ),
             None => None,
         };
@@ -332,25 +337,19 @@ impl LiveFw {
             p.ctx.time.reference_us = reference;
         }
         if self.listener.is_some() {
-            // Up to a few thousand datagrams, and about `POLL`, per pass: a
+            // Up to `MAX_DATAGRAMS_PER_PASS`, and about `POLL`, per pass: a
             // steady stream must not keep the files, the windows and
             // shutdown waiting (each recv waits at most `POLL`).
             let deadline = Instant::now() + POLL;
-            for _ in 0..4096 {
-                if Instant::now() >= deadline {
-                    break;
-                }
+            let mut read = 0;
+            while read < MAX_DATAGRAMS_PER_PASS && Instant::now() < deadline {
                 let Some(mut l) = self.listener.take() else { break };
-                let got = match l.recv() {
-                    Ok(Some(m)) => {
-                        self.take_message("udp", m.peer.ip(), m.text, m.received_us, m.truncated);
-                        true
-                    }
-                    Ok(None) | Err(_) => false,
-                };
+                let got = l.recv_batch(|m| self.take_message("udp", m.peer.ip(), m.text, m.received_us, m.truncated));
+                self.stats.fw_syslog_kernel_drops.store(l.kernel_drops(), Relaxed);
                 self.listener = Some(l);
-                if !got {
-                    break;
+                match got {
+                    Ok(n) if n > 0 => read += n,
+                    _ => break,
                 }
             }
         } else {
@@ -614,6 +613,7 @@ mod tests {
         let cfg = LiveConfig {
             files: vec![path.to_path_buf()],
             syslog,
+            syslog_rcvbuf: crate::input::syslog_udp::DEFAULT_RCVBUF,
             syslog_allow: allow.map(|a| HomeNet::parse(a).unwrap()),
             forced: None,
             tz_offset_s: 0,
