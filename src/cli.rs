@@ -93,6 +93,12 @@ pub struct LiveArgs {
     /// that can reach the port can write firewall records.
     #[arg(long, value_name = "CIDR[,CIDR...]", requires = "syslog_listen")]
     pub syslog_allow: Option<String>,
+    /// Receive buffer of the UDP syslog socket, bytes (past
+    /// net.core.rmem_max, root's SO_RCVBUFFORCE is used). What the kernel
+    /// still drops is counted in stats.fw_live.syslog_kernel_drops.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::input::syslog_udp::DEFAULT_RCVBUF as u32,
+          value_parser = clap::value_parser!(u32).range(4096..=(1 << 30)))]
+    pub syslog_rcvbuf: u32,
     /// Seconds of packet time between fw_correlation reports while live.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=86400))]
     pub fw_report_interval: u32,

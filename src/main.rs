@@ -82,6 +82,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(picket::fwlog::live::LiveConfig {
                     files: a.fw_log,
                     syslog: a.syslog_listen,
+                    syslog_rcvbuf: a.syslog_rcvbuf as usize,
                     syslog_allow,
                     forced,
                     tz_offset_s,

@@ -193,6 +193,8 @@ pub struct Stats {
     pub fw_truncations: AtomicU64,
     /// Syslog datagrams from senders outside `--syslog-allow`.
     pub fw_syslog_rejected: AtomicU64,
+    /// Syslog datagrams the kernel dropped, its receive buffer full (SO_RXQ_OVFL).
+    pub fw_syslog_kernel_drops: AtomicU64,
     /// What the capture shows of the home net's return path (written by the
     /// reader at the end of the input).
     pub return_path: ReturnPath,
@@ -413,6 +415,7 @@ impl Stats {
                 "rotations": self.fw_rotations.load(Relaxed),
                 "truncations": self.fw_truncations.load(Relaxed),
                 "syslog_rejected": self.fw_syslog_rejected.load(Relaxed),
+                "syslog_kernel_drops": self.fw_syslog_kernel_drops.load(Relaxed),
             },
             "events": events,
             "wall_time_s": (wall_s * 1000.0).round() / 1000.0,

@@ -60,6 +60,10 @@ fn detections_carry_what_the_firewall_logged_about_them() {
         assert!(f.records >= 3, "{f:?}");
         assert_eq!(f.actions, ["drop"]);
         assert_eq!(f.rules, ["PK-IN-DROP:"]);
+        // Where the claim comes from: the log file, by its path (issue 17).
+        let path = pcap("fw_iptables_dmesg.log").display().to_string();
+        assert_eq!(f.via, [serde_json::json!({"channel": "file", "sender": path})], "{f:?}");
+        assert!(!f.spoofable);
     }
     // Without --fw-log there is no such object.
     let plain = replay(&[&pcap("fw_iptables_dmesg.pcap")], &[]);

@@ -118,10 +118,15 @@ pub(super) fn read_fw_logs(
             }
         });
         res?;
+        let mut tally = tally;
+        tally.sender = fw.files[i].display().to_string();
         tallies.push(tally);
     }
     let corr = Correlator::new(&records, home.clone());
-    let index = FwIndex::new(&records);
+    let mut index = FwIndex::new(&records);
+    for (i, path) in fw.files.iter().enumerate() {
+        index.set_origin(i as u16, "file", &path.display().to_string());
+    }
     index.publish(stats);
     let index = Arc::new(RwLock::new(index));
     Ok(FwSide { agg, tallies, corr, index, reference_us })
@@ -232,7 +237,10 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         inventory_every_s: None,
     });
     let mut analysis = Analysis::start(&shared, &rules, cfg.home, (false, false), EndReason::EndOfInput, &out_tx)?;
-    let read = feed_logs(inputs, cfg.ctx, &names, &mut analysis, &evidence, &stats, &flags);
+    let mut read = feed_logs(inputs, cfg.ctx, &names, &mut analysis, &evidence, &stats, &flags);
+    for (t, path) in read.tallies.iter_mut().zip(&cfg.files) {
+        t.sender = path.display().to_string();
+    }
     analysis.finish();
     let input = report::ReportInput {
         files: &read.tallies,

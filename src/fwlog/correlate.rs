@@ -325,10 +325,25 @@ pub struct Tally {
     rules: Vec<String>,
     pub first_us: Option<i64>,
     pub last_us: Option<i64>,
+    /// Where the records came from: their `FwRecord::file` (an index into
+    /// [`FwIndex`]'s origins), the first [`VIA_LISTED`] distinct ones.
+    via: Vec<u16>,
+    /// More origins than listed.
+    via_more: bool,
 }
 
 /// Rule prefixes listed per tally.
 const RULES_LISTED: usize = 4;
+/// Origins (files, syslog senders) listed per tally.
+const VIA_LISTED: usize = 4;
+
+/// Where records of one `FwRecord::file` index came from: the channel
+/// (`file`, `udp`, `tcp`, `tls`) and the sender (a path or a peer address).
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub channel: &'static str,
+    pub sender: String,
+}
 
 impl Tally {
     /// Heap bytes its rule names hold.
@@ -349,19 +364,42 @@ impl Tally {
             self.first_us = Some(self.first_us.map_or(t, |f| f.min(t)));
             self.last_us = Some(self.last_us.map_or(t, |l| l.max(t)));
         }
+        if !self.via.contains(&r.file) {
+            if self.via.len() < VIA_LISTED {
+                self.via.push(r.file);
+            } else {
+                self.via_more = true;
+            }
+        }
     }
 
     /// The `firewall` object: `scope` says whether the records name the
     /// event's flow (source, destination, port) or only its source.
-    pub fn to_json(&self, scope: &str) -> serde_json::Value {
+    /// `via` names the channel and sender of the records (`origins` maps
+    /// their file index to them), and `spoofable` says whether any came
+    /// over UDP, where the sender's address proves nothing.
+    pub fn to_json(&self, scope: &str, origins: &[Origin]) -> serde_json::Value {
         let actions: Vec<&str> = super::record::Action::ALL
             .iter()
             .enumerate()
             .filter(|(i, _)| self.actions & (1 << i) != 0)
             .map(|(_, a)| a.name())
             .collect();
+        let via: Vec<serde_json::Value> = self
+            .via
+            .iter()
+            .map(|&f| match origins.get(usize::from(f)) {
+                Some(o) => serde_json::json!({"channel": o.channel, "sender": o.sender}),
+                None => serde_json::json!({"channel": null, "sender": null}),
+            })
+            .collect();
+        let spoofable =
+            self.via_more || self.via.iter().any(|&f| origins.get(usize::from(f)).is_some_and(|o| o.channel == "udp"));
         serde_json::json!({
             "scope": scope,
+            "via": via,
+            "via_more": self.via_more,
+            "spoofable": spoofable,
             "records": self.records,
             "actions": actions,
             "rules": self.rules,
@@ -432,6 +470,8 @@ pub struct FwIndex {
     /// Tallies pushed out for room, and (live) for age.
     pub evicted: u64,
     pub expired: u64,
+    /// Where records come from, by `FwRecord::file`.
+    origins: Vec<Origin>,
 }
 
 impl Default for FwIndex {
@@ -466,7 +506,17 @@ impl FwIndex {
             gone: Vec::new(),
             evicted: 0,
             expired: 0,
+            origins: Vec::new(),
         }
+    }
+
+    /// Names the origin of the records whose `FwRecord::file` is `file`.
+    pub fn set_origin(&mut self, file: u16, channel: &'static str, sender: &str) {
+        let i = usize::from(file);
+        if self.origins.len() <= i {
+            self.origins.resize(i + 1, Origin::default());
+        }
+        self.origins[i] = Origin { channel, sender: sender.to_string() };
     }
 
     /// Tallies one more record (live logs).
@@ -582,15 +632,21 @@ impl FwIndex {
         let flow = dst.zip(dport).map(|(d, p)| IxKey::Flow(src, d, p));
         let source = IxKey::Source(src);
         let (v, complete) = if let Some(slot) = flow.and_then(|k| self.map.get(&k)) {
-            (slot.tally.to_json("flow"), !flow.is_some_and(|k| self.was_gone(k)))
+            (slot.tally.to_json("flow", &self.origins), !flow.is_some_and(|k| self.was_gone(k)))
         } else if flow.is_some_and(|k| self.was_gone(k)) {
             // The flow's records left: what the source still holds, or nothing.
             let t = self.map.get(&source).map(|s| &s.tally);
-            (t.map_or_else(|| Tally::default().to_json("flow"), |t| t.to_json("source")), false)
+            (
+                t.map_or_else(
+                    || Tally::default().to_json("flow", &self.origins),
+                    |t| t.to_json("source", &self.origins),
+                ),
+                false,
+            )
         } else if let Some(slot) = self.map.get(&source) {
-            (slot.tally.to_json("source"), !self.was_gone(source))
+            (slot.tally.to_json("source", &self.origins), !self.was_gone(source))
         } else if self.was_gone(source) {
-            (Tally::default().to_json("source"), false)
+            (Tally::default().to_json("source", &self.origins), false)
         } else {
             return None;
         };

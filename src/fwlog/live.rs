@@ -59,7 +59,8 @@ use crate::input::syslog_udp::SyslogListener;
 use crate::output::event::EventLine;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
@@ -83,6 +84,10 @@ const PENDING_BYTES: usize = 48 << 20;
 const MAX_PENDING: usize = PENDING_BYTES / std::mem::size_of::<(FwRecord, i64)>();
 /// Attempts kept for correlation.
 const MAX_ATTEMPTS: usize = 2_000_000;
+/// Datagrams read in one pass before the files get their turn.
+const MAX_DATAGRAMS_PER_PASS: usize = 32_768;
+/// Syslog senders with a tally of their own; the rest share one per channel.
+const MAX_SENDERS: usize = 64;
 /// Window offset estimates kept for the run's median.
 const MAX_OFFSET_SAMPLES: usize = 1024;
 /// How long the thread waits for a datagram or sleeps between file polls.
@@ -169,6 +174,8 @@ impl WormFeed {
 pub struct LiveConfig {
     pub files: Vec<PathBuf>,
     pub syslog: Option<SocketAddr>,
+    /// `--syslog-rcvbuf`: the UDP socket's receive buffer, bytes.
+    pub syslog_rcvbuf: usize,
     /// Senders whose datagrams are read; `None` reads every sender's.
     pub syslog_allow: Option<HomeNet>,
     pub forced: Option<Format>,
@@ -187,8 +194,10 @@ pub struct LiveFw {
     index: Arc<RwLock<FwIndex>>,
     listener: Option<SyslogListener>,
     followers: Vec<Follower>,
-    /// One parser and tally per file, then one for syslog.
+    /// One parser and tally per file, then one per syslog sender.
     parsers: Vec<LineParser>,
+    /// Syslog senders' tallies by (channel, address).
+    senders: HashMap<(&'static str, IpAddr), usize>,
     tallies: Vec<FileTally>,
     line_no: Vec<u32>,
     agg: Aggregate,
@@ -243,7 +252,8 @@ impl LiveFw {
         let stats = Arc::clone(&shared.stats);
         let listener = match cfg.syslog {
             Some(addr) => Some(
-                SyslogListener::bind(addr, POLL).map_err(|e| format!("--syslog-listen {addr}: cannot bind: {e}"))?,
+                SyslogListener::bind(addr, POLL, cfg.syslog_rcvbuf)
+                    .map_err(|e| format!("--syslog-listen {addr}: cannot bind: {e}"))?,
             ),
             None => None,
         };
@@ -258,9 +268,10 @@ impl LiveFw {
             followers.push(Follower::new(p, true, MAX_LINE));
             tallies.push(FileTally::new(&p.display().to_string()));
         }
-        if let Some(l) = &listener {
-            let name = l.local_addr().map(|a| format!("syslog udp {a}")).unwrap_or_else(|_| "syslog udp".into());
-            tallies.push(FileTally::new(&name));
+        for (i, p) in cfg.files.iter().enumerate() {
+            if let Ok(mut ix) = index.write() {
+                ix.set_origin(i as u16, "file", &p.display().to_string());
+            }
         }
         let time = TimeCtx { reference_us: now_us(), tz_offset_s: cfg.tz_offset_s };
         let parsers =
@@ -285,6 +296,7 @@ impl LiveFw {
             listener,
             followers,
             parsers,
+            senders: HashMap::new(),
             tallies,
             line_no: vec![0; n],
             agg: Aggregate::new(),
@@ -382,39 +394,20 @@ impl LiveFw {
         for p in &mut self.parsers {
             p.ctx.time.reference_us = reference;
         }
-        let syslog_ix = self.followers.len();
         if self.listener.is_some() {
-            // Up to a few thousand datagrams, and about `POLL`, per pass: a
+            // Up to `MAX_DATAGRAMS_PER_PASS`, and about `POLL`, per pass: a
             // steady stream must not keep the files, the windows and
             // shutdown waiting (each recv waits at most `POLL`).
             let deadline = Instant::now() + POLL;
-            for _ in 0..4096 {
-                if Instant::now() >= deadline {
-                    break;
-                }
-                let Some(l) = self.listener.as_mut() else { break };
-                let msg = match l.recv() {
-                    Ok(Some(m)) => m,
-                    Ok(None) | Err(_) => break,
-                };
-                if let Some(allow) = &self.cfg.syslog_allow
-                    && !allow.contains(msg.peer.ip())
-                {
-                    self.stats.fw_syslog_rejected.fetch_add(1, Relaxed);
-                    continue;
-                }
-                let (text, at, truncated) = (msg.text, msg.received_us, msg.truncated);
-                let ln = bump(&mut self.line_no[syslog_ix]);
-                let tally = &mut self.tallies[syslog_ix];
-                if truncated {
-                    tally.count_overlong(ln);
-                    continue;
-                }
-                let res = self.parsers[syslog_ix].parse(text, ln);
-                tally.count(ln, &res);
-                if let Ok(mut r) = res {
-                    r.ts_us = r.ts_us.or(Some(at));
-                    self.fresh.push(r);
+            let mut read = 0;
+            while read < MAX_DATAGRAMS_PER_PASS && Instant::now() < deadline {
+                let Some(mut l) = self.listener.take() else { break };
+                let got = l.recv_batch(|m| self.take_message("udp", m.peer.ip(), m.text, m.received_us, m.truncated));
+                self.stats.fw_syslog_kernel_drops.store(l.kernel_drops(), Relaxed);
+                self.listener = Some(l);
+                match got {
+                    Ok(n) if n > 0 => read += n,
+                    _ => break,
                 }
             }
         } else {
@@ -474,6 +467,64 @@ impl LiveFw {
                 self.stats.fw_records_uncorrelated.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// One syslog message from `peer` over `channel`: checked against the
+    /// allow-list, then parsed into the sender's own tally (records carry
+    /// the sender as their origin).
+    fn take_message(&mut self, channel: &'static str, peer: IpAddr, text: &[u8], at: i64, truncated: bool) {
+        if let Some(allow) = &self.cfg.syslog_allow
+            && !allow.contains(peer)
+        {
+            self.stats.fw_syslog_rejected.fetch_add(1, Relaxed);
+            return;
+        }
+        let ix = self.sender_ix(channel, peer);
+        let ln = bump(&mut self.line_no[ix]);
+        let tally = &mut self.tallies[ix];
+        if truncated {
+            tally.count_overlong(ln);
+            return;
+        }
+        let res = self.parsers[ix].parse(text, ln);
+        tally.count(ln, &res);
+        if let Ok(mut r) = res {
+            r.ts_us = r.ts_us.or(Some(at));
+            self.fresh.push(r);
+        }
+    }
+
+    /// The tally (and parser) of a syslog sender, made on its first
+    /// message; past `MAX_SENDERS`, one shared tally per channel takes the
+    /// rest (a spoofed flood cannot grow the table).
+    fn sender_ix(&mut self, channel: &'static str, peer: IpAddr) -> usize {
+        let key = if self.senders.len() < MAX_SENDERS || self.senders.contains_key(&(channel, peer)) {
+            (channel, peer)
+        } else {
+            (channel, IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+        };
+        if let Some(&ix) = self.senders.get(&key) {
+            return ix;
+        }
+        let ix = self.tallies.len();
+        let sender = if key.1.is_unspecified() { "other senders".to_string() } else { key.1.to_string() };
+        let listener = self.listener.as_ref().and_then(|l| l.local_addr().ok());
+        let name = match listener {
+            Some(a) if channel == "udp" => format!("syslog {channel} {sender} to {a}"),
+            _ => format!("syslog {channel} {sender}"),
+        };
+        self.tallies.push(FileTally::network(channel, &sender, &name));
+        self.parsers.push(LineParser::new(LineCtx { time: self.time_ctx(), forced: self.cfg.forced, file: ix as u16 }));
+        self.line_no.push(0);
+        self.senders.insert(key, ix);
+        if let Ok(mut index) = self.index.write() {
+            index.set_origin(ix as u16, channel, &sender);
+        }
+        ix
+    }
+
+    fn time_ctx(&self) -> TimeCtx {
+        TimeCtx { reference_us: now_us(), tz_offset_s: self.cfg.tz_offset_s }
     }
 
     /// Correlates the records due before `cut` (sensor time) with the
@@ -655,6 +706,7 @@ mod tests {
         let cfg = LiveConfig {
             files: vec![path.to_path_buf()],
             syslog,
+            syslog_rcvbuf: crate::input::syslog_udp::DEFAULT_RCVBUF,
             syslog_allow: allow.map(|a| HomeNet::parse(a).unwrap()),
             forced: None,
             tz_offset_s: 0,
@@ -664,6 +716,50 @@ mod tests {
         let index = Arc::new(RwLock::new(FwIndex::default()));
         let (fw, tap) = LiveFw::new(cfg, shared, out, Arc::clone(&index), worm).unwrap();
         (fw, tap, events, stats, index)
+    }
+
+    /// Records read from syslog senders (every tally but the files').
+    fn syslog_records(fw: &LiveFw) -> u64 {
+        fw.tallies.iter().filter(|t| t.channel != "file").map(|t| t.records).sum()
+    }
+
+    /// Records carry their origin: a followed file's path, or the channel
+    /// and address of the syslog sender, in the `firewall` object of events
+    /// (with `spoofable` for UDP) and in `fw_correlation`'s `files`.
+    #[test]
+    fn records_name_the_file_or_the_syslog_sender_they_came_from() {
+        let dir = scratch("origin");
+        let path = dir.join("fw.log");
+        std::fs::write(&path, "").unwrap();
+        let (mut fw, _tap, events, _stats, index) = setup(&path, Some("127.0.0.1:0".parse().unwrap()), None);
+        let to = fw.listener.as_ref().unwrap().local_addr().unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        tx.send_to(
+            b"<164>%ASA-4-106023: Deny tcp src outside:203.0.113.5/1024 dst dmz:192.0.2.10/158 by access-group \"in\"",
+            to,
+        )
+        .unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(line(1_795_000_000_000_000, 40_000).as_bytes()).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        fw.read_logs();
+        let ix = index.read().unwrap();
+        let by_udp = ix.lookup("203.0.113.5".parse().unwrap(), None, None).expect("the ASA record");
+        assert_eq!(by_udp["via"], serde_json::json!([{"channel": "udp", "sender": "127.0.0.2"}]), "{by_udp}");
+        assert_eq!(by_udp["spoofable"], true);
+        let by_file = ix.lookup("198.51.100.7".parse().unwrap(), None, None).expect("the netfilter record");
+        let p = path.display().to_string();
+        assert_eq!(by_file["via"], serde_json::json!([{"channel": "file", "sender": p}]), "{by_file}");
+        assert_eq!(by_file["spoofable"], false);
+        drop(ix);
+        fw.report(1_795_000_000_000_000, true);
+        let ev: serde_json::Value = serde_json::from_str(&events.try_recv().unwrap().line).unwrap();
+        let files = &ev["fw_correlation"]["files"];
+        assert_eq!((files[0]["channel"].as_str(), files[0]["sender"].as_str()), (Some("file"), Some(p.as_str())));
+        assert_eq!((files[1]["channel"].as_str(), files[1]["sender"].as_str()), (Some("udp"), Some("127.0.0.2")));
+        assert_eq!(files[1]["records"], 1, "{files}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Drives `fw` by hand through one attempt a minute for `minutes`: the
@@ -787,7 +883,31 @@ mod tests {
             tx.send_to(asa, to).unwrap();
             tx.send_to(asa, to).unwrap();
             fw.read_logs();
-            assert_eq!(fw.tallies[1].records, read, "allow {allow}");
+            assert_eq!(syslog_records(&fw), read, "allow {allow}");
+            assert_eq!(stats.fw_syslog_rejected.load(Relaxed), rejected, "allow {allow}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// Issue 17: on a dual-stack `[::]` listener an IPv4 sender is seen as
+    /// `::ffff:127.0.0.1`; it still matches an IPv4 allow-list entry (it was
+    /// rejected), and one outside the list is still refused.
+    #[test]
+    fn an_ipv4_sender_on_a_dual_stack_listener_matches_ipv4_allow_entries() {
+        let asa =
+            b"<164>%ASA-4-106023: Deny tcp src outside:203.0.113.5/1024 dst dmz:192.0.2.10/158 by access-group \"in\"";
+        for (allow, read, rejected) in [("127.0.0.1/32", 2, 0), ("192.0.2.1", 0, 2)] {
+            let dir = scratch(&format!("v6-{read}"));
+            let path = dir.join("fw.log");
+            std::fs::write(&path, "").unwrap();
+            let (mut fw, _tap, _events, stats, _index) = setup(&path, Some("[::]:0".parse().unwrap()), Some(allow));
+            let port = fw.listener.as_ref().unwrap().local_addr().unwrap().port();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.send_to(asa, ("127.0.0.1", port)).unwrap();
+            tx.send_to(asa, ("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            fw.read_logs();
+            assert_eq!(syslog_records(&fw), read, "allow {allow}");
             assert_eq!(stats.fw_syslog_rejected.load(Relaxed), rejected, "allow {allow}");
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -850,7 +970,7 @@ mod tests {
         sender.join().unwrap();
         assert!(took < Duration::from_secs(2), "one pass took {took:?}");
         assert_eq!(fw.tallies[0].records, 1, "the file line was read in the same pass");
-        assert!(fw.tallies[1].records >= 1, "and the datagrams: {}", fw.tallies[1].records);
+        assert!(syslog_records(&fw) >= 1, "and the datagrams: {}", syslog_records(&fw));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -189,6 +189,10 @@ impl<R: Read> LineReader<R> {
 #[derive(Clone, Debug, Default)]
 pub struct FileTally {
     pub name: String,
+    /// How the lines arrived: `file`, or syslog over `udp`, `tcp` or `tls`.
+    pub channel: &'static str,
+    /// Who sent them: the file's path, or the syslog peer's address.
+    pub sender: String,
     pub lines: u64,
     pub records: u64,
     /// Lines that are not packet records (other programs, headers, comments,
@@ -209,7 +213,12 @@ pub const FIRST_BAD_KEPT: usize = 10;
 
 impl FileTally {
     pub fn new(name: &str) -> FileTally {
-        FileTally { name: name.to_string(), ..FileTally::default() }
+        FileTally { name: name.to_string(), channel: "file", sender: name.to_string(), ..FileTally::default() }
+    }
+
+    /// The tally of one syslog sender on a network channel.
+    pub fn network(channel: &'static str, sender: &str, name: &str) -> FileTally {
+        FileTally { name: name.to_string(), channel, sender: sender.to_string(), ..FileTally::default() }
     }
 
     /// A line for stderr when a file that has lines gave no record at all:

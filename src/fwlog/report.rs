@@ -216,6 +216,8 @@ pub fn fw_correlation_with(agg: &Aggregate, inp: &ReportInput<'_>, wire: Option<
         .map(|t| {
             json!({
                 "file": t.name,
+                "channel": t.channel,
+                "sender": t.sender,
                 "format": t.main_format().map(Format::name),
                 "lines": t.lines,
                 "records": t.records,

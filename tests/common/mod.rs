@@ -98,6 +98,11 @@ pub struct Firewall {
     pub rules: Vec<String>,
     pub first_record: Option<String>,
     pub last_record: Option<String>,
+    /// Where the records came from: `{channel, sender}` (issue 17).
+    #[serde(default)]
+    pub via: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub spoofable: bool,
 }
 
 /// The `fw_correlation` event (`picket fwlog`, `replay --fw-log`).
