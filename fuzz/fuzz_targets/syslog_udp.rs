@@ -1,5 +1,5 @@
 //! The UDP syslog listener (`src/input/syslog_udp.rs`) on a real loopback
-//! socket: each input is one datagram, received by `SyslogListener::recv`
+//! socket: each input is one datagram, received by `SyslogListener::recv_batch`
 //! (PRI split, trailing newlines cut, the length limit) and then parsed as
 //! the live firewall-log reader does (auto-detected format; the syslog
 //! header, RFC 3164 or RFC 5424, read by `fwlog::time`). The first byte's
@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use picket::fwlog::{FileTally, LineCtx, LineParser};
-use picket::input::syslog_udp::{MAX_DATAGRAM, SyslogListener};
+use picket::input::syslog_udp::{MAX_DATAGRAM, Message, SyslogListener};
 use picket_fuzz::{TIME, check_outcome, check_tally};
 use std::cell::RefCell;
 use std::net::UdpSocket;
@@ -21,7 +21,7 @@ const MAX_UDP: usize = 65_507;
 
 thread_local! {
     static NET: RefCell<(SyslogListener, UdpSocket)> = RefCell::new({
-        let l = SyslogListener::bind("127.0.0.1:0".parse().expect("addr"), Duration::from_secs(2)).expect("bind");
+        let l = SyslogListener::bind("127.0.0.1:0".parse().expect("addr"), Duration::from_secs(2), 1 << 20).expect("bind");
         let tx = UdpSocket::bind("127.0.0.1:0").expect("bind the sender");
         tx.connect(l.local_addr().expect("local addr")).expect("connect");
         (l, tx)
@@ -40,23 +40,33 @@ fuzz_target!(|data: &[u8]| {
     NET.with(|net| {
         let (l, tx) = &mut *net.borrow_mut();
         assert_eq!(tx.send(&sent).expect("send on loopback"), sent.len());
-        let m = l.recv().expect("recv").expect("a datagram sent on loopback arrives");
-        assert_eq!(m.truncated, sent.len() > MAX_DATAGRAM);
-        let kept = &sent[..sent.len().min(MAX_DATAGRAM)];
-        assert!(m.text.len() <= kept.len());
-        let at = if m.pri.is_some() { kept.iter().position(|&b| b == b'>').expect("a PRI ends in '>'") + 1 } else { 0 };
-        assert_eq!(&kept[at..at + m.text.len()], m.text, "the message is the datagram after its PRI");
-        if let Some((facility, severity)) = m.pri {
-            assert!(facility < 24 && severity < 8);
-        }
-        let mut tally = FileTally::new("syslog");
-        if m.truncated {
-            tally.count_overlong(1);
-            return check_tally(&tally, 0);
-        }
-        let res = LineParser::new(LineCtx { time: TIME, forced: None, file: 0 }).parse(m.text, 1);
-        tally.count(1, &res);
-        check_outcome(None, &res);
-        check_tally(&tally, u64::from(res.is_ok()));
+        let mut got = 0;
+        l.recv_batch(|m| {
+            got += 1;
+            check(&sent, m);
+        })
+        .expect("recv");
+        assert_eq!(got, 1, "one datagram sent on loopback arrives");
     });
 });
+
+/// The message must be the datagram after its PRI, cut exactly when too long.
+fn check(sent: &[u8], m: Message<'_>) {
+    assert_eq!(m.truncated, sent.len() > MAX_DATAGRAM);
+    let kept = &sent[..sent.len().min(MAX_DATAGRAM)];
+    assert!(m.text.len() <= kept.len());
+    let at = if m.pri.is_some() { kept.iter().position(|&b| b == b'>').expect("a PRI ends in '>'") + 1 } else { 0 };
+    assert_eq!(&kept[at..at + m.text.len()], m.text, "the message is the datagram after its PRI");
+    if let Some((facility, severity)) = m.pri {
+        assert!(facility < 24 && severity < 8);
+    }
+    let mut tally = FileTally::new("syslog");
+    if m.truncated {
+        tally.count_overlong(1);
+        return check_tally(&tally, 0);
+    }
+    let res = LineParser::new(LineCtx { time: TIME, forced: None, file: 0 }).parse(m.text, 1);
+    tally.count(1, &res);
+    check_outcome(None, &res);
+    check_tally(&tally, u64::from(res.is_ok()));
+}
