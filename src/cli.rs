@@ -55,8 +55,8 @@ pub struct CommonArgs {
     /// Append events to FILE instead of stdout (reopened on SIGHUP).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Analyzer threads (default: every core for files; live, the cores
-    /// minus one for the capture thread, at least 1).
+    /// Analyzer threads (default: the cores minus one for the reader, at
+    /// least 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
     /// Community ID seed.
