@@ -4,69 +4,13 @@
 //! Needs root (CI runs as root); without it the test says so and returns.
 
 mod common;
+use common::lab::{Lab, append, have, is_root, must, sh, snapshot_fw_records, wait_exit, wait_for, wait_until};
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Two namespaces joined by a veth pair: `va` in `a` (picket's side), `vb`
-/// in `b`. Names carry the test's process id, so two checkouts running
-/// this test at once on one machine do not tear down each other's lab.
-struct Lab {
-    a: String,
-    b: String,
-    va: String,
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn must(args: &[&str]) {
-    assert!(sh(args), "command failed: {args:?}");
-}
-
-impl Lab {
-    fn up(tag: &str) -> Lab {
-        let id = std::process::id() % 100_000;
-        let a = format!("pkl-{tag}-{id}-a");
-        let b = format!("pkl-{tag}-{id}-b");
-        let _ = sh(&["ip", "netns", "del", &a]);
-        let _ = sh(&["ip", "netns", "del", &b]);
-        must(&["ip", "netns", "add", &a]);
-        must(&["ip", "netns", "add", &b]);
-        // At most 15 bytes: "pkt1a" and 5 digits.
-        let (va, vb) = (format!("pk{tag}a{id}"), format!("pk{tag}b{id}"));
-        must(&["ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b]);
-        must(&["ip", "-n", &a, "addr", "add", "192.0.2.10/24", "dev", &va]);
-        must(&["ip", "-n", &b, "addr", "add", "192.0.2.99/24", "dev", &vb]);
-        for (ns, dev) in [(&a, &va), (&b, &vb)] {
-            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
-            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        // The DMZ host silently drops tcp/158: the retry client's SYNs go unanswered.
-        must(&["ip", "netns", "exec", &a, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "158", "-j", "DROP"]);
-        Lab { a, b, va }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "netns", "del", &self.a]);
-        let _ = sh(&["ip", "netns", "del", &self.b]);
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 fn tools_present() -> bool {
-    ["ip", "hping3", "iptables"].iter().all(|t| sh(&["sh", "-c", &format!("command -v {t}")]))
+    have(&["ip", "hping3", "iptables"])
 }
 
 #[test]
@@ -75,7 +19,8 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
         println!("skipping: the live test needs root, iproute2, hping3 and iptables (scripts/test installs them)");
         return;
     }
-    let lab = Lab::up("t1");
+    let lab = Lab::up("pk", "t1");
+    lab.drop_tcp(158);
     let dir = tempdir("live");
     let out = dir.join("events.json");
     let dev = lab.va.as_str();
@@ -150,26 +95,6 @@ fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
     assert_eq!(s.pcap["received"], s.packets, "libpcap received vs picket counted");
 }
 
-/// Polls `done` every 50 ms for up to 20 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(20), "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The `fw_records` of the latest stats snapshot in `path`.
-fn snapshot_fw_records(path: &std::path::Path) -> u64 {
-    // The last line may be half written: only whole lines that parse count.
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
-        .filter_map(|e| e.stats.map(|s| s.fw_records))
-        .max()
-        .unwrap_or(0)
-}
-
 /// Asks for stats snapshots (SIGUSR1) until the one in `out` counts `n`
 /// firewall records, then stops picket with SIGTERM and waits (up to 10 s)
 /// for a clean exit.
@@ -181,39 +106,8 @@ fn stop_after_records(child: &mut std::process::Child, out: &std::path::Path, n:
         snapshot_fw_records(out) >= n
     });
     must(&["kill", "-TERM", &pid]);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "picket did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(child, 10);
     assert!(status.success(), "exit status {status:?}");
-}
-
-/// Waits until picket's stderr has said every one of `marks`.
-fn wait_for(stderr: std::process::ChildStderr, marks: &'static [&'static str]) -> (String, std::process::ChildStderr) {
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut stderr = stderr;
-        let mut buf = [0u8; 4096];
-        let mut seen = String::new();
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            // Whole lines only: stderr is unbuffered, so one eprintln! may
-            // reach the pipe in pieces ("receiving syslog on udp " first).
-            if marks.iter().all(|m| seen.contains(m)) && seen.ends_with('\n') {
-                break;
-            }
-        }
-        (seen, stderr)
-    })
-    .join()
-    .unwrap()
 }
 
 /// A netfilter LOG line for a SYN, stamped now (ISO time, as rsyslog writes it).
@@ -224,12 +118,6 @@ fn nf_line(src: &str, dst: &str, sport: u16, dport: u16) -> String {
         "{ts} fw1 kernel: PK-IN-DROP: IN=eth0 OUT=eth1 SRC={src} DST={dst} LEN=40 TOS=0x00 PREC=0x00 TTL=64 \
          PROTO=TCP SPT={sport} DPT={dport} WINDOW=512 RES=0x00 SYN URGP=0\n"
     )
-}
-
-fn append(path: &std::path::Path, text: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// `live --fw-log` and `--syslog-listen`: a log file written while picket
@@ -244,7 +132,8 @@ fn live_follows_a_rotated_log_and_receives_syslog() {
         );
         return;
     }
-    let lab = Lab::up("t2");
+    let lab = Lab::up("pk", "t2");
+    lab.drop_tcp(158);
     let dir = tempdir("live-fw");
     let out = dir.join("events.json");
     let log = dir.join("fw.log");
@@ -353,7 +242,8 @@ fn live_fw_log_denials_feed_the_worm_sentries_once() {
         println!("skipping: the live test needs root, iproute2, hping3 and iptables (scripts/test installs them)");
         return;
     }
-    let lab = Lab::up("t3");
+    let lab = Lab::up("pk", "t3");
+    lab.drop_tcp(158);
     // The outside host's sweep goes through the DMZ host's side of the veth,
     // where the span listens, and nothing answers (no forwarding there).
     must(&["ip", "-n", &lab.b, "route", "add", "198.18.0.0/24", "via", "192.0.2.10"]);

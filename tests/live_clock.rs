@@ -7,62 +7,10 @@
 //! Needs root (CI runs as root); without it the test says so and returns.
 
 mod common;
+use common::lab::{Lab, have, is_root, must};
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn must(args: &[&str]) {
-    assert!(sh(args), "command failed: {args:?}");
-}
-
-/// Two namespaces joined by a veth pair, named after this branch's prefix
-/// and the process id: `a` (picket, 192.0.2.10, drops tcp/158) and `b`
-/// (the client, 192.0.2.99).
-struct Lab {
-    a: String,
-    b: String,
-    va: String,
-}
-
-impl Lab {
-    fn up() -> Lab {
-        let id = std::process::id() % 100_000;
-        let (a, b) = (format!("clock-{id}-a"), format!("clock-{id}-b"));
-        let _ = sh(&["ip", "netns", "del", &a]);
-        let _ = sh(&["ip", "netns", "del", &b]);
-        must(&["ip", "netns", "add", &a]);
-        must(&["ip", "netns", "add", &b]);
-        let (va, vb) = (format!("clka{id}"), format!("clkb{id}"));
-        must(&["ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b]);
-        must(&["ip", "-n", &a, "addr", "add", "192.0.2.10/24", "dev", &va]);
-        must(&["ip", "-n", &b, "addr", "add", "192.0.2.99/24", "dev", &vb]);
-        for (ns, dev) in [(&a, &va), (&b, &vb)] {
-            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        must(&["ip", "netns", "exec", &a, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "158", "-j", "DROP"]);
-        Lab { a, b, va }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "netns", "del", &self.a]);
-        let _ = sh(&["ip", "netns", "del", &self.b]);
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 /// A program retrying: three connects, each on a new socket (a new source
 /// port), given up after 0.8 s (before the kernel's first retransmission
@@ -90,14 +38,15 @@ fn wall_s() -> f64 {
 
 #[test]
 fn an_unanswered_retry_loop_is_reported_on_an_idle_link() {
-    let tools = ["ip", "iptables", "python3", "nsenter"].iter().all(|t| sh(&["sh", "-c", &format!("command -v {t}")]));
+    let tools = have(&["ip", "iptables", "python3", "nsenter"]);
     if !is_root() || !tools {
         println!(
             "skipping: the live clock test needs root, iproute2, iptables and python3 (scripts/test installs them)"
         );
         return;
     }
-    let lab = Lab::up();
+    let lab = Lab::up("clock", "c");
+    lab.drop_tcp(158);
     let dir = tempdir("live-clock");
     let out = dir.join("events.json");
     let netns = format!("--net=/var/run/netns/{}", lab.a);

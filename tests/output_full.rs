@@ -5,23 +5,11 @@
 //! events wait, and writing resumes once space returns.
 
 mod common;
+use common::lab::{is_root, sh};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 /// A tmpfs of `pages` 4 KiB pages, unmounted when dropped.
 struct Tmpfs(PathBuf);

@@ -10,7 +10,7 @@
 //! Needs root (CI runs as root); without it the lab tests say so and return.
 
 mod common;
-use common::lab::{Lab, have, is_root, must, sh, wait_exit, wait_for, wait_until};
+use common::lab::{Lab, have, is_root, must, sh, snapshot_fw_records, wait_exit, wait_for, wait_until};
 use common::*;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -90,16 +90,6 @@ fn nf_line(sport: u16) -> String {
         "{ts} fw1 kernel: PK-IN-DROP: IN=eth0 OUT=eth1 SRC=192.0.2.99 DST=192.0.2.10 LEN=40 TOS=0x00 PREC=0x00 \
          TTL=64 PROTO=TCP SPT={sport} DPT=158 WINDOW=512 RES=0x00 SYN URGP=0\n"
     )
-}
-
-/// The `fw_records` of the latest stats snapshot in `path` (whole lines only).
-fn snapshot_fw_records(path: &Path) -> u64 {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
-        .filter_map(|e| e.stats.map(|s| s.fw_records))
-        .max()
-        .unwrap_or(0)
 }
 
 /// A directory `uid` owns (for the output picket reopens as that user).

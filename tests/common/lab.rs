@@ -58,6 +58,13 @@ impl Lab {
         Lab { a, b, va }
     }
 
+    /// Namespace `a` silently drops TCP to `port` (a host behind a
+    /// dropping firewall: SYNs go unanswered).
+    pub fn drop_tcp(&self, port: u16) {
+        let port = port.to_string();
+        must(&["ip", "netns", "exec", &self.a, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", &port, "-j", "DROP"]);
+    }
+
     /// `nsenter` into namespace `a` (it execs the program, so the child's
     /// pid is the program's own).
     pub fn enter_a(&self) -> String {
@@ -117,4 +124,22 @@ pub fn wait_for(
     })
     .join()
     .unwrap()
+}
+
+/// The `fw_records` of the latest stats snapshot in `path` (the last line
+/// may be half written: only whole lines that parse count).
+pub fn snapshot_fw_records(path: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<super::Event>(l).ok())
+        .filter_map(|e| e.stats.map(|s| s.fw_records))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Appends `text` to `path` (a log a firewall is writing).
+pub fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
 }
