@@ -36,6 +36,8 @@ pub struct PortInfo {
     pub category: String,
     /// Free text: what the port means and the SIGNATURES.md section behind it.
     pub note: String,
+    /// Other names logs give the port (Norton's `Backdoor-g-1` for 1243).
+    pub aliases: Vec<String>,
     /// First port of the entry's range (equal to `last` for a single port).
     pub first: u16,
     /// Last port of the entry's range.
@@ -68,6 +70,8 @@ struct PortEntry {
     category: Spanned<String>,
     #[serde(default)]
     note: String,
+    #[serde(default)]
+    aliases: Vec<Spanned<String>>,
 }
 
 /// Parses a port spec: an integer 0..=65535, or a string `"N"` / `"A-B"`.
@@ -123,6 +127,26 @@ impl PortTable {
     pub fn lookup(&self, proto: u8, port: u16) -> Option<&PortInfo> {
         let i = *self.index.get(&(proto, port))?;
         self.entries.get(i as usize)
+    }
+
+    /// The port a service name stands for (an entry's name or one of its
+    /// aliases, ignoring ASCII case) over IP protocol `proto`: `None` when
+    /// no single-port entry has that name, or when several ports do
+    /// (`subseven`). A linear scan without allocation, for log parsers.
+    pub fn port_by_name(&self, proto: u8, name: &[u8]) -> Option<u16> {
+        let mut found = None;
+        for e in &self.entries {
+            let named = e.name.as_bytes().eq_ignore_ascii_case(name)
+                || e.aliases.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(name));
+            if !named || e.first != e.last || !e.protos.contains(&proto) {
+                continue;
+            }
+            match found {
+                Some(p) if p != e.first => return None,
+                _ => found = Some(e.first),
+            }
+        }
+        found
     }
 
     /// Number of (protocol, port) pairs known (ranges expanded).
@@ -189,6 +213,21 @@ impl PortTable {
                 ));
             }
 
+            let mut aliases = Vec::with_capacity(e.aliases.len());
+            for a in &e.aliases {
+                let n = a.get_ref().trim();
+                if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
+                    return Err(ConfigError::value(
+                        file,
+                        text,
+                        a.span(),
+                        &key("aliases"),
+                        "each alias must be 1 to 64 printable characters",
+                    ));
+                }
+                aliases.push(n.to_string());
+            }
+
             let category = e.category.get_ref().as_str();
             if !CATEGORIES.contains(&category) {
                 return Err(ConfigError::value(
@@ -224,6 +263,7 @@ impl PortTable {
                 name: name.to_string(),
                 category: category.to_string(),
                 note: e.note.trim().to_string(),
+                aliases,
                 first,
                 last,
                 protos,

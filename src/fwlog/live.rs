@@ -419,9 +419,7 @@ impl LiveFw {
                 (&mut self.parsers[i], &mut self.tallies[i], &mut self.line_no[i], &mut self.fresh);
             let res = f.poll(|line| {
                 let n = bump(ln);
-                let res = parser.parse(line, n);
-                tally.count(n, &res);
-                if let Ok(r) = res {
+                if let Ok(r) = parser.parse_counted(line, n, tally) {
                     fresh.push(r);
                 }
             });
@@ -486,9 +484,7 @@ impl LiveFw {
             tally.count_overlong(ln);
             return;
         }
-        let res = self.parsers[ix].parse(text, ln);
-        tally.count(ln, &res);
-        if let Ok(mut r) = res {
+        if let Ok(mut r) = self.parsers[ix].parse_counted(text, ln, tally) {
             r.ts_us = r.ts_us.or(Some(at));
             self.fresh.push(r);
         }

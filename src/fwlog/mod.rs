@@ -6,7 +6,8 @@
 //! One file per format family parses one line into a record: `netfilter`
 //! (iptables/nftables LOG, ulogd LOGEMU), `asa` (Cisco ASA/PIX), `pf`
 //! (OpenBSD pf as tcpdump text), `portsentry` (1.x and 2.x), `tcpwrappers`,
-//! `w3c` (Windows Firewall `pfirewall.log`) and `csv`. `time` reads
+//! `w3c` (Windows Firewall `pfirewall.log`), `csv`, and the personal
+//! firewalls `norton` (multi-line records) and `zonealarm`. `time` reads
 //! timestamps and infers syslog years; `text` is the shared lexer; `report`
 //! aggregates records into the `fw_correlation` event.
 //!
@@ -22,6 +23,7 @@ pub mod csv;
 pub mod feed;
 pub mod live;
 pub mod netfilter;
+pub mod norton;
 pub mod pf;
 pub mod portsentry;
 pub mod reader;
@@ -31,6 +33,7 @@ pub mod tcpwrappers;
 pub mod text;
 pub mod time;
 pub mod w3c;
+pub mod zonealarm;
 
 pub use reader::{
     FIRST_BAD_KEPT, FileTally, Input, InputError, Line, LineCtx, LineParser, LineReader, MAX_LINE, open_inputs,

@@ -5,7 +5,7 @@
 
 use super::record::{Format, FwRecord, Skip, bad};
 use super::time::TimeCtx;
-use super::{asa, csv, netfilter, pf, portsentry, tcpwrappers, text, w3c};
+use super::{asa, csv, netfilter, norton, pf, portsentry, tcpwrappers, text, w3c, zonealarm};
 use std::io::{self, BufRead, BufReader, Read};
 
 /// Longest line read; a longer one is counted as bad (`overlong`) and skipped
@@ -26,18 +26,39 @@ pub struct LineCtx {
 }
 
 /// Parses one file's lines. Holds the little state a file needs: the W3C
-/// `#Fields` or CSV header's column order. No allocation per line.
+/// `#Fields` or CSV header's column order, the Norton record being joined.
+/// No allocation per line.
 pub struct LineParser {
     pub ctx: LineCtx,
     w3c: Option<w3c::Columns>,
     csv: Option<csv::Columns>,
+    norton: norton::Assembler,
     /// True once a line with content was seen (a CSV header must be the first).
     seen_content: bool,
 }
 
 impl LineParser {
     pub fn new(ctx: LineCtx) -> LineParser {
-        LineParser { ctx, w3c: None, csv: None, seen_content: false }
+        LineParser { ctx, w3c: None, csv: None, norton: norton::Assembler::new(), seen_content: false }
+    }
+
+    /// [`LineParser::parse`], counted into `tally`; a multi-line (Norton)
+    /// record given up at this line is counted bad at its first line.
+    pub fn parse_counted(&mut self, line: &[u8], line_no: u32, tally: &mut FileTally) -> Result<FwRecord, Skip> {
+        let res = self.parse(line, line_no);
+        tally.count(line_no, &res);
+        if let Some((first, why)) = self.norton.take_dropped() {
+            tally.recount_bad(first, why);
+        }
+        res
+    }
+
+    /// The end of the input: a multi-line record still open is truncated,
+    /// and counted bad at its first line.
+    pub fn finish(&mut self, tally: &mut FileTally) {
+        if let Some((first, why)) = self.norton.finish() {
+            tally.recount_bad(first, why);
+        }
     }
 
     /// Parses line number `line_no` (1-based) of the file.
@@ -49,14 +70,30 @@ impl LineParser {
         }
         let first = !self.seen_content;
         self.seen_content = true;
-        let mut rec = self.parse_inner(line, first)?;
+        let mut rec = self.parse_inner(line, first, line_no)?;
         rec.file = self.ctx.file;
-        rec.line = line_no;
+        if rec.line == 0 {
+            // A multi-line record is numbered by its first line already.
+            rec.line = line_no;
+        }
         Ok(rec)
     }
 
-    fn parse_inner(&mut self, line: &[u8], first: bool) -> Result<FwRecord, Skip> {
+    fn parse_inner(&mut self, line: &[u8], first: bool, line_no: u32) -> Result<FwRecord, Skip> {
         let ctx = &self.ctx;
+        // Norton records span lines: while one is open, its lines are its own.
+        if matches!(ctx.forced, None | Some(Format::Norton))
+            && let Some(res) = self.norton.feed(line, line_no, &ctx.time)
+        {
+            return res;
+        }
+        if ctx.forced == Some(Format::Norton) {
+            return Err(Skip::Other(None));
+        }
+        // ZoneAlarm's column legend would pass for a CSV header.
+        if matches!(ctx.forced, None | Some(Format::ZoneAlarm)) && zonealarm::header_line(text::trim(line)) {
+            return Err(Skip::Kind { format: Format::ZoneAlarm, kind: "header" });
+        }
         // Header-driven formats first: their state decides what a line is.
         if matches!(ctx.forced, None | Some(Format::WinFw)) {
             if let Some(cols) = w3c::header(line) {
@@ -98,12 +135,13 @@ impl LineParser {
                 return Err(Skip::Other(None));
             }
         }
-        let parsers: [(Format, LineFn); 5] = [
+        let parsers: [(Format, LineFn); 6] = [
             (Format::Netfilter, netfilter::parse),
             (Format::Asa, asa::parse),
             (Format::Pf, pf::parse),
             (Format::PortSentry, portsentry::parse),
             (Format::TcpWrappers, tcpwrappers::parse),
+            (Format::ZoneAlarm, zonealarm::parse),
         ];
         for (f, parse) in parsers {
             if ctx.forced.is_some_and(|forced| forced != f) {
@@ -206,6 +244,9 @@ pub struct FileTally {
     /// Lines attributed to each format (records, bad lines and that format's
     /// other messages), indexed like [`Format::ALL`].
     pub formats: [u64; Format::ALL.len()],
+    /// Other lines of a named kind (ZoneAlarm `FWOUT`, `PE`...): (format,
+    /// kind, lines). Bounded: the kinds are the parsers' fixed names.
+    pub kinds: Vec<(Format, &'static str, u64)>,
 }
 
 /// How many bad line numbers a file keeps.
@@ -266,7 +307,22 @@ impl FileTally {
                     self.formats[f.index()] += 1;
                 }
             }
+            Err(Skip::Kind { format, kind }) => {
+                self.other += 1;
+                self.formats[format.index()] += 1;
+                match self.kinds.iter_mut().find(|(f, k, _)| f == format && k == kind) {
+                    Some((_, _, n)) => *n += 1,
+                    None => self.kinds.push((*format, kind, 1)),
+                }
+            }
         }
+    }
+
+    /// A multi-line record whose lines were counted as other, given up:
+    /// its first line (`line`) becomes a bad line.
+    pub fn recount_bad(&mut self, line: u32, reason: &'static str) {
+        self.other = self.other.saturating_sub(1);
+        self.count_bad(line, reason);
     }
 
     /// Counts an overlong line.
@@ -309,14 +365,13 @@ pub fn read_lines_until<R: Read>(
         match line {
             Line::Overlong => tally.count_overlong(n),
             Line::Text(b) => {
-                let res = parser.parse(b, n);
-                tally.count(n, &res);
-                if let Ok(rec) = &res {
+                if let Ok(rec) = &parser.parse_counted(b, n, tally) {
                     on_record(rec);
                 }
             }
         }
     }
+    parser.finish(tally);
     Ok(true)
 }
 

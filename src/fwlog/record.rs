@@ -23,10 +23,14 @@ pub enum Format {
     WinFw,
     /// CSV with a header row.
     Csv,
+    /// Norton Internet Security / Norton Personal Firewall, multi-line records.
+    Norton,
+    /// ZoneAlarm `ZAlog.txt` (`FWIN,YYYY/MM/DD,...`).
+    ZoneAlarm,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 9] = [
         Format::Netfilter,
         Format::Asa,
         Format::Pf,
@@ -34,6 +38,8 @@ impl Format {
         Format::TcpWrappers,
         Format::WinFw,
         Format::Csv,
+        Format::Norton,
+        Format::ZoneAlarm,
     ];
 
     /// The name used on the command line and in events.
@@ -46,6 +52,8 @@ impl Format {
             Format::TcpWrappers => "tcpwrappers",
             Format::WinFw => "winfw",
             Format::Csv => "csv",
+            Format::Norton => "norton",
+            Format::ZoneAlarm => "zonealarm",
         }
     }
 
@@ -57,6 +65,8 @@ impl Format {
             "pix" | "cisco" => "asa",
             "pfirewall" | "windows" | "w3c" => "winfw",
             "tcpd" => "tcpwrappers",
+            "nis" | "symantec" => "norton",
+            "za" | "zalog" => "zonealarm",
             other => other,
         };
         Format::ALL.into_iter().find(|f| f.name() == alias)
@@ -310,6 +320,9 @@ pub enum Skip {
     Other(Option<Format>),
     /// It looks like a record of `format`, but cannot be read; `reason` says why.
     Bad { format: Option<Format>, reason: &'static str },
+    /// A line of `format` that is not a packet picket reads, of a kind the
+    /// tallies name (ZoneAlarm's `FWOUT` and `PE` lines): counted as other.
+    Kind { format: Format, kind: &'static str },
 }
 
 /// Shorthand for a bad line of `format`.

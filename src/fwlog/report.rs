@@ -224,6 +224,8 @@ pub fn fw_correlation_with(agg: &Aggregate, inp: &ReportInput<'_>, wire: Option<
                 "other_lines": t.other,
                 "bad_lines": t.bad,
                 "overlong_lines": t.overlong,
+                // Other lines by kind, where a format names them (ZoneAlarm FWOUT, PE).
+                "other_kinds": t.kinds.iter().map(|(_, k, n)| (k.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             })
         })
         .collect();
