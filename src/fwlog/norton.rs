@@ -99,6 +99,9 @@ pub struct Assembler {
     /// line (and that line's wraps) still belongs to it.
     trailer: bool,
     trailer_open: bool,
+    /// The open record had a clause that could not be read (counted bad
+    /// there): its remaining lines are other lines, not more bad ones.
+    broken: bool,
     /// A record dropped while reading the current line: (first line, why).
     dropped: Option<(u32, &'static str)>,
 }
@@ -117,6 +120,7 @@ impl Assembler {
             clause_kind: Clause::Header,
             trailer: false,
             trailer_open: false,
+            broken: false,
             dropped: None,
         }
     }
@@ -154,6 +158,7 @@ impl Assembler {
                 self.drop_pending("Norton record interrupted by the next record's first line");
             }
             self.trailer = false;
+            self.broken = false;
             let mut rec = FwRecord::new(Format::Norton, Action::Deny);
             rec.ts_us = Some(stamp.resolve(tctx));
             rec.line = line_no;
@@ -184,6 +189,12 @@ impl Assembler {
             self.trailer = false;
         }
         let stem = STEMS.iter().any(|s| starts_ci(text, s));
+        if self.broken {
+            self.broken = stem;
+            if stem {
+                return Some(Err(Skip::Other(Some(Format::Norton))));
+            }
+        }
         let Some(p) = &mut self.pending else {
             return stem.then(|| Err(bad(Format::Norton, "Norton record line without its first line")));
         };
@@ -214,6 +225,7 @@ impl Assembler {
         }
         if self.clause.len() + text.len() > MAX_CLAUSE {
             self.pending = None;
+            self.broken = true;
             return Err(bad(Format::Norton, "Norton clause longer than 1024 bytes"));
         }
         self.clause.extend_from_slice(text);
@@ -228,6 +240,7 @@ impl Assembler {
         match applied {
             Err(why) => {
                 self.pending = None;
+                self.broken = true;
                 Err(bad(Format::Norton, why))
             }
             Ok(false) => Err(Skip::Other(Some(Format::Norton))),
@@ -393,7 +406,8 @@ fn address(b: &[u8]) -> Result<Side, &'static str> {
     } else if let Some((inner, at)) = last_group(b) {
         s.addr = Some(ip(trim(inner)).ok_or("Norton address `host(ADDR)` without an IP address")?);
         s.name = Label::new(&b[..at]);
-    } else if b.iter().all(|c| c.is_ascii_alphanumeric() || b".-_".contains(c)) {
+    } else if b.iter().all(|c| c.is_ascii_alphanumeric() || b".-_".contains(c)) && b.iter().any(u8::is_ascii_alphabetic)
+    {
         s.name = Label::new(b);
     } else {
         return Err("bad Norton address");
@@ -763,9 +777,11 @@ Process name is
         let (outs, _, _) = feed_all("Remote address,service is (203.0.113.7,3187)\n");
         assert!(matches!(outs[0], Some(Err(Skip::Bad { format: Some(Format::Norton), .. }))));
         let bad_addr = RULE.replace("(203.0.113.7,3187)", "(203.0.113.777,3187)");
-        let (outs, recs, _) = feed_all(&bad_addr);
-        assert!(recs.is_empty());
+        let (outs, recs, dropped) = feed_all(&bad_addr);
+        assert!(recs.is_empty() && dropped.is_empty(), "{recs:?} {dropped:?}");
         assert!(matches!(outs[3], Some(Err(Skip::Bad { format: Some(Format::Norton), reason: "bad Norton address" }))));
+        // The broken record's last line is not a second bad line.
+        assert_eq!(outs[4], Some(Err(Skip::Other(Some(Format::Norton)))));
     }
 
     #[test]
