@@ -33,8 +33,9 @@ fn zonealarm_log_is_detected_and_holds_a_port_scan() {
     // FWIN/FWIN_OK lines with six fields; the rest are kinds, header lines
     // and the Windows banner.
     let lines: Vec<&str> = text.lines().collect();
-    let six = |l: &&str| l.split(',').count() == 6;
-    let fwin = lines.iter().filter(|l| l.starts_with("FWIN,") || l.starts_with("FWIN_OK,")).filter(six).count() as u64;
+    let six = |l: &str| l.split(',').count() == 6;
+    let fwin =
+        lines.iter().filter(|l| l.starts_with("FWIN,") || l.starts_with("FWIN_OK,")).filter(|l| six(l)).count() as u64;
     let broken = lines.iter().filter(|l| l.starts_with("FWIN,")).filter(|l| !six(l)).count() as u64;
     let kind = |k: &str| lines.iter().filter(|l| l.starts_with(&format!("{k},"))).count() as u64;
     assert_eq!((fwin, broken), (33, 1));
