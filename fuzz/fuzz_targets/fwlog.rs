@@ -3,7 +3,8 @@
 //! and CSV header state. The first byte picks the mode: its low 3 bits a
 //! forced format (`Format::ALL`, 7 = auto-detect), bit 3 whether the bytes
 //! come from a file opened as `picket fwlog` opens one (gzip inflated,
-//! captures refused). Nothing may panic, every record must pass the
+//! captures refused), bits 4-5 force the formats past the seventh (1 Norton,
+//! 2 ZoneAlarm). Nothing may panic, every record must pass the
 //! record checks, and every line must end as a record, other or bad.
 #![no_main]
 
@@ -16,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, text)) = data.split_first() else {
         return;
     };
-    let forced = Format::ALL.get(usize::from(mode & 7)).copied();
+    let forced = match mode >> 4 & 3 {
+        1 => Some(Format::Norton),
+        2 => Some(Format::ZoneAlarm),
+        _ => Format::ALL.get(usize::from(mode & 7)).copied().filter(|_| mode & 7 != 7),
+    };
     let ctx = LineCtx { time: TIME, forced, file: 0 };
     let mut tally = FileTally::new("fuzz");
     let mut records = 0u64;

@@ -40,6 +40,12 @@ pub fn check_outcome(format: Option<Format>, res: &Result<FwRecord, Skip>) {
             }
         }
         Err(Skip::Other(None)) => {}
+        Err(Skip::Kind { format: got, kind }) => {
+            assert!(!kind.is_empty());
+            if let Some(f) = format {
+                assert_eq!(*got, f);
+            }
+        }
     }
 }
 
