@@ -153,7 +153,7 @@ pub struct FwlogArgs {
 /// How firewall logs are read.
 #[derive(Args, Debug, Clone)]
 pub struct FwOptions {
-    /// Log format: auto (detected per line), netfilter, asa, pf, portsentry, tcpwrappers, winfw or csv.
+    /// Log format: auto (detected per line), netfilter, asa, pf, portsentry, tcpwrappers, winfw, csv, norton or zonealarm.
     #[arg(long, value_name = "FORMAT", default_value = "auto")]
     pub fw_format: String,
     /// Zone of log times that carry none (syslog, pfirewall.log): UTC or a fixed offset such as

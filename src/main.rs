@@ -119,7 +119,7 @@ fn fw_options(o: &FwOptions) -> anyhow::Result<(Option<picket::fwlog::Format>, i
         "auto" => None,
         f => Some(Format::from_name(f).ok_or_else(|| {
             BadInput(format!(
-                "--fw-format: unknown format `{f}` (expected auto, netfilter, asa, pf, portsentry, tcpwrappers, winfw or csv)"
+                "--fw-format: unknown format `{f}` (expected auto, netfilter, asa, pf, portsentry, tcpwrappers, winfw, csv, norton or zonealarm)"
             ))
         })?),
     };
