@@ -59,6 +59,7 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "summary",
     "direction",
     "firewall",
+    "origin",
 ];
 
 /// One problem with the input, where it is.
