@@ -148,7 +148,7 @@ fn report_of_a_lab_capture_renders_in_chromium_with_every_section_and_count() {
         .filter(|e| !NOT_DETECTIONS.contains(&e["event_type"].as_str().unwrap()))
         .filter_map(|e| e["src_ip"].as_str())
         .collect();
-    let inventory = evs.iter().filter(|e| e["event_type"] == "service_inventory").last();
+    let inventory = evs.iter().rfind(|e| e["event_type"] == "service_inventory");
     let hosts = inventory.map_or(0, |i| i["service_inventory"]["hosts"].as_array().unwrap().len());
 
     let html = dir.join("report.html");

@@ -97,7 +97,7 @@ fn s<'a>(ev: &'a Map<String, Value>, k: &str) -> &'a str {
     ev.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-fn details<'a>(ev: &'a Map<String, Value>) -> Option<&'a Map<String, Value>> {
+fn details(ev: &Map<String, Value>) -> Option<&Map<String, Value>> {
     ev.get(s(ev, "event_type")).and_then(Value::as_object)
 }
 
@@ -244,7 +244,7 @@ details pre { white-space: pre-wrap; word-break: break-all; font-size: 0.8em; }
 /// A chart's SVG, or a note saying why it could not be drawn.
 fn figure(h: &mut String, id: &str, caption: &str, draw: impl FnOnce(&mut String) -> Result<(), String>) {
     let mut svg = String::new();
-    let _ = write!(h, "<figure class=\"chart\" id=\"{id}\">\n");
+    let _ = writeln!(h, "<figure class=\"chart\" id=\"{id}\">");
     match draw(&mut svg) {
         Ok(()) => h.push_str(&svg),
         Err(e) => {
@@ -407,6 +407,15 @@ fn more(h: &mut String, n: usize) {
     }
 }
 
+/// (protocol, port).
+type PortKey = (String, u16);
+/// (attempts, unanswered).
+type Counts = (u64, u64);
+/// (time in seconds, source port, destination port).
+type SrcSample = (f64, u16, u16);
+/// (protocol, source port class, destination port).
+type PairKey = (String, String, u16);
+
 /// Sums the `summary` of every final stats event.
 #[derive(Default)]
 struct Summary {
@@ -509,7 +518,7 @@ fn port_histogram(h: &mut String, m: &Model, ports: &PortTable) {
         esc(source)
     );
     rows.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(&b.0)));
-    let mut bars: Vec<&((String, u16), (u64, u64))> = rows.iter().take(MAX_BARS).collect();
+    let mut bars: Vec<&(PortKey, Counts)> = rows.iter().take(MAX_BARS).collect();
     bars.sort_by(|a, b| a.0.1.cmp(&b.0.1).then(a.0.0.cmp(&b.0.0)));
     let bars: Vec<(String, u64)> = bars
         .iter()
@@ -545,7 +554,7 @@ fn source_ports(h: &mut String, m: &Model) {
     for d in &seq {
         srcs.entry(s(d.ev, "src_ip")).or_default().push(d);
     }
-    let charted: Vec<(&str, &Vec<(f64, u16, u16)>)> = srcs
+    let charted: Vec<(&str, &Vec<SrcSample>)> = srcs
         .keys()
         .filter_map(|ip| sum.samples.get(*ip).filter(|v| !v.is_empty()).map(|v| (*ip, v)))
         .take(MAX_SRC_CHARTS)
@@ -624,7 +633,7 @@ fn source_ports(h: &mut String, m: &Model) {
 
 fn port_pairs(h: &mut String, m: &Model, ports: &PortTable) {
     let sum = summary(m);
-    let mut rows: Vec<((String, String, u16), (u64, bool))> = sum.pairs.into_iter().collect();
+    let mut rows: Vec<(PairKey, (u64, bool))> = sum.pairs.into_iter().collect();
     rows.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(b.1.0.cmp(&a.1.0)).then(a.0.cmp(&b.0)));
     let lows = rows.iter().filter(|r| r.1.1).count();
     let _ = write!(
