@@ -20,6 +20,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Analyse firewall logs alone (no capture): histograms of denials by port and source.
     Fwlog(FwlogArgs),
+    /// Write the analyst's page: one self-contained HTML file built from EVE files.
+    Report(ReportArgs),
     /// Work with rules directories.
     Rules {
         #[command(subcommand)]
@@ -148,6 +150,19 @@ pub struct FwlogArgs {
     pub top_sources: u16,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// EVE files (picket's JSON lines, of one run or merged from many sensors); `-` reads stdin.
+    #[arg(required = true, value_name = "EVE")]
+    pub files: Vec<PathBuf>,
+    /// Write the HTML here (default: stdout; `-` too).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Rules directory whose port table names the services (default: the built-in rules).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
 }
 
 /// How firewall logs are read.

@@ -109,6 +109,38 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             run(Input::Files { paths: a.paths, filter: a.filter }, a.common, fw, None, None, None)
         }
         Command::Fwlog(a) => fwlog(a),
+        Command::Report(a) => report(a),
+    }
+}
+
+/// `picket report`: bad lines are noted with file and line and skipped.
+fn report(a: picket::cli::ReportArgs) -> anyhow::Result<ExitCode> {
+    let rules = match &a.rules {
+        Some(dir) => Rules::load_dir(dir).map_err(|e| BadInput(e.to_string()))?,
+        None => Rules::builtin(),
+    };
+    let (html, eve) = picket::report::build(&a.files, &rules.ports).map_err(|e| BadInput(format!("{e:#}")))?;
+    for p in &eve.problems {
+        picket::note!("picket: report: {p}");
+    }
+    if eve.problems_omitted > 0 {
+        picket::note!("picket: report: {} more problems not listed", eve.problems_omitted);
+    }
+    if eve.bad_lines + eve.unknown_types > 0 {
+        picket::note!(
+            "picket: report: {} bad lines and {} events of unknown types skipped, of {} lines",
+            eve.bad_lines,
+            eve.unknown_types,
+            eve.lines
+        );
+    }
+    match a.output.as_deref() {
+        None => write_stdout(&html),
+        Some(p) if p.as_os_str() == "-" => write_stdout(&html),
+        Some(p) => {
+            std::fs::write(p, html).with_context(|| format!("writing {}", p.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::decode::defrag::FragCounts;
 use crate::decode::summary::{DecodeError, L4, LinkKind, PacketSummary};
+use crate::report::tally::Tally;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -57,10 +58,12 @@ pub enum Table {
     WormWaiting,
     /// `worm_phase`'s aggregator: (host, sentry) counters, probation and promoted.
     Worm,
+    /// `stats.summary`'s per-source entries and port pairs (`report::tally`).
+    Summary,
 }
 
 impl Table {
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -79,6 +82,7 @@ impl Table {
         Table::Services,
         Table::WormWaiting,
         Table::Worm,
+        Table::Summary,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -100,6 +104,7 @@ impl Table {
             Table::Services => "service_inventory",
             Table::WormWaiting => "worm_waiting",
             Table::Worm => "worm_phase",
+            Table::Summary => "summary",
         }
     }
 }
@@ -211,6 +216,9 @@ pub struct Stats {
     pub fw_index_expired: AtomicU64,
     /// Events written, by type (written by the output thread only).
     pub events: Mutex<BTreeMap<&'static str, u64>>,
+    /// The workers' `report::tally` summaries, merged as each one ends;
+    /// the final `stats` event carries it as `summary`.
+    pub summary: Mutex<Option<Box<Tally>>>,
 }
 
 /// `stats.return_path`: whether the sensor sees the home hosts' own
@@ -327,6 +335,20 @@ impl Stats {
         }
     }
 
+    /// Adds a worker's summary tallies at the end of its input.
+    pub fn merge_summary(&self, t: &Tally) {
+        if let Ok(mut m) = self.summary.lock() {
+            match m.as_mut() {
+                Some(s) => s.merge(t),
+                None => {
+                    let mut s = Box::new(Tally::new(crate::report::tally::MAX_SOURCES));
+                    s.merge(t);
+                    *m = Some(s);
+                }
+            }
+        }
+    }
+
     /// The body of a `stats` event.
     pub fn to_json(&self, wall_s: f64, is_final: bool) -> Value {
         let packets = self.packets.load(Relaxed);
@@ -358,7 +380,11 @@ impl Stats {
             .collect();
         let events: BTreeMap<&str, u64> = self.events.lock().map(|m| m.clone()).unwrap_or_default();
         let pps = if wall_s > 0.0 { packets as f64 / wall_s } else { 0.0 };
-        json!({
+        let summary = match self.summary.lock() {
+            Ok(m) if is_final => m.as_ref().map(|t| t.to_json()),
+            _ => None,
+        };
+        let mut body = json!({
             "final": is_final,
             "interrupted": self.interrupted.load(Relaxed),
             "packets": packets,
@@ -420,6 +446,10 @@ impl Stats {
             "events": events,
             "wall_time_s": (wall_s * 1000.0).round() / 1000.0,
             "packets_per_second": pps.round(),
-        })
+        });
+        if let (Some(sum), Some(o)) = (summary, body.as_object_mut()) {
+            o.insert("summary".into(), sum);
+        }
+        body
     }
 }

@@ -12,6 +12,7 @@ use crate::detect::worm;
 use crate::detect::{self, Ctx, Detector, EndReason, Rules, Shared, class};
 use crate::output::event::EventLine;
 use crate::pipeline::dispatch::{Msg, WorkerPort, shard_addr};
+use crate::report::tally::{self, Tally};
 use crate::stats::Table;
 use crossbeam_channel::Sender;
 use std::sync::atomic::Ordering::Relaxed;
@@ -39,6 +40,8 @@ pub struct Worker {
     /// The last tick taken: every worker's packets before it count in the
     /// service inventory's answers (`Ctx::known_through`).
     ticked: i64,
+    /// `stats.summary`'s tallies for this shard (`report::tally`).
+    tally: Tally,
 }
 
 impl Worker {
@@ -57,6 +60,7 @@ impl Worker {
             published: [0; Table::ALL.len()],
             index,
             ticked: i64::MIN,
+            tally: Tally::new(shared.per_worker(tally::MAX_SOURCES)),
         }
     }
 
@@ -80,6 +84,7 @@ impl Worker {
         }
         // Publish first: the final stats show the tables as the input left them.
         self.publish(shared);
+        shared.stats.merge_summary(&self.tally);
         let end = end.unless_interrupted(shared.stats.interrupted.load(Relaxed));
         // Input over: every answer this worker saw counts for the others.
         shared.inventory.progress(self.index, i64::MAX);
@@ -111,6 +116,7 @@ impl Worker {
         if c == class::VICTIM_COPY {
             return;
         }
+        self.tally.packet(p);
         if c & (class::TCP_ATTEMPT | class::TCP_SYN_ACK | class::UDP) != 0
             && let Some(t) = &mut self.worm
         {
@@ -168,6 +174,11 @@ impl Worker {
         }
         if let Some(t) = &self.worm {
             sizes[Table::WormWaiting as usize] = t.len() as u64;
+        }
+        sizes[Table::Summary as usize] = self.tally.len() as u64;
+        let refused = self.tally.take_refused();
+        if refused > 0 {
+            shared.stats.table(Table::Summary).cap_hits.fetch_add(refused, Relaxed);
         }
         for (t, (now, before)) in Table::ALL.iter().zip(sizes.iter().zip(self.published.iter_mut())) {
             let c = &shared.stats.table(*t).entries;
