@@ -26,6 +26,15 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// Runs `write` (a write to stderr or to the terminal stdout shares) with
+/// the progress bar, if one is drawn, cleared meanwhile.
+pub fn above_bar<R>(write: impl FnOnce() -> R) -> R {
+    match BAR.lock().ok().as_deref().and_then(Option::as_ref) {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
+
 /// The progress bar lines are written above (None when it is gone).
 pub fn set_bar(bar: Option<indicatif::ProgressBar>) {
     if let Ok(mut b) = BAR.lock() {
@@ -43,13 +52,9 @@ pub fn line(args: Arguments<'_>) {
         return;
     }
     s.push('\n');
-    let write = || {
+    above_bar(|| {
         let _ = std::io::stderr().lock().write_all(s.as_bytes());
-    };
-    match BAR.lock().ok().as_deref().and_then(Option::as_ref) {
-        Some(bar) => bar.suspend(write),
-        None => write(),
-    }
+    });
 }
 
 /// `eprintln!` in one write: `picket::note!("picket: note: {x}")`.

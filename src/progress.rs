@@ -55,6 +55,7 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             ),
         };
+        bar.set_message("0 packets, 0 events");
         bar.tick();
         crate::note::set_bar(Some(bar.clone()));
         let done = Arc::new(AtomicBool::new(false));

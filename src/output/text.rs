@@ -72,8 +72,10 @@ impl Text {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let time = obj.get("timestamp").and_then(Value::as_str).map_or_else(|| "-".to_string(), short_time);
-        let flow = flow(obj, details);
+        // When the detection began (a final event is written when it ends).
+        let began = details.and_then(|d| d.get("first_seen")).and_then(Value::as_str);
+        let time = began.or(obj.get("timestamp").and_then(Value::as_str)).map_or_else(|| "-".to_string(), short_time);
+        let flow = flow(obj, kind, details);
         let sev = severity.map_or_else(|| "   ".to_string(), |v| format!("{v:+}"));
         let summary = obj.get("summary").and_then(Value::as_str).unwrap_or("");
         let _ = writeln!(s, "{time}  {kind:<TYPE_W$} {flow:<FLOW_W$} {sev:>3}  {summary}");
@@ -113,9 +115,11 @@ fn short_time(ts: &str) -> String {
     base.replacen('T', " ", 1)
 }
 
-/// `src:port -> dst:port/proto`, or the subject of an event about a group
-/// or a victim, or `-`.
-fn flow(obj: &Map<String, Value>, details: Option<&Map<String, Value>>) -> String {
+/// `src -> dst:port/proto`, or the subject of an event about a group or a
+/// victim, or `-`. The source port is left out (a retry loop's or a scan's
+/// changes from probe to probe; the summary tells its pattern), and so is
+/// the destination port of a scan of many ports.
+fn flow(obj: &Map<String, Value>, kind: &str, details: Option<&Map<String, Value>>) -> String {
     let get = |k: &str| obj.get(k).and_then(Value::as_str);
     let port = |k: &str| obj.get(k).and_then(Value::as_u64);
     let end = |ip: Option<&str>, p: Option<u64>| match (ip, p) {
@@ -131,10 +135,8 @@ fn flow(obj: &Map<String, Value>, details: Option<&Map<String, Value>>) -> Strin
     if src.is_none() && dst.is_none() && port("dest_port").is_none() {
         return "-".to_string();
     }
-    // A scan's many source ports say nothing: the source port is shown
-    // only with a single flow (a Community ID names one).
-    let sport = if obj.contains_key("community_id") { port("src_port") } else { None };
-    let mut f = format!("{} -> {}", end(src, sport), end(dst, port("dest_port")));
+    let dport = if matches!(kind, "port_scan" | "decoy_scan") { None } else { port("dest_port") };
+    let mut f = format!("{} -> {}", end(src, None), end(dst, dport));
     if let Some(p) = get("proto") {
         let _ = write!(f, "/{}", p.to_ascii_lowercase());
     }
@@ -156,11 +158,11 @@ mod tests {
     #[test]
     fn a_final_detection_is_one_line_with_time_type_flow_severity_and_summary() {
         let mut t = Text::new();
-        let line = r#"{"timestamp":"2026-11-22T07:34:17.694020Z","event_type":"syn_retry","src_ip":"203.0.113.34","src_port":40000,"dest_ip":"192.0.2.10","dest_port":158,"proto":"TCP","community_id":"1:x","severity":2,"summary":"7 SYNs never answered","syn_retry":{"status":"final"}}"#;
+        let line = r#"{"timestamp":"2026-11-22T07:34:17.694020Z","event_type":"syn_retry","src_ip":"203.0.113.34","src_port":40000,"dest_ip":"192.0.2.10","dest_port":158,"proto":"TCP","community_id":"1:x","severity":2,"summary":"7 SYNs never answered","syn_retry":{"status":"final","first_seen":"2026-11-22T07:30:00.000001Z"}}"#;
         let s = render(&mut t, line);
         assert_eq!(s.lines().count(), 1);
-        assert!(s.starts_with("2026-11-22 07:34:17  syn_retry "), "{s}");
-        assert!(s.contains("203.0.113.34:40000 -> 192.0.2.10:158/tcp"), "{s}");
+        assert!(s.starts_with("2026-11-22 07:30:00  syn_retry "), "{s}");
+        assert!(s.contains(" 203.0.113.34 -> 192.0.2.10:158/tcp "), "{s}");
         assert!(s.contains(" +2  7 SYNs never answered"), "{s}");
     }
 
@@ -182,6 +184,16 @@ mod tests {
         let cols: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cols, ["port_scan", "2", "+3"], "{table}");
         assert!(table.contains("10 packets, 640 bytes read from x.pcap"), "{table}");
+    }
+
+    #[test]
+    fn a_port_scan_names_no_single_port() {
+        let mut t = Text::new();
+        let s = render(
+            &mut t,
+            r#"{"event_type":"port_scan","src_ip":"198.51.100.10","src_port":37934,"dest_ip":"192.0.2.20","dest_port":23,"proto":"TCP","summary":"s","port_scan":{"status":"final"}}"#,
+        );
+        assert!(s.contains(" 198.51.100.10 -> 192.0.2.20/tcp "), "{s}");
     }
 
     #[test]

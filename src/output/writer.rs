@@ -264,7 +264,8 @@ impl State {
         if self.broken || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        match sink.flush() {
+        // A progress bar on the terminal is cleared while lines are written.
+        match crate::note::above_bar(|| sink.flush()) {
             Ok(()) => {
                 if self.retry_at.take().is_some() {
                     crate::note!(
