@@ -1,7 +1,7 @@
 //! The command line as the user typed it (clap). Nothing here opens files or
 //! devices: `main` turns these values into a `RunConfig`.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// picket: tells you what the traffic hitting your firewall really is.
@@ -27,6 +27,56 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Print a shell completion script (e.g. `picket completions bash >
+    /// /etc/bash_completion.d/picket`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages (picket.1, picket-replay.1, ...), made from these
+    /// same definitions, into DIR; the Debian package installs them.
+    #[command(hide = true)]
+    Man {
+        /// The directory the pages are written to.
+        dir: PathBuf,
+    },
+}
+
+/// Writes the completion script for `shell` (from the definitions above).
+pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "picket", out);
+}
+
+/// Writes one man page per command into `dir` (picket.1, picket-live.1,
+/// picket-rules-check.1, ...).
+pub fn man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::generate_to(Cli::command(), dir)
+}
+
+/// The shells `picket completions` writes for.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// How events are written (`--format`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line (EVE).
+    Json,
+    /// One readable line per detection and a closing summary table.
+    Text,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +114,14 @@ pub struct CommonArgs {
     /// Community ID seed.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub community_id_seed: u16,
+    /// json (one EVE object per line) or text (one line per detection and
+    /// a summary table). Default: text when writing to a terminal, json
+    /// otherwise (a pipe, a file, `-o`).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// No notes and no progress on stderr (warnings and errors stay).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

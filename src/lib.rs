@@ -12,9 +12,10 @@
 //!
 //! `rules` loads the rules directory (with `config`'s file and error
 //! helpers and `ports`' port table); `app` wires the stages together;
-//! `note` writes stderr lines, each in one write; `privs` gives up root
-//! and every capability for `live --user`; `report` gathers the run summary
-//! and writes `picket report`'s HTML page.
+//! `note` writes stderr lines, each in one write; `progress` draws a
+//! replay's progress on a terminal; `privs` gives up root and every
+//! capability for `live --user`; `report` gathers the run summary and
+//! writes `picket report`'s HTML page.
 // No unsafe code, except in `input::savefile` (libpcap's stdio buffer), which says why.
 #![deny(unsafe_code)]
 
@@ -32,6 +33,7 @@ pub mod output;
 pub mod pipeline;
 pub mod ports;
 pub mod privs;
+pub mod progress;
 pub mod report;
 pub mod rules;
 pub mod signals;

@@ -36,6 +36,17 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            picket::cli::completions(shell, &mut text);
+            write_stdout(&String::from_utf8_lossy(&text))
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| picket::cli::man_pages(&dir))
+                .with_context(|| format!("writing man pages to {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules { command: RulesCommand::Check { dir } } => {
             let summary = rules::check_dir(&dir).map_err(|e| BadInput(e.to_string()))?;
             println!("{summary}");
@@ -170,9 +181,11 @@ fn fwlog(a: FwlogArgs) -> anyhow::Result<ExitCode> {
     let reference_us = reference.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
     });
+    picket::note::set_quiet(a.common.quiet);
     let (rules, home) = rules_and_home(&a.common)?;
     let flags = Flags::install().context("installing signal handlers")?;
     let cfg = app::FwRunConfig {
+        text: text_format(&a.common),
         files: a.files,
         ctx: LineCtx { time: time::TimeCtx { reference_us, tz_offset_s }, forced, file: 0 },
         rules,
@@ -214,6 +227,16 @@ fn write_stdout(text: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `--format`: text when given, or by default when events go to a
+/// terminal (no `-o`, stdout a terminal: ripgrep's convention).
+fn text_format(common: &CommonArgs) -> bool {
+    use std::io::IsTerminal;
+    match common.format {
+        Some(f) => f == picket::cli::Format::Text,
+        None => common.output.is_none() && std::io::stdout().is_terminal(),
+    }
+}
+
 /// `--rules` and `--home-net` (with the note a run without a home net gets).
 fn rules_and_home(common: &CommonArgs) -> anyhow::Result<(Rules, HomeNet)> {
     let rules = match &common.rules {
@@ -241,9 +264,12 @@ fn run(
     inventory_interval_s: Option<u32>,
     user: Option<picket::privs::Target>,
 ) -> anyhow::Result<ExitCode> {
+    picket::note::set_quiet(common.quiet);
     let (rules, home) = rules_and_home(&common)?;
     let flags = Flags::install().context("installing signal handlers")?;
     let live = matches!(input, Input::Live(_));
+    let text = text_format(&common);
+    let progress = !live && picket::progress::wanted(common.quiet);
     let workers = common.workers.map(usize::from).unwrap_or_else(|| app::default_workers(live));
     let cfg = RunConfig {
         input,
@@ -256,6 +282,8 @@ fn run(
         fw_live,
         inventory_interval_s,
         user,
+        text,
+        progress,
     };
     finish(app::run(cfg, flags).map_err(|e| BadInput(e.to_string()))?)
 }

@@ -2,10 +2,45 @@
 //! call: `eprintln!` writes a formatted line in pieces on unbuffered
 //! stderr, so a reader of the pipe could see half a line, and lines from two
 //! threads could interleave. Every stderr line in picket goes through
-//! `note!`.
+//! `note!`. `--quiet` silences the `picket: note:` lines (warnings and
+//! errors stay); while a progress bar is drawn (`progress`), a line is
+//! written above it.
 
 use std::fmt::{Arguments, Write as _};
-use std::io::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// `--quiet`: `picket: note:` lines are not written.
+static QUIET: AtomicBool = AtomicBool::new(false);
+/// The progress bar on stderr, if one is drawn.
+static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// `--quiet`.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Relaxed);
+}
+
+/// Whether stderr is a terminal (progress is drawn only there).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Runs `write` (a write to stderr or to the terminal stdout shares) with
+/// the progress bar, if one is drawn, cleared meanwhile.
+pub fn above_bar<R>(write: impl FnOnce() -> R) -> R {
+    match BAR.lock().ok().as_deref().and_then(Option::as_ref) {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
+
+/// The progress bar lines are written above (None when it is gone).
+pub fn set_bar(bar: Option<indicatif::ProgressBar>) {
+    if let Ok(mut b) = BAR.lock() {
+        *b = bar;
+    }
+}
 
 /// Formats one line and writes it, newline included, in one `write_all` on
 /// locked stderr (a pipe takes up to 4096 bytes atomically). Errors writing
@@ -13,8 +48,13 @@ use std::io::Write as _;
 pub fn line(args: Arguments<'_>) {
     let mut s = String::with_capacity(160);
     let _ = s.write_fmt(args);
+    if QUIET.load(Relaxed) && s.starts_with("picket: note:") {
+        return;
+    }
     s.push('\n');
-    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+    above_bar(|| {
+        let _ = std::io::stderr().lock().write_all(s.as_bytes());
+    });
 }
 
 /// `eprintln!` in one write: `picket::note!("picket: note: {x}")`.

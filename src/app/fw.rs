@@ -162,6 +162,8 @@ pub struct FwRunConfig {
     pub community_id_seed: u16,
     pub output: Option<PathBuf>,
     pub top_sources: usize,
+    /// `--format text`.
+    pub text: bool,
 }
 
 /// What reading the logs of a `picket fwlog` run left behind.
@@ -216,7 +218,7 @@ fn feed_logs(
 pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let started = Instant::now();
     let inputs = open_logs(&cfg.files)?;
-    let sink = stages::open_sink(cfg.output.as_deref())?;
+    let sink = stages::open_sink(cfg.output.as_deref(), cfg.text)?;
     let names: Vec<String> = cfg.files.iter().map(|p| capture::sensor_name(p)).collect();
     let sensor = stages::sensor_label(&names);
     let stats = Arc::new(Stats::default());

@@ -54,6 +54,10 @@ pub struct RunConfig {
     pub inventory_interval_s: Option<u32>,
     /// Live `--user`: who picket becomes once everything is opened.
     pub user: Option<crate::privs::Target>,
+    /// `--format text`: events rendered by `output::text`.
+    pub text: bool,
+    /// A replay draws its progress on stderr (`progress`).
+    pub progress: bool,
 }
 
 /// The default worker count: the available cores minus one for the
@@ -269,7 +273,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         Some(fw) => Some(fw::read_fw_logs(fw, opened.files(), &cfg.home, &stats, &flags)?),
         None => None,
     };
-    let sink = stages::open_sink(cfg.output.as_deref())?;
+    let sink = stages::open_sink(cfg.output.as_deref(), cfg.text)?;
     let lossy = matches!(opened, Opened::Live(..));
     // Live, a failed write does not stop the capture.
     let sink = if lossy { sink.patient() } else { sink };
@@ -312,8 +316,13 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
 
     let corr = fw_side.as_mut().map(|f| &mut f.corr);
     let mut file_errors = skipped;
+    let progress =
+        (cfg.progress && !lossy).then(|| crate::progress::Progress::start(opened.files(), Arc::clone(&stats)));
     file_errors.extend(read(opened, &mut analysis, &stats, &flags, live_fw, corr));
     analysis.finish();
+    if let Some(p) = progress {
+        p.finish();
+    }
     if stats.return_path.missing() {
         let n = stats.return_path.home_hosts_targeted.load(Relaxed);
         crate::note!(

@@ -39,9 +39,11 @@ pub(super) fn sensor_label(sensors: &[String]) -> String {
     crate::output::event::run_label(sensors)
 }
 
-/// Opens `-o FILE` (or stdout) before any thread starts.
-pub(super) fn open_sink(output: Option<&Path>) -> Result<Sink, CaptureError> {
-    Sink::open(output).map_err(|e| CaptureError::Path {
+/// Opens `-o FILE` (or stdout) before any thread starts; `text`:
+/// `--format text`.
+pub(super) fn open_sink(output: Option<&Path>, text: bool) -> Result<Sink, CaptureError> {
+    let sink = Sink::open(output).map(|s| if text { s.text() } else { s });
+    sink.map_err(|e| CaptureError::Path {
         path: output.map(|p| p.display().to_string()).unwrap_or_default(),
         msg: format!("cannot open output: {e}"),
     })

@@ -48,6 +48,8 @@ pub struct Sink {
     torn: bool,
     /// Live: a failed write keeps the lines and is retried.
     patient: bool,
+    /// `--format text`: lines are rendered for a person (`output::text`).
+    text: Option<crate::output::text::Text>,
 }
 
 impl Sink {
@@ -64,12 +66,19 @@ impl Sink {
             lines: 0,
             torn: false,
             patient: false,
+            text: None,
         })
     }
 
     /// Live: a failed write does not stop the run (see the module doc).
     pub fn patient(mut self) -> Sink {
         self.patient = true;
+        self
+    }
+
+    /// `--format text`: every line is rendered by `output::text`.
+    pub fn text(mut self) -> Sink {
+        self.text = Some(crate::output::text::Text::new());
         self
     }
 
@@ -80,6 +89,10 @@ impl Sink {
 
     /// Adds one line to the waiting lines.
     fn hold(&mut self, line: &str) {
+        if let Some(t) = &mut self.text {
+            self.lines += t.render(line, &mut self.buf);
+            return;
+        }
         self.buf.extend_from_slice(line.as_bytes());
         self.buf.push(b'\n');
         self.lines += 1;
@@ -251,7 +264,8 @@ impl State {
         if self.broken || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        match sink.flush() {
+        // A progress bar on the terminal is cleared while lines are written.
+        match crate::note::above_bar(|| sink.flush()) {
             Ok(()) => {
                 if self.retry_at.take().is_some() {
                     crate::note!(
