@@ -35,5 +35,5 @@ picket_build_deps() {
 # targets build libFuzzer's C++ (g++).
 picket_test_deps() {
     picket_build_deps
-    picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables c++:g++
+    picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables c++:g++ redis-server:redis-server
 }

@@ -10,13 +10,13 @@ use crate::detect::{EndReason, Rules, Shared};
 use crate::homenet::HomeNet;
 use crate::input::capture::CaptureError;
 use crate::output::event::EventLine;
-use crate::output::writer::{self, Enrich, Sink, StatsSource};
+use crate::output::target::Target;
+use crate::output::writer::{self, Enrich, Outputs, StatsSource};
 use crate::pipeline::dispatch::Dispatcher;
 use crate::pipeline::worker::Worker;
 use crate::signals::Flags;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -39,12 +39,11 @@ pub(super) fn sensor_label(sensors: &[String]) -> String {
     crate::output::event::run_label(sensors)
 }
 
-/// Opens `-o FILE` (or stdout) before any thread starts.
-pub(super) fn open_sink(output: Option<&Path>) -> Result<Sink, CaptureError> {
-    Sink::open(output).map_err(|e| CaptureError::Path {
-        path: output.map(|p| p.display().to_string()).unwrap_or_default(),
-        msg: format!("cannot open output: {e}"),
-    })
+/// Opens every `-o` target (or stdout) before any thread starts; live
+/// (`patient`), no output stops the capture.
+pub(super) fn open_outputs(targets: &[Target], patient: bool, stats: &Stats) -> Result<Outputs, CaptureError> {
+    Outputs::open(targets, patient, stats)
+        .map_err(|(t, e)| CaptureError::Path { path: t.to_string(), msg: format!("cannot open output: {e}") })
 }
 
 /// The output thread: it writes events until every sender is gone, then the
@@ -54,13 +53,13 @@ pub(super) struct Output(JoinHandle<std::io::Result<()>>);
 impl Output {
     /// Starts the thread; events go into the returned sender.
     pub(super) fn start(
-        sink: Sink,
+        outputs: Outputs,
         flags: &Flags,
         src: StatsSource,
         enrich: Enrich,
     ) -> Result<(Output, Sender<EventLine>), CaptureError> {
         let (tx, rx) = Output::queue();
-        Ok((Output::start_on(sink, rx, flags, src, enrich)?, tx))
+        Ok((Output::start_on(outputs, rx, flags, src, enrich)?, tx))
     }
 
     /// The queue events go through, made before the thread starts (live
@@ -71,7 +70,7 @@ impl Output {
 
     /// Starts the thread on a queue from `queue`.
     pub(super) fn start_on(
-        sink: Sink,
+        outputs: Outputs,
         rx: Receiver<EventLine>,
         flags: &Flags,
         src: StatsSource,
@@ -80,7 +79,7 @@ impl Output {
         let flags = flags.clone();
         let h = std::thread::Builder::new()
             .name("picket-output".into())
-            .spawn(move || writer::run(sink, rx, flags, src, enrich))
+            .spawn(move || writer::run(outputs, rx, flags, src, enrich))
             .map_err(spawn_err)?;
         Ok(Output(h))
     }

@@ -1,9 +1,12 @@
 //! What leaves picket: the EVE envelope of every event (`event`), its
 //! Community ID (`community_id`) and RFC 3339 timestamps (`timefmt`), and
-//! the writer thread that puts one JSON line per event on stdout or a file
-//! (`writer`).
+//! the output thread that fans each JSON line out to every `-o` target
+//! (`writer`: files and stdout; `sinks`: unix, syslog and Redis; `target`:
+//! parsing `-o`).
 
 pub mod community_id;
 pub mod event;
+pub mod sinks;
+pub mod target;
 pub mod timefmt;
 pub mod writer;
