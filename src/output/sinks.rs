@@ -338,7 +338,6 @@ impl Redis {
         con.set_write_timeout(Some(REDIS_TIMEOUT))?;
         con.set_read_timeout(Some(REDIS_TIMEOUT))?;
         self.con = Some(con);
-        self.backoff = BACKOFF_MIN;
         self.was_up = true;
         Ok(())
     }
@@ -396,12 +395,17 @@ impl Redis {
                     Ok(()) => {
                         ctl.written(batch.len() as u64);
                         batch.clear();
+                        self.backoff = BACKOFF_MIN;
                         continue;
                     }
                     Err(e) => {
+                        // A broken connection, or an answer that will not
+                        // change (a key of another type): the batch waits,
+                        // and the next try backs off.
                         ctl.write_error();
                         self.con = None;
-                        self.next_try = Instant::now();
+                        self.next_try = Instant::now() + self.backoff;
+                        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                         if !self.down_noted {
                             note!(
                                 "picket: warning: {}: {e}; events wait and are sent after reconnecting (what the queue cannot hold is counted in stats.output.sinks)",
@@ -414,9 +418,9 @@ impl Redis {
                 }
             }
             // Away: wait for the next attempt, unless the run is over.
-            if ctl.closing.load(Relaxed) || ctl.flags.stop_requested() && rx.is_empty() {
+            if ctl.closing.load(Relaxed) {
                 let since = *closing_at.get_or_insert_with(Instant::now);
-                if ctl.closing.load(Relaxed) && since.elapsed() >= GRACE {
+                if since.elapsed() >= GRACE {
                     ctl.dropped(batch.len() as u64);
                     drain_lost(&rx, ctl);
                     return Err(io::Error::other(format!("{}: the server could not be reached", self.target)));

@@ -300,8 +300,11 @@ pub fn run_file(mut sink: Sink, rx: Receiver<Line>, ctl: &Ctl) -> io::Result<()>
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(line) if line.last => {
-                // The last word: the final stats line, after every event.
-                if !st.broken {
+                // The last word: the final stats line, after every event
+                // (lost with the output: it goes to stderr instead).
+                if st.broken {
+                    ctl.dropped(1);
+                } else {
                     final_waits = true;
                     st.retry_at = st.retry_at.map(|_| Instant::now());
                     sink.hold(&line.text);
@@ -333,9 +336,9 @@ pub fn run_file(mut sink: Sink, rx: Receiver<Line>, ctl: &Ctl) -> io::Result<()>
     }
     if st.retry_at.is_some() || st.first_err.is_some() {
         // What still waits is lost (the final stats line among it, which
-        // goes to stderr instead).
-        let n = sink.discard().saturating_sub(u64::from(final_waits && !st.broken));
-        ctl.dropped(n);
+        // goes to stderr instead): each event counted in `stats.events` is
+        // written or dropped.
+        ctl.dropped(sink.discard());
         return Err(st.first_err.take().unwrap_or_else(|| io::Error::other("output failed")));
     }
     Ok(())
@@ -471,14 +474,20 @@ pub fn run(
     }
     let ev = src.event(true);
     fan(&mut running, ev.kind, &ev.line, true);
+    // Every sink's grace starts now, together.
     let mut errors = Vec::new();
-    for r in running {
-        r.ctl.closing.store(true, Relaxed);
-        drop(r.tx);
-        match r.thread.join() {
+    let threads: Vec<_> = running
+        .into_iter()
+        .map(|r| {
+            r.ctl.closing.store(true, Relaxed);
+            (r.ctl, r.thread)
+        })
+        .collect();
+    for (ctl, thread) in threads {
+        match thread.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push((r.ctl.stats.target.clone(), e)),
-            Err(_) => errors.push((r.ctl.stats.target.clone(), io::Error::other("output thread panicked"))),
+            Ok(Err(e)) => errors.push((ctl.stats.target.clone(), e)),
+            Err(_) => errors.push((ctl.stats.target.clone(), io::Error::other("output thread panicked"))),
         }
     }
     let Some((target, e)) = errors.into_iter().next() else { return Ok(()) };
@@ -561,12 +570,13 @@ mod tests {
         let res = run(outputs, rx, flags.clone(), src, Enrich::default());
         assert!(res.is_err(), "the output never recovered");
         assert!(!flags.stop_requested(), "a live run is not stopped by its output");
-        // Every event is lost in the end, each counted once.
-        assert_eq!(stats.output_events_dropped.load(Relaxed), n as u64);
+        // Every event is lost in the end, each counted once, and so is the
+        // final stats line (it goes to stderr).
+        assert_eq!(stats.output_events_dropped.load(Relaxed), n as u64 + 1);
         assert!(stats.output_write_errors.load(Relaxed) >= 1);
         // ...and in the sink's own counts.
         let sinks = stats.output_sinks.lock().unwrap();
-        assert_eq!(sinks[0].dropped.load(Relaxed), n as u64);
+        assert_eq!(sinks[0].dropped.load(Relaxed), n as u64 + 1);
         assert_eq!(sinks[0].target, "/dev/full");
     }
 }
