@@ -104,9 +104,13 @@ pub struct CommonArgs {
     /// Rules directory (default: the rules built into picket).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
-    /// Append events to FILE instead of stdout (reopened on SIGHUP).
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Where events go (repeatable: each gets every event): a FILE
+    /// (appended, reopened on SIGHUP), `-` (stdout, the default),
+    /// unix:PATH (a datagram socket), syslog: (local), syslog://HOST:PORT
+    /// (RFC 5424 over UDP) or redis://HOST:PORT/KEY (RPUSH; ?publish to
+    /// PUBLISH on KEY).
+    #[arg(short = 'o', long, value_name = "TARGET", value_parser = crate::output::target::Target::parse)]
+    pub output: Vec<crate::output::target::Target>,
     /// Analyzer threads (default: the cores minus one for the reader, at
     /// least 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]

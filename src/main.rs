@@ -233,7 +233,10 @@ fn text_format(common: &CommonArgs) -> bool {
     use std::io::IsTerminal;
     match common.format {
         Some(f) => f == picket::cli::Format::Text,
-        None => common.output.is_none() && std::io::stdout().is_terminal(),
+        None => {
+            use picket::output::target::Target;
+            common.output.iter().all(|t| matches!(t, Target::Stdout)) && std::io::stdout().is_terminal()
+        }
     }
 }
 

@@ -207,6 +207,9 @@ pub struct Stats {
     /// written (a replay stopped by the failure, or live, past the hold).
     pub output_write_errors: AtomicU64,
     pub output_events_dropped: AtomicU64,
+    /// Each `-o` target's own counts (`stats.output.sinks`; the two above
+    /// are their sums).
+    pub output_sinks: Mutex<Vec<std::sync::Arc<SinkStats>>>,
     /// `--fw-log`: the firewall index behind the `firewall` object: its
     /// tallies and estimated bytes, and the tallies that left it for room
     /// or (live) for age.
@@ -219,6 +222,30 @@ pub struct Stats {
     /// The workers' `report::tally` summaries, merged as each one ends;
     /// the final `stats` event carries it as `summary`.
     pub summary: Mutex<Option<Box<Tally>>>,
+}
+
+/// One `-o` target's counts (`stats.output.sinks[]`).
+#[derive(Default)]
+pub struct SinkStats {
+    /// The target as `-o` names it.
+    pub target: String,
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// Connections made again after one broke (redis, unix).
+    pub reconnects: AtomicU64,
+}
+
+impl SinkStats {
+    fn to_json(&self) -> Value {
+        json!({
+            "target": self.target,
+            "events_written": self.written.load(Relaxed),
+            "events_dropped": self.dropped.load(Relaxed),
+            "write_errors": self.write_errors.load(Relaxed),
+            "reconnects": self.reconnects.load(Relaxed),
+        })
+    }
 }
 
 /// `stats.return_path`: whether the sensor sees the home hosts' own
@@ -421,6 +448,7 @@ impl Stats {
             "output": {
                 "write_errors": self.output_write_errors.load(Relaxed),
                 "events_dropped": self.output_events_dropped.load(Relaxed),
+                "sinks": self.output_sinks.lock().map(|v| v.iter().map(|s| s.to_json()).collect::<Vec<_>>()).unwrap_or_default(),
             },
             "bad_files": self.bad_files.load(Relaxed),
             "time_disorder": {

@@ -36,5 +36,5 @@ picket_build_deps() {
 picket_test_deps() {
     picket_build_deps
     picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables c++:g++ \
-        chromium:chromium jq:jq script:bsdutils man:man-db systemd-analyze:systemd
+        chromium:chromium jq:jq script:bsdutils man:man-db systemd-analyze:systemd redis-server:redis-server
 }

@@ -160,7 +160,7 @@ pub struct FwRunConfig {
     pub home: HomeNet,
     pub workers: usize,
     pub community_id_seed: u16,
-    pub output: Option<PathBuf>,
+    pub output: Vec<crate::output::target::Target>,
     pub top_sources: usize,
     /// `--format text`.
     pub text: bool,
@@ -218,14 +218,14 @@ fn feed_logs(
 pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
     let started = Instant::now();
     let inputs = open_logs(&cfg.files)?;
-    let sink = stages::open_sink(cfg.output.as_deref(), cfg.text)?;
     let names: Vec<String> = cfg.files.iter().map(|p| capture::sensor_name(p)).collect();
     let sensor = stages::sensor_label(&names);
     let stats = Arc::new(Stats::default());
+    let outputs = stages::open_outputs(&cfg.output, false, cfg.text, &stats)?;
     let src = StatsSource { stats: Arc::clone(&stats), sensor: sensor.clone(), started };
     let evidence = Arc::new(Evidence::default());
     let enrich = Enrich { fw: None, log_origin: Some(Arc::clone(&evidence)) };
-    let (output, out_tx) = Output::start(sink, &flags, src, enrich)?;
+    let (output, out_tx) = Output::start(outputs, &flags, src, enrich)?;
     let rules = Arc::new(cfg.rules);
     let shared = stages::shared(SharedInput {
         rules: &rules,

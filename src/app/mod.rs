@@ -44,7 +44,8 @@ pub struct RunConfig {
     pub rules: Rules,
     pub home: HomeNet,
     pub workers: usize,
-    pub output: Option<PathBuf>,
+    /// `-o`: every target (stdout when none).
+    pub output: Vec<crate::output::target::Target>,
     pub community_id_seed: u16,
     /// Firewall logs to correlate with a replay (`--fw-log`).
     pub fw: Option<FwLogs>,
@@ -273,10 +274,9 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
         Some(fw) => Some(fw::read_fw_logs(fw, opened.files(), &cfg.home, &stats, &flags)?),
         None => None,
     };
-    let sink = stages::open_sink(cfg.output.as_deref(), cfg.text)?;
     let lossy = matches!(opened, Opened::Live(..));
     // Live, a failed write does not stop the capture.
-    let sink = if lossy { sink.patient() } else { sink };
+    let outputs = stages::open_outputs(&cfg.output, lossy, cfg.text, &stats)?;
     let end = if lossy { EndReason::Shutdown } else { EndReason::EndOfInput };
     let rules = Arc::new(cfg.rules);
     let shared = stages::shared(SharedInput {
@@ -306,7 +306,7 @@ pub fn run(cfg: RunConfig, flags: Flags) -> Result<RunReport, CaptureError> {
             .map_err(|e| CaptureError::Path { path: format!("--user {}", e.spec), msg: e.msg })?;
         crate::note!("{line}");
     }
-    let output = Output::start_on(sink, out_rx, &flags, src, Enrich { fw: fw_index, log_origin: None })?;
+    let output = Output::start_on(outputs, out_rx, &flags, src, Enrich { fw: fw_index, log_origin: None })?;
     let mut analysis = Analysis::start(&shared, &rules, cfg.home, (lossy, has_live_fw), end, &out_tx)?;
     let worm_log = analysis.worm_log.take();
     let live_fw = live_fw.map(|f| start_live_fw(f, worm_log)).transpose()?;

@@ -10,13 +10,13 @@ use crate::detect::{EndReason, Rules, Shared};
 use crate::homenet::HomeNet;
 use crate::input::capture::CaptureError;
 use crate::output::event::EventLine;
-use crate::output::writer::{self, Enrich, Sink, StatsSource};
+use crate::output::target::Target;
+use crate::output::writer::{self, Enrich, Outputs, StatsSource};
 use crate::pipeline::dispatch::Dispatcher;
 use crate::pipeline::worker::Worker;
 use crate::signals::Flags;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -39,14 +39,17 @@ pub(super) fn sensor_label(sensors: &[String]) -> String {
     crate::output::event::run_label(sensors)
 }
 
-/// Opens `-o FILE` (or stdout) before any thread starts; `text`:
-/// `--format text`.
-pub(super) fn open_sink(output: Option<&Path>, text: bool) -> Result<Sink, CaptureError> {
-    let sink = Sink::open(output).map(|s| if text { s.text() } else { s });
-    sink.map_err(|e| CaptureError::Path {
-        path: output.map(|p| p.display().to_string()).unwrap_or_default(),
-        msg: format!("cannot open output: {e}"),
-    })
+/// Opens every `-o` target (or stdout) before any thread starts; live
+/// (`patient`), no output stops the capture; `text`: `--format text` for
+/// the files and stdout.
+pub(super) fn open_outputs(
+    targets: &[Target],
+    patient: bool,
+    text: bool,
+    stats: &Stats,
+) -> Result<Outputs, CaptureError> {
+    Outputs::open(targets, patient, text, stats)
+        .map_err(|(t, e)| CaptureError::Path { path: t.to_string(), msg: format!("cannot open output: {e}") })
 }
 
 /// The output thread: it writes events until every sender is gone, then the
@@ -56,13 +59,13 @@ pub(super) struct Output(JoinHandle<std::io::Result<()>>);
 impl Output {
     /// Starts the thread; events go into the returned sender.
     pub(super) fn start(
-        sink: Sink,
+        outputs: Outputs,
         flags: &Flags,
         src: StatsSource,
         enrich: Enrich,
     ) -> Result<(Output, Sender<EventLine>), CaptureError> {
         let (tx, rx) = Output::queue();
-        Ok((Output::start_on(sink, rx, flags, src, enrich)?, tx))
+        Ok((Output::start_on(outputs, rx, flags, src, enrich)?, tx))
     }
 
     /// The queue events go through, made before the thread starts (live
@@ -73,7 +76,7 @@ impl Output {
 
     /// Starts the thread on a queue from `queue`.
     pub(super) fn start_on(
-        sink: Sink,
+        outputs: Outputs,
         rx: Receiver<EventLine>,
         flags: &Flags,
         src: StatsSource,
@@ -82,7 +85,7 @@ impl Output {
         let flags = flags.clone();
         let h = std::thread::Builder::new()
             .name("picket-output".into())
-            .spawn(move || writer::run(sink, rx, flags, src, enrich))
+            .spawn(move || writer::run(outputs, rx, flags, src, enrich))
             .map_err(spawn_err)?;
         Ok(Output(h))
     }

@@ -15,9 +15,11 @@
 use crate::fwlog::correlate::FwIndex;
 use crate::fwlog::feed::Evidence;
 use crate::output::event::{EventBuilder, EventLine};
+use crate::output::sinks::{Ctl, GRACE, Line, Opened};
+use crate::output::target::Target;
 use crate::signals::Flags;
-use crate::stats::Stats;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crate::stats::{SinkStats, Stats};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, Write};
 use std::os::fd::AsFd;
@@ -50,6 +52,8 @@ pub struct Sink {
     patient: bool,
     /// `--format text`: lines are rendered for a person (`output::text`).
     text: Option<crate::output::text::Text>,
+    /// Lines written since the writer last took the count.
+    written: u64,
 }
 
 impl Sink {
@@ -67,6 +71,7 @@ impl Sink {
             torn: false,
             patient: false,
             text: None,
+            written: 0,
         })
     }
 
@@ -125,6 +130,7 @@ impl Sink {
             }
         }
         self.buf.clear();
+        self.written += self.lines;
         self.lines = 0;
         Ok(())
     }
@@ -139,7 +145,9 @@ impl Sink {
         if part > 0 && !cut_back(&mut self.out, part) {
             self.torn = true;
         }
-        self.lines -= self.buf[..whole].iter().filter(|b| **b == b'\n').count() as u64;
+        let done = self.buf[..whole].iter().filter(|b| **b == b'\n').count() as u64;
+        self.lines -= done;
+        self.written += done;
         self.buf.drain(..whole);
         e
     }
@@ -233,16 +241,16 @@ struct State {
 impl State {
     /// A failed write: a closed pipe stops the run quietly; another error
     /// stops a replay, and live makes the lines wait for a retry.
-    fn failed(&mut self, sink: &Sink, e: io::Error, stats: &Stats, flags: &Flags) {
-        stats.output_write_errors.fetch_add(1, Relaxed);
+    fn failed(&mut self, sink: &Sink, e: io::Error, ctl: &Ctl) {
+        ctl.write_error();
         if e.kind() == io::ErrorKind::BrokenPipe {
             self.broken = true;
-            flags.request_stop();
+            ctl.flags.request_stop();
             return;
         }
         if !sink.patient {
             self.broken = true;
-            flags.request_stop();
+            ctl.flags.request_stop();
         } else if self.retry_at.is_none() {
             crate::note!(
                 "picket: warning: writing events to {}: {e}; capture goes on, events wait (up to {} MiB) and writing is retried every {} s",
@@ -260,56 +268,212 @@ impl State {
     }
 
     /// Writes what waits, when a write may go now.
-    fn flush(&mut self, sink: &mut Sink, stats: &Stats, flags: &Flags) {
+    fn flush(&mut self, sink: &mut Sink, ctl: &Ctl) {
         if self.broken || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
         // A progress bar on the terminal is cleared while lines are written.
-        match crate::note::above_bar(|| sink.flush()) {
+        let res = crate::note::above_bar(|| sink.flush());
+        ctl.written(std::mem::take(&mut sink.written));
+        match res {
             Ok(()) => {
                 if self.retry_at.take().is_some() {
                     crate::note!(
-                        "picket: note: writing events to {} again ({} events could not wait: stats.output.events_dropped)",
+                        "picket: note: writing events to {} again ({} events could not wait: stats.output.sinks)",
                         sink.name(),
-                        stats.output_events_dropped.load(Relaxed)
+                        ctl.stats.dropped.load(Relaxed)
                     );
                     // Live, the run went on: the error is over.
                     self.first_err = None;
                 }
             }
-            Err(e) => self.failed(sink, e, stats, flags),
+            Err(e) => self.failed(sink, e, ctl),
         }
     }
 }
 
-/// Writes events until every sender is gone. Returns the first write error
+/// A file or stdout (`-o PATH`, `-o -`): writes its queue's lines until
+/// the queue closes (see the module doc). Returns the first write error
 /// other than a broken pipe (live: one the output did not recover from).
-pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSource, enrich: Enrich) -> io::Result<()> {
+pub fn run_file(mut sink: Sink, rx: Receiver<Line>, ctl: &Ctl) -> io::Result<()> {
     let mut st = State { broken: false, first_err: None, retry_at: None };
-    let stats = Arc::clone(&src.stats);
-    let write = |sink: &mut Sink, ev: &EventLine, st: &mut State| {
-        stats.count_event(ev.kind);
-        if st.broken {
-            stats.output_events_dropped.fetch_add(1, Relaxed);
+    let mut final_waits = false;
+    let write = |sink: &mut Sink, line: &str, st: &mut State| {
+        if st.broken || (st.retry_at.is_some() && sink.buf.len() >= HOLD_BYTES) {
+            ctl.dropped(1);
             return;
         }
-        if st.retry_at.is_some() && sink.buf.len() >= HOLD_BYTES {
-            stats.output_events_dropped.fetch_add(1, Relaxed);
-            return;
-        }
-        let enriched = if enrich.is_empty() { None } else { enriched(&enrich, ev) };
-        let line = enriched.as_deref().unwrap_or(&ev.line);
         if st.retry_at.is_some() {
             // Failing: the line waits for the retry.
             sink.hold(line);
         } else if let Err(e) = sink.push(line) {
-            st.failed(sink, e, &stats, &flags);
+            ctl.written(std::mem::take(&mut sink.written));
+            st.failed(sink, e, ctl);
+        }
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.last => {
+                // The last word: the final stats line, after every event
+                // (lost with the output: it goes to stderr instead).
+                if st.broken {
+                    ctl.dropped(1);
+                } else {
+                    final_waits = true;
+                    st.retry_at = st.retry_at.map(|_| Instant::now());
+                    sink.hold(&line.text);
+                }
+            }
+            Ok(line) => {
+                write(&mut sink, &line.text, &mut st);
+                if !rx.is_empty() {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if ctl.reopen.swap(false, Relaxed) && !st.broken {
+            st.flush(&mut sink, ctl);
+            if let Err(e) = sink.reopen() {
+                crate::note!("picket: warning: reopening {}: {e}", sink.name());
+            } else if st.retry_at.is_some() {
+                // A new file: try it now.
+                st.retry_at = Some(Instant::now());
+            }
+        }
+        st.flush(&mut sink, ctl);
+    }
+    if final_waits {
+        st.retry_at = st.retry_at.map(|_| Instant::now());
+        st.flush(&mut sink, ctl);
+    }
+    if st.retry_at.is_some() || st.first_err.is_some() {
+        // What still waits is lost (the final stats line among it, which
+        // goes to stderr instead): each event counted in `stats.events` is
+        // written or dropped.
+        ctl.dropped(sink.discard());
+        return Err(st.first_err.take().unwrap_or_else(|| io::Error::other("output failed")));
+    }
+    Ok(())
+}
+
+/// Every `-o` target, opened (sockets connected) before any thread starts
+/// and before `--user` drops privileges.
+pub struct Outputs {
+    sinks: Vec<(Opened, Arc<SinkStats>)>,
+    /// A replay: files and stdout hold the analysis back rather than lose
+    /// events; live, no sink ever does.
+    patient: bool,
+}
+
+impl Outputs {
+    /// Opens each target (stdout when there is none); live (`patient`),
+    /// failing files keep their lines for a retry. Each gets its counters
+    /// in `stats.output.sinks`.
+    pub fn open(
+        targets: &[Target],
+        patient: bool,
+        text: bool,
+        stats: &Stats,
+    ) -> Result<Outputs, (Target, io::Error)> {
+        let stdout = [Target::Stdout];
+        let targets = if targets.is_empty() { &stdout[..] } else { targets };
+        let mut sinks = Vec::with_capacity(targets.len());
+        for t in targets {
+            let opened = Opened::open(t, patient, text).map_err(|e| (t.clone(), e))?;
+            let s = Arc::new(SinkStats { target: t.to_string(), ..SinkStats::default() });
+            if let Ok(mut v) = stats.output_sinks.lock() {
+                v.push(Arc::clone(&s));
+            }
+            sinks.push((opened, s));
+        }
+        Ok(Outputs { sinks, patient })
+    }
+}
+
+/// Events a sink's queue holds; what does not fit is that sink's loss.
+pub const SINK_QUEUE: usize = 16_384;
+/// A replay's file or stdout: a short queue that holds the analysis back.
+const STREAM_QUEUE: usize = 1024;
+
+/// One running sink, as the output thread sees it.
+struct Running {
+    tx: Sender<Line>,
+    ctl: Arc<Ctl>,
+    /// The queue waits (a replay's file or stdout) rather than lose.
+    waits: bool,
+    /// The queue was full once (said on stderr).
+    full_noted: bool,
+    thread: std::thread::JoinHandle<io::Result<()>>,
+}
+
+impl Running {
+    /// Hands `line` to the sink, or counts it lost.
+    fn give(&mut self, line: &Line) {
+        let res = if self.waits {
+            self.tx.send(line.clone()).map_err(|e| crossbeam_channel::TrySendError::Disconnected(e.0))
+        } else if line.last {
+            self.tx.send_timeout(line.clone(), GRACE).map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(l) => crossbeam_channel::TrySendError::Full(l),
+                crossbeam_channel::SendTimeoutError::Disconnected(l) => {
+                    crossbeam_channel::TrySendError::Disconnected(l)
+                }
+            })
+        } else {
+            self.tx.try_send(line.clone())
+        };
+        match res {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                self.ctl.dropped(1);
+                if !self.full_noted {
+                    self.full_noted = true;
+                    crate::note!(
+                        "picket: warning: {}: cannot keep up ({SINK_QUEUE} events queued); capture goes on and what it cannot take is counted in stats.output.sinks",
+                        self.ctl.stats.target
+                    );
+                }
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => self.ctl.dropped(1),
+        }
+    }
+}
+
+/// The output thread: counts and enriches each event, writes SIGUSR1 stats
+/// snapshots and the final stats line, and hands every line to each `-o`
+/// sink's queue; each sink writes on its own thread. Returns the first
+/// sink error (a replay's failed file; live, an output that had not
+/// recovered at the end); the final stats then go to stderr too.
+pub fn run(
+    outputs: Outputs,
+    rx: Receiver<EventLine>,
+    flags: Flags,
+    src: StatsSource,
+    enrich: Enrich,
+) -> io::Result<()> {
+    let stats = Arc::clone(&src.stats);
+    let mut running = Vec::with_capacity(outputs.sinks.len());
+    for (i, (opened, sink_stats)) in outputs.sinks.into_iter().enumerate() {
+        let waits = !outputs.patient && matches!(opened, Opened::File(_));
+        let (tx, srx) = bounded::<Line>(if waits { STREAM_QUEUE } else { SINK_QUEUE });
+        let ctl = Arc::new(Ctl::new(sink_stats, Arc::clone(&stats), flags.clone()));
+        let c = Arc::clone(&ctl);
+        let thread = std::thread::Builder::new().name(format!("picket-out-{i}")).spawn(move || opened.run(srx, &c))?;
+        running.push(Running { tx, ctl, waits, full_noted: false, thread });
+    }
+    let fan = |running: &mut Vec<Running>, kind: &'static str, text: &str, last: bool| {
+        stats.count_event(kind);
+        let line = Line { text: Arc::from(text), kind, last };
+        for r in running.iter_mut() {
+            r.give(&line);
         }
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(ev) => {
-                write(&mut sink, &ev, &mut st);
+                let enriched = if enrich.is_empty() { None } else { enriched(&enrich, &ev) };
+                fan(&mut running, ev.kind, enriched.as_deref().unwrap_or(&ev.line), false);
                 if !rx.is_empty() {
                     continue;
                 }
@@ -318,45 +482,39 @@ pub fn run(mut sink: Sink, rx: Receiver<EventLine>, flags: Flags, src: StatsSour
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if flags.take_stats_write() {
-            write(&mut sink, &src.event(false), &mut st);
+            let ev = src.event(false);
+            fan(&mut running, ev.kind, &ev.line, false);
         }
-        if flags.take_reopen() && !st.broken {
-            st.flush(&mut sink, &src.stats, &flags);
-            if let Err(e) = sink.reopen() {
-                crate::note!("picket: warning: reopening {}: {e}", sink.name());
-            } else if st.retry_at.is_some() {
-                // A new file: try it now.
-                st.retry_at = Some(Instant::now());
+        if flags.take_reopen() {
+            for r in &running {
+                r.ctl.reopen.store(true, Relaxed);
             }
         }
-        st.flush(&mut sink, &src.stats, &flags);
     }
-    // The last word: the final stats line, written after every event.
-    let final_waits = !st.broken;
-    if final_waits {
-        st.retry_at = st.retry_at.map(|_| Instant::now());
-        let ev = src.event(true);
-        src.stats.count_event(ev.kind);
-        sink.hold(&ev.line);
-        st.flush(&mut sink, &src.stats, &flags);
+    let ev = src.event(true);
+    fan(&mut running, ev.kind, &ev.line, true);
+    // Every sink's grace starts now, together.
+    let mut errors = Vec::new();
+    let threads: Vec<_> = running
+        .into_iter()
+        .map(|r| {
+            r.ctl.closing.store(true, Relaxed);
+            (r.ctl, r.thread)
+        })
+        .collect();
+    for (ctl, thread) in threads {
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push((ctl.stats.target.clone(), e)),
+            Err(_) => errors.push((ctl.stats.target.clone(), io::Error::other("output thread panicked"))),
+        }
     }
-    let lost = st.retry_at.is_some() || st.first_err.is_some();
-    if lost {
-        // What still waits is lost (the final stats line among it, which
-        // goes to stderr instead).
-        let n = sink.discard().saturating_sub(u64::from(final_waits));
-        src.stats.output_events_dropped.fetch_add(n, Relaxed);
-    }
-    if lost {
-        let e = st.first_err.take().unwrap_or_else(|| io::Error::other("output failed"));
-        crate::note!(
-            "picket: error: writing events to {}: {e}; the final stats follow on stderr\n{}",
-            sink.name(),
-            src.event(true).line
-        );
-        return Err(e);
-    }
-    Ok(())
+    let Some((target, e)) = errors.into_iter().next() else { return Ok(()) };
+    crate::note!(
+        "picket: error: writing events to {target}: {e}; the final stats follow on stderr\n{}",
+        src.event(true).line
+    );
+    Err(e)
 }
 
 /// A detection event with what `enrich` adds, or None to write it as it is.
@@ -416,8 +574,8 @@ mod tests {
     /// what still waits at the end is counted too; the run reports the error.
     #[test]
     fn live_holds_lines_up_to_the_bound_and_counts_the_rest() {
-        let Ok(sink) = Sink::open(Some(Path::new("/dev/full"))) else { return };
         let stats = Arc::new(Stats::default());
+        let Ok(outputs) = Outputs::open(&[Target::File("/dev/full".into())], true, &stats) else { return };
         let flags = Flags::default();
         let src = StatsSource { stats: Arc::clone(&stats), sensor: "t".into(), started: Instant::now() };
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -428,11 +586,16 @@ mod tests {
             tx.send(EventLine { kind: "x", line: line.clone() }).unwrap();
         }
         drop(tx);
-        let res = run(sink.patient(), rx, flags.clone(), src, Enrich::default());
+        let res = run(outputs, rx, flags.clone(), src, Enrich::default());
         assert!(res.is_err(), "the output never recovered");
         assert!(!flags.stop_requested(), "a live run is not stopped by its output");
-        // Every event is lost in the end, each counted once.
-        assert_eq!(stats.output_events_dropped.load(Relaxed), n as u64);
+        // Every event is lost in the end, each counted once, and so is the
+        // final stats line (it goes to stderr).
+        assert_eq!(stats.output_events_dropped.load(Relaxed), n as u64 + 1);
         assert!(stats.output_write_errors.load(Relaxed) >= 1);
+        // ...and in the sink's own counts.
+        let sinks = stats.output_sinks.lock().unwrap();
+        assert_eq!(sinks[0].dropped.load(Relaxed), n as u64 + 1);
+        assert_eq!(sinks[0].target, "/dev/full");
     }
 }
