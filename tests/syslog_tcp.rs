@@ -127,6 +127,14 @@ fn tcp_count(st: &Value, key: &str) -> u64 {
     st["fw_live"]["syslog_tcp"][key].as_u64().unwrap_or(0)
 }
 
+/// util-linux logger, octet counting over TCP to picket.
+fn logger_tcp(ns: &Ns, sport: u16) -> bool {
+    ns.run(
+        "logger",
+        &["--tcp", "--octet-count", "--server", "127.0.0.1", "--port", TCP, "-t", "kernel", &nf_msg(sport)],
+    )
+}
+
 #[test]
 fn syslog_over_tcp_and_tls_from_logger_and_rsyslog() {
     if !is_root() || !have(&["ip", "nsenter", "logger", "rsyslogd", "openssl", "python3"]) {
@@ -159,13 +167,7 @@ fn syslog_over_tcp_and_tls_from_logger_and_rsyslog() {
     ns.children.push(picket);
 
     // 1. logger, octet counting over TCP.
-    let logger_tcp = |sport: u16| {
-        ns.run(
-            "logger",
-            &["--tcp", "--octet-count", "--server", "127.0.0.1", "--port", TCP, "-t", "kernel", &nf_msg(sport)],
-        )
-    };
-    assert!(logger_tcp(40_000), "logger --tcp");
+    assert!(logger_tcp(&ns, 40_000), "logger --tcp");
     wait_stats("logger's record", pid, &out, |s| s["fw_records"] == 1);
 
     // 2. rsyslog: imudp in, omfwd out over TCP and over TLS (ossl, client certificate).
@@ -239,7 +241,7 @@ if $programname == "kernel" then {{
     BufReader::new(flooder.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "open");
     wait_stats("the connection flood", pid, &out, |s| tcp_count(s, "over_cap") == 32);
-    assert!(logger_tcp(40_010), "logger --tcp during the flood");
+    assert!(logger_tcp(&ns, 40_010), "logger --tcp during the flood");
     wait_stats("logger's record during the flood", pid, &out, |s| s["fw_records"] == 8);
     drop(flooder.stdin.take());
     let _ = flooder.wait();

@@ -665,7 +665,7 @@ mod tests {
         stream.extend_from_slice(&[b'x'; 30]);
         stream.extend_from_slice(b"<15>c\r\n");
         stream.extend_from_slice(&[b'y'; 40]);
-        stream.extend_from_slice(b"\n11 <13>x\ny\nzz");
+        stream.extend_from_slice(b"\n10 <13>x\ny\nzz");
         let want: Vec<Vec<u8>> =
             [&b"<13>a"[..], b"<14>b", b"<15>c", b"<13>x\ny\nzz"].iter().map(|m| m.to_vec()).collect();
         for step in [1, 2, 3, 7, 16, 1000] {
