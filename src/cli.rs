@@ -149,9 +149,12 @@ pub struct LiveArgs {
     /// end, through rotation and truncation, and correlated with the capture.
     #[arg(long = "fw-log", value_name = "FILE")]
     pub fw_log: Vec<PathBuf>,
-    /// Receive syslog over UDP (a Cisco ASA's or rsyslog's forwarding), e.g. 0.0.0.0:514.
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub syslog_listen: Option<std::net::SocketAddr>,
+    /// Receive syslog (a Cisco ASA's or rsyslog's forwarding): over UDP
+    /// (ADDR:PORT or udp://ADDR:PORT, e.g. 0.0.0.0:514), TCP
+    /// (tcp://ADDR:PORT, RFC 6587) or TLS (tls://ADDR:PORT, RFC 5425).
+    /// Repeatable: one UDP address, any number of TCP and TLS ones.
+    #[arg(long, value_name = "[udp|tcp|tls://]ADDR:PORT")]
+    pub syslog_listen: Vec<crate::input::syslog_tcp::Endpoint>,
     /// Accept syslog only from these senders (the firewall's address), e.g.
     /// 192.0.2.1/32; others are counted and dropped. Without it, any host
     /// that can reach the port can write firewall records.
@@ -163,6 +166,17 @@ pub struct LiveArgs {
     #[arg(long, value_name = "BYTES", default_value_t = crate::input::syslog_udp::DEFAULT_RCVBUF as u32,
           value_parser = clap::value_parser!(u32).range(4096..=(1 << 30)))]
     pub syslog_rcvbuf: u32,
+    /// The TLS listener's certificate chain (PEM).
+    #[arg(long, value_name = "PEM", requires = "syslog_tls_key")]
+    pub syslog_tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM), read before --user drops privileges.
+    #[arg(long, value_name = "PEM", requires = "syslog_tls_cert")]
+    pub syslog_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): every TLS client must present a certificate
+    /// signed by one of them, or the handshake fails (counted in
+    /// stats.fw_live.syslog_tcp.handshake_failed).
+    #[arg(long, value_name = "PEM", requires = "syslog_tls_cert")]
+    pub syslog_tls_client_ca: Option<PathBuf>,
     /// Seconds of packet time between fw_correlation reports while live.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=86400))]
     pub fw_report_interval: u32,

@@ -66,7 +66,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(u) => Some(picket::privs::Target::resolve(u).map_err(|e| BadInput(e.to_string()))?),
                 None => None,
             };
-            let fw_live = if a.fw_log.is_empty() && a.syslog_listen.is_none() {
+            let fw_live = if a.fw_log.is_empty() && a.syslog_listen.is_empty() {
                 None
             } else {
                 let (forced, tz_offset_s, reference) = fw_options(&a.fw)?;
@@ -82,17 +82,46 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     None => None,
                 };
-                if let Some(addr) = a.syslog_listen
-                    && !addr.ip().is_loopback()
-                    && syslog_allow.is_none()
-                {
-                    picket::note!(
-                        "picket: note: syslog on {addr} is accepted from any sender; --syslog-allow limits it to the firewall"
-                    );
+                use picket::input::syslog_tcp::Endpoint;
+                for e in &a.syslog_listen {
+                    if !e.addr().ip().is_loopback() && syslog_allow.is_none() {
+                        picket::note!(
+                            "picket: note: syslog on {}://{} is accepted from any sender; --syslog-allow limits it to the firewall",
+                            e.channel(),
+                            e.addr()
+                        );
+                    }
+                }
+                let mut udp = a.syslog_listen.iter().filter_map(|e| match e {
+                    Endpoint::Udp(addr) => Some(*addr),
+                    _ => None,
+                });
+                let syslog = udp.next();
+                if udp.next().is_some() {
+                    return Err(BadInput("--syslog-listen: one UDP address at most".into()).into());
+                }
+                let tls = picket::input::syslog_tls::TlsFiles {
+                    cert: a.syslog_tls_cert,
+                    key: a.syslog_tls_key,
+                    client_ca: a.syslog_tls_client_ca,
+                };
+                let wants_tls = a.syslog_listen.iter().any(|e| matches!(e, Endpoint::Tls(_)));
+                if (tls.cert.is_some() || tls.key.is_some() || tls.client_ca.is_some()) != wants_tls {
+                    return Err(BadInput(
+                        "--syslog-listen tls://ADDR:PORT goes with --syslog-tls-cert and --syslog-tls-key".into(),
+                    )
+                    .into());
                 }
                 Some(picket::fwlog::live::LiveConfig {
                     files: a.fw_log,
-                    syslog: a.syslog_listen,
+                    syslog,
+                    syslog_streams: a
+                        .syslog_listen
+                        .iter()
+                        .copied()
+                        .filter(|e| !matches!(e, Endpoint::Udp(_)))
+                        .collect(),
+                    syslog_tls: tls,
                     syslog_rcvbuf: a.syslog_rcvbuf as usize,
                     syslog_allow,
                     forced,

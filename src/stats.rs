@@ -200,6 +200,18 @@ pub struct Stats {
     pub fw_syslog_rejected: AtomicU64,
     /// Syslog datagrams the kernel dropped, its receive buffer full (SO_RXQ_OVFL).
     pub fw_syslog_kernel_drops: AtomicU64,
+    /// Syslog over TCP and TLS (`syslog_tcp`): connections accepted,
+    /// refused by `--syslog-allow`, closed at once over the connection caps,
+    /// failed TLS handshakes, closed for idling; frames read, frames over
+    /// the length limit (skipped), bytes read.
+    pub fw_syslog_tcp_accepted: AtomicU64,
+    pub fw_syslog_tcp_refused: AtomicU64,
+    pub fw_syslog_tcp_over_cap: AtomicU64,
+    pub fw_syslog_tcp_handshake_failed: AtomicU64,
+    pub fw_syslog_tcp_idle_closed: AtomicU64,
+    pub fw_syslog_tcp_frames: AtomicU64,
+    pub fw_syslog_tcp_bad_frames: AtomicU64,
+    pub fw_syslog_tcp_bytes: AtomicU64,
     /// What the capture shows of the home net's return path (written by the
     /// reader at the end of the input).
     pub return_path: ReturnPath,
@@ -470,6 +482,16 @@ impl Stats {
                 "truncations": self.fw_truncations.load(Relaxed),
                 "syslog_rejected": self.fw_syslog_rejected.load(Relaxed),
                 "syslog_kernel_drops": self.fw_syslog_kernel_drops.load(Relaxed),
+                "syslog_tcp": {
+                    "accepted": self.fw_syslog_tcp_accepted.load(Relaxed),
+                    "refused": self.fw_syslog_tcp_refused.load(Relaxed),
+                    "over_cap": self.fw_syslog_tcp_over_cap.load(Relaxed),
+                    "handshake_failed": self.fw_syslog_tcp_handshake_failed.load(Relaxed),
+                    "idle_closed": self.fw_syslog_tcp_idle_closed.load(Relaxed),
+                    "frames": self.fw_syslog_tcp_frames.load(Relaxed),
+                    "bad_frames": self.fw_syslog_tcp_bad_frames.load(Relaxed),
+                    "bytes": self.fw_syslog_tcp_bytes.load(Relaxed),
+                },
             },
             "events": events,
             "wall_time_s": (wall_s * 1000.0).round() / 1000.0,

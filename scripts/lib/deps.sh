@@ -3,7 +3,7 @@
 # Sourced by scripts/demo, scripts/test and scripts/bench.
 
 # need_pkgs CMD:PKG ... installs PKG when CMD (or, for "lib:NAME", the
-# pkg-config-less header check) is missing.
+# pkg-config-less header check; for "dpkg:PKG", the package itself) is missing.
 picket_need() {
     local missing=() spec cmd pkg
     for spec in "$@"; do
@@ -11,6 +11,8 @@ picket_need() {
         pkg=${spec#*:}
         case "$cmd" in
             libpcap) [ -e /usr/include/pcap.h ] || [ -e /usr/include/pcap/pcap.h ] || missing+=("$pkg") ;;
+            # A package with no command of its own (a plugin): asked of dpkg.
+            dpkg) dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg") ;;
             *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg") ;;
         esac
     done
@@ -37,4 +39,7 @@ picket_test_deps() {
     picket_build_deps
     picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables c++:g++ \
         chromium:chromium jq:jq script:bsdutils man:man-db systemd-analyze:systemd redis-server:redis-server
+    # tests/syslog_tcp.rs: a private rsyslogd forwarding over TCP and TLS
+    # (ossl driver), and openssl for its certificates and a TLS client.
+    picket_need rsyslogd:rsyslog dpkg:rsyslog-openssl openssl:openssl nsenter:util-linux
 }

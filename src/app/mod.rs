@@ -178,6 +178,9 @@ fn open_live_fw(
     if let Some(a) = fw.syslog_addr() {
         crate::note!("picket: note: receiving syslog on udp {a}");
     }
+    for (channel, a) in fw.stream_addrs() {
+        crate::note!("picket: note: receiving syslog on {channel} {a}");
+    }
     Ok((fw, tap))
 }
 

@@ -1,8 +1,9 @@
 //! Firewall logs while picket captures live (`picket live --fw-log FILE
 //! --syslog-listen ADDR:PORT`): one thread follows the files like `tail -F`
-//! (`follow`), receives syslog datagrams (`syslog_udp`), parses every line,
-//! and correlates the records with the attempts the capture saw, in windows
-//! of packet time.
+//! (`follow`), receives syslog datagrams (`syslog_udp`) and takes what the
+//! TCP and TLS connections' threads read (`syslog_tcp`, never waiting on
+//! them), parses every line, and correlates the records with the attempts
+//! the capture saw, in windows of packet time.
 //!
 //! - The reader thread's [`LiveTap`] keeps the attempts toward the firewall
 //!   (`correlate::Attempt`, a few dozen bytes each) and hands them over in
@@ -55,6 +56,8 @@ use crate::detect::agg::{self, Msg};
 use crate::detect::worm::{self, Chunk};
 use crate::homenet::HomeNet;
 use crate::input::follow::Follower;
+use crate::input::syslog_tcp::{Endpoint, StreamHub};
+use crate::input::syslog_tls::{self, TlsFiles};
 use crate::input::syslog_udp::SyslogListener;
 use crate::output::event::EventLine;
 use crate::stats::Stats;
@@ -86,6 +89,8 @@ const MAX_PENDING: usize = PENDING_BYTES / std::mem::size_of::<(FwRecord, i64)>(
 const MAX_ATTEMPTS: usize = 2_000_000;
 /// Datagrams read in one pass before the files get their turn.
 const MAX_DATAGRAMS_PER_PASS: usize = 32_768;
+/// TCP/TLS batches (one connection's read each) taken in one pass.
+const MAX_STREAM_BATCHES_PER_PASS: usize = 1024;
 /// Syslog senders with a tally of their own; the rest share one per channel.
 const MAX_SENDERS: usize = 64;
 /// Window offset estimates kept for the run's median.
@@ -174,6 +179,10 @@ impl WormFeed {
 pub struct LiveConfig {
     pub files: Vec<PathBuf>,
     pub syslog: Option<SocketAddr>,
+    /// `--syslog-listen tcp://` and `tls://` endpoints.
+    pub syslog_streams: Vec<Endpoint>,
+    /// `--syslog-tls-cert`, `-key` and `-client-ca` (read by `LiveFw::new`).
+    pub syslog_tls: TlsFiles,
     /// `--syslog-rcvbuf`: the UDP socket's receive buffer, bytes.
     pub syslog_rcvbuf: usize,
     /// Senders whose datagrams are read; `None` reads every sender's.
@@ -193,6 +202,8 @@ pub struct LiveFw {
     out: Sender<EventLine>,
     index: Arc<RwLock<FwIndex>>,
     listener: Option<SyslogListener>,
+    /// The TCP and TLS listeners (threads started by `run`).
+    streams: Option<StreamHub>,
     followers: Vec<Follower>,
     /// One parser and tally per file, then one per syslog sender.
     parsers: Vec<LineParser>,
@@ -257,6 +268,14 @@ impl LiveFw {
             ),
             None => None,
         };
+        // The key is read here, before `--user` drops privileges.
+        let tls = syslog_tls::server_config(&cfg.syslog_tls)?;
+        let streams = if cfg.syslog_streams.is_empty() {
+            None
+        } else {
+            let hub = StreamHub::bind(&cfg.syslog_streams, tls, cfg.syslog_allow.clone(), Arc::clone(&stats))?;
+            Some(hub)
+        };
         let mut followers = Vec::new();
         let mut tallies = Vec::new();
         for p in &cfg.files {
@@ -294,6 +313,7 @@ impl LiveFw {
             out,
             index,
             listener,
+            streams,
             followers,
             parsers,
             senders: HashMap::new(),
@@ -334,9 +354,19 @@ impl LiveFw {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The TCP and TLS listening sockets: (channel, address).
+    pub fn stream_addrs(&self) -> Vec<(&'static str, SocketAddr)> {
+        self.streams.as_ref().map(StreamHub::local_addrs).unwrap_or_default()
+    }
+
     /// Runs until the reader hangs up its tap (end of capture), then reads
     /// the logs one last time and writes the final report.
     pub fn run(mut self) {
+        if let Some(h) = &mut self.streams
+            && let Err(e) = h.start()
+        {
+            crate::note!("picket: warning: syslog over TCP/TLS: cannot start: {e}");
+        }
         loop {
             let done = self.take_attempts();
             self.read_logs();
@@ -356,6 +386,9 @@ impl LiveFw {
             if done {
                 break;
             }
+        }
+        if let Some(h) = &mut self.streams {
+            h.stop();
         }
         self.read_logs();
         let now = self.stats.clock_us.load(Relaxed);
@@ -410,8 +443,16 @@ impl LiveFw {
                     _ => break,
                 }
             }
+        } else if let Some(h) = &self.streams {
+            h.wait(POLL);
         } else {
             std::thread::sleep(POLL);
+        }
+        if let Some(h) = self.streams.take() {
+            h.drain(MAX_STREAM_BATCHES_PER_PASS, |channel, peer, text, at| {
+                self.take_message(channel, peer, text, at, false)
+            });
+            self.streams = Some(h);
         }
         for (i, f) in self.followers.iter_mut().enumerate() {
             let before = f.counts;
@@ -702,6 +743,8 @@ mod tests {
         let cfg = LiveConfig {
             files: vec![path.to_path_buf()],
             syslog,
+            syslog_streams: Vec::new(),
+            syslog_tls: TlsFiles::default(),
             syslog_rcvbuf: crate::input::syslog_udp::DEFAULT_RCVBUF,
             syslog_allow: allow.map(|a| HomeNet::parse(a).unwrap()),
             forced: None,
