@@ -575,7 +575,7 @@ mod tests {
     #[test]
     fn live_holds_lines_up_to_the_bound_and_counts_the_rest() {
         let stats = Arc::new(Stats::default());
-        let Ok(outputs) = Outputs::open(&[Target::File("/dev/full".into())], true, &stats) else { return };
+        let Ok(outputs) = Outputs::open(&[Target::File("/dev/full".into())], true, false, &stats) else { return };
         let flags = Flags::default();
         let src = StatsSource { stats: Arc::clone(&stats), sensor: "t".into(), started: Instant::now() };
         let (tx, rx) = crossbeam_channel::unbounded();
