@@ -274,7 +274,11 @@ fn bars_svg(svg: &mut String, title: &str, bars: &[(String, u64)], clip: Option<
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(bars.len().max(1))
-        .x_label_style(("sans-serif", 11).into_font().transform(FontTransform::Rotate90))
+        .x_label_style(if bars.len() > 8 {
+            ("sans-serif", 11).into_font().transform(FontTransform::Rotate90)
+        } else {
+            ("sans-serif", 12).into_font()
+        })
         .x_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
