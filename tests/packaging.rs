@@ -49,7 +49,7 @@ fn the_bash_completion_sources_and_completes_subcommands_and_flags() {
     assert!(out.status.success());
     let script = d.join("picket.bash");
     std::fs::write(&script, &out.stdout).unwrap();
-    let subs = complete(&script, "picket re");
+    let subs = complete(&script, "picket r");
     let subs: Vec<&str> = subs.lines().collect();
     assert!(subs.contains(&"replay") && subs.contains(&"rules"), "{subs:?}");
     assert!(!subs.contains(&"live"), "{subs:?}");

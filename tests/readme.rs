@@ -110,8 +110,10 @@ fn every_readme_shell_example_runs_against_the_demo_captures() {
                 continue;
             }
             ran += 1;
-            let out = Command::new("bash")
-                .args(["-o", "pipefail", "-c", &e.text])
+            // `timeout`: an example that waits for input (a live one left
+            // unmarked) fails instead of hanging the suite.
+            let out = Command::new("timeout")
+                .args(["300", "bash", "-o", "pipefail", "-c", &e.text])
                 .current_dir(&dir)
                 .env("PATH", &path)
                 .env_remove("CI")
