@@ -254,7 +254,7 @@ impl Datagram {
                     ctl.write_error();
                     ctl.dropped(1);
                     ctl.note_once(format_args!(
-                        "{e}; the event is lost (stats.output.sinks), and so is each the socket cannot take"
+                        "{e}; this event and each one the socket cannot take are lost, counted in stats.output.sinks"
                     ));
                     // A unix socket's reader may come back on a new socket.
                     if matches!(self.sock, Some(Socket::Unix(_)))
