@@ -20,6 +20,7 @@ use super::keys::FastMap;
 use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
+use crate::stats::TableCounters;
 
 /// Slots the clock hand inspects per insert into a full tier.
 pub const MAX_PROBE: usize = 32;
@@ -31,6 +32,17 @@ pub trait Weighted {
     fn credit(&self) -> u8;
     /// Never evicted (a confirmed detection).
     fn pinned(&self) -> bool;
+    /// Losing the entry may lose a detection (two or more attempts, or
+    /// confirmed): what `lost_detections` counts. `Fair` asks it.
+    fn evidence(&self) -> bool {
+        self.pinned()
+    }
+}
+
+/// Clock credit for `n` pieces of evidence: one hand pass per doubling
+/// (1 -> 0, 2..3 -> 1, 4..7 -> 2, ...), at most 15.
+pub fn credit_of(n: u64) -> u8 {
+    (64 - n.leading_zeros()).saturating_sub(1).min(15) as u8
 }
 
 /// Keys seen once: FIFO with its own bound.
@@ -136,6 +148,21 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
         }
         self.insert(k, v);
         out
+    }
+
+    /// Drops the keys `keep` refuses, which may change the ones it keeps
+    /// or emit a final event first; returns how many.
+    pub fn retain_mut(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) -> u64 {
+        let before = self.map.len();
+        self.map.retain(|k, (_, v)| keep(k, v));
+        if self.map.is_empty() {
+            self.order.clear();
+        }
+        (before - self.map.len()) as u64
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (_, v))| (k, v))
     }
 
     /// Drops the keys `keep` refuses (expiry); returns how many.
@@ -340,6 +367,10 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         dropped
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &E)> {
+        self.slots.iter().filter_map(|s| s.as_ref().map(|s| (&s.key, &s.val)))
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut E)> {
         self.slots.iter_mut().filter_map(|s| s.as_mut().map(|s| (&s.key, &mut s.val)))
     }
@@ -358,6 +389,116 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         self.free.clear();
         self.index.clear();
         self.hand = 0;
+    }
+}
+
+/// Both tiers for a table whose entries are the same in each: a key's
+/// first packet makes a probation entry, its second promotes it into the
+/// tier (`touch`). For tables whose entries are small enough that a
+/// separate first-sighting record would gain little (smurf, netbios,
+/// traceroute, the per-source table).
+pub struct Fair<K, V> {
+    probation: Probation<K, V>,
+    tier: Tier<K, V>,
+}
+
+impl<K: Hash + Eq + Copy, V: Weighted> Fair<K, V> {
+    pub fn new(max_probation: usize, max_tracked: usize) -> Fair<K, V> {
+        Fair { probation: Probation::new(max_probation), tier: Tier::new(max_tracked) }
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.tier.get(k).or_else(|| self.probation.get(k))
+    }
+
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        if self.tier.contains(k) {
+            return self.tier.get_mut(k);
+        }
+        self.probation.get_mut(k)
+    }
+
+    pub fn contains(&self, k: &K) -> bool {
+        self.tier.contains(k) || self.probation.get(k).is_some()
+    }
+
+    /// The entry of a key seen now: a promoted key's, a probation key's
+    /// promoted (its second packet), or a new probation entry made by
+    /// `make`. What room costs is counted in `table`: a probation key
+    /// pushed out is an eviction (and a lost detection if it held
+    /// evidence); a tier victim likewise; a promotion the tier refuses is a
+    /// cap hit and the key stays in probation. Never fails.
+    pub fn touch(&mut self, k: K, table: &TableCounters, make: impl FnOnce() -> V) -> Option<&mut V> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.tier.contains(&k) {
+            return self.tier.get_mut(&k);
+        }
+        let left = match self.probation.remove(&k) {
+            Some(v) => match self.tier.insert(k, v) {
+                Inserted::Stored => None,
+                Inserted::Replaced(_, old) => {
+                    table.evicted.fetch_add(1, Relaxed);
+                    if old.evidence() {
+                        table.lost_detections.fetch_add(1, Relaxed);
+                    }
+                    None
+                }
+                Inserted::Refused(v) => {
+                    table.cap_hits.fetch_add(1, Relaxed);
+                    Some(v)
+                }
+            },
+            None => Some(make()),
+        };
+        match left {
+            None => self.tier.get_mut(&k),
+            Some(v) => {
+                self.probation_insert(k, v, table);
+                self.probation.get_mut(&k)
+            }
+        }
+    }
+
+    fn probation_insert(&mut self, k: K, v: V, table: &TableCounters) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some((_, old)) = self.probation.insert_evicting(k, v) {
+            table.evicted.fetch_add(1, Relaxed);
+            if old.evidence() {
+                table.lost_detections.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        self.tier.remove(k).or_else(|| self.probation.remove(k))
+    }
+
+    /// Visits every entry of both tiers; `keep` returns false to drop it
+    /// (it may emit the entry's final event first). Returns how many went.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) -> u64 {
+        self.tier.retain(&mut keep) + self.probation.retain_mut(keep)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.tier.iter().chain(self.probation.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.tier.len() + self.probation.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tier.is_empty() && self.probation.is_empty()
+    }
+
+    /// (probation, promoted) entries held.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.probation.len(), self.tier.len())
+    }
+
+    pub fn clear(&mut self) {
+        self.tier.clear();
+        self.probation.clear();
     }
 }
 
