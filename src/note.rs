@@ -53,7 +53,12 @@ const IDLE: i64 = i64::MIN;
 
 impl Default for Pressure {
     fn default() -> Pressure {
-        Pressure { seen: AtomicU64::new(0), since_us: AtomicI64::new(IDLE), last_us: AtomicI64::new(IDLE), episodes: AtomicU64::new(0) }
+        Pressure {
+            seen: AtomicU64::new(0),
+            since_us: AtomicI64::new(IDLE),
+            last_us: AtomicI64::new(IDLE),
+            episodes: AtomicU64::new(0),
+        }
     }
 }
 

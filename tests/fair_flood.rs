@@ -99,20 +99,16 @@ fn flood_packets(f: Flood) -> Box<dyn Iterator<Item = (i64, Vec<u8>)>> {
         })),
         // Key k starts at k * 20 µs; 10 µs later comes the repeat of the
         // key that started 1 s earlier.
-        Flood::Repeating => Box::new(
-            (0u64..)
-                .map_while(|k| (k as i64 * 20 < FLOOD_US).then_some(k))
-                .flat_map(|k| {
-                    let first = Some((k, false, 0));
-                    let again = k.checked_sub(50_000).map(|key| (key, true, 10));
-                    [first, again].into_iter().flatten().map(move |(key, again, dt)| {
-                        let sport = 1024 + (mix(key) % 60_000) as u16 + u16::from(again);
-                        let (dst, dport) = target(key);
-                        let isn = mix(key << 1) as u32 ^ u32::from(again);
-                        (T0_US + k as i64 * 20 + dt, syn_frame(forged(key), dst, sport, dport, isn, key as u16))
-                    })
-                }),
-        ),
+        Flood::Repeating => Box::new((0u64..).map_while(|k| (k as i64 * 20 < FLOOD_US).then_some(k)).flat_map(|k| {
+            let first = Some((k, false, 0));
+            let again = k.checked_sub(50_000).map(|key| (key, true, 10));
+            [first, again].into_iter().flatten().map(move |(key, again, dt)| {
+                let sport = 1024 + (mix(key) % 60_000) as u16 + u16::from(again);
+                let (dst, dport) = target(key);
+                let isn = mix(key << 1) as u32 ^ u32::from(again);
+                (T0_US + k as i64 * 20 + dt, syn_frame(forged(key), dst, sport, dport, isn, key as u16))
+            })
+        })),
     }
 }
 
@@ -203,9 +199,7 @@ fn replay_measured(path: &Path) -> Outcome {
 /// What must not change: each final detection about the client, by type,
 /// addresses, port and the facts an analyst reads first.
 fn client_facts(events: &[Value]) -> BTreeSet<String> {
-    let about_client = |e: &Value| {
-        CLIENT_HOSTS.iter().any(|h| e["src_ip"] == *h || e["dest_ip"] == *h)
-    };
+    let about_client = |e: &Value| CLIENT_HOSTS.iter().any(|h| e["src_ip"] == *h || e["dest_ip"] == *h);
     events
         .iter()
         .filter(|e| e["event_type"] != "stats" && e["event_type"] != "service_inventory" && about_client(e))
@@ -216,22 +210,20 @@ fn client_facts(events: &[Value]) -> BTreeSet<String> {
                 return None;
             }
             let facts: Vec<String> = match kind {
-                "syn_retry" => ["attempts", "retransmissions", "rejected_by", "answered"].map(|k| d[k].to_string()).into(),
-                "traceroute" => ["method", "probes", "distinct_ttls", "reached_target", "routers"]
-                    .map(|k| d[k].to_string())
-                    .into(),
-                "port_scan" => ["scan_type", "pattern", "ports_probed", "targets", "open", "closed", "filtered", "tool"]
-                    .map(|k| d[k].to_string())
-                    .into(),
+                "syn_retry" => {
+                    ["attempts", "retransmissions", "rejected_by", "answered"].map(|k| d[k].to_string()).into()
+                }
+                "traceroute" => {
+                    ["method", "probes", "distinct_ttls", "reached_target", "routers"].map(|k| d[k].to_string()).into()
+                }
+                "port_scan" => {
+                    ["scan_type", "pattern", "ports_probed", "targets", "open", "closed", "filtered", "tool"]
+                        .map(|k| d[k].to_string())
+                        .into()
+                }
                 _ => vec![],
             };
-            Some(format!(
-                "{kind} {} -> {}:{} {}",
-                e["src_ip"],
-                e["dest_ip"],
-                e["dest_port"],
-                facts.join(" ")
-            ))
+            Some(format!("{kind} {} -> {}:{} {}", e["src_ip"], e["dest_ip"], e["dest_port"], facts.join(" ")))
         })
         .collect()
 }
@@ -267,7 +259,13 @@ fn the_clients_detections_survive_every_flood_within_200_mb() {
         assert!(want.iter().any(|f| f.starts_with(kind)), "no {kind} alone: {want:#?}");
     }
     assert!(!alone.stderr.contains(NOTE), "no pressure alone: {}", alone.stderr);
-    let cases = [Flood::Spoofed(10_000), Flood::Spoofed(30_000), Flood::Spoofed(100_000), Flood::Scanner(100_000), Flood::Repeating];
+    let cases = [
+        Flood::Spoofed(10_000),
+        Flood::Spoofed(30_000),
+        Flood::Spoofed(100_000),
+        Flood::Scanner(100_000),
+        Flood::Repeating,
+    ];
     let mut report = Vec::new();
     for case in cases {
         let path = d.join("flooded.pcap");
@@ -280,7 +278,11 @@ fn the_clients_detections_survive_every_flood_within_200_mb() {
         assert_eq!(stats(&run.events)["packets"].as_u64(), Some(n), "{case:?}");
         let notes = run.stderr.lines().filter(|l| l.contains(NOTE)).count();
         assert!(notes <= 1, "{case:?}: one note per episode, not {notes}: {}", run.stderr);
-        report.push(format!("{case:?}: {n} packets, peak {} MB, notes {notes}, lost {:?}", run.peak_kb / 1024, lost(&run.events)));
+        report.push(format!(
+            "{case:?}: {n} packets, peak {} MB, notes {notes}, lost {:?}",
+            run.peak_kb / 1024,
+            lost(&run.events)
+        ));
     }
     // `cargo test -- --nocapture` shows the figures.
     println!("{}", report.join("\n"));

@@ -28,8 +28,8 @@ use crate::config::schema::{self, At, MAX_RULE_LIST, RuleValue};
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
 use crate::detect::fair::{Fair, Weighted, credit_of};
-use crate::detect::keys::{Distinct256, addr_key};
 use crate::detect::keys::SWEEP_US;
+use crate::detect::keys::{Distinct256, addr_key};
 use crate::detect::severity::Fact;
 use crate::homenet::HomeNet;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
@@ -571,7 +571,12 @@ mod tests {
                 tweak(rules)
             },
             |sh, r| {
-                Smurf::new(&r.smurf, &sh.home, (r.smurf.max_tracked, r.smurf.max_probation), r.general.update_interval_s)
+                Smurf::new(
+                    &r.smurf,
+                    &sh.home,
+                    (r.smurf.max_tracked, r.smurf.max_probation),
+                    r.general.update_interval_s,
+                )
             },
         )
     }

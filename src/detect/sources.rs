@@ -24,9 +24,9 @@
 //! idle for `general.source_idle_s` is dropped on a later tick.
 
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
-use crate::detect::keys::{AddrKey, Distinct256, addr_key};
 use crate::detect::fair::{Fair, Weighted, credit_of};
 use crate::detect::keys::sweep_every;
+use crate::detect::keys::{AddrKey, Distinct256, addr_key};
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -287,7 +287,11 @@ mod tests {
         assert_eq!(s.len(), 3, "two in probation, one promoted");
         let t = st.table(Table::Sources);
         assert_eq!(t.evicted.load(Relaxed), 9_998);
-        assert_eq!((t.cap_hits.load(Relaxed), t.lost_detections.load(Relaxed)), (0, 0), "one-probe sources are no loss");
+        assert_eq!(
+            (t.cap_hits.load(Relaxed), t.lost_detections.load(Relaxed)),
+            (0, 0),
+            "one-probe sources are no loss"
+        );
         // Spoofed sources that repeat once each fill the tier; a source that
         // keeps probing outlives them, and the ones pushed out are counted.
         for i in 0..1_000u32 {

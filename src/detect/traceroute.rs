@@ -538,7 +538,11 @@ mod tests {
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
         Rig::with(tweak, |_, r| {
-            Traceroute::new(&r.traceroute, (r.traceroute.max_tracked, r.traceroute.max_probation), r.general.update_interval_s)
+            Traceroute::new(
+                &r.traceroute,
+                (r.traceroute.max_tracked, r.traceroute.max_probation),
+                r.general.update_interval_s,
+            )
         })
     }
 

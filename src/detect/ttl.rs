@@ -26,8 +26,8 @@
 //! Entries without a conversation for `history_idle_s` expire.
 
 use super::sources::Contact;
-use crate::detect::keys::AddrKey;
 use crate::detect::fair::{Tier, Weighted, credit_of};
+use crate::detect::keys::AddrKey;
 use crate::detect::keys::SWEEP_US;
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
@@ -112,11 +112,7 @@ pub struct TtlHistory {
 
 impl TtlHistory {
     pub fn new(cap: usize, idle_s: f64) -> TtlHistory {
-        TtlHistory {
-            map: Tier::new(cap.max(1)),
-            idle_us: (idle_s * 1e6) as i64,
-            last_sweep_us: i64::MIN,
-        }
+        TtlHistory { map: Tier::new(cap.max(1)), idle_us: (idle_s * 1e6) as i64, last_sweep_us: i64::MIN }
     }
 
     /// A conversation packet `addr` sent (see the module doc). `contact` is
