@@ -1,6 +1,7 @@
 //! Fair state under floods (issue 17): a client capture made of three lab
-//! recordings (a curl retrying a dropped port, an nmap SYN scan, three
-//! traceroutes) gives the same detections alone and merged, by timestamp,
+//! recordings (curl retrying a dropped port over IPv6, an nmap SYN scan,
+//! three traceroutes; three sources, so no recording's source looks like a
+//! scanner to another's detector) gives the same detections alone and merged, by timestamp,
 //! with floods the test writes itself: a spoofed random-source SYN flood
 //! at 10, 30 and 100 kpps, one scanner at 100 kpps, and an adversarial
 //! spoofed flood whose every key comes back once, a second later, as a new
@@ -26,10 +27,10 @@ use std::time::Duration;
 
 /// The client's recordings and where each starts, in µs after `T0_US`.
 const CLIENT: [(&str, i64); 3] =
-    [("syn_retry_kernel_retrans.pcap", 0), ("nmap_syn_scan.pcap", 1_000_000), ("traceroute.pcap", 3_000_000)];
-/// The client's outside hosts (pk-o2 and pk-o1).
-const CLIENT_HOSTS: [&str; 2] = ["203.0.113.34", "198.51.100.10"];
-/// Flood length: it covers the whole client (7.3 s).
+    [("syn_retry_v6.pcap", 0), ("nmap_syn_scan.pcap", 1_000_000), ("traceroute.pcap", 3_000_000)];
+/// The client's outside hosts (pk-o1 over IPv6 and IPv4, pk-o2).
+const CLIENT_HOSTS: [&str; 3] = ["2001:db8:1::10", "198.51.100.10", "203.0.113.34"];
+/// Flood length: it covers the whole client (6 s).
 const FLOOD_US: i64 = 8_000_000;
 const RSS_LIMIT_KB: u64 = 200 * 1024;
 

@@ -84,7 +84,7 @@ impl Ghosts {
     fn add(&mut self, h: u64) {
         if self.added >= self.per_gen {
             self.cur ^= 1;
-            self.gens[self.cur].iter_mut().for_each(|w| *w = 0);
+            self.gens[self.cur].fill(0);
             self.added = 0;
         }
         let bits = self.bits(h);
