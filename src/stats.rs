@@ -162,6 +162,8 @@ pub struct Stats {
     /// Packets too far out of order to be put back: analysed late.
     pub time_late: AtomicU64,
     pub tables: [TableCounters; NTABLES],
+    /// Episodes of table pressure and their stderr note (`note::Pressure`).
+    pub pressure: crate::note::Pressure,
     /// Detections a detector declined because a per-source rule said "scan".
     pub syn_retry_suppressed_scan: AtomicU64,
     /// syn_retry detections left to known_probe (a trojan or backdoor port).
@@ -367,6 +369,12 @@ impl Stats {
         &self.tables[t as usize]
     }
 
+    /// Keys evicted or refused for room so far, every table: what
+    /// `note::Pressure` watches.
+    pub fn pushed_out(&self) -> u64 {
+        self.tables.iter().map(|c| c.evicted.load(Relaxed) + c.cap_hits.load(Relaxed)).sum()
+    }
+
     /// Counts one event of `kind` written to the output.
     pub fn count_event(&self, kind: &'static str) {
         if let Ok(mut m) = self.events.lock() {
@@ -441,6 +449,10 @@ impl Stats {
             },
             "pcap": { "received": self.pcap_received.load(Relaxed) },
             "state": tables,
+            "state_pressure": {
+                "episodes": self.pressure.episodes.load(Relaxed),
+                "active": self.pressure.active(),
+            },
             "suppressed": {
                 "syn_retry_as_scan": self.syn_retry_suppressed_scan.load(Relaxed),
                 "syn_retry_as_known_probe": self.syn_retry_suppressed_known_probe.load(Relaxed),

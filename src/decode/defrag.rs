@@ -14,10 +14,14 @@
 //! Bounds and fairness: slots are grouped in lanes by source address. A
 //! new datagram takes a free slot of its source's lane, else a finished
 //! one, else one past its timeout (30 s for IPv4 as Linux's ipfrag_time,
-//! 60 s for IPv6 as RFC 8200); if none, the lane evicts the oldest datagram
-//! of the source holding the most slots in it. A source flooding fragments
-//! therefore pushes out its own datagrams first, never those of a source
-//! holding fewer. Timeouts run on packet time (`expire`, once per tick).
+//! 60 s for IPv6 as RFC 8200); if none, the lane evicts a datagram of the
+//! source holding the most slots in it: of those, one that has had a single
+//! fragment (on probation, as `detect::fair` tables keep a key seen once)
+//! before one that has had two or more, then the oldest. A source flooding
+//! fragments therefore pushes out its own datagrams first, never those of a
+//! source holding fewer, and a spoofed flood of one fragment per forged
+//! source pushes out its own one-fragment datagrams before a datagram
+//! whose fragments keep arriving. Timeouts run on packet time (`expire`, once per tick).
 //!
 //! Overlaps: first wins. Bytes already held are kept; a later fragment only
 //! fills what is missing (Snort's "first" / Windows policy). Targets
@@ -176,6 +180,8 @@ struct Slot {
     frag_at: u8,
     /// The offset-0 fragment arrived (its header is in `hdr`).
     have_first: bool,
+    /// Fragments added (saturating): one means still on probation.
+    pieces: u8,
     /// The first `HEAD` bytes of the fragmentable part, and which are known.
     head: [u8; HEAD],
     known: [u64; HEAD / 64],
@@ -204,6 +210,7 @@ impl Slot {
             hdr_len: 0,
             frag_at: 0,
             have_first: false,
+            pieces: 0,
             head: [0; HEAD],
             known: [0; HEAD / 64],
             ranges: [(0, 0); MAX_RANGES],
@@ -502,11 +509,15 @@ impl Defrag {
             self.free(i);
             return i;
         }
-        // Every slot is live: the source holding the most gives up its oldest.
+        // Every slot is live: the source holding the most gives up a
+        // one-fragment datagram if it has one, else its oldest.
         let held = |src: IpAddr| r.clone().filter(|&j| self.slots[j].key.src == src).count();
         let victim = r
             .clone()
-            .max_by_key(|&i| (held(self.slots[i].key.src), std::cmp::Reverse(self.slots[i].first_us)))
+            .max_by_key(|&i| {
+                let s = &self.slots[i];
+                (held(s.key.src), s.pieces < 2, std::cmp::Reverse(s.first_us))
+            })
             .unwrap_or(r.start);
         self.counts.evicted += 1;
         self.give_up(victim, now, out);
@@ -528,6 +539,7 @@ impl Defrag {
         slot.nranges = 0;
         slot.end = None;
         slot.bits = 0;
+        slot.pieces = 0;
         slot.wire = 0;
         slot.ether_type = s.ether_type;
         slot.vlan = s.vlan;
@@ -537,6 +549,7 @@ impl Defrag {
     /// Adds a fragment to slot `i`; delivers the datagram when complete.
     fn add(&mut self, i: usize, p: &Piece<'_>, s: &PacketSummary, out: &mut Vec<PacketSummary>) {
         let Some(slot) = self.slots.get_mut(i) else { return };
+        slot.pieces = slot.pieces.saturating_add(1);
         let (a, b) = (p.offset, p.offset + p.claimed);
         let (touches, inside) = slot.coverage(a, b);
         let differs = slot.fill(a, p.data);
@@ -1009,6 +1022,32 @@ mod tests {
         assert_eq!(done.len(), 1, "the victim's datagram survived the flood");
         assert_eq!(done[0].tcp().map(|t| t.dport), Some(443));
         assert_eq!(done[0].frag, frag::REASSEMBLED | frag::TINY);
+    }
+
+    #[test]
+    fn a_spoofed_one_fragment_flood_spares_a_datagram_whose_fragments_keep_coming() {
+        let mut d = Defrag::new();
+        let honest_src = [198, 51, 100, 9];
+        let lane = lane_of(IpAddr::from(honest_src));
+        let honest = split4(honest_src, 77, 6, &syn(22, 40), 16);
+        assert!(honest.len() >= 3, "{}", honest.len());
+        assert!(feed_all(&mut d, &honest[..2], 0).is_empty(), "two of its fragments");
+        // One first fragment each from 200 forged sources of the same lane.
+        let mut forged = Vec::new();
+        let mut k = 0u16;
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let s = [10, 9, a, b];
+                if lane_of(IpAddr::from(s)) == lane && forged.len() < 200 {
+                    forged.push(v4(s, k, 6, 0, true, &[0u8; 8]));
+                    k += 1;
+                }
+            }
+        }
+        feed_all(&mut d, &forged, 1_000);
+        let done = feed_all(&mut d, &honest[2..], 2_000);
+        assert_eq!(done.len(), 1, "the datagram with two fragments in survived");
+        assert_eq!(done[0].tcp().map(|t| t.dport), Some(22));
     }
 
     #[test]

@@ -13,13 +13,23 @@
 //!   at most `MAX_PROBE` slots per insert, so eviction is amortised O(1);
 //!   when it finds no victim the new key is refused and the caller counts it.
 //!
+//! - `Ghosts`: the probation tier also remembers, in a compact filter
+//!   (two rotating Bloom generations, 8 to 16 bytes per probation slot),
+//!   the keys it pushed out. A key that comes back after its first sighting
+//!   was evicted is a repeat all the same (2Q's "A1out"): `Fair::touch`
+//!   promotes it at once. So a flood that churns probation faster than a
+//!   retry loop repeats does not hide the loop; a forged key seen once is
+//!   mistaken for a repeat only at the filter's false-positive rate (under
+//!   1%).
+//!
 //! Callers count what is lost: a victim or a refused key that held two or
 //! more attempts is a lost detection (`TableCounters::lost_detections`).
 
 use super::keys::FastMap;
+use crate::stats::TableCounters;
 use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// Slots the clock hand inspects per insert into a full tier.
 pub const MAX_PROBE: usize = 32;
@@ -31,6 +41,66 @@ pub trait Weighted {
     fn credit(&self) -> u8;
     /// Never evicted (a confirmed detection).
     fn pinned(&self) -> bool;
+    /// Losing the entry may lose a detection (two or more attempts, or
+    /// confirmed): what `lost_detections` counts. `Fair` asks it.
+    fn evidence(&self) -> bool {
+        self.pinned()
+    }
+}
+
+/// Clock credit for `n` pieces of evidence: one hand pass per doubling
+/// (1 -> 0, 2..3 -> 1, 4..7 -> 2, ...), at most 15.
+pub fn credit_of(n: u64) -> u8 {
+    (64 - n.leading_zeros()).saturating_sub(1).min(15) as u8
+}
+
+/// Keys pushed out of probation, remembered as hashes in two Bloom
+/// generations of `16 * per_gen` bits with 3 probes each; the older is
+/// cleared and reused when the newer has taken `per_gen` keys. A key is
+/// remembered for between one and two generations of evictions.
+struct Ghosts {
+    gens: [Vec<u64>; 2],
+    /// The generation taking new keys.
+    cur: usize,
+    added: usize,
+    per_gen: usize,
+}
+
+impl Ghosts {
+    fn new(per_gen: usize) -> Ghosts {
+        let per_gen = per_gen.max(64);
+        // 16 bits per key, in whole u64 words.
+        let words = (per_gen * 16).div_ceil(64).next_power_of_two();
+        Ghosts { gens: [vec![0; words], vec![0; words]], cur: 0, added: 0, per_gen }
+    }
+
+    /// Three bit positions from one 64-bit hash.
+    fn bits(&self, h: u64) -> [usize; 3] {
+        let nbits = self.gens[0].len() * 64;
+        let (a, b) = (h as u32 as usize, (h >> 32) as usize | 1);
+        [a % nbits, a.wrapping_add(b) % nbits, a.wrapping_add(b.wrapping_mul(2)) % nbits]
+    }
+
+    fn add(&mut self, h: u64) {
+        if self.added >= self.per_gen {
+            self.cur ^= 1;
+            self.gens[self.cur].fill(0);
+            self.added = 0;
+        }
+        let bits = self.bits(h);
+        let g = &mut self.gens[self.cur];
+        for b in bits {
+            if let Some(w) = g.get_mut(b / 64) {
+                *w |= 1 << (b % 64);
+            }
+        }
+        self.added += 1;
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        let bits = self.bits(h);
+        self.gens.iter().any(|g| bits.iter().all(|b| g.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)))
+    }
 }
 
 /// Keys seen once: FIFO with its own bound.
@@ -39,6 +109,8 @@ pub struct Probation<K, V> {
     order: VecDeque<(K, u64)>,
     cap: usize,
     seq: u64,
+    /// Keys evicted lately (`was_evicted`); none until `with_ghosts`.
+    ghosts: Option<Ghosts>,
 }
 
 impl<K: Hash + Eq + Copy, V> Probation<K, V> {
@@ -49,6 +121,25 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
             order: VecDeque::with_capacity(cap.min(4096)),
             cap,
             seq: 0,
+            ghosts: None,
+        }
+    }
+
+    /// Also remembers the keys it evicts (`was_evicted`), for at least
+    /// twice the probation's own size of evictions.
+    pub fn with_ghosts(mut self) -> Probation<K, V> {
+        self.ghosts = Some(Ghosts::new(self.cap.saturating_mul(2)));
+        self
+    }
+
+    /// Whether `k` was evicted lately (a Bloom filter: rarely a false yes).
+    pub fn was_evicted(&self, k: &K) -> bool {
+        self.ghosts.as_ref().is_some_and(|g| g.contains(self.map.hasher().hash_one(k)))
+    }
+
+    fn remember(&mut self, k: &K) {
+        if let Some(g) = self.ghosts.as_mut() {
+            g.add(self.map.hasher().hash_one(k));
         }
     }
 
@@ -98,6 +189,7 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
             && o.get().0 == seq
         {
             o.remove();
+            self.remember(&k);
             return Some(true);
         }
         Some(false)
@@ -130,12 +222,28 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
             while let Some((ok, seq)) = self.order.pop_front() {
                 if self.map.get(&ok).is_some_and(|(s, _)| *s == seq) {
                     out = self.map.remove(&ok).map(|(_, v)| (ok, v));
+                    self.remember(&ok);
                     break;
                 }
             }
         }
         self.insert(k, v);
         out
+    }
+
+    /// Drops the keys `keep` refuses, which may change the ones it keeps
+    /// or emit a final event first; returns how many.
+    pub fn retain_mut(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) -> u64 {
+        let before = self.map.len();
+        self.map.retain(|k, (_, v)| keep(k, v));
+        if self.map.is_empty() {
+            self.order.clear();
+        }
+        (before - self.map.len()) as u64
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (_, v))| (k, v))
     }
 
     /// Drops the keys `keep` refuses (expiry); returns how many.
@@ -340,6 +448,10 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         dropped
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &E)> {
+        self.slots.iter().filter_map(|s| s.as_ref().map(|s| (&s.key, &s.val)))
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut E)> {
         self.slots.iter_mut().filter_map(|s| s.as_mut().map(|s| (&s.key, &mut s.val)))
     }
@@ -358,6 +470,132 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         self.free.clear();
         self.index.clear();
         self.hand = 0;
+    }
+}
+
+/// Both tiers for a table whose entries are the same in each: a key's
+/// first packet makes a probation entry, its second promotes it into the
+/// tier (`touch`). For tables whose entries are small enough that a
+/// separate first-sighting record would gain little (smurf, netbios,
+/// traceroute, the per-source table).
+pub struct Fair<K, V> {
+    probation: Probation<K, V>,
+    tier: Tier<K, V>,
+}
+
+impl<K: Hash + Eq + Copy, V: Weighted> Fair<K, V> {
+    pub fn new(max_probation: usize, max_tracked: usize) -> Fair<K, V> {
+        Fair { probation: Probation::new(max_probation).with_ghosts(), tier: Tier::new(max_tracked) }
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.tier.get(k).or_else(|| self.probation.get(k))
+    }
+
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        if self.tier.contains(k) {
+            return self.tier.get_mut(k);
+        }
+        self.probation.get_mut(k)
+    }
+
+    pub fn contains(&self, k: &K) -> bool {
+        self.tier.contains(k) || self.probation.get(k).is_some()
+    }
+
+    /// The entry of a key seen now: a promoted key's, a probation key's
+    /// promoted (its second packet), or a new probation entry made by
+    /// `make`. What room costs is counted in `table`: a probation key
+    /// pushed out is an eviction (and a lost detection if it held
+    /// evidence); a tier victim likewise; a promotion the tier refuses is a
+    /// cap hit and the key stays in probation. Never fails.
+    pub fn touch(&mut self, k: K, table: &TableCounters, make: impl FnOnce() -> V) -> Option<&mut V> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.tier.contains(&k) {
+            return self.tier.get_mut(&k);
+        }
+        let left = match self.probation.remove(&k) {
+            Some(v) => match self.tier.insert(k, v) {
+                Inserted::Stored => None,
+                Inserted::Replaced(_, old) => {
+                    table.evicted.fetch_add(1, Relaxed);
+                    if old.evidence() {
+                        table.lost_detections.fetch_add(1, Relaxed);
+                    }
+                    None
+                }
+                Inserted::Refused(v) => {
+                    table.cap_hits.fetch_add(1, Relaxed);
+                    Some(v)
+                }
+            },
+            // Its first sighting was pushed out of probation: a repeat all
+            // the same, promoted at once.
+            None if self.probation.was_evicted(&k) => match self.tier.insert(k, make()) {
+                Inserted::Stored => None,
+                Inserted::Replaced(_, old) => {
+                    table.evicted.fetch_add(1, Relaxed);
+                    if old.evidence() {
+                        table.lost_detections.fetch_add(1, Relaxed);
+                    }
+                    None
+                }
+                Inserted::Refused(v) => {
+                    table.cap_hits.fetch_add(1, Relaxed);
+                    Some(v)
+                }
+            },
+            None => Some(make()),
+        };
+        match left {
+            None => self.tier.get_mut(&k),
+            Some(v) => {
+                self.probation_insert(k, v, table);
+                self.probation.get_mut(&k)
+            }
+        }
+    }
+
+    fn probation_insert(&mut self, k: K, v: V, table: &TableCounters) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some((_, old)) = self.probation.insert_evicting(k, v) {
+            table.evicted.fetch_add(1, Relaxed);
+            if old.evidence() {
+                table.lost_detections.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        self.tier.remove(k).or_else(|| self.probation.remove(k))
+    }
+
+    /// Visits every entry of both tiers; `keep` returns false to drop it
+    /// (it may emit the entry's final event first). Returns how many went.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) -> u64 {
+        self.tier.retain(&mut keep) + self.probation.retain_mut(keep)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.tier.iter().chain(self.probation.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.tier.len() + self.probation.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tier.is_empty() && self.probation.is_empty()
+    }
+
+    /// (probation, promoted) entries held.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.probation.len(), self.tier.len())
+    }
+
+    pub fn clear(&mut self) {
+        self.tier.clear();
+        self.probation.clear();
     }
 }
 
@@ -434,6 +672,30 @@ mod tests {
         assert!(replaced > 9_000, "{replaced}");
         assert!(t.get(&100).is_some() && t.get(&101).is_some());
         assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn a_key_back_after_probation_evicted_it_is_promoted_and_forged_ones_rarely_are() {
+        let table = crate::stats::TableCounters::default();
+        let mut f: Fair<u64, E> = Fair::new(1_000, 1_000);
+        let new = || E { attempts: 1, confirmed: false };
+        f.touch(7, &table, new);
+        // 5,000 one-off keys push key 7 out of probation...
+        for k in 100..5_100 {
+            f.touch(k, &table, new);
+        }
+        assert!(!f.contains(&7));
+        // ... but its return is a repeat: promoted.
+        f.touch(7, &table, new);
+        assert_eq!(f.sizes(), (1_000, 1));
+        // Forged one-off keys (never seen) are promoted only by the filter's
+        // false positives.
+        let mut false_yes = 0;
+        for k in 10_000..110_000 {
+            false_yes += usize::from(f.probation.was_evicted(&k));
+            f.touch(k, &table, new);
+        }
+        assert!(false_yes < 2_000, "{false_yes} false promotions in 100,000");
     }
 
     #[test]

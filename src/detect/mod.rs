@@ -135,9 +135,22 @@ pub fn all(shared: &Shared, r: &Rules, worker: usize, inventory_every_s: Option<
             .deferring_trojan_ports(r.known_probe.enabled)
             .flood_rate(r.syn_flood.min_pps),
         ),
-        Box::new(traceroute::Traceroute::new(&r.traceroute, cap(r.traceroute.max_tracked), update_s)),
-        Box::new(smurf::Smurf::new(&r.smurf, &shared.home, cap(r.smurf.max_tracked), update_s)),
-        Box::new(netbios::Netbios::new(&r.netbios, cap(r.netbios.max_tracked), update_s)),
+        Box::new(traceroute::Traceroute::new(
+            &r.traceroute,
+            (cap(r.traceroute.max_tracked), cap(r.traceroute.max_probation)),
+            update_s,
+        )),
+        Box::new(smurf::Smurf::new(
+            &r.smurf,
+            &shared.home,
+            (cap(r.smurf.max_tracked), cap(r.smurf.max_probation)),
+            update_s,
+        )),
+        Box::new(netbios::Netbios::new(
+            &r.netbios,
+            (cap(r.netbios.max_tracked), cap(r.netbios.max_probation)),
+            update_s,
+        )),
         Box::new(
             periodic::Periodic::new(
                 &r.periodic_probe,

@@ -42,8 +42,9 @@ use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, fact};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::fair::{Fair, Weighted, credit_of};
+use crate::detect::keys::SWEEP_US;
 use crate::detect::keys::{Distinct256, Distinct1024, addr_key};
-use crate::detect::keys::{FastMap, SWEEP_US};
 use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -81,8 +82,10 @@ crate::rules_section! {
         progressive_first_max_s: f64 = 20.0, above(0.0, 3_600.0);
         /// SIGNATURES.md section 5: the longest gap is at least this many times the first (15 -> 30 -> 60 s doubles)
         progressive_growth: f64 = 1.6, floats(1.0, 100.0);
-        /// SIGNATURES.md section 5: cap on (source, stack) entries across all workers, about 1 KB each
+        /// SIGNATURES.md section 5: cap on (source, stack) entries that queried again (promoted), across all workers, about 1 KB each
         max_tracked: usize = 16384, entries();
+        /// SIGNATURES.md section 5: cap on (source, stack) entries with one query (a spoofed flood lands here, oldest out first), across all workers
+        max_probation: usize = 16384, entries();
     }
 }
 
@@ -122,7 +125,6 @@ const SLOTS: usize = 4;
 /// Retry intervals kept for the median and the timing pattern.
 const INTERVALS: usize = 16;
 /// Packet time between make-room sweeps of a full table.
-const EVICT_US: i64 = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Stack {
@@ -359,27 +361,23 @@ impl Bloom {
 
 /// The detector's per-worker state.
 pub struct Netbios {
-    map: FastMap<Key, Entry>,
+    map: Fair<Key, Entry>,
     rules: NetbiosRules,
-    cap: usize,
     update_us: i64,
     idle_us: i64,
     smb_window_us: i64,
     last_sweep_us: i64,
-    last_evict_us: i64,
 }
 
 impl Netbios {
-    pub fn new(rules: &NetbiosRules, cap: usize, update_interval_s: f64) -> Netbios {
+    pub fn new(rules: &NetbiosRules, (cap, probation): (usize, usize), update_interval_s: f64) -> Netbios {
         Netbios {
-            map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
+            map: Fair::new(probation, cap),
             rules: rules.clone(),
-            cap,
             update_us: (update_interval_s * 1e6) as i64,
             idle_us: (rules.idle_s * 1e6) as i64,
             smb_window_us: (rules.smb_window_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
-            last_evict_us: i64::MIN,
         }
     }
 
@@ -470,15 +468,9 @@ impl Netbios {
         let stack = if sport == NBNS { Stack::Windows } else { Stack::Unix };
         let key = Key { src, stack };
         let now = p.ts_us;
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.cap && !self.make_room(now, cx) {
-                cx.shared.stats.table(Table::Netbios).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            self.map.insert(key, Entry::new(sensor, now, sport, ttl));
-        }
         let (scan_min, update_us) = (u64::from(self.rules.scan_min_targets), self.update_us);
-        let Some(e) = self.map.get_mut(&key) else { return };
+        let table = cx.shared.stats.table(Table::Netbios);
+        let Some(e) = self.map.touch(key, table, || Entry::new(sensor, now, sport, ttl)) else { return };
         e.sensor = sensor;
         e.query(dst, now, ttl);
         e.ports_probed = e.ports_probed.max(ports_probed);
@@ -499,19 +491,6 @@ impl Netbios {
             cx.emit(render(&key, e, "final", Some(End::Complete), &self.rules, cx, now));
             self.map.remove(&key);
         }
-    }
-
-    /// When full, drops entries holding a single query. Returns true if room
-    /// was made. At most once per `EVICT_US`.
-    fn make_room(&mut self, now: i64, cx: &Ctx) -> bool {
-        if now.saturating_sub(self.last_evict_us) < EVICT_US {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.map.len();
-        self.map.retain(|_, e| e.confirmed || e.queries > 1);
-        cx.shared.stats.table(Table::Netbios).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
-        self.map.len() < self.cap
     }
 
     fn tick(&mut self, cx: &Ctx) {
@@ -562,6 +541,19 @@ fn mix(mut x: u64) -> u64 {
 /// A UDP payload from port 137 whose flags have the response bit.
 fn is_nbns_response(p: &PacketSummary) -> bool {
     p.payload_len >= 12 && p.payload_head[2] & 0x80 != 0
+}
+
+impl Weighted for Entry {
+    /// One hand pass per doubling of its queries.
+    fn credit(&self) -> u8 {
+        credit_of(u64::from(self.queries))
+    }
+    fn pinned(&self) -> bool {
+        self.confirmed
+    }
+    fn evidence(&self) -> bool {
+        self.confirmed || self.queries >= 2
+    }
 }
 
 impl Detector for Netbios {
@@ -762,7 +754,9 @@ mod tests {
     type Rig = crate::detect::testrig::Rig<Netbios>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |_, r| Netbios::new(&r.netbios, r.netbios.max_tracked, r.general.update_interval_s))
+        Rig::with(tweak, |_, r| {
+            Netbios::new(&r.netbios, (r.netbios.max_tracked, r.netbios.max_probation), r.general.update_interval_s)
+        })
     }
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16) -> PacketSummary {

@@ -27,8 +27,9 @@ use crate::config::ConfigError;
 use crate::config::schema::{self, At, MAX_RULE_LIST, RuleValue};
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
+use crate::detect::fair::{Fair, Weighted, credit_of};
+use crate::detect::keys::SWEEP_US;
 use crate::detect::keys::{Distinct256, addr_key};
-use crate::detect::keys::{FastMap, SWEEP_US};
 use crate::detect::severity::Fact;
 use crate::homenet::HomeNet;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
@@ -56,8 +57,10 @@ crate::rules_section! {
         loop_min_packets: u32 = 4, ints(2, 1_000_000);
         /// SIGNATURES.md section 4: an attack ends after this long without a packet
         idle_s: f64 = 60.0, above(0.0, 86_400.0);
-        /// SIGNATURES.md section 4: cap on victims and host pairs tracked across all workers
+        /// SIGNATURES.md section 4: cap on victims and host pairs seen again (promoted), across all workers
         max_tracked: usize = 16384, entries();
+        /// SIGNATURES.md section 4: cap on victims and host pairs seen once (a spoofed flood lands here, oldest out first), across all workers
+        max_probation: usize = 16384, entries();
     }
 }
 
@@ -94,7 +97,6 @@ impl RuleValue for HomeNet {
 const AMPS: usize = 16;
 /// Destination ports remembered per detection.
 const PORTS: usize = 8;
-const EVICT_US: i64 = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
@@ -198,7 +200,7 @@ impl Entry {
 
 /// The detector's per-worker state.
 pub struct Smurf {
-    map: FastMap<Key, Entry>,
+    map: Fair<Key, Entry>,
     enabled: bool,
     /// Sorted IPv4 broadcast addresses with their subnet (network, prefix).
     bcast: Vec<(u32, u32, u8)>,
@@ -206,10 +208,8 @@ pub struct Smurf {
     min_packets: u64,
     loop_min: u64,
     idle_us: i64,
-    cap: usize,
     update_us: i64,
     last_sweep_us: i64,
-    last_evict_us: i64,
 }
 
 /// The all-ones and all-zeros addresses of every block (prefix 1..=30) and
@@ -247,19 +247,17 @@ fn is_multicast_v6(a: &Ipv6Addr) -> bool {
 }
 
 impl Smurf {
-    pub fn new(rules: &SmurfRules, home: &HomeNet, cap: usize, update_interval_s: f64) -> Smurf {
+    pub fn new(rules: &SmurfRules, home: &HomeNet, (cap, probation): (usize, usize), update_interval_s: f64) -> Smurf {
         Smurf {
-            map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
+            map: Fair::new(probation, cap),
             enabled: rules.enabled,
             bcast: broadcasts(home, &rules.broadcast_subnets),
             ports: rules.fraggle_ports.clone(),
             min_packets: u64::from(rules.min_packets),
             loop_min: u64::from(rules.loop_min_packets),
             idle_us: (rules.idle_s * 1e6) as i64,
-            cap,
             update_us: (update_interval_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
-            last_evict_us: i64::MIN,
         }
     }
 
@@ -331,15 +329,9 @@ impl Smurf {
         sport: u16,
         cx: &Ctx,
     ) {
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.cap && !self.make_room(ts, cx) {
-                cx.shared.stats.table(Table::Smurf).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            self.map.insert(key, Entry::new(ts, sensor, src, sport));
-        }
         let (min, loop_min, update_us) = (self.min_packets, self.loop_min, self.update_us);
-        let Some(e) = self.map.get_mut(&key) else { return };
+        let table = cx.shared.stats.table(Table::Smurf);
+        let Some(e) = self.map.touch(key, table, || Entry::new(ts, sensor, src, sport)) else { return };
         e.sensor = sensor;
         e.packets += 1;
         e.last_us = e.last_us.max(ts);
@@ -360,17 +352,6 @@ impl Smurf {
             e.last_emit_us = ts;
             cx.emit(render(&self.bcast, &key, e, "update", None, cx, ts));
         }
-    }
-
-    fn make_room(&mut self, now: i64, cx: &Ctx) -> bool {
-        if now.saturating_sub(self.last_evict_us) < EVICT_US {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.map.len();
-        self.map.retain(|_, e| e.confirmed || e.packets > 1);
-        cx.shared.stats.table(Table::Smurf).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
-        self.map.len() < self.cap
     }
 
     fn tick(&mut self, cx: &Ctx) {
@@ -417,6 +398,19 @@ fn ready(kind: Kind, e: &Entry, min: u64, loop_min: u64) -> bool {
     match kind {
         Kind::Smurf | Kind::Fraggle => e.packets >= min,
         Kind::Loop => e.packets >= loop_min && e.from_victim > 0 && e.from_victim < e.packets,
+    }
+}
+
+impl Weighted for Entry {
+    /// One hand pass per doubling of its packets.
+    fn credit(&self) -> u8 {
+        credit_of(self.packets)
+    }
+    fn pinned(&self) -> bool {
+        self.confirmed
+    }
+    fn evidence(&self) -> bool {
+        self.confirmed || self.packets >= 2
     }
 }
 
@@ -576,7 +570,14 @@ mod tests {
                 rules.smurf.broadcast_subnets = crate::homenet::HomeNet::parse("192.0.2.128/26").expect("subnet");
                 tweak(rules)
             },
-            |sh, r| Smurf::new(&r.smurf, &sh.home, r.smurf.max_tracked, r.general.update_interval_s),
+            |sh, r| {
+                Smurf::new(
+                    &r.smurf,
+                    &sh.home,
+                    (r.smurf.max_tracked, r.smurf.max_probation),
+                    r.general.update_interval_s,
+                )
+            },
         )
     }
 
@@ -730,16 +731,31 @@ mod tests {
     }
 
     #[test]
-    fn expiry_and_cap() {
-        let mut r = rig(|rules| rules.smurf.max_tracked = 2);
+    fn expiry_and_fair_caps() {
+        let mut r = rig(|rules| {
+            rules.smurf.max_tracked = 2;
+            rules.smurf.max_probation = 2;
+        });
         for i in 0..3 {
             r.feed(echo(f64::from(i), VICTIM, BCAST, false));
         }
-        for i in 0..5 {
+        // Forged one-off victims churn probation and leave the detection alone.
+        for i in 0..50 {
             r.feed(echo(3.0, &format!("203.0.113.{i}"), "192.0.2.255", false));
         }
-        assert!(r.shared.stats.table(Table::Smurf).cap_hits.load(Relaxed) > 0);
-        assert!(r.det.map.len() <= 2);
+        let st = r.shared.stats.clone();
+        let t = st.table(Table::Smurf);
+        assert_eq!(t.evicted.load(Relaxed), 48);
+        assert_eq!(t.lost_detections.load(Relaxed), 0);
+        assert_eq!(r.det.map.sizes(), (2, 1));
+        // Victims seen twice fill the tier but never take the confirmed one.
+        for i in 0..20 {
+            let v = format!("198.51.100.{i}");
+            r.feed(echo(4.0, &v, "192.0.2.255", false));
+            r.feed(echo(4.0, &v, "192.0.2.255", false));
+        }
+        assert!(t.lost_detections.load(Relaxed) >= 18, "{}", t.lost_detections.load(Relaxed));
+        assert!(r.det.map.get(&Key { kind: Kind::Smurf, a: VICTIM.parse().unwrap(), b: NONE }).is_some());
         r.tick(200.0);
         let ev = r.events();
         assert_eq!(ev.last().unwrap()["smurf"]["end_reason"], "expired");

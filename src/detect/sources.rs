@@ -14,13 +14,19 @@
 //! once it holds an answered conversation, so a spoofed flood costs one
 //! entry here and none there.
 //!
-//! Bounded by `general.max_sources`; an entry idle for `general.source_idle_s`
-//! is dropped on the next tick. A full table refuses new sources and counts
-//! the refusal.
+//! Fair state (`detect::fair`): a source's first probe makes a probation
+//! entry; its second promotes it. Each tier holds up to `general.max_sources`
+//! (split between workers). A spoofed flood (one probe per forged address)
+//! churns the probation tier only, oldest out first, in O(1); promoted
+//! sources are evicted by the weighted clock, busier sources last. What
+//! is pushed out is counted (`stats.state.sources`: evicted, cap_hits, and
+//! lost_detections for sources that had sent two or more probes). An entry
+//! idle for `general.source_idle_s` is dropped on a later tick.
 
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
+use crate::detect::fair::{Fair, Weighted, credit_of};
+use crate::detect::keys::sweep_every;
 use crate::detect::keys::{AddrKey, Distinct256, addr_key};
-use crate::detect::keys::{FastMap, sweep_every};
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -40,6 +46,21 @@ struct Entry {
     /// TTL of its latest ICMP echo request (0: none): an answered ping
     /// gives `decoy_scan`'s long memory a baseline.
     echo_ttl: u8,
+}
+
+impl Weighted for Entry {
+    /// One hand pass per doubling of its probes: a busy source outlives
+    /// a quiet one.
+    fn credit(&self) -> u8 {
+        credit_of(u64::from(self.probes))
+    }
+    fn pinned(&self) -> bool {
+        false
+    }
+    /// A source with two probes or more is what the detectors ask about.
+    fn evidence(&self) -> bool {
+        self.probes >= 2
+    }
 }
 
 impl Entry {
@@ -72,11 +93,8 @@ pub struct Contact {
 
 /// Per-source probe counts.
 pub struct Sources {
-    map: FastMap<AddrKey, Entry>,
-    cap: usize,
+    map: Fair<AddrKey, Entry>,
     idle_us: i64,
-    /// Packet time of the last make-room sweep (at most one per second).
-    last_evict_us: i64,
     /// Packet time of the last expiry sweep (one per `sweep_every`).
     last_sweep_us: i64,
     /// `Distinct256` estimate by count of clear bits (0..=256).
@@ -86,10 +104,8 @@ pub struct Sources {
 impl Sources {
     pub fn new(cap: usize, idle_s: f64) -> Sources {
         Sources {
-            map: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
-            cap,
+            map: Fair::new(cap, cap),
             idle_us: (idle_s * 1e6) as i64,
-            last_evict_us: i64::MIN,
             last_sweep_us: i64::MIN,
             estimates: (0..=256).map(Distinct256::estimate_from_zeros).collect(),
         }
@@ -107,24 +123,18 @@ impl Sources {
             L4::Icmp(i) if i.is_echo_request() => 0,
             _ => return,
         };
-        let full = self.map.len() >= self.cap && !self.make_room(p.ts_us, stats);
-        let e = match self.map.get_mut(&AddrKey(ip.src)) {
-            Some(e) => e,
-            None if full => {
-                stats.table(Table::Sources).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            None => self.map.entry(AddrKey(ip.src)).or_insert(Entry {
-                first_us: p.ts_us,
-                last_us: p.ts_us,
-                answered: false,
-                period_us: p.ts_us,
-                dports: [Distinct256::default(); 2],
-                hosts: [Distinct256::default(); 2],
-                probes: 0,
-                echo_ttl: 0,
-            }),
+        let ts = p.ts_us;
+        let fresh = || Entry {
+            first_us: ts,
+            last_us: ts,
+            answered: false,
+            period_us: ts,
+            dports: [Distinct256::default(); 2],
+            hosts: [Distinct256::default(); 2],
+            probes: 0,
+            echo_ttl: 0,
         };
+        let Some(e) = self.map.touch(AddrKey(ip.src), stats.table(Table::Sources), fresh) else { return };
         e.rotate(p.ts_us, self.idle_us);
         e.last_us = e.last_us.max(p.ts_us);
         e.dports[0].insert(u64::from(dport) | (u64::from(ip.proto) << 16));
@@ -133,20 +143,6 @@ impl Sources {
         if matches!(&p.l4, L4::Icmp(i) if i.is_echo_request()) {
             e.echo_ttl = ip.ttl.max(1);
         }
-    }
-
-    /// When full, drops every source seen only once (a spoofed flood leaves
-    /// thousands of those) so real sources keep their place. Returns true if
-    /// room was made. Runs at most once per second of packet time.
-    fn make_room(&mut self, now: i64, stats: &Stats) -> bool {
-        if now.saturating_sub(self.last_evict_us) < 1_000_000 {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.map.len();
-        self.map.retain(|_, e| e.probes > 1);
-        stats.table(Table::Sources).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
-        self.map.len() < self.cap
     }
 
     /// Notes that the other side answered `addr` (a source this worker
@@ -213,16 +209,17 @@ impl Sources {
     }
 
     /// Drops sources idle for longer than the idle time (at most once per
-    /// `sweep_every` of the idle time).
+    /// `sweep_every` of the idle time). Each call (one per worker tick) also
+    /// looks for state pressure (`note::Pressure`).
     pub fn expire(&mut self, now: i64, stats: &Stats) {
+        let held = stats.table(Table::Sources).entries.load(Relaxed);
+        stats.pressure.observe(stats.pushed_out(), now, held);
         if now.saturating_sub(self.last_sweep_us) < sweep_every(self.idle_us) {
             return;
         }
         self.last_sweep_us = now;
         let idle = self.idle_us;
-        let before = self.map.len();
-        self.map.retain(|_, e| now.saturating_sub(e.last_us) <= idle);
-        let gone = (before - self.map.len()) as u64;
+        let gone = self.map.retain(|_, e| now.saturating_sub(e.last_us) <= idle);
         stats.table(Table::Sources).expired.fetch_add(gone, Relaxed);
     }
 
@@ -276,18 +273,34 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_evicts_one_packet_sources_then_refuses_and_counts() {
+    fn one_probe_sources_churn_probation_and_never_push_out_a_promoted_one() {
         let st = Stats::default();
         let mut s = Sources::new(2, 600.0);
+        let real: IpAddr = "198.51.100.7".parse().unwrap();
         s.observe(&from("198.51.100.7", 0), &st);
-        s.observe(&from("198.51.100.7", 0), &st); // two probes: kept
-        s.observe(&from("203.0.113.1", 0), &st); // one probe: evictable
-        s.observe(&from("203.0.113.2", 5), &st); // full: 203.0.113.1 goes
-        assert_eq!(s.len(), 2);
-        assert_eq!(st.table(Table::Sources).evicted.load(Relaxed), 1);
-        assert_eq!(s.distinct_ports("198.51.100.7".parse().unwrap()), 1);
-        s.observe(&from("203.0.113.3", 5), &st); // same second: refused
-        assert_eq!(st.table(Table::Sources).cap_hits.load(Relaxed), 1);
-        assert_eq!(s.len(), 2);
+        s.observe(&from("198.51.100.7", 0), &st); // two probes: promoted
+        for i in 0..10_000u32 {
+            let spoofed = IpAddr::V4((0x0b00_0000 + i).into()).to_string();
+            s.observe(&from(&spoofed, 1), &st);
+        }
+        assert_eq!(s.probes(real), 2, "the real source kept its entry");
+        assert_eq!(s.len(), 3, "two in probation, one promoted");
+        let t = st.table(Table::Sources);
+        assert_eq!(t.evicted.load(Relaxed), 9_998);
+        assert_eq!(
+            (t.cap_hits.load(Relaxed), t.lost_detections.load(Relaxed)),
+            (0, 0),
+            "one-probe sources are no loss"
+        );
+        // Spoofed sources that repeat once each fill the tier; a source that
+        // keeps probing outlives them, and the ones pushed out are counted.
+        for i in 0..1_000u32 {
+            let spoofed = IpAddr::V4((0x0c00_0000 + i).into()).to_string();
+            s.observe(&from(&spoofed, 2), &st);
+            s.observe(&from(&spoofed, 2), &st);
+            s.observe(&from("198.51.100.7", 2), &st);
+        }
+        assert!(s.probes(real) > 1_000, "{}", s.probes(real));
+        assert!(t.lost_detections.load(Relaxed) > 900, "{}", t.lost_detections.load(Relaxed));
     }
 }

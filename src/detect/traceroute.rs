@@ -19,17 +19,20 @@
 //! on the path (`routers`); a port unreachable from the target, an echo reply
 //! or a SYN-ACK/RST from the target means the trace reached it.
 //!
-//! State: one entry per (tracer, target, method[, TCP port]), capped at
-//! `max_tracked` (split between workers). A full table drops entries holding
-//! a single probe (at most once per second), then refuses new keys; both are
-//! counted. Entries expire after `idle_s` without a probe (checked every
+//! State: one entry per (tracer, target, method[, TCP port]), in two fair
+//! tiers (`detect::fair`): a key's first probe lives in probation (at most
+//! `max_probation`, oldest out first), its second promotes it (at most
+//! `max_tracked`, a weighted clock picks the victim; a confirmed trace is
+//! never taken). Caps are split between workers; what is pushed out is
+//! counted, and a key with two probes or more as a lost detection. Entries expire after `idle_s` without a probe (checked every
 //! `SWEEP_US` of packet time).
 
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::keys::{FastMap, SWEEP_US};
+use crate::detect::fair::{Fair, Weighted, credit_of};
+use crate::detect::keys::SWEEP_US;
 use crate::detect::severity::Fact;
 use crate::output::event::{EventBuilder, EventLine, Flow, detection_id, ip_bytes, secs};
 use crate::output::timefmt::rfc3339_us;
@@ -57,8 +60,10 @@ crate::rules_section! {
         udp_port_max: u16 = 33600, ints(1, 65_535);
         /// SIGNATURES.md section 3: a trace ends after this long without a probe (Windows tracert waits 4 s per silent hop)
         idle_s: f64 = 60.0, above(0.0, 86_400.0);
-        /// SIGNATURES.md section 3: cap on (tracer, target, method) entries across all workers
+        /// SIGNATURES.md section 3: cap on (tracer, target, method) entries with two probes or more (promoted), across all workers
         max_tracked: usize = 16384, entries();
+        /// SIGNATURES.md section 3: cap on (tracer, target, method) entries with one probe (oldest out first), across all workers
+        max_probation: usize = 16384, entries();
     }
 }
 
@@ -76,8 +81,6 @@ fn check_traceroute(r: &TracerouteRules, s: &Spans) -> Result<(), ConfigError> {
 const KIND: &str = "traceroute";
 /// Routers remembered per trace; more are counted.
 const ROUTERS: usize = 16;
-/// Packet time between make-room sweeps of a full table.
-const EVICT_US: i64 = 1_000_000;
 /// UNIX traceroute's first destination port (SIGNATURES.md section 3).
 const UDP_BASE: u16 = 33434;
 
@@ -228,22 +231,21 @@ struct Limits {
 
 /// The detector's per-worker state.
 pub struct Traceroute {
-    map: FastMap<Key, Entry>,
-    /// Entries per method, so answers of a kind nobody traces (every
-    /// SYN-ACK, every echo reply) skip the hash lookup.
+    map: Fair<Key, Entry>,
+    /// Entries per method (at least: keys pushed out for room are
+    /// subtracted at the next sweep), so answers of a kind nobody traces
+    /// (every SYN-ACK, every echo reply) skip the hash lookup.
     per_method: [usize; 3],
     enabled: bool,
     lim: Limits,
-    cap: usize,
     update_us: i64,
     last_sweep_us: i64,
-    last_evict_us: i64,
 }
 
 impl Traceroute {
-    pub fn new(rules: &TracerouteRules, cap: usize, update_interval_s: f64) -> Traceroute {
+    pub fn new(rules: &TracerouteRules, (cap, probation): (usize, usize), update_interval_s: f64) -> Traceroute {
         Traceroute {
-            map: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
+            map: Fair::new(probation, cap),
             per_method: [0; 3],
             enabled: rules.enabled,
             lim: Limits {
@@ -254,10 +256,8 @@ impl Traceroute {
                 port_max: rules.udp_port_max,
                 idle_us: (rules.idle_s * 1e6) as i64,
             },
-            cap,
             update_us: (update_interval_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
-            last_evict_us: i64::MIN,
         }
     }
 
@@ -326,17 +326,13 @@ impl Traceroute {
 
     #[allow(clippy::too_many_arguments)]
     fn probe(&mut self, key: Key, ts: i64, sensor: u16, ttl: u8, ports: (u16, u16), echo_id: u16, cx: &Ctx) {
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.cap && !self.make_room(ts, cx) {
-                cx.shared.stats.table(Table::Traceroute).cap_hits.fetch_add(1, Relaxed);
-                return;
-            }
-            let e = Entry::new(ts, sensor, ttl, ports.0, ports.1, echo_id, key.tracer.is_ipv6());
-            self.map.insert(key, e);
+        if !self.map.contains(&key) {
             self.per_method[key.method.index()] += 1;
         }
         let (lim, update_us) = (self.lim, self.update_us);
-        let Some(e) = self.map.get_mut(&key) else { return };
+        let table = cx.shared.stats.table(Table::Traceroute);
+        let make = || Entry::new(ts, sensor, ttl, ports.0, ports.1, echo_id, key.tracer.is_ipv6());
+        let Some(e) = self.map.touch(key, table, make) else { return };
         e.sensor = sensor;
         e.add_probe(ts, ttl, ports.1);
         if !e.confirmed {
@@ -349,20 +345,6 @@ impl Traceroute {
             e.last_emit_us = ts;
             cx.emit(render(&key, e, "update", None, cx, ts));
         }
-    }
-
-    /// When full, drops unconfirmed entries holding one probe. At most once
-    /// per `EVICT_US`; returns true if room was made.
-    fn make_room(&mut self, now: i64, cx: &Ctx) -> bool {
-        if now.saturating_sub(self.last_evict_us) < EVICT_US {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.map.len();
-        self.map.retain(|_, e| e.confirmed || e.probes > 1);
-        self.recount();
-        cx.shared.stats.table(Table::Traceroute).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
-        self.map.len() < self.cap
     }
 
     fn tick(&mut self, cx: &Ctx) {
@@ -401,9 +383,22 @@ impl Traceroute {
 
     fn recount(&mut self) {
         self.per_method = [0; 3];
-        for k in self.map.keys() {
+        for (k, _) in self.map.iter() {
             self.per_method[k.method.index()] += 1;
         }
+    }
+}
+
+impl Weighted for Entry {
+    /// One hand pass per doubling of its probes.
+    fn credit(&self) -> u8 {
+        credit_of(u64::from(self.probes))
+    }
+    fn pinned(&self) -> bool {
+        self.confirmed
+    }
+    fn evidence(&self) -> bool {
+        self.confirmed || self.probes >= 2
     }
 }
 
@@ -542,7 +537,13 @@ mod tests {
     type Rig = crate::detect::testrig::Rig<Traceroute>;
 
     fn rig(tweak: impl FnOnce(&mut Rules)) -> Rig {
-        Rig::with(tweak, |_, r| Traceroute::new(&r.traceroute, r.traceroute.max_tracked, r.general.update_interval_s))
+        Rig::with(tweak, |_, r| {
+            Traceroute::new(
+                &r.traceroute,
+                (r.traceroute.max_tracked, r.traceroute.max_probation),
+                r.general.update_interval_s,
+            )
+        })
     }
 
     fn udp(t: f64, src: &str, dst: &str, sport: u16, dport: u16, ttl: u8) -> PacketSummary {
@@ -745,16 +746,28 @@ mod tests {
 
     #[test]
     fn expiry_ends_the_trace_and_a_full_table_is_counted() {
-        let mut r = rig(|rules| rules.traceroute.max_tracked = 4);
+        let mut r = rig(|rules| {
+            rules.traceroute.max_tracked = 2;
+            rules.traceroute.max_probation = 2;
+        });
         for (n, ttl) in [1u8, 2, 3, 4].iter().enumerate() {
             r.feed(echo(n as f64, TRACER, TARGET, false, 1, *ttl));
         }
+        // One probe each: probation churns, the trace stays.
         for i in 0..10u8 {
             r.feed(echo(5.0, &format!("198.51.100.{i}"), TARGET, false, 1, 3));
         }
-        let t = r.shared.stats.table(Table::Traceroute);
-        assert!(t.cap_hits.load(Relaxed) > 0);
-        assert!(r.det.map.len() <= 4);
+        let st = r.shared.stats.clone();
+        let t = st.table(Table::Traceroute);
+        assert_eq!((t.evicted.load(Relaxed), t.lost_detections.load(Relaxed)), (8, 0));
+        // Two probes each: they fill the tier around the confirmed trace, and
+        // those pushed out are lost detections.
+        for i in 20..30u8 {
+            r.feed(echo(6.0, &format!("198.51.100.{i}"), TARGET, false, 1, 3));
+            r.feed(echo(6.5, &format!("198.51.100.{i}"), TARGET, false, 1, 4));
+        }
+        assert!(t.lost_detections.load(Relaxed) >= 8, "{}", t.lost_detections.load(Relaxed));
+        assert_eq!(r.det.map.sizes().1, 2);
         r.tick(100.0);
         let ev = r.events();
         assert_eq!(ev.len(), 2, "{ev:?}");

@@ -16,15 +16,19 @@
 //!   Addresses that only probed are known from the per-source table, for
 //!   as long as it keeps them.
 //!
-//! Bounded by `[decoy_scan] history_max_tracked` (split between workers).
-//! When full, the least recently conversing eighth goes (counted as
-//! `evicted` in `state.ttl_history`), at most once per second of packet
-//! time; between sweeps a full table refuses new addresses (`cap_hits`).
+//! Bounded by `[decoy_scan] history_max_tracked` (split between workers),
+//! as a fair tier (`detect::fair::Tier`; no probation: an address enters
+//! only once answered, which a spoofed flood cannot do). When full, a
+//! weighted clock picks the victim in O(1) amortised: an address that
+//! keeps conversing (more packets, touched since the hand passed) outlives
+//! one that conversed once; `evicted` in `state.ttl_history`, a refusal
+//! `cap_hits`, and a lost baseline (two packets or more) `lost_detections`.
 //! Entries without a conversation for `history_idle_s` expire.
 
 use super::sources::Contact;
+use crate::detect::fair::{Tier, Weighted, credit_of};
 use crate::detect::keys::AddrKey;
-use crate::detect::keys::{FastMap, SWEEP_US};
+use crate::detect::keys::SWEEP_US;
 use crate::stats::{Stats, Table};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,6 +72,18 @@ pub struct Memory {
     pub conv_packets: u32,
 }
 
+impl Weighted for Memory {
+    fn credit(&self) -> u8 {
+        credit_of(u64::from(self.conv_packets))
+    }
+    fn pinned(&self) -> bool {
+        false
+    }
+    fn evidence(&self) -> bool {
+        self.conv_packets >= 2
+    }
+}
+
 impl Memory {
     pub fn new(ts: i64) -> Memory {
         Memory {
@@ -89,22 +105,14 @@ impl Memory {
 
 /// The per-worker long memory.
 pub struct TtlHistory {
-    map: FastMap<AddrKey, Memory>,
-    cap: usize,
+    map: Tier<AddrKey, Memory>,
     idle_us: i64,
-    last_evict_us: i64,
     last_sweep_us: i64,
 }
 
 impl TtlHistory {
     pub fn new(cap: usize, idle_s: f64) -> TtlHistory {
-        TtlHistory {
-            map: FastMap::with_capacity_and_hasher(cap.min(4096), Default::default()),
-            cap: cap.max(1),
-            idle_us: (idle_s * 1e6) as i64,
-            last_evict_us: i64::MIN,
-            last_sweep_us: i64::MIN,
-        }
+        TtlHistory { map: Tier::new(cap.max(1)), idle_us: (idle_s * 1e6) as i64, last_sweep_us: i64::MIN }
     }
 
     /// A conversation packet `addr` sent (see the module doc). `contact` is
@@ -116,13 +124,13 @@ impl TtlHistory {
             Some(m) => m,
             None => {
                 let Some(c) = contact.filter(|c| c.answered) else { return };
-                if self.map.len() >= self.cap && !self.make_room(ts, stats) {
-                    stats.table(Table::TtlHistory).cap_hits.fetch_add(1, Relaxed);
-                    return;
-                }
                 let mut m = Memory::new(c.first_us.min(ts));
                 m.answered = true;
-                self.map.entry(AddrKey(addr)).or_insert(m)
+                if !self.map.insert(AddrKey(addr), m).count(stats.table(Table::TtlHistory), Memory::evidence) {
+                    return;
+                }
+                let Some(m) = self.map.get_mut(&AddrKey(addr)) else { return };
+                m
             }
         };
         m.last_us = m.last_us.max(ts);
@@ -136,25 +144,6 @@ impl TtlHistory {
         self.map.get(&AddrKey(addr))
     }
 
-    /// Drops the least recently conversing eighth of the table. At most
-    /// once per second of packet time.
-    fn make_room(&mut self, now: i64, stats: &Stats) -> bool {
-        if now.saturating_sub(self.last_evict_us) < 1_000_000 {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.map.len();
-        if !self.map.is_empty() {
-            let mut ages: Vec<i64> = self.map.values().map(|m| m.last_us).collect();
-            let k = (self.cap / 8).min(ages.len() - 1);
-            let (_, cut, _) = ages.select_nth_unstable(k);
-            let cut = *cut;
-            self.map.retain(|_, m| m.last_us > cut);
-        }
-        stats.table(Table::TtlHistory).evicted.fetch_add((before - self.map.len()) as u64, Relaxed);
-        self.map.len() < self.cap
-    }
-
     /// Forgets addresses idle for longer than the idle time (one sweep per
     /// `SWEEP_US` or per hundredth of the idle time, whichever is longer:
     /// the memory is large and its idle time long).
@@ -164,9 +153,8 @@ impl TtlHistory {
         }
         self.last_sweep_us = now;
         let idle = self.idle_us;
-        let before = self.map.len();
-        self.map.retain(|_, m| now.saturating_sub(m.last_us) <= idle);
-        stats.table(Table::TtlHistory).expired.fetch_add((before - self.map.len()) as u64, Relaxed);
+        let gone = self.map.retain(|_, m| now.saturating_sub(m.last_us) <= idle);
+        stats.table(Table::TtlHistory).expired.fetch_add(gone, Relaxed);
     }
 
     pub fn len(&self) -> usize {
@@ -220,26 +208,26 @@ mod tests {
     }
 
     #[test]
-    fn a_full_memory_makes_room_by_age_and_counts() {
+    fn a_full_memory_keeps_busy_addresses_and_counts() {
         let st = Stats::default();
         let mut h = TtlHistory::new(16, 3600.0);
+        let busy = a("192.0.2.10");
         for i in 0..16u32 {
             let x = IpAddr::V4((0x0a00_0000 + i).into());
             h.conversation(x, i64::from(i), 64, answered(0), &st);
         }
-        h.conversation(a("198.51.100.1"), 2_000_000, 64, answered(0), &st);
-        assert!(h.get(a("198.51.100.1")).is_some());
-        assert!(h.get(IpAddr::V4(0x0a00_0000.into())).is_none(), "the oldest went");
-        assert!(h.get(IpAddr::V4((0x0a00_0000 + 15).into())).is_some());
-        assert!(st.table(Table::TtlHistory).evicted.load(Relaxed) >= 2);
-        // Within the same second the table refuses and counts.
-        for k in 2..8u8 {
-            h.conversation(IpAddr::V4([198, 51, 100, k].into()), 2_000_000 + i64::from(k), 64, answered(0), &st);
+        // Addresses that converse once each keep coming; one keeps talking.
+        for k in 0..1_000u32 {
+            h.conversation(busy, 100 + i64::from(k), 64, answered(0), &st);
+            h.conversation(IpAddr::V4((0x0b00_0000 + k).into()), 100 + i64::from(k), 64, answered(0), &st);
         }
+        assert!(h.get(busy).is_some_and(|m| m.conv_packets > 900), "the busy address kept its baseline");
         assert_eq!(h.len(), 16);
-        assert!(st.table(Table::TtlHistory).cap_hits.load(Relaxed) > 0);
+        let t = st.table(Table::TtlHistory);
+        assert!(t.evicted.load(Relaxed) > 900, "{}", t.evicted.load(Relaxed));
+        assert_eq!(t.lost_detections.load(Relaxed), 0, "one-packet addresses hold no baseline worth counting");
         h.expire(i64::MAX / 2, &st);
         assert!(h.is_empty());
-        assert!(st.table(Table::TtlHistory).expired.load(Relaxed) > 0);
+        assert!(t.expired.load(Relaxed) > 0);
     }
 }

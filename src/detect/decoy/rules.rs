@@ -78,8 +78,10 @@ crate::rules_section! {
         history_idle_s: f64 = 86_400.0, above(0.0, 30.0 * 86_400.0);
         /// SIGNATURES.md section 6: cap on remembered addresses across all workers, about 100 B each; probe-only addresses are evicted first
         history_max_tracked: usize = 262_144, entries();
-        /// SIGNATURES.md section 6: cap on (source, destination) pairs across all workers; a pair's first port costs about 100 B, a quarter of the cap may hold full 650 B records (a second port); one-probe pairs are evicted first
-        max_tracked: usize = 32_768, entries();
+        /// SIGNATURES.md section 6: cap on (source, destination) pairs that probed a second port (full 650 B records), across all workers; candidates are evicted last
+        max_tracked: usize = 8_192, entries();
+        /// SIGNATURES.md section 6: cap on (source, destination) pairs that probed one port (about 100 B; a spoofed flood lands here, oldest out first), across all workers
+        max_probation: usize = 32_768, entries();
         /// SIGNATURES.md section 6: cap on (destination, source) candidates the aggregator holds
         max_candidates: usize = 16_384, ints(1, 1 << 20);
     }

@@ -13,13 +13,16 @@
 //! Two tiers, so that ordinary clients and a spoofed flood cost little: a
 //! pair starts as a `First` (about 100 bytes: its first port and the
 //! fingerprint so far) and becomes a full `Record` (about 650 bytes) when it
-//! probes a second port. The first tier holds `max_tracked` pairs, the full
-//! tier a quarter of that (both split between workers). A full first tier
-//! drops pairs holding one probe (what a spoofed flood leaves), a full
-//! second tier drops non-candidates that probed two ports (clients of 80
-//! and 443); at most once per second each, counted as `evicted` in
-//! `state.decoy_probes`; then new pairs are refused (`cap_hits`). Pairs idle
-//! for `window_s` expire. Per packet nothing is allocated: the queue of
+//! probes a second port. The first tier is a fair probation tier
+//! (`detect::fair`) of `max_probation` pairs, oldest out first in O(1) (a
+//! spoofed flood churns it and nothing else); the full tier holds
+//! `max_tracked` records (both split between workers), evicted by the
+//! weighted clock: a candidate (enough ports) outlives any non-candidate,
+//! a pair with more ports one with fewer. Both count `evicted` in
+//! `state.decoy_probes`, a promotion the full tier refuses `cap_hits`
+//! (the pair stays in the first tier), and a candidate or a pair of three
+//! ports or more pushed out `lost_detections`. Pairs idle for `window_s`
+//! expire. Per packet nothing is allocated: the queue of
 //! changed candidates is reused.
 
 use super::record::{AggMsg, Link, PortSlot, Record, Same, answer, kind};
@@ -27,8 +30,9 @@ use super::rules::DecoyScanRules;
 use crate::decode::summary::{IpInfo, L4, PacketSummary, TcpInfo, tcpflag};
 use crate::detect::agg::send;
 use crate::detect::core::Shared;
+use crate::detect::fair::{Inserted, Probation, Tier, Weighted, credit_of};
 use crate::detect::keys::PairKey;
-use crate::detect::keys::{FastMap, sweep_every};
+use crate::detect::keys::sweep_every;
 use crate::detect::sources::Sources;
 use crate::detect::ttl::{Memory, TtlHistory};
 use crate::stats::{Stats, Table};
@@ -101,21 +105,32 @@ struct Pair {
     queued: bool,
 }
 
+impl Weighted for Pair {
+    /// A candidate gets the most credit; others one pass per doubling of
+    /// their ports.
+    fn credit(&self) -> u8 {
+        if self.candidate { 15 } else { credit_of(u64::from(self.rec.nports)) }
+    }
+    fn pinned(&self) -> bool {
+        false
+    }
+    /// Two ports are a client of 80 and 443; three are a scan in the making.
+    fn evidence(&self) -> bool {
+        self.candidate || self.rec.nports > 2
+    }
+}
+
 /// One worker's `decoy_scan` state.
 pub struct Tap {
     link: Link,
     hist: TtlHistory,
-    first: FastMap<PairKey, First>,
-    pairs: FastMap<PairKey, Pair>,
+    first: Probation<PairKey, First>,
+    pairs: Tier<PairKey, Pair>,
     /// Candidates changed since the last tick.
     queue: Vec<(IpAddr, IpAddr)>,
-    first_cap: usize,
-    cap: usize,
     min_ports: u64,
     idle_us: i64,
     last_sweep_us: i64,
-    last_evict_us: i64,
-    last_first_evict_us: i64,
 }
 
 /// The probe type of a TCP segment from its initiator, if it is one.
@@ -143,21 +158,15 @@ fn tcp_probe(t: &TcpInfo, payload: u32) -> Option<u8> {
 
 impl Tap {
     pub fn new(rules: &DecoyScanRules, shared: &Shared, link: Link) -> Tap {
-        let first_cap = shared.per_worker(rules.max_tracked);
-        let cap = shared.per_worker(rules.max_tracked.div_ceil(4));
         Tap {
             link,
             hist: TtlHistory::new(shared.per_worker(rules.history_max_tracked), rules.history_idle_s),
-            first: FastMap::with_capacity_and_hasher(first_cap.min(4096), Default::default()),
-            pairs: FastMap::with_capacity_and_hasher(cap.min(1024), Default::default()),
+            first: Probation::new(shared.per_worker(rules.max_probation)),
+            pairs: Tier::new(shared.per_worker(rules.max_tracked)),
             queue: Vec::with_capacity(256),
-            first_cap,
-            cap,
             min_ports: u64::from(rules.min_ports),
             idle_us: (rules.window_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
-            last_evict_us: i64::MIN,
-            last_first_evict_us: i64::MIN,
         }
     }
 
@@ -322,17 +331,28 @@ impl Tap {
                 return;
             }
             // A second port: the pair gets a full record.
-            if self.pairs.len() >= self.cap && !self.make_room(pr.ts, stats) {
-                stats.table(Table::DecoyProbes).cap_hits.fetch_add(1, Relaxed);
-                if let Some(f) = self.first.get_mut(&PairKey::from(key)) {
-                    see_first(f, pr);
-                }
-                return;
-            }
             let Some(f) = self.first.remove(&PairKey::from(key)) else { return };
             let rec = f.promote(key.0, key.1);
-            self.pairs.insert(PairKey::from(key), Pair { rec, candidate: false, queued: false });
-        } else if !self.pairs.contains_key(&PairKey::from(key)) {
+            let table = stats.table(Table::DecoyProbes);
+            match self.pairs.insert(PairKey::from(key), Pair { rec, candidate: false, queued: false }) {
+                Inserted::Refused(_) => {
+                    // Every slot the hand looked at earned its place: the
+                    // pair stays a first-tier one.
+                    table.cap_hits.fetch_add(1, Relaxed);
+                    let mut f = f;
+                    see_first(&mut f, pr);
+                    self.first.insert(PairKey::from(key), f);
+                    return;
+                }
+                Inserted::Replaced(_, old) => {
+                    table.evicted.fetch_add(1, Relaxed);
+                    if old.evidence() {
+                        table.lost_detections.fetch_add(1, Relaxed);
+                    }
+                }
+                Inserted::Stored => {}
+            }
+        } else if !self.pairs.contains(&PairKey::from(key)) {
             self.first_probe(key, pr, stats);
             return;
         }
@@ -386,10 +406,6 @@ impl Tap {
 
     /// A pair's first probe: a small first-tier record.
     fn first_probe(&mut self, key: (IpAddr, IpAddr), pr: &Probe, stats: &Stats) {
-        if self.first.len() >= self.first_cap && !self.make_room_first(pr.ts, stats) {
-            stats.table(Table::DecoyProbes).cap_hits.fetch_add(1, Relaxed);
-            return;
-        }
         let mut f = First {
             sensor: pr.sensor,
             first_us: pr.ts,
@@ -414,34 +430,8 @@ impl Tap {
             ipid: (pr.ts, pr.ip_id),
         };
         see_first(&mut f, pr);
-        self.first.insert(PairKey::from(key), f);
-    }
-
-    /// When the first tier is full, drops pairs holding a single probe (at
-    /// most once per second of packet time). Returns true if room was made.
-    fn make_room_first(&mut self, now: i64, stats: &Stats) -> bool {
-        if now.saturating_sub(self.last_first_evict_us) < 1_000_000 {
-            return false;
-        }
-        self.last_first_evict_us = now;
-        let before = self.first.len();
-        self.first.retain(|_, f| f.probes > 1);
-        stats.table(Table::DecoyProbes).evicted.fetch_add((before - self.first.len()) as u64, Relaxed);
-        self.first.len() < self.first_cap
-    }
-
-    /// When the full tier is full, drops non-candidates that probed at most
-    /// two ports (at most once per second of packet time). Returns true if
-    /// room was made.
-    fn make_room(&mut self, now: i64, stats: &Stats) -> bool {
-        if now.saturating_sub(self.last_evict_us) < 1_000_000 {
-            return false;
-        }
-        self.last_evict_us = now;
-        let before = self.pairs.len();
-        self.pairs.retain(|_, e| e.candidate || e.rec.nports > 2);
-        stats.table(Table::DecoyProbes).evicted.fetch_add((before - self.pairs.len()) as u64, Relaxed);
-        self.pairs.len() < self.cap
+        let evicted = self.first.insert(PairKey::from(key), f);
+        stats.table(Table::DecoyProbes).evicted.fetch_add(evicted, Relaxed);
     }
 
     /// Sends the candidates changed since the last tick, tagged `tag`.
@@ -472,12 +462,10 @@ impl Tap {
         }
         self.last_sweep_us = ts;
         let (now, idle) = (ts, self.idle_us);
-        let before = self.pairs.len() + self.first.len();
-        self.pairs.retain(|_, e| now.saturating_sub(e.rec.last_us) <= idle);
-        self.first.retain(|_, f| now.saturating_sub(f.last_us) <= idle);
-        self.queue.retain(|k| self.pairs.contains_key(&PairKey::from(*k)));
-        let gone = before - self.pairs.len() - self.first.len();
-        stats.table(Table::DecoyProbes).expired.fetch_add(gone as u64, Relaxed);
+        let mut gone = self.pairs.retain(|_, e| now.saturating_sub(e.rec.last_us) <= idle);
+        gone += self.first.retain(|_, f| now.saturating_sub(f.last_us) <= idle);
+        self.queue.retain(|k| self.pairs.contains(&PairKey::from(*k)));
+        stats.table(Table::DecoyProbes).expired.fetch_add(gone, Relaxed);
     }
 
     /// End of input or shutdown: the last snapshots, then `Done`.

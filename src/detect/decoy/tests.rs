@@ -483,7 +483,8 @@ fn events_do_not_depend_on_worker_count_or_message_interleaving() {
 fn a_spoofed_flood_stays_within_the_caps_and_the_memory_keeps_real_hosts() {
     let mut lab = Lab::new(2, |r| {
         r.decoy_scan.history_max_tracked = 2000;
-        r.decoy_scan.max_tracked = 1000;
+        r.decoy_scan.max_probation = 1000;
+        r.decoy_scan.max_tracked = 250;
         r.decoy_scan.max_candidates = 64;
     });
     conversation(&mut lab, 0.0, REAL, "192.0.2.10", 80, 126);
