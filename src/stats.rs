@@ -57,10 +57,13 @@ pub enum Table {
     WormWaiting,
     /// `worm_phase`'s aggregator: (host, sentry) counters, probation and promoted.
     Worm,
+    /// The firewall-log report's per-source counts (`fwlog::report`):
+    /// probation (seen once) and promoted.
+    FwSources,
 }
 
 impl Table {
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
@@ -79,6 +82,7 @@ impl Table {
         Table::Services,
         Table::WormWaiting,
         Table::Worm,
+        Table::FwSources,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -100,6 +104,7 @@ impl Table {
             Table::Services => "service_inventory",
             Table::WormWaiting => "worm_waiting",
             Table::Worm => "worm_phase",
+            Table::FwSources => "fw_sources",
         }
     }
 }

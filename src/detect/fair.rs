@@ -340,6 +340,10 @@ impl<K: Hash + Eq + Copy, E: Weighted> Tier<K, E> {
         dropped
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &E)> {
+        self.slots.iter().filter_map(|s| s.as_ref().map(|s| (&s.key, &s.val)))
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut E)> {
         self.slots.iter_mut().filter_map(|s| s.as_mut().map(|s| (&s.key, &mut s.val)))
     }
