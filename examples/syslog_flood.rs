@@ -64,10 +64,7 @@ fn write_line(line: &mut Vec<u8>, n: u64, same: bool) {
     let sport = 1024 + (mix(n ^ 0x5eed) % 64_000) as u16;
     let ttl = 40 + (h >> 56) % 80;
     let id = (h >> 16) as u16;
-    let _ = write!(
-        line,
-        "PK-IN-DROP: IN=eth0 OUT= MAC=00:16:3e:00:00:01:00:16:3e:00:00:02:08:00 SRC={src} DST={dst} "
-    );
+    let _ = write!(line, "PK-IN-DROP: IN=eth0 OUT= MAC=00:16:3e:00:00:01:00:16:3e:00:00:02:08:00 SRC={src} DST={dst} ");
     match (h >> 4) % 10 {
         0..=6 => {
             let _ = write!(
@@ -76,10 +73,8 @@ fn write_line(line: &mut Vec<u8>, n: u64, same: bool) {
             );
         }
         7 | 8 => {
-            let _ = write!(
-                line,
-                "LEN=48 TOS=0x00 PREC=0x00 TTL={ttl} ID={id} PROTO=UDP SPT={sport} DPT={dport} LEN=28"
-            );
+            let _ =
+                write!(line, "LEN=48 TOS=0x00 PREC=0x00 TTL={ttl} ID={id} PROTO=UDP SPT={sport} DPT={dport} LEN=28");
         }
         _ => {
             let _ = write!(

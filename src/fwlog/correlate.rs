@@ -406,8 +406,8 @@ impl Tally {
                 None => serde_json::json!({"channel": null, "sender": null}),
             })
             .collect();
-        let spoofable =
-            self.via_more || self.via().iter().any(|&f| origins.get(usize::from(f)).is_some_and(|o| o.channel == "udp"));
+        let spoofable = self.via_more
+            || self.via().iter().any(|&f| origins.get(usize::from(f)).is_some_and(|o| o.channel == "udp"));
         serde_json::json!({
             "scope": scope,
             "via": via,
@@ -429,8 +429,7 @@ const MAX_INDEX_BYTES: usize = 64 << 20;
 /// inline): its map slot twice (a hash table between growths is half to
 /// seven eighths full), and three order entries (the queue holds up to two
 /// per tally before it is rebuilt, and grows by doubling). About 720 bytes.
-const ENTRY_BYTES: usize =
-    2 * (std::mem::size_of::<(IxKey, Slot)>() + 1) + 3 * std::mem::size_of::<(IxKey, u64)>();
+const ENTRY_BYTES: usize = 2 * (std::mem::size_of::<(IxKey, Slot)>() + 1) + 3 * std::mem::size_of::<(IxKey, u64)>();
 /// Live: a tally no record touched for this long (of record time) leaves.
 const LIVE_MAX_AGE_US: i64 = 86_400_000_000;
 /// Bits remembering the flows and sources whose tallies left (1 MiB).

@@ -52,6 +52,7 @@ use super::time::TimeCtx;
 use crate::decode::summary::PacketSummary;
 use crate::detect::Shared;
 use crate::detect::agg::{self, Msg};
+use crate::detect::keys::FastMap;
 use crate::detect::worm::{self, Chunk};
 use crate::homenet::HomeNet;
 use crate::input::follow::Follower;
@@ -59,7 +60,6 @@ use crate::input::syslog_udp::{SyslogListener, SyslogReader};
 use crate::output::event::EventLine;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
-use crate::detect::keys::FastMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -78,9 +78,11 @@ const LAG_US: i64 = 30_000_000;
 /// Attempts kept this long before a window's cut, for records that arrive late.
 const MARGIN_US: i64 = 60_000_000;
 /// Bytes of records waiting for their window (a record is copied whole,
-/// about 190 bytes: some 130,000 records, over 2,000 a second for the
+/// about 190 bytes: some 88,000 records, about 1,500 a second for the
 /// minute a record may wait; the window's copy doubles it for a moment).
-const PENDING_BYTES: usize = 24 << 20;
+/// Under a flood the rest are counted (`records_uncorrelated`), so that
+/// RSS stays under 200 MB.
+const PENDING_BYTES: usize = 16 << 20;
 /// Records waiting for their window.
 const MAX_PENDING: usize = PENDING_BYTES / std::mem::size_of::<(FwRecord, i64)>();
 /// Attempts kept for correlation.

@@ -11,10 +11,10 @@
 use super::correlate::Outcome;
 use super::reader::FileTally;
 use super::record::{Action, Format, FwRecord, Label};
+use crate::detect::fair::{Inserted, Probation, Tier, Weighted};
 use crate::output::event::{EventBuilder, EventLine, proto_name};
 use crate::output::timefmt::rfc3339_us;
 use crate::ports::PortTable;
-use crate::detect::fair::{Inserted, Probation, Tier, Weighted};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -23,7 +23,7 @@ use std::net::IpAddr;
 /// source must repeat to get in (see [`Aggregate`]).
 pub const MAX_SOURCES: usize = 1 << 16;
 /// Sources seen once, waiting for a second record, once the tier is full.
-pub const MAX_PROBATION: usize = 1 << 16;
+pub const MAX_PROBATION: usize = 1 << 14;
 /// Distinct (source, protocol, port) triples kept for `by_source[].ports`.
 pub const MAX_SOURCE_PORTS: usize = 1 << 19;
 /// Entries listed in `by_port`.
@@ -217,10 +217,20 @@ impl Aggregate {
         }
         let mut ports = 0;
         if let Some((fp, Some(port))) = first_port {
-            ports += u32::from(add_port((&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked), id, fp, port));
+            ports += u32::from(add_port(
+                (&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked),
+                id,
+                fp,
+                port,
+            ));
         }
         if let Some(p) = r.dport {
-            ports += u32::from(add_port((&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked), id, proto, p));
+            ports += u32::from(add_port(
+                (&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked),
+                id,
+                proto,
+                p,
+            ));
         }
         if let Some(e) = self.by_source.get_mut(&key) {
             e.ports += ports;

@@ -25,10 +25,10 @@
 //! queue is full the reader waits: what does not fit then waits in the
 //! kernel's buffer, and what overflows that is counted as kernel drops.
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, getsockopt, recvmmsg, setsockopt, sockopt,
 };
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -172,7 +172,8 @@ impl SyslogListener {
     /// privileges, so the thread holds none.
     pub fn spawn_reader(&self) -> io::Result<SyslogReader> {
         let sock = self.sock.try_clone()?;
-        let mut l = SyslogListener { sock, bufs: vec![0; BATCH * MAX_DATAGRAM], drops: self.drops, rcvbuf: self.rcvbuf };
+        let mut l =
+            SyslogListener { sock, bufs: vec![0; BATCH * MAX_DATAGRAM], drops: self.drops, rcvbuf: self.rcvbuf };
         let (tx, rx) = bounded::<Batch>(QUEUE);
         let (recycle, pool) = bounded::<Batch>(QUEUE + 2);
         let drops = Arc::new(AtomicU64::new(u64::from(self.drops)));
