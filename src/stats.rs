@@ -60,6 +60,9 @@ pub enum Table {
     Worm,
     /// `stats.summary`'s per-source entries and port pairs (`report::tally`).
     Summary,
+    /// The firewall-log report's per-source counts (`fwlog::report`):
+    /// probation (seen once) and promoted.
+    FwSources,
 }
 
 impl Table {
@@ -83,6 +86,7 @@ impl Table {
         Table::WormWaiting,
         Table::Worm,
         Table::Summary,
+        Table::FwSources,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -105,6 +109,7 @@ impl Table {
             Table::WormWaiting => "worm_waiting",
             Table::Worm => "worm_phase",
             Table::Summary => "summary",
+            Table::FwSources => "fw_sources",
         }
     }
 }

@@ -147,6 +147,7 @@ impl FwSide {
             is_final: true,
         };
         let at = stats.clock_us.load(Relaxed);
+        self.agg.publish(stats);
         let _ = tx.send(report::fw_correlation_with(&self.agg, &input, Some((&outcome, at))));
     }
 }
@@ -254,6 +255,7 @@ pub fn run_fwlog(cfg: FwRunConfig, flags: Flags) -> Result<RunReport, CaptureErr
         is_final: true,
     };
     stats.clock_us.store(read.agg.last_us.unwrap_or(cfg.ctx.time.reference_us), Relaxed);
+    read.agg.publish(&stats);
     let _ = out_tx.send(report::fw_correlation(&read.agg, &input));
     drop(out_tx);
     drop(shared);

@@ -322,12 +322,16 @@ pub struct Tally {
     pub records: u64,
     /// Bits of `Action::ALL` positions.
     actions: u8,
-    rules: Vec<String>,
+    /// The first [`RULES_LISTED`] distinct rule names, inline (no
+    /// allocation per tally: a flood makes a new tally per record).
+    rules: [super::record::Label<40>; RULES_LISTED],
+    n_rules: u8,
     pub first_us: Option<i64>,
     pub last_us: Option<i64>,
     /// Where the records came from: their `FwRecord::file` (an index into
     /// [`FwIndex`]'s origins), the first [`VIA_LISTED`] distinct ones.
-    via: Vec<u16>,
+    via: [u16; VIA_LISTED],
+    n_via: u8,
     /// More origins than listed.
     via_more: bool,
 }
@@ -346,9 +350,12 @@ pub struct Origin {
 }
 
 impl Tally {
-    /// Heap bytes its rule names hold.
-    fn heap_bytes(&self) -> usize {
-        self.rules.capacity() * std::mem::size_of::<String>() + self.rules.iter().map(String::capacity).sum::<usize>()
+    fn rules(&self) -> &[super::record::Label<40>] {
+        self.rules.get(..usize::from(self.n_rules)).unwrap_or_default()
+    }
+
+    fn via(&self) -> &[u16] {
+        self.via.get(..usize::from(self.n_via)).unwrap_or_default()
     }
 
     fn add(&mut self, r: &FwRecord) {
@@ -356,19 +363,25 @@ impl Tally {
         if let Some(i) = super::record::Action::ALL.iter().position(|a| *a == r.action) {
             self.actions |= 1 << i;
         }
-        let rule = r.rule.as_str();
-        if !rule.is_empty() && self.rules.len() < RULES_LISTED && !self.rules.iter().any(|x| *x == rule) {
-            self.rules.push(rule.into_owned());
+        if !r.rule.is_empty()
+            && usize::from(self.n_rules) < RULES_LISTED
+            && !self.rules().contains(&r.rule)
+            && let Some(slot) = self.rules.get_mut(usize::from(self.n_rules))
+        {
+            *slot = r.rule;
+            self.n_rules += 1;
         }
         if let Some(t) = r.ts_us {
             self.first_us = Some(self.first_us.map_or(t, |f| f.min(t)));
             self.last_us = Some(self.last_us.map_or(t, |l| l.max(t)));
         }
-        if !self.via.contains(&r.file) {
-            if self.via.len() < VIA_LISTED {
-                self.via.push(r.file);
-            } else {
-                self.via_more = true;
+        if !self.via().contains(&r.file) {
+            match self.via.get_mut(usize::from(self.n_via)) {
+                Some(slot) => {
+                    *slot = r.file;
+                    self.n_via += 1;
+                }
+                None => self.via_more = true,
             }
         }
     }
@@ -386,15 +399,15 @@ impl Tally {
             .map(|(_, a)| a.name())
             .collect();
         let via: Vec<serde_json::Value> = self
-            .via
+            .via()
             .iter()
             .map(|&f| match origins.get(usize::from(f)) {
                 Some(o) => serde_json::json!({"channel": o.channel, "sender": o.sender}),
                 None => serde_json::json!({"channel": null, "sender": null}),
             })
             .collect();
-        let spoofable =
-            self.via_more || self.via.iter().any(|&f| origins.get(usize::from(f)).is_some_and(|o| o.channel == "udp"));
+        let spoofable = self.via_more
+            || self.via().iter().any(|&f| origins.get(usize::from(f)).is_some_and(|o| o.channel == "udp"));
         serde_json::json!({
             "scope": scope,
             "via": via,
@@ -402,18 +415,21 @@ impl Tally {
             "spoofable": spoofable,
             "records": self.records,
             "actions": actions,
-            "rules": self.rules,
+            "rules": self.rules().iter().map(|l| l.as_str()).collect::<Vec<_>>(),
             "first_record": self.first_us.map(crate::output::timefmt::rfc3339_us),
             "last_record": self.last_us.map(crate::output::timefmt::rfc3339_us),
         })
     }
 }
 
-/// Bytes the index may hold, flows and sources together (an estimate:
-/// `ENTRY_BYTES` per tally plus its rule names).
+/// Bytes the index may hold, flows and sources together (`ENTRY_BYTES`
+/// per tally).
 const MAX_INDEX_BYTES: usize = 64 << 20;
-/// Per tally besides its rule names: key, tally, map slot, order queue.
-const ENTRY_BYTES: usize = 256;
+/// What a tally costs in memory, rule names and origins included (they are
+/// inline): its map slot twice (a hash table between growths is half to
+/// seven eighths full), and three order entries (the queue holds up to two
+/// per tally before it is rebuilt, and grows by doubling). About 720 bytes.
+const ENTRY_BYTES: usize = 2 * (std::mem::size_of::<(IxKey, Slot)>() + 1) + 3 * std::mem::size_of::<(IxKey, u64)>();
 /// Live: a tally no record touched for this long (of record time) leaves.
 const LIVE_MAX_AGE_US: i64 = 86_400_000_000;
 /// Bits remembering the flows and sources whose tallies left (1 MiB).
@@ -539,7 +555,7 @@ impl FwIndex {
         let slot = self.map.entry(k).or_insert_with(|| Slot { tally: Tally::default(), seq, at, bytes: 0 });
         let before = slot.bytes;
         slot.tally.add(r);
-        slot.bytes = ENTRY_BYTES + slot.tally.heap_bytes();
+        slot.bytes = ENTRY_BYTES;
         slot.seq = seq;
         slot.at = at;
         self.bytes = self.bytes.saturating_sub(before) + slot.bytes;

@@ -53,16 +53,16 @@ use super::time::TimeCtx;
 use crate::decode::summary::PacketSummary;
 use crate::detect::Shared;
 use crate::detect::agg::{self, Msg};
+use crate::detect::keys::FastMap;
 use crate::detect::worm::{self, Chunk};
 use crate::homenet::HomeNet;
 use crate::input::follow::Follower;
 use crate::input::syslog_tcp::{Endpoint, StreamHub};
 use crate::input::syslog_tls::{self, TlsFiles};
-use crate::input::syslog_udp::SyslogListener;
+use crate::input::syslog_udp::{SyslogListener, SyslogReader};
 use crate::output::event::EventLine;
 use crate::stats::Stats;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -81,8 +81,11 @@ const LAG_US: i64 = 30_000_000;
 /// Attempts kept this long before a window's cut, for records that arrive late.
 const MARGIN_US: i64 = 60_000_000;
 /// Bytes of records waiting for their window (a record is copied whole,
-/// about 190 bytes: some 260,000 records).
-const PENDING_BYTES: usize = 48 << 20;
+/// about 190 bytes: some 88,000 records, about 1,500 a second for the
+/// minute a record may wait; the window's copy doubles it for a moment).
+/// Under a flood the rest are counted (`records_uncorrelated`), so that
+/// RSS stays under 200 MB.
+const PENDING_BYTES: usize = 16 << 20;
 /// Records waiting for their window.
 const MAX_PENDING: usize = PENDING_BYTES / std::mem::size_of::<(FwRecord, i64)>();
 /// Attempts kept for correlation.
@@ -204,11 +207,13 @@ pub struct LiveFw {
     listener: Option<SyslogListener>,
     /// The TCP and TLS listeners (threads started by `run`).
     streams: Option<StreamHub>,
+    /// The thread reading `listener`, started at the first read.
+    reader: Option<SyslogReader>,
     followers: Vec<Follower>,
     /// One parser and tally per file, then one per syslog sender.
     parsers: Vec<LineParser>,
     /// Syslog senders' tallies by (channel, address).
-    senders: HashMap<(&'static str, IpAddr), usize>,
+    senders: FastMap<(&'static str, IpAddr), usize>,
     tallies: Vec<FileTally>,
     line_no: Vec<u32>,
     agg: Aggregate,
@@ -314,9 +319,10 @@ impl LiveFw {
             index,
             listener,
             streams,
+            reader: None,
             followers,
             parsers,
-            senders: HashMap::new(),
+            senders: FastMap::default(),
             tallies,
             line_no: vec![0; n],
             agg: Aggregate::new(),
@@ -427,21 +433,31 @@ impl LiveFw {
         for p in &mut self.parsers {
             p.ctx.time.reference_us = reference;
         }
-        if self.listener.is_some() {
+        if self.reader.is_none()
+            && let Some(l) = &self.listener
+        {
+            // Started here, in the log thread's run (after `--user`).
+            match l.spawn_reader() {
+                Ok(r) => self.reader = Some(r),
+                Err(e) => crate::note!("picket: warning: syslog reader thread: {e}"),
+            }
+        }
+        if self.reader.is_some() {
             // Up to `MAX_DATAGRAMS_PER_PASS`, and about `POLL`, per pass: a
             // steady stream must not keep the files, the windows and
-            // shutdown waiting (each recv waits at most `POLL`).
+            // shutdown waiting.
             let deadline = Instant::now() + POLL;
             let mut read = 0;
-            while read < MAX_DATAGRAMS_PER_PASS && Instant::now() < deadline {
-                let Some(mut l) = self.listener.take() else { break };
-                let got = l.recv_batch(|m| self.take_message("udp", m.peer.ip(), m.text, m.received_us, m.truncated));
-                self.stats.fw_syslog_kernel_drops.store(l.kernel_drops(), Relaxed);
-                self.listener = Some(l);
-                match got {
-                    Ok(n) if n > 0 => read += n,
-                    _ => break,
+            while read < MAX_DATAGRAMS_PER_PASS {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let Some(r) = self.reader.take() else { break };
+                let got = r.recv(wait, |m| self.take_message("udp", m.peer.ip(), m.text, m.received_us, m.truncated));
+                self.stats.fw_syslog_kernel_drops.store(r.kernel_drops(), Relaxed);
+                self.reader = Some(r);
+                if got == 0 || wait.is_zero() {
+                    break;
                 }
+                read += got;
             }
         } else if let Some(h) = &self.streams {
             h.wait(POLL);
@@ -498,14 +514,17 @@ impl LiveFw {
             ix.publish(&self.stats);
         }
         let read_at = self.stats.clock_us.load(Relaxed);
+        let mut uncorrelated = 0;
         for r in self.fresh.drain(..) {
             self.agg.add(&r);
             if self.pending.len() < MAX_PENDING {
                 self.pending.push((r, read_at));
             } else {
-                self.stats.fw_records_uncorrelated.fetch_add(1, Relaxed);
+                uncorrelated += 1;
             }
         }
+        self.stats.fw_records_uncorrelated.fetch_add(uncorrelated, Relaxed);
+        self.agg.publish(&self.stats);
     }
 
     /// One syslog message from `peer` over `channel`: checked against the

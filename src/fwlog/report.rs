@@ -11,6 +11,7 @@
 use super::correlate::Outcome;
 use super::reader::FileTally;
 use super::record::{Action, Format, FwRecord, Label};
+use crate::detect::fair::{Inserted, Probation, Tier, Weighted};
 use crate::output::event::{EventBuilder, EventLine, proto_name};
 use crate::output::timefmt::rfc3339_us;
 use crate::ports::PortTable;
@@ -18,10 +19,13 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 
-/// Distinct sources counted; more are tallied in `sources_untracked`.
-pub const MAX_SOURCES: usize = 1 << 20;
+/// Sources counted one by one (the promoted tier); under pressure a new
+/// source must repeat to get in (see [`Aggregate`]).
+pub const MAX_SOURCES: usize = 1 << 16;
+/// Sources seen once, waiting for a second record, once the tier is full.
+pub const MAX_PROBATION: usize = 1 << 14;
 /// Distinct (source, protocol, port) triples kept for `by_source[].ports`.
-pub const MAX_SOURCE_PORTS: usize = 1 << 22;
+pub const MAX_SOURCE_PORTS: usize = 1 << 19;
 /// Entries listed in `by_port`.
 pub const TOP_PORTS: usize = 20;
 /// Default entries listed in `by_source`.
@@ -53,8 +57,39 @@ impl SourceKey {
     }
 }
 
+/// A source counted one by one: its denials and distinct ports.
+#[derive(Clone, Copy, Debug)]
+struct SourceCount {
+    count: u64,
+    ports: u32,
+    /// Names this entry's ports in `source_ports` (a new id each time a
+    /// source is stored, so an evicted source's ports are not counted for
+    /// it if it comes back, nor for the source that took its slot).
+    id: u64,
+}
+
+impl Weighted for SourceCount {
+    /// More records, more hand passes survived (log2, at most 15).
+    fn credit(&self) -> u8 {
+        (64 - self.count.leading_zeros()).saturating_sub(1).min(15) as u8
+    }
+    fn pinned(&self) -> bool {
+        false
+    }
+}
+
 /// Running totals over every record of a run.
-#[derive(Default)]
+///
+/// Bounded and fair: per-source counts live in a `detect::fair` tier of
+/// [`MAX_SOURCES`]. While it has room every source goes in at its first
+/// record (exact counts for any ordinary log); once it is full, a new
+/// source waits in probation ([`MAX_PROBATION`], oldest out first) and
+/// enters the tier at its second record, taking the slot of a source with
+/// fewer records (a weighted clock), so a flood of spoofed sources seen
+/// once each churns the probation and cannot push out the scanners. Denials
+/// not counted in a source's tally (waiting in probation, refused, or held
+/// by a source pushed out) are `sources_untracked`. Distinct ports are kept
+/// for tier sources only, [`MAX_SOURCE_PORTS`] in all.
 pub struct Aggregate {
     pub records: u64,
     /// Records whose action is not `accept`: what the histograms count.
@@ -62,21 +97,61 @@ pub struct Aggregate {
     pub by_action: [u64; Action::ALL.len()],
     /// (protocol or 255 when unknown, destination port) -> denials.
     by_port: HashMap<(u8, Option<u16>), u64>,
-    by_source: HashMap<SourceKey, u64>,
-    source_ports: HashSet<(SourceKey, u8, u16)>,
+    by_source: Tier<SourceKey, SourceCount>,
+    source_cap: usize,
+    /// Sources seen once while the tier was full, with their first record's port.
+    probation: Probation<SourceKey, (u8, Option<u16>)>,
+    /// (entry id << 24 | protocol << 16 | port) of tier sources.
+    source_ports: HashSet<u64>,
+    ports_cap: usize,
+    next_id: u64,
+    /// Ports in `source_ports` of entries no longer in the tier.
+    stale_ports: u64,
     pub sources_untracked: u64,
     pub source_ports_untracked: u64,
+    /// Tier sources pushed out for a newcomer; newcomers refused; of
+    /// either, those with two or more denials (`state.fw_sources`).
+    pub sources_evicted: u64,
+    pub sources_refused: u64,
+    pub sources_lost: u64,
+    /// Sources that left probation without a second record.
+    pub probation_evicted: u64,
     pub first_us: Option<i64>,
     pub last_us: Option<i64>,
 }
 
+impl Default for Aggregate {
+    fn default() -> Aggregate {
+        Aggregate::new()
+    }
+}
+
 impl Aggregate {
     pub fn new() -> Aggregate {
+        Aggregate::with_caps(MAX_SOURCES, MAX_PROBATION, MAX_SOURCE_PORTS)
+    }
+
+    fn with_caps(sources: usize, probation: usize, ports: usize) -> Aggregate {
         Aggregate {
+            ports_cap: ports,
+            records: 0,
+            denials: 0,
+            by_action: [0; Action::ALL.len()],
             by_port: HashMap::new(),
-            by_source: HashMap::new(),
+            by_source: Tier::new(sources),
+            source_cap: sources,
+            probation: Probation::new(probation),
             source_ports: HashSet::new(),
-            ..Default::default()
+            next_id: 0,
+            stale_ports: 0,
+            sources_untracked: 0,
+            source_ports_untracked: 0,
+            sources_evicted: 0,
+            sources_refused: 0,
+            sources_lost: 0,
+            probation_evicted: 0,
+            first_us: None,
+            last_us: None,
         }
     }
 
@@ -97,25 +172,92 @@ impl Aggregate {
         let proto = r.proto.unwrap_or(255);
         *self.by_port.entry((proto, r.dport)).or_insert(0) += 1;
         let key = SourceKey::of(r);
-        let tracked = self.by_source.len();
-        if let Some(n) = self.by_source.get_mut(&key) {
-            *n += 1;
-        } else if tracked < MAX_SOURCES {
-            self.by_source.insert(key, 1);
-        } else {
-            self.sources_untracked += 1;
-        }
-        if let Some(p) = r.dport
-            && !self.source_ports.contains(&(key, proto, p))
-        {
-            if self.source_ports.len() < MAX_SOURCE_PORTS {
-                self.source_ports.insert((key, proto, p));
-            } else {
-                self.source_ports_untracked += 1;
+        self.purge_ports();
+        let ports = (&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked);
+        if let Some(e) = self.by_source.get_mut(&key) {
+            e.count += 1;
+            if let Some(p) = r.dport {
+                e.ports += u32::from(add_port(ports, e.id, proto, p));
             }
+            return;
+        }
+        let mut count = 1;
+        let mut first_port = None;
+        if self.by_source.len() >= self.source_cap {
+            match self.probation.remove(&key) {
+                // The second record: promoted, both counted (the first no
+                // longer as untracked).
+                Some(first) => {
+                    count = 2;
+                    self.sources_untracked = self.sources_untracked.saturating_sub(1);
+                    first_port = Some(first);
+                }
+                None => {
+                    self.probation_evicted += self.probation.insert(key, (proto, r.dport));
+                    self.sources_untracked += 1;
+                    return;
+                }
+            }
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        match self.by_source.insert(key, SourceCount { count, ports: 0, id }) {
+            Inserted::Stored => {}
+            Inserted::Replaced(_, old) => {
+                self.sources_evicted += 1;
+                self.sources_lost += u64::from(old.count >= 2);
+                self.sources_untracked += old.count;
+                self.stale_ports += u64::from(old.ports);
+            }
+            Inserted::Refused(_) => {
+                self.sources_refused += 1;
+                self.sources_untracked += count;
+                return;
+            }
+        }
+        let mut ports = 0;
+        if let Some((fp, Some(port))) = first_port {
+            ports += u32::from(add_port(
+                (&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked),
+                id,
+                fp,
+                port,
+            ));
+        }
+        if let Some(p) = r.dport {
+            ports += u32::from(add_port(
+                (&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked),
+                id,
+                proto,
+                p,
+            ));
+        }
+        if let Some(e) = self.by_source.get_mut(&key) {
+            e.ports += ports;
         }
     }
 
+    /// Lets go of the ports of sources no longer in the tier, once they
+    /// are a quarter of a full set (amortised O(1) per port).
+    fn purge_ports(&mut self) {
+        if self.source_ports.len() < self.ports_cap || self.stale_ports * 4 < self.ports_cap as u64 {
+            return;
+        }
+        let live: HashSet<u64> = self.by_source.iter_mut().map(|(_, e)| e.id).collect();
+        self.source_ports.retain(|k| live.contains(&(k >> 24)));
+        self.stale_ports = 0;
+    }
+
+    /// Sources pushed out, refused, lost (two or more denials), and held,
+    /// for `state.fw_sources`.
+    pub fn publish(&self, stats: &crate::stats::Stats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t = stats.table(crate::stats::Table::FwSources);
+        t.entries.store((self.by_source.len() + self.probation.len()) as u64, Relaxed);
+        t.evicted.store(self.sources_evicted + self.probation_evicted, Relaxed);
+        t.cap_hits.store(self.sources_refused, Relaxed);
+        t.lost_detections.store(self.sources_lost, Relaxed);
+    }
     /// `by_port`: the top entries by count (ties by protocol and port), and how many more.
     pub fn top_ports(&self, ports: &PortTable) -> (Vec<Value>, usize) {
         let mut v: Vec<(&(u8, Option<u16>), &u64)> = self.by_port.iter().collect();
@@ -140,32 +282,42 @@ impl Aggregate {
 
     /// `by_source`: the top `n` sources by count, with their distinct ports.
     pub fn top_sources(&self, n: usize) -> (Vec<Value>, usize) {
-        let mut ports: HashMap<SourceKey, u64> = HashMap::new();
-        for (k, _, _) in &self.source_ports {
-            *ports.entry(*k).or_insert(0) += 1;
-        }
-        let mut v: Vec<(&SourceKey, &u64)> = self.by_source.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut v: Vec<(&SourceKey, &SourceCount)> = self.by_source.iter().collect();
+        v.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
         let more = v.len().saturating_sub(n);
         let list = v
             .into_iter()
             .take(n)
-            .map(|(k, &count)| {
+            .map(|(k, e)| {
                 json!({
                     "src": k.text(),
-                    "count": count,
-                    "share": share(count, self.denials),
-                    "ports": ports.get(k).copied().unwrap_or(0),
+                    "count": e.count,
+                    "share": share(e.count, self.denials),
+                    "ports": e.ports,
                 })
             })
             .collect();
         (list, more)
     }
 
-    /// Distinct sources seen in denials.
+    /// Distinct sources counted one by one (the tier).
     pub fn sources(&self) -> usize {
         self.by_source.len()
     }
+}
+
+/// Adds (entry `id`, `proto`, `port`) to the set (with its cap and the
+/// count of what did not fit); true when it is new.
+fn add_port((set, cap, untracked): (&mut HashSet<u64>, usize, &mut u64), id: u64, proto: u8, port: u16) -> bool {
+    let k = (id << 24) | (u64::from(proto) << 16) | u64::from(port);
+    if set.contains(&k) {
+        return false;
+    }
+    if set.len() >= cap {
+        *untracked += 1;
+        return false;
+    }
+    set.insert(k)
 }
 
 fn share(count: u64, total: u64) -> f64 {
@@ -360,6 +512,68 @@ mod tests {
         assert_eq!(src[0]["src"], "198.51.100.7");
         assert_eq!((src[0]["count"].as_u64(), src[0]["ports"].as_u64()), (Some(4), Some(2)));
         assert_eq!(src[1]["ports"], 1);
+    }
+
+    /// Issue 17: a flood of spoofed sources, one record each, fills the
+    /// tier and then only churns the probation: scanners that keep coming
+    /// back keep their exact counts and ports, a source that repeats inside
+    /// the flood still gets in, and what was not counted per source is.
+    #[test]
+    fn a_spoofed_flood_cannot_push_out_the_scanners() {
+        let mut a = Aggregate::with_caps(64, 32, 1024);
+        let spoofed = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+        // Two scanners before the flood.
+        for p in 0..10 {
+            a.add(&rec("198.51.100.1", 6, 1000 + p, Action::Drop));
+            a.add(&rec("198.51.100.2", 17, 2000 + p, Action::Drop));
+        }
+        let mut late = 0;
+        for i in 0..100_000u32 {
+            a.add(&rec(&spoofed(i), 6, (i % 60_000) as u16 + 1, Action::Drop));
+            if i % 1000 == 0 {
+                a.add(&rec("198.51.100.1", 6, 1010 + (i / 1000) as u16, Action::Drop));
+            }
+            // A third scanner that starts inside the flood, twice in a row.
+            if i % 5000 == 0 {
+                a.add(&rec("198.51.100.3", 6, 22, Action::Drop));
+                a.add(&rec("198.51.100.3", 6, 23, Action::Drop));
+                late += 2;
+            }
+        }
+        assert!(a.sources() <= 64 && a.probation.len() <= 32, "{} {}", a.sources(), a.probation.len());
+        let (top, more) = a.top_sources(3);
+        let got: Vec<(&str, u64, u64)> = top
+            .iter()
+            .map(|v| (v["src"].as_str().unwrap(), v["count"].as_u64().unwrap(), v["ports"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(got, vec![("198.51.100.1", 110, 110), ("198.51.100.3", late, 2), ("198.51.100.2", 10, 10)]);
+        assert_eq!(more, 61);
+        // Every denial is counted per source or as untracked.
+        let tracked: u64 = a.by_source.iter().map(|(_, e)| e.count).sum();
+        assert_eq!(tracked + a.sources_untracked, a.denials);
+        assert!(a.sources_untracked >= 100_000 - 64, "{}", a.sources_untracked);
+        assert!(a.probation_evicted > 90_000 && a.sources_lost == 0, "{} {}", a.probation_evicted, a.sources_lost);
+        assert_eq!(a.denials, 20 + 100_000 + 100 + late);
+    }
+
+    /// Ports of sources pushed out are let go, so the set keeps room for
+    /// the sources still counted; past its cap, ports are counted as untracked.
+    #[test]
+    fn ports_of_evicted_sources_make_room() {
+        let mut a = Aggregate::with_caps(4, 4, 64);
+        // 40 sources of 2 records on 8 ports each... only 4 are held at a time.
+        for s in 0..40u32 {
+            let src = std::net::Ipv4Addr::from(0xc000_0200 + s).to_string();
+            for p in 0..8 {
+                a.add(&rec(&src, 6, 100 + p, Action::Drop));
+            }
+        }
+        assert!(a.source_ports.len() <= 64, "{}", a.source_ports.len());
+        let held: u64 = a.by_source.iter().map(|(_, e)| u64::from(e.ports)).sum();
+        assert!(held > 0 && a.sources_evicted > 0, "held {held} evicted {}", a.sources_evicted);
+        for (_, e) in a.by_source.iter() {
+            assert!(e.ports <= 8, "{e:?}");
+        }
     }
 
     #[test]

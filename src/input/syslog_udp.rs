@@ -15,13 +15,25 @@
 //! in the kernel rather than being dropped, and what the kernel did drop
 //! all the same is read from `SO_RXQ_OVFL` (the socket's drop counter,
 //! carried on each datagram) into [`SyslogListener::kernel_drops`].
+//!
+//! [`SyslogListener::spawn_reader`] moves the receiving to a thread of its
+//! own ([`SyslogReader`]): it only reads the socket and copies each batch's
+//! messages into a reused buffer, handed over through a bounded channel
+//! ([`QUEUE`] batches), so the socket is drained while the log thread
+//! parses and correlates (on two cores the two overlap), and a correlation
+//! window that takes a while does not leave the socket unread. When the
+//! queue is full the reader waits: what does not fit then waits in the
+//! kernel's buffer, and what overflows that is counted as kernel drops.
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, getsockopt, recvmmsg, setsockopt, sockopt,
 };
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The largest datagram kept whole; longer ones are truncated by the kernel
@@ -31,9 +43,75 @@ pub const MAX_DATAGRAM: usize = 8192;
 /// Datagrams read per system call.
 pub const BATCH: usize = 64;
 
-/// The default `--syslog-rcvbuf`: about 30,000 netfilter lines, 150 ms of
-/// a 200,000-a-second stream.
-pub const DEFAULT_RCVBUF: usize = 8 << 20;
+/// The default `--syslog-rcvbuf`: the kernel charges about 1 KiB per small
+/// datagram (and grants twice what is asked), so some 60,000 netfilter
+/// lines, 300 ms of a 200,000-a-second stream. Kernel memory, used only
+/// while the reader falls behind; not the process's RSS.
+pub const DEFAULT_RCVBUF: usize = 32 << 20;
+
+/// Batches in flight between a [`SyslogReader`] thread and its consumer
+/// (at most `BATCH` messages each).
+pub const QUEUE: usize = 64;
+
+/// One received batch, copied out of the receive buffers: the texts end to
+/// end in `data`, and each message's place and metadata.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    msgs: Vec<Meta>,
+}
+
+#[derive(Clone, Copy)]
+struct Meta {
+    start: usize,
+    end: usize,
+    pri: Option<(u8, u8)>,
+    received_us: i64,
+    peer: SocketAddr,
+    truncated: bool,
+}
+
+/// The consumer's end of a reader thread (see the module doc). Dropping
+/// it stops the thread (within the poll interval).
+pub struct SyslogReader {
+    rx: Receiver<Batch>,
+    recycle: Sender<Batch>,
+    drops: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for SyslogReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
+}
+
+impl SyslogReader {
+    /// Takes one batch (waiting up to `wait` for it), giving each message
+    /// to `each`. Returns how many there were; 0 when none came in time
+    /// (or the thread ended on a socket error).
+    pub fn recv(&self, wait: Duration, mut each: impl FnMut(Message<'_>)) -> usize {
+        let b = match self.rx.try_recv() {
+            Ok(b) => b,
+            Err(_) => match self.rx.recv_timeout(wait) {
+                Ok(b) => b,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return 0,
+            },
+        };
+        for m in &b.msgs {
+            let text = b.data.get(m.start..m.end).unwrap_or_default();
+            each(Message { text, pri: m.pri, received_us: m.received_us, peer: m.peer, truncated: m.truncated });
+        }
+        let n = b.msgs.len();
+        let _ = self.recycle.try_send(b);
+        n
+    }
+
+    /// The kernel's drop count, as of the reader's last batch.
+    pub fn kernel_drops(&self) -> u64 {
+        self.drops.load(Relaxed)
+    }
+}
 
 /// One received message.
 #[derive(Debug)]
@@ -86,6 +164,52 @@ impl SyslogListener {
     /// since the socket was bound (as of the last datagram read).
     pub fn kernel_drops(&self) -> u64 {
         u64::from(self.drops)
+    }
+
+    /// Starts a thread that reads this socket (a duplicate of its
+    /// descriptor, with buffers of its own) and hands the messages over in
+    /// batches; see the module doc. Start it after `--user` has dropped
+    /// privileges, so the thread holds none.
+    pub fn spawn_reader(&self) -> io::Result<SyslogReader> {
+        let sock = self.sock.try_clone()?;
+        let mut l =
+            SyslogListener { sock, bufs: vec![0; BATCH * MAX_DATAGRAM], drops: self.drops, rcvbuf: self.rcvbuf };
+        let (tx, rx) = bounded::<Batch>(QUEUE);
+        let (recycle, pool) = bounded::<Batch>(QUEUE + 2);
+        let drops = Arc::new(AtomicU64::new(u64::from(self.drops)));
+        let published = Arc::clone(&drops);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::Builder::new().name("syslog-udp".into()).spawn(move || {
+            let mut b = Batch::default();
+            while !stopped.load(Relaxed) {
+                b.data.clear();
+                b.msgs.clear();
+                let got = l.recv_batch(|m| {
+                    let start = b.data.len();
+                    b.data.extend_from_slice(m.text);
+                    let end = b.data.len();
+                    let (pri, received_us, peer, truncated) = (m.pri, m.received_us, m.peer, m.truncated);
+                    b.msgs.push(Meta { start, end, pri, received_us, peer, truncated });
+                });
+                published.store(l.kernel_drops(), Relaxed);
+                match got {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        let next = pool.try_recv().unwrap_or_default();
+                        // Waits while the queue is full (the kernel buffers meanwhile).
+                        if tx.send(std::mem::replace(&mut b, next)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        crate::note!("picket: warning: syslog socket: {e}; no more datagrams are read");
+                        return;
+                    }
+                }
+            }
+        })?;
+        Ok(SyslogReader { rx, recycle, drops, stop })
     }
 
     /// Reads what is waiting, up to [`BATCH`] datagrams (waiting up to the
@@ -305,6 +429,41 @@ mod tests {
         assert_eq!(n, 10);
         let want: Vec<_> = (0..10).map(|i| (format!("m{i}"), tx.local_addr().unwrap())).collect();
         assert_eq!(got, want);
+    }
+
+    /// The reader thread hands over every datagram, in order, with its
+    /// sender, and the kernel's drop count; dropping it ends the thread.
+    #[test]
+    fn a_reader_thread_hands_over_every_datagram() {
+        let l =
+            SyslogListener::bind("127.0.0.1:0".parse().unwrap(), Duration::from_millis(50), DEFAULT_RCVBUF).unwrap();
+        let to = l.local_addr().unwrap();
+        let r = l.spawn_reader().unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent = 5000;
+        for i in 0..sent {
+            tx.send_to(format!("<13>m{i}\n").as_bytes(), to).unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < sent {
+            let n = r.recv(Duration::from_secs(2), |m| {
+                assert_eq!((m.pri, m.peer, m.truncated), (Some((1, 5)), tx.local_addr().unwrap(), false));
+                got.push(String::from_utf8_lossy(m.text).into_owned());
+            });
+            assert!(n > 0, "stalled after {} of {sent}", got.len());
+        }
+        let want: Vec<String> = (0..sent).map(|i| format!("m{i}")).collect();
+        assert_eq!(got, want);
+        assert_eq!(r.kernel_drops(), 0);
+        drop(r);
+        // The thread has let go of its descriptor: nothing reads the socket,
+        // so what is sent now stays queued for the listener itself.
+        std::thread::sleep(Duration::from_millis(200));
+        tx.send_to(b"<13>after", to).unwrap();
+        let mut l = l;
+        let mut after = None;
+        l.recv_batch(|m| after = Some(m.text.to_vec())).unwrap();
+        assert_eq!(after.as_deref(), Some(&b"after"[..]));
     }
 
     /// A real sender: util-linux `logger` (bsdutils) over UDP to loopback.
