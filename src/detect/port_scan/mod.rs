@@ -1266,22 +1266,40 @@ fn pattern(s: &Scan) -> &'static str {
 
 /// Port ranges of one protocol from the bitmap: "1-300", "443".
 fn ranges(bits: &[u64], out: &mut Vec<String>, more: &mut u64) {
-    let mut start: Option<u32> = None;
-    let is_set = |p: u32| bits.get((p / 64) as usize).is_some_and(|w| w & (1 << (p % 64)) != 0);
-    for p in 0..=65_536u32 {
-        let set = p < 65_536 && is_set(p);
-        match (set, start) {
-            (true, None) => start = Some(p),
-            (false, Some(s)) => {
-                if out.len() < RANGES_KEPT {
-                    out.push(if s == p - 1 { s.to_string() } else { format!("{s}-{}", p - 1) });
-                } else {
-                    *more += 1;
-                }
+    // Word by word: a run's ends are found with trailing_zeros, so empty
+    // and full words cost one step each, not 64 (a render walked all
+    // 65,536 ports bit by bit: 2.4 M instructions per event).
+    let end = (bits.len() as u32).saturating_mul(64).min(65_536);
+    let mut push = |s: u32, e: u32| {
+        if out.len() < RANGES_KEPT {
+            out.push(if s == e { s.to_string() } else { format!("{s}-{e}") });
+        } else {
+            *more += 1;
+        }
+    };
+    // `p`: the next port to look at; `start`: the open run's first port.
+    let (mut p, mut start) = (0u32, None::<u32>);
+    while p < end {
+        let Some(w) = bits.get((p / 64) as usize) else { break };
+        let off = p % 64;
+        // Bits at and above `p` in this word, as set (looking for a run's
+        // start) or as clear (looking for its end).
+        let look = if start.is_none() { w >> off } else { !w >> off };
+        if look == 0 {
+            p = (p - off) + 64;
+            continue;
+        }
+        p += look.trailing_zeros();
+        match start {
+            None => start = Some(p),
+            Some(s) => {
+                push(s, p - 1);
                 start = None;
             }
-            _ => {}
         }
+    }
+    if let Some(s) = start {
+        push(s, end - 1);
     }
 }
 

@@ -333,3 +333,64 @@ fn a_probers_rst_to_the_syn_acks_it_got_does_not_make_the_server_a_scanner() {
     }
     assert!(kinds(&r.end()).is_empty());
 }
+
+/// The bit-by-bit walk `ranges` replaced: the reference its output must match.
+fn ranges_bit_by_bit(bits: &[u64]) -> (Vec<String>, u64) {
+    let (mut out, mut more) = (Vec::new(), 0);
+    let mut start: Option<u32> = None;
+    let is_set = |p: u32| bits.get((p / 64) as usize).is_some_and(|w| w & (1 << (p % 64)) != 0);
+    for p in 0..=65_536u32 {
+        let set = p < 65_536 && is_set(p);
+        match (set, start) {
+            (true, None) => start = Some(p),
+            (false, Some(s)) => {
+                if out.len() < RANGES_KEPT {
+                    out.push(if s == p - 1 { s.to_string() } else { format!("{s}-{}", p - 1) });
+                } else {
+                    more += 1;
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    (out, more)
+}
+
+#[test]
+fn port_ranges_word_by_word_match_the_bit_walk() {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut cases: Vec<Vec<u64>> = vec![vec![0; 1024], vec![u64::MAX; 1024]];
+    // Runs across word edges, the first and the last port, single ports.
+    let mut edges = vec![0u64; 1024];
+    for p in [0u32, 63, 64, 65, 127, 128, 1000, 1001, 1002, 4095, 4096, 65_534, 65_535] {
+        edges[(p / 64) as usize] |= 1 << (p % 64);
+    }
+    cases.push(edges);
+    for density in [1u32, 8, 32, 60] {
+        // Sparse words, dense words, and whole words set or clear.
+        cases.push(
+            (0..1024)
+                .map(|_| match next() % 4 {
+                    0 => 0,
+                    1 => u64::MAX,
+                    _ => (0..64).filter(|_| (next() % 64) < u64::from(density)).fold(0, |w, b| w | 1 << b),
+                })
+                .collect(),
+        );
+    }
+    for bits in &cases {
+        let (mut out, mut more) = (Vec::new(), 0);
+        ranges(bits, &mut out, &mut more);
+        assert_eq!((out, more), ranges_bit_by_bit(bits));
+    }
+    let (mut out, mut more) = (Vec::new(), 0);
+    ranges(&cases[2], &mut out, &mut more);
+    assert_eq!(out, ["0", "63-65", "127-128", "1000-1002", "4095-4096", "65534-65535"]);
+}
