@@ -18,6 +18,8 @@
 //! writes `picket report`'s HTML page.
 // No unsafe code, except in `input::savefile` (libpcap's stdio buffer), which says why.
 #![deny(unsafe_code)]
+// The final stats object is one `json!` literal, deeper than the default 128.
+#![recursion_limit = "256"]
 
 pub mod app;
 pub mod assets;

@@ -66,7 +66,7 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 20] = [
         Table::SynRetry,
         Table::Sources,
         Table::Traceroute,
