@@ -623,9 +623,12 @@ mod tests {
     use crate::fwlog::testutil::tctx;
     use crate::output::timefmt::rfc3339_us;
 
-    /// Feeds `text` line by line: each line's outcome (None: not Norton),
-    /// the records, and the dropped records (including at the end).
-    fn feed_all(text: &str) -> (Vec<Option<Result<FwRecord, Skip>>>, Vec<FwRecord>, Vec<(u32, &'static str)>) {
+    /// One line's outcome (None: not Norton).
+    type Outcome = Option<Result<FwRecord, Skip>>;
+
+    /// Feeds `text` line by line: each line's outcome, the records, and the
+    /// dropped records (including at the end).
+    fn feed_all(text: &str) -> (Vec<Outcome>, Vec<FwRecord>, Vec<(u32, &'static str)>) {
         let mut a = Assembler::new();
         let (mut outs, mut recs, mut dropped) = (vec![], vec![], vec![]);
         for (i, l) in text.lines().enumerate() {
