@@ -125,13 +125,11 @@ fn every_readme_shell_example_runs_against_the_demo_captures() {
                 problems.push(format!("exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr)));
             }
             match output_file(&e.text) {
-                Some(f) => {
-                    if std::fs::metadata(dir.join(f)).map_or(true, |m| m.len() == 0) {
-                        problems.push(format!("{f} is empty"));
-                    }
+                Some(f) if std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0) == 0 => {
+                    problems.push(format!("{f} is empty"));
                 }
                 None if stdout.trim().is_empty() => problems.push("printed nothing".into()),
-                None => {}
+                _ => {}
             }
             if stdout.lines().any(|l| l.starts_with('{')) && !e.text.contains("jq") {
                 // A bare run on a pipe writes JSON lines: each must parse.

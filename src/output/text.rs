@@ -3,7 +3,7 @@
 //! target, severity, summary), written when the detection ends (its `final`
 //! event; `new` and `update` stay in JSON), one line for run-wide events
 //! (`fw_correlation`, `service_inventory`, ...), and at the `stats` event a
-//! closing table: detections by type with their worst severity, then the
+//! closing table: final events by type with their worst severity, then the
 //! run's packets, bytes and span.
 //!
 //! The renderer reads the serialized line back (events are rare next to
@@ -19,7 +19,8 @@ const TYPE_W: usize = 20;
 /// Width of the "source -> target" column.
 const FLOW_W: usize = 44;
 
-/// Tallies of one event type, for the closing table.
+/// Tallies of one event type, for the closing table: its final events
+/// (one per detection) and their worst severity.
 #[derive(Default)]
 struct Tally {
     detections: u64,
@@ -89,7 +90,7 @@ impl Text {
         let is_final = st.and_then(|m| m.get("final")).and_then(Value::as_bool).unwrap_or(true);
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", if is_final { "Summary" } else { "Summary so far" });
-        let _ = writeln!(s, "  {:<TYPE_W$} {:>10}  {:>5}", "event type", "detections", "worst");
+        let _ = writeln!(s, "  {:<TYPE_W$} {:>10}  {:>5}", "event type", "events", "worst");
         let mut total = 0;
         for (kind, t) in &self.by_type {
             let worst = t.worst.map_or_else(|| "-".to_string(), |v| format!("{v:+}"));
@@ -97,7 +98,7 @@ impl Text {
             total += t.detections;
         }
         if self.by_type.is_empty() {
-            let _ = writeln!(s, "  (no detections)");
+            let _ = writeln!(s, "  (no events)");
         }
         let _ = writeln!(s, "  {:<TYPE_W$} {total:>10}", "total");
         let sensor = obj.get("sensor").and_then(Value::as_str).unwrap_or("-");
