@@ -274,7 +274,7 @@ fn a_dead_redis_never_stalls_the_run_and_counts_what_it_lost() {
     let want = lines(&file);
     assert!(want.len() > 5);
     // The final stats on stderr count every event of the file lost for redis.
-    let last = stderr.lines().filter(|l| l.starts_with('{')).last().expect("the final stats on stderr");
+    let last = stderr.lines().rfind(|l| l.starts_with('{')).expect("the final stats on stderr");
     let s = sink_stats(last, &target);
     assert_eq!(s["events_dropped"].as_u64().unwrap() as usize, want.len(), "{s}");
     assert_eq!(s["events_written"], 0);

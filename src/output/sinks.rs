@@ -435,7 +435,7 @@ impl Redis {
 pub enum Opened {
     File(crate::output::writer::Sink),
     Datagram(Datagram),
-    Redis(Redis),
+    Redis(Box<Redis>),
 }
 
 impl Opened {
@@ -454,7 +454,7 @@ impl Opened {
             Target::Unix(_) | Target::SyslogLocal(_) | Target::SyslogUdp { .. } => {
                 Opened::Datagram(Datagram::open(target)?)
             }
-            Target::Redis { .. } => Opened::Redis(Redis::open(target)?),
+            Target::Redis { .. } => Opened::Redis(Box::new(Redis::open(target)?)),
         })
     }
 
