@@ -14,7 +14,7 @@
 //!   when it finds no victim the new key is refused and the caller counts it.
 //!
 //! - `Ghosts`: the probation tier also remembers, in a compact filter
-//!   (two rotating Bloom generations, 8 to 16 bytes per probation slot),
+//!   (two rotating Bloom generations, 32 to 64 bytes per probation slot),
 //!   the keys it pushed out. A key that comes back after its first sighting
 //!   was evicted is a repeat all the same (2Q's "A1out"): `Fair::touch`
 //!   promotes it at once. So a flood that churns probation faster than a
@@ -126,9 +126,9 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
     }
 
     /// Also remembers the keys it evicts (`was_evicted`), for at least
-    /// twice the probation's own size of evictions.
+    /// eight times the probation's own size of evictions.
     pub fn with_ghosts(mut self) -> Probation<K, V> {
-        self.ghosts = Some(Ghosts::new(self.cap.saturating_mul(2)));
+        self.ghosts = Some(Ghosts::new(self.cap.saturating_mul(8)));
         self
     }
 

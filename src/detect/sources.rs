@@ -15,9 +15,11 @@
 //! entry here and none there.
 //!
 //! Fair state (`detect::fair`): a source's first probe makes a probation
-//! entry; its second promotes it. Each tier holds up to `general.max_sources`
-//! (split between workers). A spoofed flood (one probe per forged address)
-//! churns the probation tier only, oldest out first, in O(1); promoted
+//! entry; its second promotes it. `general.max_sources` (split between
+//! workers) bounds them. A spoofed flood (one probe per forged address)
+//! churns the probation tier only (a quarter of the cap), oldest out first,
+//! in O(1), and a source whose first probe it pushed out is still promoted
+//! by its second (`fair::Fair`'s memory of evicted keys); promoted (half the cap)
 //! sources are evicted by the weighted clock, busier sources last. What
 //! is pushed out is counted (`stats.state.sources`: evicted, cap_hits, and
 //! lost_detections for sources that had sent two or more probes). An entry
@@ -104,7 +106,10 @@ pub struct Sources {
 impl Sources {
     pub fn new(cap: usize, idle_s: f64) -> Sources {
         Sources {
-            map: Fair::new(cap, cap),
+            // A quarter of the cap for sources seen once, half for promoted
+            // ones: less than the single table of `cap` this replaced, so a
+            // flood that fills both costs no more memory than before.
+            map: Fair::new(cap.div_ceil(4), cap.div_ceil(2)),
             idle_us: (idle_s * 1e6) as i64,
             last_sweep_us: i64::MIN,
             estimates: (0..=256).map(Distinct256::estimate_from_zeros).collect(),
@@ -212,7 +217,9 @@ impl Sources {
     /// `sweep_every` of the idle time). Each call (one per worker tick) also
     /// looks for state pressure (`note::Pressure`).
     pub fn expire(&mut self, now: i64, stats: &Stats) {
-        let held = stats.table(Table::Sources).entries.load(Relaxed);
+        // Sources held by every worker as of the last tick, or by this one
+        // now if more (the first tick has not published any yet).
+        let held = stats.table(Table::Sources).entries.load(Relaxed).max(self.map.len() as u64);
         stats.pressure.observe(stats.pushed_out(), now, held);
         if now.saturating_sub(self.last_sweep_us) < sweep_every(self.idle_us) {
             return;
@@ -275,7 +282,7 @@ mod tests {
     #[test]
     fn one_probe_sources_churn_probation_and_never_push_out_a_promoted_one() {
         let st = Stats::default();
-        let mut s = Sources::new(2, 600.0);
+        let mut s = Sources::new(4, 600.0);
         let real: IpAddr = "198.51.100.7".parse().unwrap();
         s.observe(&from("198.51.100.7", 0), &st);
         s.observe(&from("198.51.100.7", 0), &st); // two probes: promoted
@@ -284,9 +291,9 @@ mod tests {
             s.observe(&from(&spoofed, 1), &st);
         }
         assert_eq!(s.probes(real), 2, "the real source kept its entry");
-        assert_eq!(s.len(), 3, "two in probation, one promoted");
+        assert_eq!(s.len(), 2, "one in probation, one promoted");
         let t = st.table(Table::Sources);
-        assert_eq!(t.evicted.load(Relaxed), 9_998);
+        assert_eq!(t.evicted.load(Relaxed), 9_999);
         assert_eq!(
             (t.cap_hits.load(Relaxed), t.lost_detections.load(Relaxed)),
             (0, 0),
