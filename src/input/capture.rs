@@ -8,6 +8,7 @@ use crate::decode::summary::LinkKind;
 use crate::decode::summary::PacketSummary;
 use crate::fwlog::correlate::Correlator;
 use crate::fwlog::live::LiveTap;
+use crate::input::records::{Rec, Records};
 use crate::input::savefile::{self, Savefile};
 use crate::pipeline::clock::LiveClock;
 use crate::pipeline::dispatch::{Disorder, Dispatcher, REORDER};
@@ -114,6 +115,7 @@ pub fn open_file(path: &Path, filter: Option<&str>) -> Result<(Savefile, LinkKin
     if let Some(f) = filter {
         cap.filter(f, true).map_err(|e| CaptureError::Filter { filter: f.to_string(), msg: e.to_string() })?;
     }
+    cap.fast = Records::open(path, link, filter.is_some());
     Ok((cap, link))
 }
 
@@ -182,17 +184,41 @@ pub fn read_file(
     // so the damaged record's offset is known. pcapng blocks vary: not tracked.
     let classic = cap.major_version() == 2 && !is_pcapng(path);
     let mut offset: u64 = 24;
+    // The records: from the fast path while it has them (`records`), else
+    // from libpcap, which takes over at the first record the fast path
+    // leaves to it, after skipping the ones already read.
+    let mut fast = cap.fast.take();
+    let mut handover = false;
     let result = loop {
-        match cap.next_packet() {
-            Ok(pkt) => {
+        if handover {
+            handover = false;
+            fast = None;
+            let mut skipped = 0;
+            while skipped < n && cap.next_packet().is_ok() {
+                skipped += 1;
+            }
+        }
+        let next = match fast.as_mut() {
+            Some(f) => match f.read() {
+                Rec::Packet { ts_us, len, data } => Ok((ts_us, data.len() as u32, len, data)),
+                Rec::End => Err(pcap::Error::NoMorePackets),
+                Rec::Odd => {
+                    handover = true;
+                    continue;
+                }
+            },
+            None => cap.next_packet().map(|pkt| (ts_us(pkt.header), pkt.header.caplen, pkt.header.len, pkt.data)),
+        };
+        match next {
+            Ok((ts, caplen, len, data)) => {
                 n += 1;
-                offset += 16 + u64::from(pkt.header.caplen);
-                decode_into(link, ts_us(pkt.header), pkt.header.len, pkt.data, &mut s);
+                offset += 16 + u64::from(caplen);
+                decode_into(link, ts, len, data, &mut s);
                 local.count(link, &s);
                 if let Some(c) = corr.as_deref_mut() {
                     c.observe(&s);
                 }
-                d.push_frame(link, pkt.data, &s);
+                d.push_frame(link, data, &s);
                 if n % 256 == 0 {
                     local.flush_into(stats);
                     if flags.stop_requested() {

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod follow;
+pub mod records;
 pub mod savefile;
 pub mod syslog_tcp;
 pub mod syslog_tls;

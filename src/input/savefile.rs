@@ -26,6 +26,7 @@
 
 #![allow(unsafe_code)]
 
+use crate::input::records::Records;
 use pcap::{Capture, Offline};
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::ops::{Deref, DerefMut};
@@ -52,6 +53,9 @@ pub struct Savefile {
     // buffer it reads through.
     cap: Capture<Offline>,
     _buf: Box<[u8]>,
+    /// The same file read without libpcap, where that gives the same
+    /// records (`records`); `capture::open_file` sets it.
+    pub fast: Option<Records>,
 }
 
 impl Deref for Savefile {
@@ -70,7 +74,7 @@ impl DerefMut for Savefile {
 impl From<Capture<Offline>> for Savefile {
     /// A capture opened some other way (libpcap's default buffer).
     fn from(cap: Capture<Offline>) -> Savefile {
-        Savefile { cap, _buf: Box::default() }
+        Savefile { cap, _buf: Box::default(), fast: None }
     }
 }
 
@@ -112,7 +116,7 @@ pub fn open(path: &Path) -> Result<Savefile, String> {
         p
     };
     let Some(nn) = NonNull::new(handle.cast()) else { return Err("libpcap returned no handle".into()) };
-    Ok(Savefile { cap: Capture::from(nn), _buf: buf })
+    Ok(Savefile { cap: Capture::from(nn), _buf: buf, fast: None })
 }
 
 #[cfg(test)]

@@ -24,8 +24,10 @@ const INVENTORY_LAG_US: i64 = 2_000_000;
 pub struct Worker {
     sources: Sources,
     detectors: Vec<Box<dyn Detector>>,
-    /// `Detector::interest` of each detector, in the same order.
-    interests: Vec<u16>,
+    /// For each packet class (`class_slot`), the indices of the detectors
+    /// interested in it, in `detectors` order: a packet walks its own short
+    /// list instead of asking every detector's interest.
+    by_class: Vec<Vec<u8>>,
     /// `decoy_scan`'s per-worker side, when the detector is enabled.
     decoy: Option<Tap>,
     /// `worm_phase`'s per-worker side, when the detector is enabled.
@@ -44,6 +46,26 @@ pub struct Worker {
     tally: Tally,
 }
 
+/// `class::of`'s value as an index into `Worker::by_class`: the low byte
+/// holds every class bit but `VICTIM_COPY`, which comes alone.
+#[inline]
+fn class_slot(c: u16) -> usize {
+    if c == class::VICTIM_COPY { 256 } else { usize::from(c & 0xff) }
+}
+
+/// The detectors interested in each class slot, in order.
+fn by_class(detectors: &[Box<dyn Detector>]) -> Vec<Vec<u8>> {
+    (0..=256usize)
+        .map(|slot| {
+            let c = if slot == 256 { class::VICTIM_COPY } else { slot as u16 };
+            (0..detectors.len().min(256))
+                .filter(|&i| detectors.get(i).is_some_and(|d| d.interest() & c != 0))
+                .map(|i| i as u8)
+                .collect()
+        })
+        .collect()
+}
+
 impl Worker {
     /// `decoy` and `worm` are this worker's ends of the aggregator channels.
     pub fn new(shared: &Shared, rules: &Rules, decoy: Option<Link>, worm: Option<worm::Link>, index: usize) -> Worker {
@@ -51,7 +73,7 @@ impl Worker {
         let detectors = detect::all(shared, rules, index, shared.inventory_every_s);
         Worker {
             sources: Sources::new(shared.per_worker(g.max_sources), g.source_idle_s),
-            interests: detectors.iter().map(|d| d.interest()).collect(),
+            by_class: by_class(&detectors),
             detectors,
             decoy: decoy.map(|l| Tap::new(&rules.decoy_scan, shared, l)),
             worm: worm.map(|l| worm::Tap::new(&rules.worm_phase, shared, l)),
@@ -108,9 +130,11 @@ impl Worker {
         }
         let cx = Ctx { shared, out, now: self.now, inbound: self.inbound, known_through: self.known_through() };
         let c = class::of(p);
-        for (d, want) in self.detectors.iter_mut().zip(&self.interests) {
-            if want & c != 0 {
-                d.on_packet(p, sensor, &self.sources, &cx);
+        if let Some(list) = self.by_class.get(class_slot(c)) {
+            for &i in list {
+                if let Some(d) = self.detectors.get_mut(usize::from(i)) {
+                    d.on_packet(p, sensor, &self.sources, &cx);
+                }
             }
         }
         if c == class::VICTIM_COPY {
