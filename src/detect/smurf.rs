@@ -745,9 +745,11 @@ mod tests {
         }
         let st = r.shared.stats.clone();
         let t = st.table(Table::Smurf);
-        assert_eq!(t.evicted.load(Relaxed), 48);
+        // (A forged victim the memory of evicted keys takes for a repeat, a
+        // rare false positive, goes to the tier instead.)
+        assert!((45..=48).contains(&t.evicted.load(Relaxed)), "{}", t.evicted.load(Relaxed));
         assert_eq!(t.lost_detections.load(Relaxed), 0);
-        assert_eq!(r.det.map.sizes(), (2, 1));
+        assert_eq!(r.det.map.sizes().0, 2);
         // Victims seen twice fill the tier but never take the confirmed one.
         for i in 0..20 {
             let v = format!("198.51.100.{i}");

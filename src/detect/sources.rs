@@ -289,16 +289,17 @@ mod tests {
         for i in 0..10_000u32 {
             let spoofed = IpAddr::V4((0x0b00_0000 + i).into()).to_string();
             s.observe(&from(&spoofed, 1), &st);
+            if i % 10 == 0 {
+                s.observe(&from("198.51.100.7", 1), &st);
+            }
         }
-        assert_eq!(s.probes(real), 2, "the real source kept its entry");
-        assert_eq!(s.len(), 2, "one in probation, one promoted");
+        assert_eq!(s.probes(real), 1_002, "the real source kept its entry");
+        assert!(s.len() <= 3);
         let t = st.table(Table::Sources);
-        assert_eq!(t.evicted.load(Relaxed), 9_999);
-        assert_eq!(
-            (t.cap_hits.load(Relaxed), t.lost_detections.load(Relaxed)),
-            (0, 0),
-            "one-probe sources are no loss"
-        );
+        // The memory of evicted keys mistakes about 1% of new ones for a
+        // repeat: those go to the tier instead of pushing probation's oldest.
+        assert!((9_500..=9_999).contains(&t.evicted.load(Relaxed)), "{}", t.evicted.load(Relaxed));
+        assert_eq!(t.lost_detections.load(Relaxed), 0, "one-probe sources are no loss");
         // Spoofed sources that repeat once each fill the tier; a source that
         // keeps probing outlives them, and the ones pushed out are counted.
         for i in 0..1_000u32 {
@@ -307,7 +308,7 @@ mod tests {
             s.observe(&from(&spoofed, 2), &st);
             s.observe(&from("198.51.100.7", 2), &st);
         }
-        assert!(s.probes(real) > 1_000, "{}", s.probes(real));
+        assert!(s.probes(real) > 2_000, "{}", s.probes(real));
         assert!(t.lost_detections.load(Relaxed) > 900, "{}", t.lost_detections.load(Relaxed));
     }
 }

@@ -759,7 +759,9 @@ mod tests {
         }
         let st = r.shared.stats.clone();
         let t = st.table(Table::Traceroute);
-        assert_eq!((t.evicted.load(Relaxed), t.lost_detections.load(Relaxed)), (8, 0));
+        // (Rarely the memory of evicted keys takes one for a repeat.)
+        assert!((6..=8).contains(&t.evicted.load(Relaxed)), "{}", t.evicted.load(Relaxed));
+        assert_eq!(t.lost_detections.load(Relaxed), 0);
         // Two probes each: they fill the tier around the confirmed trace, and
         // those pushed out are lost detections.
         for i in 20..30u8 {
