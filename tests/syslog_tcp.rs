@@ -108,9 +108,9 @@ fn make_certs(dir: &Path) {
 fn last_stats(out: &Path) -> Value {
     let text = std::fs::read_to_string(out).unwrap_or_default();
     text.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v.get("stats").cloned())
-        .last()
+        .find_map(|v| v.get("stats").cloned())
         .unwrap_or(Value::Null)
 }
 
