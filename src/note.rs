@@ -117,12 +117,12 @@ mod tests {
         }
         assert!(p.active());
         // Calm, but not long enough yet; then long enough: the episode ends.
-        assert_eq!(p.look(50, 35_000_000, 1), None);
+        assert_eq!(p.look(39, 35_000_000, 1), None);
         assert!(p.active());
-        assert_eq!(p.look(50, 40_000_000, 1), None);
+        assert_eq!(p.look(39, 40_000_000, 1), None);
         assert!(!p.active());
         // Pressure again: a second note.
-        assert!(p.look(51, 41_000_000, 3).is_some_and(|n| n.contains("from 3 sources")));
+        assert!(p.look(40, 41_000_000, 3).is_some_and(|n| n.contains("from 3 sources")));
         assert_eq!(p.episodes.load(Relaxed), 2);
     }
 
