@@ -143,6 +143,28 @@ impl Pressure {
 mod tests {
     use super::*;
 
+    #[test]
+    fn one_note_per_episode_on_packet_time() {
+        let p = Pressure::default();
+        assert_eq!(p.look(0, 1_000_000, 5), None, "no push-out, no note");
+        let n = p.look(10, 2_000_000, 70_000).expect("pressure begins");
+        assert!(n.contains("state under pressure from 70000 sources since 1970-01-01T00:00:02"), "{n}");
+        assert!(n.ends_with("detections may be missed"), "{n}");
+        // Still pushing out, for a while: no new note.
+        for s in 3..30 {
+            assert_eq!(p.look(10 + s as u64, s * 1_000_000, 70_000), None);
+        }
+        assert!(p.active());
+        // Calm, but not long enough yet; then long enough: the episode ends.
+        assert_eq!(p.look(39, 35_000_000, 1), None);
+        assert!(p.active());
+        assert_eq!(p.look(39, 40_000_000, 1), None);
+        assert!(!p.active());
+        // Pressure again: a second note.
+        assert!(p.look(40, 41_000_000, 3).is_some_and(|n| n.contains("from 3 sources")));
+        assert_eq!(p.episodes.load(Relaxed), 2);
+    }
+
     /// Every stderr line goes through `note!`: no `eprintln!` or `eprint!`
     /// left in src/ (they write a line in pieces).
     #[test]
@@ -166,27 +188,5 @@ mod tests {
         let mut bad = Vec::new();
         walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut bad);
         assert!(bad.is_empty(), "write stderr lines with picket::note!, in one write:\n{}", bad.join("\n"));
-    }
-
-    #[test]
-    fn one_note_per_episode_on_packet_time() {
-        let p = Pressure::default();
-        assert_eq!(p.look(0, 1_000_000, 5), None, "no push-out, no note");
-        let n = p.look(10, 2_000_000, 70_000).expect("pressure begins");
-        assert!(n.contains("state under pressure from 70000 sources since 1970-01-01T00:00:02"), "{n}");
-        assert!(n.ends_with("detections may be missed"), "{n}");
-        // Still pushing out, for a while: no new note.
-        for s in 3..30 {
-            assert_eq!(p.look(10 + s as u64, s * 1_000_000, 70_000), None);
-        }
-        assert!(p.active());
-        // Calm, but not long enough yet; then long enough: the episode ends.
-        assert_eq!(p.look(50, 35_000_000, 1), None);
-        assert!(p.active());
-        assert_eq!(p.look(50, 40_000_000, 1), None);
-        assert!(!p.active());
-        // Pressure again: a second note.
-        assert!(p.look(51, 41_000_000, 3).is_some_and(|n| n.contains("from 3 sources")));
-        assert_eq!(p.episodes.load(Relaxed), 2);
     }
 }

@@ -1035,15 +1035,18 @@ mod tests {
 
     #[test]
     fn a_spoofed_flood_is_evicted_and_the_cap_is_counted_not_exceeded() {
-        let mut r = rig(|rules| rules.netbios.max_tracked = 10);
+        let mut r = rig(|rules| {
+            rules.netbios.max_tracked = 10;
+            rules.netbios.max_probation = 10;
+        });
         r.feed(nbstat(0.0, UNIX, "192.0.2.10", 40000));
         r.feed(nbstat(1.0, UNIX, "192.0.2.10", 40000));
         for i in 0..50u8 {
             r.feed(nbstat(2.0 + f64::from(i) * 0.001, &format!("203.0.113.{i}"), "192.0.2.10", 137));
         }
-        assert!(r.det.map.len() <= 10);
+        assert!(r.det.map.len() <= 20);
         let t = r.shared.stats.table(Table::Netbios);
-        assert_eq!(t.evicted.load(Relaxed), 9);
+        assert!((35..=40).contains(&t.evicted.load(Relaxed)), "{}", t.evicted.load(Relaxed));
         assert!(t.cap_hits.load(Relaxed) > 0);
         let ev = r.end();
         assert!(ev.iter().any(|e| e["src_ip"] == UNIX && d(e)["queries"] == 2), "the real lookup survives");
