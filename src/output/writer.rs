@@ -371,12 +371,7 @@ impl Outputs {
     /// Opens each target (stdout when there is none); live (`patient`),
     /// failing files keep their lines for a retry. Each gets its counters
     /// in `stats.output.sinks`.
-    pub fn open(
-        targets: &[Target],
-        patient: bool,
-        text: bool,
-        stats: &Stats,
-    ) -> Result<Outputs, (Target, io::Error)> {
+    pub fn open(targets: &[Target], patient: bool, text: bool, stats: &Stats) -> Result<Outputs, (Target, io::Error)> {
         let stdout = [Target::Stdout];
         let targets = if targets.is_empty() { &stdout[..] } else { targets };
         let mut sinks = Vec::with_capacity(targets.len());
