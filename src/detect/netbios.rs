@@ -1046,8 +1046,10 @@ mod tests {
         }
         assert!(r.det.map.len() <= 20);
         let t = r.shared.stats.table(Table::Netbios);
+        // One query each: the forged keys stay in probation and push each
+        // other out there; the tier, which holds the real lookup, is never
+        // asked to make room for them.
         assert!((35..=40).contains(&t.evicted.load(Relaxed)), "{}", t.evicted.load(Relaxed));
-        assert!(t.cap_hits.load(Relaxed) > 0);
         let ev = r.end();
         assert!(ev.iter().any(|e| e["src_ip"] == UNIX && d(e)["queries"] == 2), "the real lookup survives");
     }

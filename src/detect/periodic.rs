@@ -111,7 +111,7 @@ crate::rules_section! {
         /// SIGNATURES.md section 1: the five-minute silence must not end the detection; state dropped after 30 min without an attempt
         idle_s: f64 = 1800.0, above(0.0, 86_400.0);
         /// SIGNATURES.md section 1: cap on (src, dst, proto, dport) keys that repeated (full entries, about 1.4 KB each), across all workers, shared with source_port_sequence
-        max_tracked: usize = 16384, entries();
+        max_tracked: usize = 12288, entries();
         /// SIGNATURES.md section 1: cap on keys seen once (their first attempt), across all workers
         max_probation: usize = 65536, entries();
     }

@@ -431,43 +431,6 @@ impl Redis {
     }
 }
 
-/// An opened `-o` target, ready for its thread.
-pub enum Opened {
-    File(crate::output::writer::Sink),
-    Datagram(Datagram),
-    Redis(Box<Redis>),
-}
-
-impl Opened {
-    /// Opens `target`; live (`patient`), a failing file keeps its lines
-    /// for a retry; `text`: files and stdout get `--format text`'s lines
-    /// (sockets and Redis always get JSON).
-    pub fn open(target: &Target, patient: bool, text: bool) -> io::Result<Opened> {
-        let file = |path: Option<&std::path::Path>| -> io::Result<Opened> {
-            let s = crate::output::writer::Sink::open(path)?;
-            let s = if patient { s.patient() } else { s };
-            Ok(Opened::File(if text { s.text() } else { s }))
-        };
-        Ok(match target {
-            Target::File(p) => file(Some(p))?,
-            Target::Stdout => file(None)?,
-            Target::Unix(_) | Target::SyslogLocal(_) | Target::SyslogUdp { .. } => {
-                Opened::Datagram(Datagram::open(target)?)
-            }
-            Target::Redis { .. } => Opened::Redis(Box::new(Redis::open(target)?)),
-        })
-    }
-
-    /// Runs the sink until its queue closes.
-    pub fn run(self, rx: Receiver<Line>, ctl: &Ctl) -> io::Result<()> {
-        match self {
-            Opened::File(s) => crate::output::writer::run_file(s, rx, ctl),
-            Opened::Datagram(d) => d.run(rx, ctl),
-            Opened::Redis(r) => r.run(rx, ctl),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 use crate::fwlog::correlate::FwIndex;
 use crate::fwlog::feed::Evidence;
 use crate::output::event::{EventBuilder, EventLine};
-use crate::output::sinks::{Ctl, GRACE, Line, Opened};
+use crate::output::sinks::{Ctl, Datagram, GRACE, Line, Redis};
 use crate::output::target::Target;
 use crate::signals::Flags;
 use crate::stats::{SinkStats, Stats};
@@ -558,6 +558,43 @@ fn with_firewall(ix: &FwIndex, obj: &mut serde_json::Map<String, serde_json::Val
     let fwv = ix.lookup(src, addr("dest_ip"), dport)?;
     obj.insert("firewall".into(), fwv);
     Some(())
+}
+
+/// An opened `-o` target, ready for its thread.
+pub enum Opened {
+    File(Sink),
+    Datagram(Datagram),
+    Redis(Box<Redis>),
+}
+
+impl Opened {
+    /// Opens `target`; live (`patient`), a failing file keeps its lines
+    /// for a retry; `text`: files and stdout get `--format text`'s lines
+    /// (sockets and Redis always get JSON).
+    pub fn open(target: &Target, patient: bool, text: bool) -> io::Result<Opened> {
+        let file = |path: Option<&std::path::Path>| -> io::Result<Opened> {
+            let s = Sink::open(path)?;
+            let s = if patient { s.patient() } else { s };
+            Ok(Opened::File(if text { s.text() } else { s }))
+        };
+        Ok(match target {
+            Target::File(p) => file(Some(p))?,
+            Target::Stdout => file(None)?,
+            Target::Unix(_) | Target::SyslogLocal(_) | Target::SyslogUdp { .. } => {
+                Opened::Datagram(Datagram::open(target)?)
+            }
+            Target::Redis { .. } => Opened::Redis(Box::new(Redis::open(target)?)),
+        })
+    }
+
+    /// Runs the sink until its queue closes.
+    pub fn run(self, rx: Receiver<Line>, ctl: &Ctl) -> io::Result<()> {
+        match self {
+            Opened::File(s) => run_file(s, rx, ctl),
+            Opened::Datagram(d) => d.run(rx, ctl),
+            Opened::Redis(r) => r.run(rx, ctl),
+        }
+    }
 }
 
 #[cfg(test)]
