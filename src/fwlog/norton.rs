@@ -245,7 +245,9 @@ impl Assembler {
             }
             Ok(false) => Err(Skip::Other(Some(Format::Norton))),
             Ok(true) => {
-                let p = self.pending.take().expect("an open record");
+                // `pending` was Some just above; a let-else rather than a
+                // panic keeps a future edit from turning this into a crash.
+                let Some(p) = self.pending.take() else { return Err(Skip::Other(Some(Format::Norton))) };
                 if p.kind == Kind::Unused {
                     self.trailer = true;
                     self.trailer_open = false;
