@@ -39,7 +39,7 @@ picket_test_deps() {
     picket_build_deps
     picket_need ip:iproute2 tcpdump:tcpdump hping3:hping3 nmap:nmap python3:python3 logger:bsdutils setcap:libcap2-bin iptables:iptables c++:g++ \
         chromium:chromium jq:jq script:bsdutils man:man-db systemd-analyze:systemd redis-server:redis-server
-    # tests/syslog_tcp.rs: a private rsyslogd forwarding over TCP and TLS
+    # tests/suite/syslog_tcp.rs: a private rsyslogd forwarding over TCP and TLS
     # (ossl driver), and openssl for its certificates and a TLS client.
     picket_need rsyslogd:rsyslog dpkg:rsyslog-openssl openssl:openssl nsenter:util-linux
 }
