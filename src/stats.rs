@@ -6,7 +6,7 @@
 
 use crate::decode::defrag::FragCounts;
 use crate::decode::summary::{DecodeError, L4, LinkKind, PacketSummary};
-use crate::report::tally::Tally;
+use crate::report::tally::{Summary, Tally};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -115,22 +115,7 @@ impl Table {
 }
 const NTABLES: usize = Table::ALL.len();
 
-/// Per-table counters.
-#[derive(Default)]
-pub struct TableCounters {
-    /// Entries removed because they went idle (normal expiry).
-    pub expired: AtomicU64,
-    /// New entries refused because the table was full.
-    pub cap_hits: AtomicU64,
-    /// Entries without evidence (one packet) dropped to make room when full.
-    pub evicted: AtomicU64,
-    /// Entries currently held (summed over workers, updated per tick).
-    pub entries: AtomicU64,
-    /// Keys with two or more attempts (evidence of a detection in the
-    /// making) that were evicted or refused for room: detections that may
-    /// have been missed. Kept only by the fair tables (`detect::fair`).
-    pub lost_detections: AtomicU64,
-}
+pub use crate::detect::fair::TableCounters;
 
 /// Shared, lock-free run counters.
 #[derive(Default)]
@@ -240,7 +225,7 @@ pub struct Stats {
     pub events: Mutex<BTreeMap<&'static str, u64>>,
     /// The workers' `report::tally` summaries, merged as each one ends;
     /// the final `stats` event carries it as `summary`.
-    pub summary: Mutex<Option<Box<Tally>>>,
+    pub summary: Mutex<Option<Box<Summary>>>,
 }
 
 /// One `-o` target's counts (`stats.output.sinks[]`).
@@ -393,7 +378,7 @@ impl Stats {
             match m.as_mut() {
                 Some(s) => s.merge(t),
                 None => {
-                    let mut s = Box::new(Tally::new(crate::report::tally::MAX_SOURCES));
+                    let mut s = Box::<Summary>::default();
                     s.merge(t);
                     *m = Some(s);
                 }

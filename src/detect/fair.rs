@@ -26,10 +26,28 @@
 //! more attempts is a lost detection (`TableCounters::lost_detections`).
 
 use super::keys::FastMap;
-use crate::stats::TableCounters;
 use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::AtomicU64;
+
+/// Per-table counters (`stats.state.<table>`; here, beside the tables that
+/// count in them, and re-exported by `stats`).
+#[derive(Default)]
+pub struct TableCounters {
+    /// Entries removed because they went idle (normal expiry).
+    pub expired: AtomicU64,
+    /// New entries refused because the table was full.
+    pub cap_hits: AtomicU64,
+    /// Entries without evidence (one packet) dropped to make room when full.
+    pub evicted: AtomicU64,
+    /// Entries currently held (summed over workers, updated per tick).
+    pub entries: AtomicU64,
+    /// Keys with two or more attempts (evidence of a detection in the
+    /// making) that were evicted or refused for room: detections that may
+    /// have been missed. Kept only by the fair tables (`detect::fair`).
+    pub lost_detections: AtomicU64,
+}
 
 /// Slots the clock hand inspects per insert into a full tier.
 pub const MAX_PROBE: usize = 32;
@@ -100,6 +118,35 @@ impl Ghosts {
     fn contains(&self, h: u64) -> bool {
         let bits = self.bits(h);
         self.gens.iter().any(|g| bits.iter().all(|b| g.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)))
+    }
+}
+
+/// Keys seen once and not stored at all: only their hashes, in the same
+/// rotating Bloom filter as `Ghosts`. For tables whose entries are too big
+/// to make for every key a flood forges (the report summary's per-source
+/// samples): the caller admits a key into its `Tier` at its second
+/// sighting (`first_sighting` false), so one-off keys cost three bits and
+/// never an entry. A key is remembered for between `per_gen` and twice
+/// that many newer keys; a new key is taken for a repeat at the filter's
+/// false-positive rate (under 1%).
+pub struct SeenOnce {
+    ghosts: Ghosts,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl SeenOnce {
+    pub fn new(per_gen: usize) -> SeenOnce {
+        SeenOnce { ghosts: Ghosts::new(per_gen), hasher: Default::default() }
+    }
+
+    /// True when `k` was not seen lately (and remembers it now).
+    pub fn first_sighting<K: Hash>(&mut self, k: &K) -> bool {
+        let h = self.hasher.hash_one(k);
+        if self.ghosts.contains(h) {
+            return false;
+        }
+        self.ghosts.add(h);
+        true
     }
 }
 
@@ -298,7 +345,7 @@ impl<K, E> Inserted<K, E> {
     /// Counts what the insert cost in `table`'s counters: a victim is an
     /// eviction, a refusal a cap hit, and either is a lost detection when
     /// `evidence` says the entry held some. Returns whether it was stored.
-    pub fn count(self, table: &crate::stats::TableCounters, evidence: impl Fn(&E) -> bool) -> bool {
+    pub fn count(self, table: &TableCounters, evidence: impl Fn(&E) -> bool) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let (lost, stored) = match &self {
             Inserted::Stored => (false, true),
@@ -676,7 +723,7 @@ mod tests {
 
     #[test]
     fn a_key_back_after_probation_evicted_it_is_promoted_and_forged_ones_rarely_are() {
-        let table = crate::stats::TableCounters::default();
+        let table = TableCounters::default();
         let mut f: Fair<u64, E> = Fair::new(1_000, 1_000);
         let new = || E { attempts: 1, confirmed: false };
         f.touch(7, &table, new);

@@ -651,6 +651,14 @@ impl SynRetry {
             Some(e) => e,
             None => {
                 if self.first.get(&key).is_none() {
+                    // Per-source quota: a source already probing more ports
+                    // or hosts than a retry loop does is a scanner, left to
+                    // the scan detectors (`try_confirm` would suppress it);
+                    // its one-off SYNs do not take probation slots from the
+                    // other sources' first SYNs.
+                    if src_table.scans_beyond(key.src, lim.max_ports, lim.max_hosts) {
+                        return;
+                    }
                     let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
                     let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, tools, ttl };
                     self.remember_first(key, first, cx);

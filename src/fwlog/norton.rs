@@ -450,12 +450,15 @@ fn apply_header(p: &mut Pending, c: &[u8]) -> Result<bool, &'static str> {
     let sp = before.iter().rposition(|&x| x == b' ').ok_or("Norton header without a verb")?;
     let verb = &before[sp + 1..];
     let name = trim(&before[..sp]).strip_suffix(b"\"").ok_or("Norton rule name without its closing quote")?;
-    p.rec.action = match verb.to_ascii_lowercase().as_slice() {
-        b"blocked" => Action::Deny,
-        b"stealthed" => Action::Drop,
-        b"permitted" => Action::Accept,
-        b"ignored" => Action::Log,
-        _ => return Err("Norton header with an unknown verb"),
+    const VERBS: [(&[u8], Action); 4] = [
+        (b"blocked", Action::Deny),
+        (b"stealthed", Action::Drop),
+        (b"permitted", Action::Accept),
+        (b"ignored", Action::Log),
+    ];
+    p.rec.action = match VERBS.iter().find(|(w, _)| w.eq_ignore_ascii_case(verb)) {
+        Some((_, a)) => *a,
+        None => return Err("Norton header with an unknown verb"),
     };
     p.rec.rule = Label::new(name);
     let (a, s) = pair(inner).ok_or("Norton header `(ADDR,SERVICE)` without a comma")?;
@@ -478,12 +481,11 @@ fn apply_clause(p: &mut Pending, c: &[u8]) -> Result<bool, &'static str> {
     if let Some((inbound, r)) = dir {
         p.inbound = Some(inbound);
         let proto = trim(r).split(|&x| x == b' ').next().unwrap_or_default();
-        p.rec.proto = Some(match proto.to_ascii_uppercase().as_slice() {
-            b"TCP" => 6,
-            b"UDP" => 17,
-            b"ICMP" => 1,
-            _ => return Err("Norton direction line with an unknown protocol"),
-        });
+        const PROTOS: [(&[u8], u8); 3] = [(b"TCP", 6), (b"UDP", 17), (b"ICMP", 1)];
+        p.rec.proto = match PROTOS.iter().find(|(w, _)| w.eq_ignore_ascii_case(proto)) {
+            Some((_, n)) => Some(*n),
+            None => return Err("Norton direction line with an unknown protocol"),
+        };
         return Ok(false);
     }
     if let Some(r) = c.strip_prefix(b"Message type is") {

@@ -211,6 +211,7 @@ impl Aggregate {
             }
             Inserted::Refused(_) => {
                 self.sources_refused += 1;
+                self.sources_lost += u64::from(count >= 2);
                 self.sources_untracked += count;
                 return;
             }

@@ -18,7 +18,8 @@
 //! complete (the accept), before any byte is read or any TLS work is done;
 //! a TLS connection delivers nothing before its TLS handshake is complete
 //! (and, with `--syslog-tls-client-ca`, the client's certificate verified).
-//! Every connection reads with a short timeout, so a silent peer is closed
+//! Every connection reads with a short timeout, so a peer that completes no
+//! frame (silent, or trickling bytes) is closed
 //! after [`IDLE`] (a TLS handshake must end within [`HANDSHAKE`]) and
 //! shutdown is seen. The messages go in batches (one per read) through a
 //! bounded channel to the live log thread, which only ever `try_recv`s: a
@@ -530,6 +531,8 @@ fn read_frames(r: &mut impl Read, channel: &'static str, peer: IpAddr, ctx: &Ctx
     let s = &ctx.stats;
     let mut d = Deframer::new(MAX_FRAME);
     let mut last = Instant::now();
+    // A batch that took no frame, kept for the next read.
+    let mut spare: Option<Batch> = None;
     while !ctx.stop.load(Relaxed) {
         let n = match r.read(d.spare()) {
             Ok(0) => return,
@@ -543,12 +546,14 @@ fn read_frames(r: &mut impl Read, channel: &'static str, peer: IpAddr, ctx: &Ctx
             }
             Err(_) => return,
         };
-        last = Instant::now();
+        // The idle clock restarts only on a whole frame: a peer that
+        // trickles a byte now and then, never finishing one, is idle.
         s.fw_syslog_tcp_bytes.fetch_add(n as u64, Relaxed);
-        let mut b = ctx.pool.try_recv().unwrap_or_else(|_| Batch::empty());
+        let mut b = spare.take().or_else(|| ctx.pool.try_recv().ok()).unwrap_or_else(Batch::empty);
         let bad = d.filled(n, |m| b.push(m));
         s.fw_syslog_tcp_bad_frames.fetch_add(bad, Relaxed);
         if b.is_empty() {
+            spare = Some(b);
             continue;
         }
         s.fw_syslog_tcp_frames.fetch_add(b.len() as u64, Relaxed);

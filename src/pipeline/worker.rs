@@ -200,9 +200,12 @@ impl Worker {
             sizes[Table::WormWaiting as usize] = t.len() as u64;
         }
         sizes[Table::Summary as usize] = self.tally.len() as u64;
-        let refused = self.tally.take_refused();
-        if refused > 0 {
-            shared.stats.table(Table::Summary).cap_hits.fetch_add(refused, Relaxed);
+        let (evicted, refused) = self.tally.take_room();
+        let t = shared.stats.table(Table::Summary);
+        for (c, n) in [(&t.evicted, evicted), (&t.cap_hits, refused)] {
+            if n > 0 {
+                c.fetch_add(n, Relaxed);
+            }
         }
         for (t, (now, before)) in Table::ALL.iter().zip(sizes.iter().zip(self.published.iter_mut())) {
             let c = &shared.stats.table(*t).entries;

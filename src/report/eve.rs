@@ -14,6 +14,8 @@ use std::io::BufRead;
 pub const MAX_LINE: usize = 4 << 20;
 /// How many problems are kept to print; the rest are only counted.
 pub const MAX_NOTES: usize = 50;
+/// Distinct unknown field names counted by name (the rest: `unknown_fields_omitted`).
+pub const MAX_UNKNOWN_FIELDS: usize = 1024;
 
 /// The event types this picket writes (`README.md`, Events).
 pub const KNOWN_TYPES: &[&str] = &[
@@ -88,6 +90,8 @@ pub struct Eve {
     pub unknown_types: u64,
     /// Unknown fields of known events (ignored), by name: their count.
     pub unknown_fields: BTreeMap<String, u64>,
+    /// Unknown field occurrences past `MAX_UNKNOWN_FIELDS` names.
+    pub unknown_fields_omitted: u64,
     /// The first `MAX_NOTES` problems, with file and line.
     pub problems: Vec<Problem>,
     /// Problems beyond those kept.
@@ -161,6 +165,12 @@ impl Eve {
         }
         for k in obj.keys() {
             if k != &kind && !KNOWN_FIELDS.contains(&k.as_str()) {
+                // Hostile input may name a new field on every line: past
+                // MAX_UNKNOWN_FIELDS names, they are only counted.
+                if self.unknown_fields.len() >= MAX_UNKNOWN_FIELDS && !self.unknown_fields.contains_key(k) {
+                    self.unknown_fields_omitted += 1;
+                    continue;
+                }
                 let c = self.unknown_fields.entry(k.clone()).or_insert(0);
                 *c += 1;
                 if *c == 1 && self.unknown_fields.len() <= MAX_NOTES {

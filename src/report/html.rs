@@ -10,7 +10,7 @@
 
 use crate::output::timefmt::{days_from_civil, rfc3339_us};
 use crate::ports::PortTable;
-use crate::report::eve::Eve;
+use crate::report::eve::{self, Eve};
 use plotters::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -259,7 +259,7 @@ fn figure(h: &mut String, id: &str, caption: &str, draw: impl FnOnce(&mut String
 fn bars_svg(svg: &mut String, title: &str, bars: &[(String, u64)], clip: Option<u64>) -> Result<(), String> {
     let n = bars.len().max(1) as u32;
     let top = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
-    let ymax = clip.unwrap_or(top + top / 10 + 1);
+    let ymax = clip.unwrap_or(top.saturating_add(top / 10).saturating_add(1));
     let labels: Vec<String> = bars.iter().map(|b| label(&b.0)).collect();
     let root = SVGBackend::with_string(svg, (960, 340)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -304,7 +304,8 @@ fn bars_svg(svg: &mut String, title: &str, bars: &[(String, u64)], clip: Option<
 
 fn run_summary(h: &mut String, m: &Model) {
     let finals = m.final_stats();
-    let packets: u64 = finals.iter().map(|st| num_u(st.get("stats").and_then(|b| b.get("packets")))).sum();
+    let packets: u64 =
+        finals.iter().map(|st| num_u(st.get("stats").and_then(|b| b.get("packets")))).fold(0, u64::saturating_add);
     let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
     for ev in &m.events {
         *by_type.entry(s(ev, "event_type")).or_insert(0) += 1;
@@ -446,8 +447,8 @@ fn summary(m: &Model) -> Summary {
             };
             let Ok(port) = u16::try_from(port) else { continue };
             let e = out.ports.entry((proto.chars().take(8).collect(), port)).or_insert((0, 0));
-            e.0 += num_u(r.get("attempts"));
-            e.1 += num_u(r.get("unanswered"));
+            e.0 = e.0.saturating_add(num_u(r.get("attempts")));
+            e.1 = e.1.saturating_add(num_u(r.get("unanswered")));
         }
         for r in sum.get("source_port_samples").and_then(Value::as_array).into_iter().flatten() {
             let Some(ip) = r.get("src_ip").and_then(Value::as_str) else { continue };
@@ -481,7 +482,7 @@ fn summary(m: &Model) -> Summary {
                 .pairs
                 .entry((proto.chars().take(8).collect(), src.chars().take(8).collect(), dst))
                 .or_insert((0, low));
-            e.0 += num_u(r.get("count"));
+            e.0 = e.0.saturating_add(num_u(r.get("count")));
         }
     }
     out
@@ -509,7 +510,7 @@ fn port_histogram(h: &mut String, m: &Model, ports: &PortTable) {
         }
         c.into_iter().collect()
     };
-    let total: u64 = rows.iter().map(|r| r.1.1).sum();
+    let total: u64 = rows.iter().map(|r| r.1.1).fold(0, u64::saturating_add);
     let source = if sum.found > 0 {
         "attempts without an answer (stats.summary.unanswered_by_port)"
     } else {
@@ -694,7 +695,8 @@ fn services(h: &mut String, m: &Model) {
                     num_u(sv.get("port")),
                     sv.get("service").and_then(Value::as_str).unwrap_or("").to_string(),
                 );
-                *e.entry(key).or_insert(0) += num_u(sv.get("clients"));
+                let n = e.entry(key).or_insert(0);
+                *n = n.saturating_add(num_u(sv.get("clients")));
             }
         }
     }
@@ -840,7 +842,7 @@ fn input_problems(h: &mut String, eve: &Eve) {
     let _ = write!(
         h,
         "<section id=\"input\" data-lines=\"{}\" data-bad-lines=\"{}\" data-unknown-types=\"{}\" data-unknown-fields=\"{}\">\n<h2>Input</h2>\n\
-         <p>{} lines read; {} bad lines skipped; {} events of unknown types skipped; {} unknown field names ignored.</p>\n",
+         <p>{} lines read; {} bad lines skipped; {} events of unknown types skipped; {} unknown field names ignored{}.</p>\n",
         eve.lines,
         eve.bad_lines,
         eve.unknown_types,
@@ -848,7 +850,16 @@ fn input_problems(h: &mut String, eve: &Eve) {
         eve.lines,
         eve.bad_lines,
         eve.unknown_types,
-        eve.unknown_fields.len()
+        eve.unknown_fields.len(),
+        if eve.unknown_fields_omitted > 0 {
+            format!(
+                " (and {} more unknown fields past the first {} names)",
+                eve.unknown_fields_omitted,
+                eve::MAX_UNKNOWN_FIELDS
+            )
+        } else {
+            String::new()
+        }
     );
     if !eve.problems.is_empty() {
         h.push_str("<ul class=\"problems\">\n");
