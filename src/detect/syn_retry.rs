@@ -33,9 +33,11 @@
 //!
 //! State, in two fair tiers (`detect::fair`), so a flood of one-off SYNs
 //! costs little memory and never touches the keys that repeated:
-//! - `first` (probation): a 40-byte record of a key's first SYN. Most keys
-//!   (scans, a spoofed flood, ordinary connections) never get further. When
-//!   full, the oldest first SYN makes room (O(1), counted as evicted).
+//! - `first` (probation): a 32-byte record of a key's first SYN, under a
+//!   64-bit fingerprint of the key (`Firsts`). Most keys (scans, a spoofed
+//!   flood, ordinary connections) never get further. When full, the oldest
+//!   first SYN makes room (O(1), counted as evicted). A source already
+//!   beyond the scan limits takes no slot here at all.
 //! - `map` (the tier): the full entry, made when a key gets a second SYN or
 //!   its first is rejected. When full, a clock hand picks the victim: a
 //!   confirmed detection is never taken, a key with more attempts outlives
@@ -91,8 +93,8 @@ crate::rules_section! {
         max_answered_share: f64 = 0.5, floats(0.0, 1.0);
         /// SIGNATURES.md section 1: cap on (src, dst, dport) keys that repeated (full entries, about 800 B each), across all workers; the story's 65,536 warnings a day come from far fewer keys at once
         max_tracked: usize = 16384, entries();
-        /// SIGNATURES.md section 1: cap on keys seen once (a 40-byte first SYN; a spoofed flood or a scan lands here), across all workers
-        max_probation: usize = 65536, entries();
+        /// SIGNATURES.md section 1: cap on keys seen once (a first SYN, about 70 B with its place in line; a spoofed flood or a scan lands here), across all workers; 131,072 outlast a 1 s retransmission inside a 100 kpps flood
+        max_probation: usize = 131072, entries();
     }
 }
 
@@ -475,9 +477,58 @@ struct Limits {
     max_answered_share: f64,
 }
 
+/// The probation tier, keyed by a 64-bit fingerprint of the key (a seeded
+/// hash, so forged keys cannot be made to collide) instead of the 36-byte
+/// key: every lookup comes with the key from the packet, so the key itself
+/// is never needed back, and a first SYN costs half the memory. Twice as
+/// many first SYNs fit, so a retransmission a second later still finds its
+/// first inside a 100 kpps spoofed flood.
+struct Firsts {
+    fp: foldhash::fast::RandomState,
+    q: Probation<u64, FirstSyn>,
+}
+
+impl Firsts {
+    fn new(cap: usize) -> Firsts {
+        Firsts { fp: Default::default(), q: Probation::new(cap) }
+    }
+
+    #[inline]
+    fn fp(&self, k: &Key) -> u64 {
+        use std::hash::BuildHasher;
+        self.fp.hash_one(k)
+    }
+
+    fn get(&self, k: &Key) -> Option<&FirstSyn> {
+        self.q.get(&self.fp(k))
+    }
+
+    fn remove(&mut self, k: &Key) -> Option<FirstSyn> {
+        let fp = self.fp(k);
+        self.q.remove(&fp)
+    }
+
+    fn insert(&mut self, k: Key, f: FirstSyn) -> u64 {
+        let fp = self.fp(&k);
+        self.q.insert(fp, f)
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&u64, &FirstSyn) -> bool) -> u64 {
+        self.q.retain(keep)
+    }
+
+    fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    fn clear(&mut self) {
+        self.q.clear()
+    }
+}
+
 /// The detector's per-worker state.
 pub struct SynRetry {
-    first: Probation<Key, FirstSyn>,
+    first: Firsts,
     map: Tier<Key, Entry>,
     rules: SynRetryRules,
     lim: Limits,
@@ -501,7 +552,7 @@ impl SynRetry {
 
     pub fn new(rules: &SynRetryRules, cap: usize, probation: usize, update_interval_s: f64) -> SynRetry {
         SynRetry {
-            first: Probation::new(probation),
+            first: Firsts::new(probation),
             map: Tier::new(cap),
             pending: Vec::new(),
             last_sweep_us: i64::MIN,

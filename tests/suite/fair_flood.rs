@@ -267,14 +267,15 @@ fn the_clients_detections_survive_every_flood_within_200_mb() {
         // A source already probing more ports or hosts than a retry loop
         // does takes no syn_retry probation slot (a per-source quota).
         Flood::Scanner(100_000),
-        // Not yet (issue 17 stays open for them): inside a 100 kpps spoofed
-        // flood, or a flood that repeats each forged key once, the client's
-        // syn_retry loop is lost today (counted in
-        // stats.state.syn_retry.lost_detections): syn_retry's probation
-        // (65,536 first SYNs) turns over in under a second, faster than the
-        // client's 1 s retransmission, and the repeated forged keys fill
-        // its tier. Flood::Spoofed(100_000) and Flood::Repeating belong
-        // here once it keeps them.
+        // syn_retry's probation keys first SYNs by a 64-bit fingerprint,
+        // so its 131,072 outlast the client's 1 s retransmission.
+        Flood::Spoofed(100_000),
+        // Not yet (issue 17 stays open for it): inside a flood that repeats
+        // each forged key once, a second later, the client's syn_retry loop
+        // is lost today (counted in stats.state.syn_retry.lost_detections):
+        // 50,000 forged two-attempt keys a second fill syn_retry's tier of
+        // 16,384 faster than the client's third attempt comes.
+        // Flood::Repeating belongs here once it keeps it.
     ];
     let mut report = Vec::new();
     for case in cases {

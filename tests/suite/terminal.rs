@@ -14,8 +14,13 @@ fn bin() -> &'static str {
 }
 
 /// Runs `picket ARGS` under a pseudo-terminal (stdout and stderr both the
-/// terminal); what the terminal received.
+/// terminal); what the terminal received, carriage returns dropped.
 fn on_tty(args: &str, ci: bool) -> String {
+    on_tty_raw(args, ci).replace('\r', "")
+}
+
+/// What the terminal received, byte for byte.
+fn on_tty_raw(args: &str, ci: bool) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut c = Command::new("script");
     c.args(["-qfec", &format!("{} {args}", bin()), "/dev/null"]).current_dir(root).env("TERM", "xterm");
@@ -26,7 +31,33 @@ fn on_tty(args: &str, ci: bool) -> String {
     }
     let out = c.output().expect("run script (bsdutils)");
     assert!(out.status.success(), "{args}: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The lines as a terminal shows them, roughly: a carriage return starts
+/// the line over (the progress bar redraws itself so, and is cleared so
+/// before a text line is written), and cursor and erase sequences
+/// (`ESC [ ... letter`) are dropped.
+fn screen(raw: &str) -> String {
+    let mut out = String::new();
+    for line in raw.split('\n') {
+        let shown = line.rsplit('\r').find(|seg| !seg.is_empty()).unwrap_or("");
+        let mut chars = shown.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' && chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+                continue;
+            }
+            out.push(c);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The progress bar's own words (its template in src/progress.rs).
@@ -36,8 +67,11 @@ fn has_progress(s: &str) -> bool {
 
 #[test]
 fn on_a_terminal_a_replay_prints_text_and_its_progress() {
-    let s = on_tty(&format!("replay --home-net 192.0.2.0/24 {CAP}"), false);
-    assert!(has_progress(&s), "no progress drawn:\n{s}");
+    let raw = on_tty_raw(&format!("replay --home-net 192.0.2.0/24 {CAP}"), false);
+    assert!(has_progress(&raw), "no progress drawn:\n{raw}");
+    // The event lines as the terminal shows them (the bar, when drawn
+    // before one, is erased first).
+    let s = screen(&raw);
     assert!(!s.lines().any(|l| l.starts_with("{\"")), "JSON on a terminal:\n{s}");
     let line = s.lines().find(|l| l.contains("periodic_probe ") && l.contains("203.0.113.34 -> 192.0.2.10:158/tcp"));
     let line = line.unwrap_or_else(|| panic!("no text line for the periodic probe:\n{s}"));
