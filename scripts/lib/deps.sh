@@ -42,4 +42,11 @@ picket_test_deps() {
     # tests/suite/syslog_tcp.rs: a private rsyslogd forwarding over TCP and TLS
     # (ossl driver), and openssl for its certificates and a TLS client.
     picket_need rsyslogd:rsyslog dpkg:rsyslog-openssl openssl:openssl nsenter:util-linux
+    # tests/suite/packaging.rs packs the binary under test into a .deb with
+    # cargo-deb (dpkg-deb reads it back); Debian has no cargo-deb package.
+    picket_need dpkg-deb:dpkg
+    if ! command -v cargo-deb >/dev/null 2>&1; then
+        echo "picket: installing cargo-deb (cargo install) ..." >&2
+        cargo install cargo-deb --locked --quiet
+    fi
 }
