@@ -150,6 +150,62 @@ impl SeenOnce {
     }
 }
 
+/// A probation tier keyed by a 64-bit fingerprint of the key (a seeded
+/// hash, so forged keys cannot be made to collide) instead of the key
+/// itself, for tables whose every lookup comes with the key from the
+/// packet, so the key is never needed back: a first sighting costs the
+/// value plus 24 bytes whatever the key's size (syn_retry's 36-byte
+/// (source, destination, port) keys: twice the first SYNs in the same
+/// memory).
+pub struct Fingerprinted<K, V> {
+    fp: foldhash::fast::RandomState,
+    q: Probation<u64, V>,
+    key: std::marker::PhantomData<K>,
+}
+
+impl<K: Hash, V> Fingerprinted<K, V> {
+    pub fn new(cap: usize) -> Fingerprinted<K, V> {
+        Fingerprinted { fp: Default::default(), q: Probation::new(cap), key: std::marker::PhantomData }
+    }
+
+    #[inline]
+    fn fp(&self, k: &K) -> u64 {
+        self.fp.hash_one(k)
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.q.get(&self.fp(k))
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        let fp = self.fp(k);
+        self.q.remove(&fp)
+    }
+
+    /// Inserts a key not held yet; returns how many were evicted for room.
+    pub fn insert(&mut self, k: K, v: V) -> u64 {
+        let fp = self.fp(&k);
+        self.q.insert(fp, v)
+    }
+
+    /// Keeps the entries `keep` says to (their fingerprints only are known).
+    pub fn retain(&mut self, keep: impl FnMut(&u64, &V) -> bool) -> u64 {
+        self.q.retain(keep)
+    }
+
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.q.clear()
+    }
+}
+
 /// Keys seen once: FIFO with its own bound.
 pub struct Probation<K, V> {
     map: FastMap<K, (u64, V)>,
@@ -756,5 +812,19 @@ mod tests {
         assert_eq!(t.retain(|k, _| *k != 2), 1);
         assert_eq!(t.len(), 1);
         assert_eq!(t.get(&3).map(|e| e.attempts), Some(9));
+    }
+
+    #[test]
+    fn a_fingerprinted_probation_finds_keys_by_value_and_evicts_the_oldest() {
+        let mut p: Fingerprinted<(u32, u16), u32> = Fingerprinted::new(3);
+        for k in 0..3u32 {
+            assert_eq!(p.insert((k, 80), k * 10), 0);
+        }
+        assert_eq!(p.get(&(1, 80)), Some(&10));
+        assert_eq!(p.get(&(1, 81)), None, "another key, another fingerprint");
+        assert_eq!(p.insert((3, 80), 30), 1, "full: the oldest makes room");
+        assert_eq!(p.get(&(0, 80)), None);
+        assert_eq!(p.remove(&(2, 80)), Some(20));
+        assert_eq!(p.len(), 2);
     }
 }

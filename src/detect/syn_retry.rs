@@ -34,7 +34,7 @@
 //! State, in two fair tiers (`detect::fair`), so a flood of one-off SYNs
 //! costs little memory and never touches the keys that repeated:
 //! - `first` (probation): a 32-byte record of a key's first SYN, under a
-//!   64-bit fingerprint of the key (`Firsts`). Most keys (scans, a spoofed
+//!   64-bit fingerprint of the key (`fair::Fingerprinted`). Most keys (scans, a spoofed
 //!   flood, ordinary connections) never get further. When full, the oldest
 //!   first SYN makes room (O(1), counted as evicted). A source already
 //!   beyond the scan limits takes no slot here at all.
@@ -56,7 +56,7 @@ use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
 use crate::detect::core::{Ctx, Detector, EndReason, class};
-use crate::detect::fair::{Probation, Tier, Weighted};
+use crate::detect::fair::{Fingerprinted, Tier, Weighted};
 use crate::detect::keys::Distinct1024;
 use crate::detect::keys::sweep_every;
 use crate::detect::port_scan::tools::ToolTable;
@@ -477,58 +477,9 @@ struct Limits {
     max_answered_share: f64,
 }
 
-/// The probation tier, keyed by a 64-bit fingerprint of the key (a seeded
-/// hash, so forged keys cannot be made to collide) instead of the 36-byte
-/// key: every lookup comes with the key from the packet, so the key itself
-/// is never needed back, and a first SYN costs half the memory. Twice as
-/// many first SYNs fit, so a retransmission a second later still finds its
-/// first inside a 100 kpps spoofed flood.
-struct Firsts {
-    fp: foldhash::fast::RandomState,
-    q: Probation<u64, FirstSyn>,
-}
-
-impl Firsts {
-    fn new(cap: usize) -> Firsts {
-        Firsts { fp: Default::default(), q: Probation::new(cap) }
-    }
-
-    #[inline]
-    fn fp(&self, k: &Key) -> u64 {
-        use std::hash::BuildHasher;
-        self.fp.hash_one(k)
-    }
-
-    fn get(&self, k: &Key) -> Option<&FirstSyn> {
-        self.q.get(&self.fp(k))
-    }
-
-    fn remove(&mut self, k: &Key) -> Option<FirstSyn> {
-        let fp = self.fp(k);
-        self.q.remove(&fp)
-    }
-
-    fn insert(&mut self, k: Key, f: FirstSyn) -> u64 {
-        let fp = self.fp(&k);
-        self.q.insert(fp, f)
-    }
-
-    fn retain(&mut self, keep: impl FnMut(&u64, &FirstSyn) -> bool) -> u64 {
-        self.q.retain(keep)
-    }
-
-    fn len(&self) -> usize {
-        self.q.len()
-    }
-
-    fn clear(&mut self) {
-        self.q.clear()
-    }
-}
-
 /// The detector's per-worker state.
 pub struct SynRetry {
-    first: Firsts,
+    first: Fingerprinted<Key, FirstSyn>,
     map: Tier<Key, Entry>,
     rules: SynRetryRules,
     lim: Limits,
@@ -552,7 +503,7 @@ impl SynRetry {
 
     pub fn new(rules: &SynRetryRules, cap: usize, probation: usize, update_interval_s: f64) -> SynRetry {
         SynRetry {
-            first: Firsts::new(probation),
+            first: Fingerprinted::new(probation),
             map: Tier::new(cap),
             pending: Vec::new(),
             last_sweep_us: i64::MIN,
