@@ -111,8 +111,7 @@ pub struct CommonArgs {
     /// PUBLISH on KEY).
     #[arg(short = 'o', long, value_name = "TARGET", value_parser = crate::output::target::Target::parse)]
     pub output: Vec<crate::output::target::Target>,
-    /// Analyzer threads (default: the cores minus one for the reader, at
-    /// least 1).
+    /// Analyzer threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
     /// Community ID seed.

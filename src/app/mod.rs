@@ -61,15 +61,14 @@ pub struct RunConfig {
     pub progress: bool,
 }
 
-/// The default worker count: the available cores minus one for the
-/// reader (at least 1), live and replay alike. `--workers N` replays faster
-/// on more cores (on 2 cores, `--workers 2` reads 1.6x the packets per
-/// second of one worker), but today a detection about UDP peers that both
-/// use one port (NetBIOS 137 to 137) may split its query and its answer
-/// over two workers, so the default stays where every test holds.
+/// The default worker count: one per available core, live and replay
+/// alike. The reader shares a core with a worker; on 2 cores two workers
+/// replay 1.6x the packets per second of one (the reader is lighter than a
+/// worker, so a core left to it alone idles). Every detection's packets meet
+/// in one worker whatever the count (`pipeline::dispatch::shard_addr`).
 pub fn default_workers(_live: bool) -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    cores.saturating_sub(1).max(1)
+    cores.max(1)
 }
 
 /// The packet inputs, opened (or, for files, checked) before any thread

@@ -149,6 +149,7 @@ pub fn shard_addr(p: &PacketSummary, home: &HomeNet) -> Option<IpAddr> {
         L4::Tcp(t) if t.is_syn_only() || !(t.has(tcpflag::ACK) || t.has(tcpflag::RST)) => src,
         L4::Tcp(t) if t.is_syn_ack() || t.has(tcpflag::RST) => dst,
         L4::Tcp(t) => unflagged(src, dst, t.sport, t.dport, home),
+        L4::Udp(u) if u.sport == u.dport && is_response(u.dport, p) => outside(src, dst, home).unwrap_or(dst),
         L4::Udp(u) => unflagged(src, dst, u.sport, u.dport, home),
         _ => outside(src, dst, home).unwrap_or(src),
     })
@@ -176,6 +177,20 @@ pub fn owner_sides(p: &PacketSummary, owner: Option<IpAddr>) -> (bool, bool) {
         _ => false,
     };
     (!answer, answer)
+}
+
+/// Ports whose datagrams start with a DNS-format header (RFC 1035 section
+/// 4.1.1; NetBIOS name service, RFC 1002 section 4.2.1.1): DNS, NBNS, mDNS,
+/// LLMNR. Between two such ports the QR bit tells the answer from the query.
+const DNS_FORMAT_PORTS: [u16; 4] = [53, 137, 5353, 5355];
+
+/// A datagram between two equal DNS-format ports (NetBIOS 137 to 137, DNS
+/// 53 to 53 between servers) whose header has the response bit set: it
+/// belongs with the query it answers, to its destination. Without this the
+/// port rule below sends a query and its answer to two owners.
+#[inline]
+fn is_response(port: u16, p: &PacketSummary) -> bool {
+    DNS_FORMAT_PORTS.contains(&port) && p.payload_len >= 3 && p.payload_head[2] & 0x80 != 0
 }
 
 /// Owner of a packet with no request/answer marker: the outside address,
@@ -722,6 +737,41 @@ mod tests {
             }),
         });
         assert_eq!(shard_addr(&icmp, &h), Some(a));
+    }
+
+    #[test]
+    fn a_query_and_its_answer_between_equal_ports_share_an_owner() {
+        // NetBIOS 137 to 137 inside the home net and with no home net: the
+        // answer (QR bit set) follows its query to the asker.
+        let asker: IpAddr = "192.0.2.7".parse().unwrap();
+        for home in [HomeNet::default(), HomeNet::parse("192.0.2.0/24").unwrap()] {
+            for port in DNS_FORMAT_PORTS {
+                let dgram = |src, dst, flags: u8| {
+                    let mut p = PacketSummary::new(0, 92, 92);
+                    p.ip = Some(ipv4(src, dst, 17));
+                    p.l4 = L4::Udp(crate::decode::summary::UdpInfo { sport: port, dport: port });
+                    p.payload_len = 50;
+                    p.payload_head = [0x12, 0x34, flags, 0, 0, 1, 0, 0];
+                    p
+                };
+                let query = dgram("192.0.2.7", "192.0.2.20", 0x01);
+                let answer = dgram("192.0.2.20", "192.0.2.7", 0x85);
+                assert_eq!(shard_addr(&query, &home), Some(asker), "port {port}");
+                assert_eq!(shard_addr(&answer, &home), Some(asker), "port {port}");
+            }
+        }
+        // Other equal ports keep the port rule (the source), and with a home
+        // net the outside address owns both directions as before.
+        let mut ike = PacketSummary::new(0, 92, 92);
+        ike.ip = Some(ipv4("192.0.2.20", "192.0.2.7", 17));
+        ike.l4 = L4::Udp(crate::decode::summary::UdpInfo { sport: 500, dport: 500 });
+        ike.payload_len = 50;
+        ike.payload_head = [0, 0, 0x80, 0, 0, 0, 0, 0];
+        assert_eq!(shard_addr(&ike, &HomeNet::default()), Some("192.0.2.20".parse().unwrap()));
+        let mut out = ike.clone();
+        out.l4 = L4::Udp(crate::decode::summary::UdpInfo { sport: 137, dport: 137 });
+        out.ip = Some(ipv4("192.0.2.20", "198.51.100.9", 17));
+        assert_eq!(shard_addr(&out, &HomeNet::parse("192.0.2.0/24").unwrap()), Some("198.51.100.9".parse().unwrap()));
     }
 
     #[test]
