@@ -168,8 +168,15 @@ impl<K: Hash, V> Fingerprinted<K, V> {
         Fingerprinted { fp: Default::default(), q: Probation::new(cap), key: std::marker::PhantomData }
     }
 
+    /// A second table under the same fingerprints as `self` (a segment
+    /// of one probation: `*_fp` calls take either's fingerprint).
+    pub fn sharing_seed<W>(&self, cap: usize) -> Fingerprinted<K, W> {
+        Fingerprinted { fp: self.fp.clone(), q: Probation::new(cap), key: std::marker::PhantomData }
+    }
+
+    /// The key's fingerprint: hash once, then use the `*_fp` calls.
     #[inline]
-    fn fp(&self, k: &K) -> u64 {
+    pub fn fp(&self, k: &K) -> u64 {
         self.fp.hash_one(k)
     }
 
@@ -177,8 +184,16 @@ impl<K: Hash, V> Fingerprinted<K, V> {
         self.q.get(&self.fp(k))
     }
 
+    pub fn get_fp(&self, fp: u64) -> Option<&V> {
+        self.q.get(&fp)
+    }
+
     pub fn remove(&mut self, k: &K) -> Option<V> {
         let fp = self.fp(k);
+        self.q.remove(&fp)
+    }
+
+    pub fn remove_fp(&mut self, fp: u64) -> Option<V> {
         self.q.remove(&fp)
     }
 
@@ -186,6 +201,12 @@ impl<K: Hash, V> Fingerprinted<K, V> {
     pub fn insert(&mut self, k: K, v: V) -> u64 {
         let fp = self.fp(&k);
         self.q.insert(fp, v)
+    }
+
+    /// Inserts a fingerprint not held yet, last in line; hands back the
+    /// value it evicted for room, if any.
+    pub fn insert_fp(&mut self, fp: u64, v: V) -> Option<V> {
+        self.q.insert_evicting(fp, v).map(|(_, v)| v)
     }
 
     /// Keeps the entries `keep` says to (their fingerprints only are known).

@@ -38,8 +38,15 @@
 //!   flood, ordinary connections) never get further. When full, the oldest
 //!   first SYN makes room (O(1), counted as evicted). A source already
 //!   beyond the scan limits takes no slot here at all.
-//! - `map` (the tier): the full entry, made when a key gets a second SYN or
-//!   its first is rejected. When full, a clock hand picks the victim: a
+//! - `second` (probation's second segment, half its size): a key's first
+//!   two SYNs, moved here by the second and last in line, until a third
+//!   promotes the key (with `min_attempts` 2, the second does). One-off
+//!   SYNs never touch this segment, and a flood that repeats each forged
+//!   key once (what a retry loop's first two attempts look like) churns it
+//!   but never reaches the tier. A record pushed out that held two attempts
+//!   is a lost detection.
+//! - `map` (the tier): the full entry, made when a key gets its third SYN,
+//!   or a SYN of it is rejected or (after two) answered. When full, a clock hand picks the victim: a
 //!   confirmed detection is never taken, a key with more attempts outlives
 //!   one with fewer, and an entry already suppressed (a scanner's, a
 //!   service that answers) goes first, so a scanner's keys cannot take a
@@ -93,7 +100,7 @@ crate::rules_section! {
         max_answered_share: f64 = 0.5, floats(0.0, 1.0);
         /// SIGNATURES.md section 1: cap on (src, dst, dport) keys that repeated (full entries, about 800 B each), across all workers; the story's 65,536 warnings a day come from far fewer keys at once
         max_tracked: usize = 16384, entries();
-        /// SIGNATURES.md section 1: cap on keys seen once (a first SYN, about 70 B with its place in line; a spoofed flood or a scan lands here), across all workers; 131,072 outlast a 1 s retransmission inside a 100 kpps flood
+        /// SIGNATURES.md section 1: cap on keys seen once (a first SYN, about 70 B with its place in line; a spoofed flood or a scan lands here), across all workers; 131,072 outlast a 1 s retransmission inside a 100 kpps flood; keys seen twice wait for their third SYN in a second segment of half this size (about 100 B each)
         max_probation: usize = 131072, entries();
     }
 }
@@ -174,7 +181,7 @@ struct Failed {
     isn: u32,
 }
 
-/// A key's first SYN, before it has shown any repetition.
+/// One SYN of a key in probation, before the key has a full entry.
 #[derive(Clone, Copy, Debug)]
 struct FirstSyn {
     ts: i64,
@@ -186,6 +193,22 @@ struct FirstSyn {
     /// The mass-scanner fingerprints the SYN fits (`ToolTable` bits).
     tools: u16,
     ttl: u8,
+    /// The dispatcher's `dst_spoke || home_spoke` for this SYN.
+    spoke: bool,
+}
+
+impl FirstSyn {
+    fn of(p: &PacketSummary, sensor: u16, sport: u16, isn: u32, ttl: u8, tools: u16) -> FirstSyn {
+        let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
+        let spoke = p.dst_spoke || p.home_spoke;
+        FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, tools, ttl, spoke }
+    }
+
+    /// Two SYNs of one key that are two attempts (a new source port or
+    /// ISN), not one SYN and its retransmission.
+    fn distinct(&self, other: &FirstSyn) -> bool {
+        self.sport != other.sport || self.isn != other.isn
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -260,13 +283,40 @@ impl Entry {
         self.started >= 2 && !self.suppressed
     }
 
-    /// A full entry for a key, replaying its first SYN.
-    fn promote(f: &FirstSyn) -> Entry {
+    /// A full entry for a key, replaying its first SYN, and its second
+    /// when it had one in probation.
+    fn promote(f: &FirstSyn, second: Option<&FirstSyn>, dst_home: bool, min_gap_us: i64) -> Entry {
         let mut e = Entry::empty(f);
         e.payload_bytes = u64::from(f.payload);
         e.syns = 1;
+        e.dst_home = dst_home;
+        e.dst_spoke = f.spoke;
         e.add_syn(f.sport, f.isn, f.ip_id, f.ts, 0);
+        if let Some(s) = second {
+            e.apply(s, dst_home, min_gap_us);
+        }
         e
+    }
+
+    /// Takes one SYN's facts; false if it retransmits an attempt that
+    /// already succeeded (`add_syn`).
+    fn apply(&mut self, s: &FirstSyn, dst_home: bool, min_gap_us: i64) -> bool {
+        self.last_us = self.last_us.max(s.ts);
+        self.sensor = s.sensor;
+        self.ttl_min = self.ttl_min.min(s.ttl);
+        self.ttl_max = self.ttl_max.max(s.ttl);
+        self.tools &= s.tools;
+        self.payload_bytes += u64::from(s.payload);
+        self.syns = self.syns.saturating_add(1);
+        if s.ts.saturating_sub(self.burst_us) >= 1_000_000 {
+            self.burst_us = s.ts;
+            self.burst_n = 0;
+        }
+        self.burst_n += 1;
+        self.peak_burst = self.peak_burst.max(self.burst_n);
+        self.dst_home = dst_home;
+        self.dst_spoke |= s.spoke;
+        self.add_syn(s.sport, s.isn, s.ip_id, s.ts, min_gap_us)
     }
 
     fn empty(f: &FirstSyn) -> Entry {
@@ -479,7 +529,12 @@ struct Limits {
 
 /// The detector's per-worker state.
 pub struct SynRetry {
+    /// Probation, first segment: keys with one SYN.
     first: Fingerprinted<Key, FirstSyn>,
+    /// Probation, second segment: keys with two SYNs, held until a third
+    /// (a retry loop's) promotes them, so a flood that repeats each forged
+    /// key once never reaches the tier.
+    second: Fingerprinted<Key, [FirstSyn; 2]>,
     map: Tier<Key, Entry>,
     rules: SynRetryRules,
     lim: Limits,
@@ -502,8 +557,10 @@ impl SynRetry {
     }
 
     pub fn new(rules: &SynRetryRules, cap: usize, probation: usize, update_interval_s: f64) -> SynRetry {
+        let first = Fingerprinted::new(probation);
         SynRetry {
-            first: Fingerprinted::new(probation),
+            second: first.sharing_seed(probation.div_ceil(2)),
+            first,
             map: Tier::new(cap),
             pending: Vec::new(),
             last_sweep_us: i64::MIN,
@@ -548,16 +605,28 @@ impl SynRetry {
         self
     }
 
-    /// The full entry for `key`, promoting its first SYN if there is one.
+    /// The full entry for `key`, promoting its SYNs from probation if it
+    /// has some there.
     fn entry_mut(&mut self, key: &Key, cx: &Ctx) -> Option<&mut Entry> {
         if !self.map.contains(key) {
-            let f = self.first.remove(key)?;
+            let fp = self.first.fp(key);
+            let (f, second) = match self.second.remove_fp(fp) {
+                Some([f, s]) => (f, Some(s)),
+                None => (self.first.remove_fp(fp)?, None),
+            };
             let table = cx.shared.stats.table(Table::SynRetry);
-            if !self.map.insert(*key, Entry::promote(&f)).count(table, Entry::evidence) {
+            let e = Entry::promote(&f, second.as_ref(), cx.shared.home.contains(key.dst), self.lim.min_gap_us);
+            if !self.map.insert(*key, e).count(table, Entry::evidence) {
                 return None;
             }
         }
         self.map.get_mut(key)
+    }
+
+    /// Whether probation holds SYNs of `key`.
+    fn in_probation(&self, key: &Key) -> bool {
+        let fp = self.first.fp(key);
+        self.first.get_fp(fp).is_some() || self.second.get_fp(fp).is_some()
     }
 
     /// Handles one packet.
@@ -578,15 +647,22 @@ impl SynRetry {
                 let isn = t.ack.wrapping_sub(1);
                 if let Some(e) = self.map.get_mut(&key) {
                     e.succeed(t.dport, Some(isn), Outcome::SynAck);
-                } else if self.first.get(&key).is_some_and(|f| f.sport == t.dport && f.isn == isn) {
+                    return;
+                }
+                let fp = self.first.fp(&key);
+                if self.first.get_fp(fp).is_some_and(|f| f.sport == t.dport && f.isn == isn) {
                     // An ordinary connection: nothing left to watch.
-                    self.first.remove(&key);
+                    self.first.remove_fp(fp);
+                } else if self.second.get_fp(fp).is_some()
+                    && let Some(e) = self.entry_mut(&key, cx)
+                {
+                    e.succeed(t.dport, Some(isn), Outcome::SynAck);
                 }
             }
             L4::Tcp(t) if t.has(tcpflag::RST) => {
                 let key = Key { src: ip.dst, dst: ip.src, dport: t.sport };
                 let isn = t.has(tcpflag::ACK).then(|| t.ack.wrapping_sub(1));
-                if !self.map.contains(&key) && self.first.get(&key).is_none() {
+                if !self.map.contains(&key) && !self.in_probation(&key) {
                     return;
                 }
                 if let Some(e) = self.entry_mut(&key, cx)
@@ -601,7 +677,7 @@ impl SynRetry {
                     return;
                 }
                 let key = Key { src: q.src, dst: q.dst, dport: q.dport };
-                if !self.map.contains(&key) && self.first.get(&key).is_none() {
+                if !self.map.contains(&key) && !self.in_probation(&key) {
                     return;
                 }
                 if let Some(e) = self.entry_mut(&key, cx)
@@ -617,15 +693,14 @@ impl SynRetry {
                     return;
                 }
                 let key = Key { src: q.src, dst: q.dst, dport: q.dport };
-                if let Some(e) = self.map.get_mut(&key) {
-                    e.succeed(q.sport, q.tcp_seq, Outcome::TtlExpired);
-                } else if self
-                    .first
-                    .get(&key)
-                    .is_some_and(|f| f.sport == q.sport && q.tcp_seq.is_none_or(|s| s == f.isn))
-                {
+                let fp = self.first.fp(&key);
+                if self.first.get_fp(fp).is_some_and(|f| f.sport == q.sport && q.tcp_seq.is_none_or(|s| s == f.isn)) {
                     // A TTL-limited probe (tcptraceroute): no attempt to watch.
-                    self.first.remove(&key);
+                    self.first.remove_fp(fp);
+                } else if (self.map.contains(&key) || self.second.get_fp(fp).is_some())
+                    && let Some(e) = self.entry_mut(&key, cx)
+                {
+                    e.succeed(q.sport, q.tcp_seq, Outcome::TtlExpired);
                 }
             }
             _ => {}
@@ -647,46 +722,38 @@ impl SynRetry {
     ) {
         let (lim, update_us) = (self.lim, self.update_us);
         let claims = Arc::clone(&self.claims);
+        let syn = FirstSyn::of(p, sensor, sport, isn, ttl, tools);
         // One lookup for a key already in the full tier (the common case of
-        // a retry loop); the first tier only for keys that are not.
+        // a retry loop); probation only for keys that are not.
         let e = match self.map.get_mut(&key) {
             Some(e) => e,
             None => {
-                if self.first.get(&key).is_none() {
-                    // Per-source quota: a source already probing more ports
-                    // or hosts than a retry loop does is a scanner, left to
-                    // the scan detectors (`try_confirm` would suppress it);
-                    // its one-off SYNs do not take probation slots from the
-                    // other sources' first SYNs.
-                    if src_table.scans_beyond(key.src, lim.max_ports, lim.max_hosts) {
+                let fp = self.first.fp(&key);
+                if self.second.get_fp(fp).is_none() {
+                    let Some(f) = self.first.get_fp(fp).copied() else {
+                        // Per-source quota: a source already probing more
+                        // ports or hosts than a retry loop does is a
+                        // scanner, left to the scan detectors (`try_confirm`
+                        // would suppress it); its one-off SYNs do not take
+                        // probation slots from the other sources' first SYNs.
+                        if !src_table.scans_beyond(key.src, lim.max_ports, lim.max_hosts) {
+                            self.remember_first(fp, syn, cx);
+                        }
+                        return;
+                    };
+                    if lim.min > 2 {
+                        // A second SYN cannot confirm yet: it waits in the
+                        // second segment, last in line, for the third.
+                        self.first.remove_fp(fp);
+                        self.remember_second(fp, [f, syn], cx);
                         return;
                     }
-                    let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
-                    let first = FirstSyn { ts: p.ts_us, isn, ip_id, payload: p.payload_len, sport, sensor, tools, ttl };
-                    self.remember_first(key, first, cx);
-                    return;
                 }
                 let Some(e) = self.entry_mut(&key, cx) else { return };
                 e
             }
         };
-        e.last_us = e.last_us.max(p.ts_us);
-        e.sensor = sensor;
-        e.ttl_min = e.ttl_min.min(ttl);
-        e.ttl_max = e.ttl_max.max(ttl);
-        e.tools &= tools;
-        e.payload_bytes += u64::from(p.payload_len);
-        e.syns = e.syns.saturating_add(1);
-        if p.ts_us.saturating_sub(e.burst_us) >= 1_000_000 {
-            e.burst_us = p.ts_us;
-            e.burst_n = 0;
-        }
-        e.burst_n += 1;
-        e.peak_burst = e.peak_burst.max(e.burst_n);
-        e.dst_home = cx.shared.home.contains(key.dst);
-        e.dst_spoke |= p.dst_spoke || p.home_spoke;
-        let ip_id = p.ip.map(|i| i.ip_id).unwrap_or(0);
-        if !e.add_syn(sport, isn, ip_id, p.ts_us, lim.min_gap_us) {
+        if !e.apply(&syn, cx.shared.home.contains(key.dst), lim.min_gap_us) {
             return;
         }
         if !e.confirmed {
@@ -708,11 +775,22 @@ impl SynRetry {
         }
     }
 
-    /// Records a key's first SYN; a full probation tier lets its oldest go.
-    fn remember_first(&mut self, key: Key, f: FirstSyn, cx: &Ctx) {
-        let evicted = self.first.insert(key, f);
-        if evicted > 0 {
-            cx.shared.stats.table(Table::SynRetry).evicted.fetch_add(evicted, Relaxed);
+    /// Records a key's first SYN; a full first segment lets its oldest go.
+    fn remember_first(&mut self, fp: u64, f: FirstSyn, cx: &Ctx) {
+        if self.first.insert_fp(fp, f).is_some() {
+            cx.shared.stats.table(Table::SynRetry).evicted.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records a key's first two SYNs; a full second segment lets its
+    /// oldest go, a lost detection when its two SYNs were two attempts.
+    fn remember_second(&mut self, fp: u64, two: [FirstSyn; 2], cx: &Ctx) {
+        if let Some([a, b]) = self.second.insert_fp(fp, two) {
+            let t = cx.shared.stats.table(Table::SynRetry);
+            t.evicted.fetch_add(1, Relaxed);
+            if a.distinct(&b) {
+                t.lost_detections.fetch_add(1, Relaxed);
+            }
         }
     }
 
@@ -745,6 +823,7 @@ impl SynRetry {
             false
         });
         expired += self.first.retain(|_, f| now.saturating_sub(f.ts) <= lim.window_us);
+        expired += self.second.retain(|_, [_, s]| now.saturating_sub(s.ts) <= lim.window_us);
         cx.shared.stats.table(Table::SynRetry).expired.fetch_add(expired, Relaxed);
     }
 
@@ -761,6 +840,7 @@ impl SynRetry {
         }
         self.map.clear();
         self.first.clear();
+        self.second.clear();
         self.pending.clear();
     }
 }
@@ -774,7 +854,7 @@ impl Detector for SynRetry {
     }
     /// Keys tracked, in both tiers.
     fn len(&self) -> usize {
-        self.first.len() + self.map.len()
+        self.first.len() + self.second.len() + self.map.len()
     }
     fn on_packet(&mut self, p: &PacketSummary, sensor: u16, sources: &Sources, cx: &Ctx) {
         self.packet(p, sensor, sources, cx);
@@ -1372,9 +1452,10 @@ mod tests {
             let src = format!("203.0.113.{}", i + 1);
             r.feed(tcp(1.0 + f64::from(i) * 0.001, &src, SERVER, 5000, 80, tcpflag::SYN, 1, 0));
         }
-        // The client's full entry plus a full probation tier of the newest
+        // The client's two SYNs in probation's second segment, which
+        // one-off SYNs never touch, and a full first segment of the newest
         // ten flood keys: the oldest forty made room, one at a time.
-        assert_eq!((r.det.map.len(), r.det.first.len()), (1, 10));
+        assert_eq!((r.det.map.len(), r.det.second.len(), r.det.first.len()), (0, 1, 10));
         let t = r.shared.stats.table(Table::SynRetry);
         assert_eq!(t.evicted.load(Relaxed), 40);
         assert_eq!((t.cap_hits.load(Relaxed), t.lost_detections.load(Relaxed)), (0, 0), "one-off SYNs are no loss");
@@ -1396,12 +1477,12 @@ mod tests {
         }
         r.tick(20.0);
         assert!(r.events().iter().any(|e| e["syn_retry"]["status"] == "new"));
-        // An adversarial flood that repeats every spoofed key once (two
+        // An adversarial flood that repeats every spoofed key twice (three
         // attempts each: what promotes a key) fills the promoted tier.
         let mut t = 21.0;
         for i in 0..200u16 {
             let src = format!("198.51.100.{}", i + 1);
-            for round in 0..2u16 {
+            for round in 0..3u16 {
                 t += 0.01;
                 r.feed(tcp(t, &src, SERVER, 6000 + round, 80, tcpflag::SYN, 7 + u32::from(round), 0));
             }
@@ -1415,9 +1496,54 @@ mod tests {
         // and the end reports all five.
         r.feed(syn(t + 1.0, 1030, 9));
         let ev = r.end();
-        let fin: Vec<_> = ev.iter().filter(|e| e["syn_retry"]["status"] == "final").collect();
+        let fin: Vec<_> = ev.iter().filter(|e| e["syn_retry"]["status"] == "final" && e["src_ip"] == CLIENT).collect();
         assert_eq!(fin.len(), 1, "{ev:?}");
         assert_eq!(fin[0]["syn_retry"]["attempts"], 5);
+    }
+
+    #[test]
+    fn a_flood_that_repeats_each_key_once_never_reaches_the_tier_and_a_loop_inside_it_is_confirmed() {
+        let mut r = rig(|rules| (rules.syn_retry.max_tracked, rules.syn_retry.max_probation) = (4, 800));
+        let forged = |i: u32| format!("198.51.{}.{}", 100 + i / 250, 1 + i % 250);
+        // 300 forged keys, each sent twice 1 s apart, 100 new keys a second,
+        // around a client retrying every second.
+        let mut fed = 0;
+        for step in 0..400u32 {
+            let t = f64::from(step) * 0.01;
+            if step < 300 {
+                r.feed(tcp(t, &forged(step), SERVER, 6000, 80, tcpflag::SYN, 7, 0));
+            }
+            if let Some(k) = step.checked_sub(100).filter(|k| *k < 300) {
+                r.feed(tcp(t + 0.005, &forged(k), SERVER, 6001, 80, tcpflag::SYN, 8, 0));
+            }
+            if step % 100 == 50 && fed < 3 {
+                r.feed(syn(t, 1024 + fed as u16, fed));
+                fed += 1;
+            }
+        }
+        assert_eq!(fed, 3);
+        // Forged keys hold two SYNs at most: none took a tier slot.
+        assert_eq!(r.det.map.len(), 1, "the client's key alone was promoted");
+        r.tick(10.0);
+        let ev = r.end();
+        let fin: Vec<_> = ev.iter().filter(|e| e["syn_retry"]["status"] == "final").collect();
+        assert_eq!(fin.len(), 1, "{ev:?}");
+        assert_eq!(fin[0]["src_ip"], CLIENT);
+        assert_eq!(fin[0]["syn_retry"]["attempts"], 3);
+        let c = r.shared.stats.table(Table::SynRetry);
+        assert_eq!((c.cap_hits.load(Relaxed), c.lost_detections.load(Relaxed)), (0, 0));
+
+        // A second segment too small for a second of the flood loses the
+        // forged two-attempt keys it pushes out, and counts each.
+        let mut r = rig(|rules| rules.syn_retry.max_probation = 40);
+        for i in 0..100u32 {
+            let t = f64::from(i) * 0.01;
+            r.feed(tcp(t, &forged(i), SERVER, 6000, 80, tcpflag::SYN, 7, 0));
+            r.feed(tcp(t + 0.005, &forged(i), SERVER, 6001, 80, tcpflag::SYN, 8, 0));
+        }
+        let c = r.shared.stats.table(Table::SynRetry);
+        assert_eq!(r.det.second.len(), 20);
+        assert_eq!(c.lost_detections.load(Relaxed), 80, "two attempts each, pushed out");
     }
 
     #[test]

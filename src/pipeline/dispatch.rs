@@ -768,7 +768,7 @@ mod tests {
         ike.payload_len = 50;
         ike.payload_head = [0, 0, 0x80, 0, 0, 0, 0, 0];
         assert_eq!(shard_addr(&ike, &HomeNet::default()), Some("192.0.2.20".parse().unwrap()));
-        let mut out = ike.clone();
+        let mut out = ike;
         out.l4 = L4::Udp(crate::decode::summary::UdpInfo { sport: 137, dport: 137 });
         out.ip = Some(ipv4("192.0.2.20", "198.51.100.9", 17));
         assert_eq!(shard_addr(&out, &HomeNet::parse("192.0.2.0/24").unwrap()), Some("198.51.100.9".parse().unwrap()));

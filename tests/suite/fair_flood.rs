@@ -270,12 +270,11 @@ fn the_clients_detections_survive_every_flood_within_200_mb() {
         // syn_retry's probation keys first SYNs by a 64-bit fingerprint,
         // so its 131,072 outlast the client's 1 s retransmission.
         Flood::Spoofed(100_000),
-        // Not yet (issue 17 stays open for it): inside a flood that repeats
-        // each forged key once, a second later, the client's syn_retry loop
-        // is lost today (counted in stats.state.syn_retry.lost_detections):
-        // 50,000 forged two-attempt keys a second fill syn_retry's tier of
-        // 16,384 faster than the client's third attempt comes.
-        // Flood::Repeating belongs here once it keeps it.
+        // A flood that repeats each forged key once, a second later: keys
+        // with two SYNs wait in syn_retry's second probation segment for a
+        // third, so the forged ones never reach the tier the client's loop
+        // is promoted into at its third attempt.
+        Flood::Repeating,
     ];
     let mut report = Vec::new();
     for case in cases {
@@ -323,8 +322,9 @@ fn an_adversarial_flood_that_repeats_every_key_puts_the_state_under_pressure_onc
     assert!(notes[0].ends_with(": detections may be missed"), "{}", notes[0]);
     let st = stats(&run.events);
     assert_eq!(st["state_pressure"]["episodes"], 1, "{st}");
-    // 400,000 keys repeated once each against syn_retry's 16,384 slots: the
-    // ones pushed out held two attempts, and are counted as lost.
+    // 400,000 keys repeated once each against the 65,536 slots of
+    // syn_retry's second probation segment: the ones pushed out held two
+    // attempts, and are counted as lost.
     let syn = &st["state"]["syn_retry"];
     assert!(syn["lost_detections"].as_u64().unwrap_or(0) > 0, "{syn}");
     assert!(run.peak_kb < RSS_LIMIT_KB, "peak RSS {} kB", run.peak_kb);
