@@ -511,9 +511,15 @@ impl FwIndex {
     }
 
     fn bounded(max_bytes: usize, max_age_us: Option<i64>) -> FwIndex {
+        // Sized for the bound at once: a table that doubles while records
+        // stream in rehashes tens of megabytes at a time, a stall of the
+        // firewall-log thread that a syslog flood turns into kernel drops.
+        // Only the control bytes are written now; the slots' pages become
+        // resident as tallies land in them.
+        let entries = max_bytes / ENTRY_BYTES;
         FwIndex {
-            map: FastMap::default(),
-            order: std::collections::VecDeque::new(),
+            map: FastMap::with_capacity_and_hasher(entries, Default::default()),
+            order: std::collections::VecDeque::with_capacity(2 * entries + 1024),
             seq: 0,
             bytes: 0,
             max_bytes,
