@@ -15,7 +15,7 @@ use crate::detect::fair::{Inserted, Probation, Tier, Weighted};
 use crate::output::event::{EventBuilder, EventLine, proto_name};
 use crate::output::timefmt::rfc3339_us;
 use crate::ports::PortTable;
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashSet, HashSetExt};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 
@@ -28,6 +28,61 @@ pub const MAX_PROBATION: usize = 1 << 14;
 pub const MAX_SOURCE_PORTS: usize = 1 << 19;
 /// Entries listed in `by_port`.
 pub const TOP_PORTS: usize = 20;
+/// (protocol, port) pairs counted for protocols other than TCP and UDP, and
+/// for records without a port; denials of further pairs are counted
+/// together in `by_port_untracked`.
+pub const MAX_OTHER_PORTS: usize = 4096;
+
+/// The nonzero counters of a dense per-port array, as (protocol, port) pairs.
+fn dense(proto: u8, counts: &[u64]) -> impl Iterator<Item = ((u8, Option<u16>), u64)> + '_ {
+    counts.iter().enumerate().filter(|(_, c)| **c > 0).map(move |(p, c)| ((proto, Some(p as u16)), *c))
+}
+
+/// Denials by (protocol, destination port), bounded whatever the log
+/// holds: TCP and UDP ports in two dense arrays of 65,536 counters (made
+/// at the first denial of that protocol, 512 KiB each), every other pair
+/// in a map of at most [`MAX_OTHER_PORTS`] keys. Hostile logs could
+/// otherwise name all 256 x 65,536 pairs.
+#[derive(Default)]
+struct PortCounts {
+    tcp: Vec<u64>,
+    udp: Vec<u64>,
+    other: HashMap<(u8, Option<u16>), u64>,
+    /// Denials of pairs the map had no room for.
+    untracked: u64,
+}
+
+impl PortCounts {
+    fn add(&mut self, proto: u8, port: Option<u16>) {
+        let dense = match (proto, port) {
+            (6, Some(p)) => Some((&mut self.tcp, p)),
+            (17, Some(p)) => Some((&mut self.udp, p)),
+            _ => None,
+        };
+        if let Some((counts, p)) = dense {
+            if counts.is_empty() {
+                counts.resize(1 << 16, 0);
+            }
+            if let Some(c) = counts.get_mut(usize::from(p)) {
+                *c += 1;
+            }
+            return;
+        }
+        let room = self.other.len() < MAX_OTHER_PORTS;
+        match self.other.get_mut(&(proto, port)) {
+            Some(c) => *c += 1,
+            None if room => {
+                self.other.insert((proto, port), 1);
+            }
+            None => self.untracked += 1,
+        }
+    }
+
+    /// Every counted pair with its denials.
+    fn iter(&self) -> impl Iterator<Item = ((u8, Option<u16>), u64)> + '_ {
+        dense(6, &self.tcp).chain(dense(17, &self.udp)).chain(self.other.iter().map(|(k, c)| (*k, *c)))
+    }
+}
 /// Default entries listed in `by_source`.
 pub const TOP_SOURCES: usize = 10;
 
@@ -96,7 +151,7 @@ pub struct Aggregate {
     pub denials: u64,
     pub by_action: [u64; Action::ALL.len()],
     /// (protocol or 255 when unknown, destination port) -> denials.
-    by_port: HashMap<(u8, Option<u16>), u64>,
+    by_port: PortCounts,
     by_source: Tier<SourceKey, SourceCount>,
     source_cap: usize,
     /// Sources seen once while the tier was full, with their first record's port.
@@ -137,7 +192,7 @@ impl Aggregate {
             records: 0,
             denials: 0,
             by_action: [0; Action::ALL.len()],
-            by_port: HashMap::new(),
+            by_port: PortCounts::default(),
             by_source: Tier::new(sources),
             source_cap: sources,
             probation: Probation::new(probation),
@@ -170,7 +225,7 @@ impl Aggregate {
         }
         self.denials += 1;
         let proto = r.proto.unwrap_or(255);
-        *self.by_port.entry((proto, r.dport)).or_insert(0) += 1;
+        self.by_port.add(proto, r.dport);
         let key = SourceKey::of(r);
         self.purge_ports();
         let ports = (&mut self.source_ports, self.ports_cap, &mut self.source_ports_untracked);
@@ -259,15 +314,20 @@ impl Aggregate {
         t.cap_hits.store(self.sources_refused, Relaxed);
         t.lost_detections.store(self.sources_lost, Relaxed);
     }
+    /// Denials whose (protocol, port) pair found no room (`PortCounts`).
+    pub fn ports_untracked(&self) -> u64 {
+        self.by_port.untracked
+    }
+
     /// `by_port`: the top entries by count (ties by protocol and port), and how many more.
     pub fn top_ports(&self, ports: &PortTable) -> (Vec<Value>, usize) {
-        let mut v: Vec<(&(u8, Option<u16>), &u64)> = self.by_port.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut v: Vec<((u8, Option<u16>), u64)> = self.by_port.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let more = v.len().saturating_sub(TOP_PORTS);
         let list = v
             .into_iter()
             .take(TOP_PORTS)
-            .map(|(&(proto, port), &count)| {
+            .map(|((proto, port), count)| {
                 let service = port.and_then(|p| ports.lookup(proto, p)).map(|i| i.name.clone());
                 json!({
                     "port": port,
@@ -410,6 +470,7 @@ pub fn fw_correlation_with(agg: &Aggregate, inp: &ReportInput<'_>, wire: Option<
         "by_action": by_action,
         "by_port": by_port,
         "by_port_more": by_port_more,
+        "by_port_untracked": agg.ports_untracked(),
         "by_source": by_source,
         "by_source_more": by_source_more,
         "sources": agg.sources(),
@@ -559,6 +620,28 @@ mod tests {
 
     /// Ports of sources pushed out are let go, so the set keeps room for
     /// the sources still counted; past its cap, ports are counted as untracked.
+    #[test]
+    fn the_port_histogram_is_bounded_whatever_pairs_a_log_names() {
+        let mut a = Aggregate::new();
+        // Every TCP port once, and more odd protocols and ports than the map holds.
+        for p in 0..=u16::MAX {
+            a.add(&rec("198.51.100.7", 6, p, Action::Drop));
+        }
+        a.add(&rec("198.51.100.7", 6, 443, Action::Drop));
+        let odd = MAX_OTHER_PORTS as u32 + 500;
+        for i in 0..odd {
+            a.add(&rec("198.51.100.8", 50 + (i % 100) as u8, (i / 100) as u16, Action::Drop));
+        }
+        assert_eq!(a.by_port.other.len(), MAX_OTHER_PORTS);
+        assert_eq!(a.ports_untracked(), 500);
+        let (top, more) = a.top_ports(&Rules::builtin().ports);
+        assert_eq!(top[0]["port"], 443);
+        assert_eq!(top[0]["count"], 2);
+        assert_eq!(top.len() + more, 65_536 + MAX_OTHER_PORTS);
+        let counted: u64 = a.by_port.iter().map(|(_, c)| c).sum();
+        assert_eq!(counted + a.ports_untracked(), a.denials);
+    }
+
     #[test]
     fn ports_of_evicted_sources_make_room() {
         let mut a = Aggregate::with_caps(4, 4, 64);
