@@ -4,19 +4,17 @@
 //! Needs root (CI runs as root); without it the test says so and returns.
 
 use crate::common;
-use common::lab::{Lab, append, have, is_root, must, sh, snapshot_fw_records, wait_exit, wait_for, wait_until};
+use common::lab::{Lab, append, lab_ready, must, sh, snapshot_fw_records, wait_exit, wait_for, wait_until};
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tools_present() -> bool {
-    have(&["ip", "hping3", "iptables"])
-}
+/// What the live tests run in their namespaces.
+const TOOLS: [&str; 3] = ["ip", "hping3", "iptables"];
 
 #[test]
 fn live_capture_detects_retries_counts_everything_and_drains_on_sigterm() {
-    if !is_root() || !tools_present() {
-        println!("skipping: the live test needs root, iproute2, hping3 and iptables (scripts/test installs them)");
+    if !lab_ready("the live test", &TOOLS) {
         return;
     }
     let lab = Lab::up("pk", "t1");
@@ -126,10 +124,7 @@ fn nf_line(src: &str, dst: &str, sport: u16, dport: u16) -> String {
 /// hping3 really sent.
 #[test]
 fn live_follows_a_rotated_log_and_receives_syslog() {
-    if !is_root() || !tools_present() || !sh(&["sh", "-c", "command -v logger"]) {
-        println!(
-            "skipping: the live test needs root, iproute2, hping3, iptables and logger (scripts/test installs them)"
-        );
+    if !lab_ready("the live syslog test", &["ip", "hping3", "iptables", "logger"]) {
         return;
     }
     let lab = Lab::up("pk", "t2");
@@ -238,8 +233,7 @@ fn live_follows_a_rotated_log_and_receives_syslog() {
 /// and 60 for the test.
 #[test]
 fn live_fw_log_denials_feed_the_worm_sentries_once() {
-    if !is_root() || !tools_present() {
-        println!("skipping: the live test needs root, iproute2, hping3 and iptables (scripts/test installs them)");
+    if !lab_ready("the live test", &TOOLS) {
         return;
     }
     let lab = Lab::up("pk", "t3");

@@ -7,7 +7,7 @@
 //! Needs root (CI runs as root); without it the test says so and returns.
 
 use crate::common;
-use common::lab::{Lab, have, is_root, must};
+use common::lab::{Lab, lab_ready, must};
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,11 +38,7 @@ fn wall_s() -> f64 {
 
 #[test]
 fn an_unanswered_retry_loop_is_reported_on_an_idle_link() {
-    let tools = have(&["ip", "iptables", "python3", "nsenter"]);
-    if !is_root() || !tools {
-        println!(
-            "skipping: the live clock test needs root, iproute2, iptables and python3 (scripts/test installs them)"
-        );
+    if !lab_ready("the live clock test", &["ip", "iptables", "python3", "nsenter"]) {
         return;
     }
     let lab = Lab::up("clock", "c");

@@ -5,7 +5,7 @@
 //! events wait, and writing resumes once space returns.
 
 use crate::common;
-use common::lab::{is_root, sh};
+use common::lab::{lab_ready, sh};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,8 +52,7 @@ fn whole_lines(path: &Path) -> Vec<Event> {
 
 #[test]
 fn a_replay_onto_a_full_disk_leaves_whole_lines_and_its_stats_on_stderr() {
-    if !is_root() {
-        println!("skipping: mounting a tmpfs needs root");
+    if !lab_ready("mounting a tmpfs", &["mount", "umount"]) {
         return;
     }
     let fs = Tmpfs::mount("out-replay", 16);
@@ -90,8 +89,7 @@ fn a_replay_onto_a_full_disk_leaves_whole_lines_and_its_stats_on_stderr() {
 
 #[test]
 fn live_holds_events_while_the_disk_is_full_and_writes_them_once_space_returns() {
-    if !is_root() || !sh(&["sh", "-c", "command -v ip && command -v nsenter"]) {
-        println!("skipping: the live output test needs root, iproute2 and nsenter");
+    if !lab_ready("the live output test", &["ip", "nsenter", "mount", "umount"]) {
         return;
     }
     let ns = format!("clock-out-{}", std::process::id() % 100_000);

@@ -5,7 +5,7 @@
 //! Every target must carry exactly the lines the file output carries.
 
 use crate::common;
-use common::lab::{have, is_root, sh, wait_exit, wait_for, wait_until};
+use common::lab::{have, lab_ready, sh, wait_exit, wait_for, wait_until};
 use common::*;
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixDatagram;
@@ -102,13 +102,19 @@ impl Drop for Redis {
     }
 }
 
+/// `tools` present (scripts/lib/deps.sh installs them), or the test fails
+/// (`PICKET_SKIP_LAB=1` skips it instead, and says so).
 fn need(tools: &[&str]) -> bool {
     if have(tools) {
         return true;
     }
-    // CI installs them (scripts/lib/deps.sh); a bare checkout says so.
-    println!("skipping: needs {tools:?} (scripts/lib/deps.sh installs them)");
-    false
+    let need = format!("this test needs {tools:?} (scripts/test installs them)");
+    if std::env::var_os("PICKET_SKIP_LAB").is_some_and(|v| v == "1") {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "skipped (PICKET_SKIP_LAB=1): {need}");
+        return false;
+    }
+    panic!("{need}; set PICKET_SKIP_LAB=1 to skip it")
 }
 
 #[test]
@@ -181,7 +187,7 @@ fn redis_publish_sends_each_event_on_the_channel() {
 /// stats say was lost.
 #[test]
 fn redis_killed_and_restarted_mid_run_loses_only_what_the_stats_say() {
-    if !is_root() || !need(&["redis-server", "redis-cli", "ip", "nsenter"]) {
+    if !lab_ready("the redis restart test", &["redis-server", "redis-cli", "ip", "nsenter"]) {
         println!("skipping: the live redis test needs root");
         return;
     }

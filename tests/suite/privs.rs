@@ -10,7 +10,7 @@
 //! Needs root (CI runs as root); without it the lab tests say so and return.
 
 use crate::common;
-use common::lab::{Lab, have, is_root, must, sh, snapshot_fw_records, wait_exit, wait_for, wait_until};
+use common::lab::{Lab, must, sh, snapshot_fw_records, wait_exit, wait_for, wait_until};
 use common::*;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -102,11 +102,7 @@ fn dir_for(tag: &str, uid: u32) -> std::path::PathBuf {
 fn lab_ready(extra: &[&str]) -> bool {
     let mut tools = vec!["ip", "hping3", "nsenter"];
     tools.extend_from_slice(extra);
-    if is_root() && have(&tools) {
-        return true;
-    }
-    println!("skipping: this test needs root and {tools:?} (CI runs as root; scripts/test installs them)");
-    false
+    common::lab::lab_ready("this privilege test", &tools)
 }
 
 #[test]

@@ -17,7 +17,7 @@
 //! tools (scripts/test installs them), the test says so and returns.
 
 use crate::common;
-use common::lab::{have, is_root, must, sh, wait_exit, wait_for, wait_until};
+use common::lab::{lab_ready, must, sh, wait_exit, wait_for, wait_until};
 use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -137,8 +137,7 @@ fn logger_tcp(ns: &Ns, sport: u16) -> bool {
 
 #[test]
 fn syslog_over_tcp_and_tls_from_logger_and_rsyslog() {
-    if !is_root() || !have(&["ip", "nsenter", "logger", "rsyslogd", "openssl", "python3"]) {
-        println!("skipping: needs root, iproute2, logger, rsyslog (with rsyslog-openssl), openssl and python3");
+    if !lab_ready("syslog over TCP and TLS", &["ip", "nsenter", "logger", "rsyslogd", "openssl", "python3"]) {
         return;
     }
     let dir = tempdir("syslog-tcp");

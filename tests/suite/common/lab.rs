@@ -30,6 +30,30 @@ pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Whether a test that needs root and `tools` (which `scripts/test`
+/// installs; CI runs as root) can run here. When it cannot, the test fails
+/// and says what is missing: a lab test that checks nothing must not pass.
+/// With `PICKET_SKIP_LAB=1` it says on stderr that it skipped (past the
+/// harness's capture, so it shows) and returns false.
+pub fn lab_ready(what: &str, tools: &[&str]) -> bool {
+    let root = is_root();
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(&[t])).collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let need = format!(
+        "{what} needs root{}{} (scripts/test installs the tools; CI runs as root)",
+        if root { "" } else { ", which this user is not" },
+        if missing.is_empty() { String::new() } else { format!(", and {missing:?}, missing here") }
+    );
+    if std::env::var_os("PICKET_SKIP_LAB").is_some_and(|v| v == "1") {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "skipped (PICKET_SKIP_LAB=1): {need}");
+        return false;
+    }
+    panic!("{need}; set PICKET_SKIP_LAB=1 to skip it")
+}
+
 /// True when every command in `tools` is on the PATH.
 pub fn have(tools: &[&str]) -> bool {
     tools.iter().all(|t| sh(&["sh", "-c", &format!("command -v {t}")]))
