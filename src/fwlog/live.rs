@@ -537,9 +537,14 @@ impl LiveFw {
             self.stats.fw_syslog_rejected.fetch_add(1, Relaxed);
             return;
         }
-        let ix = self.sender_ix(channel, peer);
+        let (ix, shared) = self.sender_ix(channel, peer);
         let ln = bump(&mut self.line_no[ix]);
         let tally = &mut self.tallies[ix];
+        if shared {
+            // Senders past MAX_SENDERS share this parser: each message
+            // stands alone (no header or multi-line record carries over).
+            self.parsers[ix].forget_stream(tally);
+        }
         if truncated {
             tally.count_overlong(ln);
             return;
@@ -552,15 +557,17 @@ impl LiveFw {
 
     /// The tally (and parser) of a syslog sender, made on its first
     /// message; past `MAX_SENDERS`, one shared tally per channel takes the
-    /// rest (a spoofed flood cannot grow the table).
-    fn sender_ix(&mut self, channel: &'static str, peer: IpAddr) -> usize {
+    /// rest (a spoofed flood cannot grow the table), and the second value
+    /// says so.
+    fn sender_ix(&mut self, channel: &'static str, peer: IpAddr) -> (usize, bool) {
         let key = if self.senders.len() < MAX_SENDERS || self.senders.contains_key(&(channel, peer)) {
             (channel, peer)
         } else {
             (channel, IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
         };
+        let shared = key.1.is_unspecified();
         if let Some(&ix) = self.senders.get(&key) {
-            return ix;
+            return (ix, shared);
         }
         let ix = self.tallies.len();
         let sender = if key.1.is_unspecified() { "other senders".to_string() } else { key.1.to_string() };
@@ -576,7 +583,7 @@ impl LiveFw {
         if let Ok(mut index) = self.index.write() {
             index.set_origin(ix as u16, channel, &sender);
         }
-        ix
+        (ix, shared)
     }
 
     fn time_ctx(&self) -> TimeCtx {
@@ -958,6 +965,34 @@ mod tests {
     fn an_ipv4_sender_on_a_dual_stack_listener_matches_ipv4_allow_entries() {
         assert_eq!(allow_outcome("v6-in", "[::]:0", "127.0.0.1/32"), (2, 0));
         assert_eq!(allow_outcome("v6-out", "[::]:0", "192.0.2.1"), (0, 2));
+    }
+
+    /// Past `MAX_SENDERS`, senders share one parser; a CSV header from one
+    /// of them (here with source and destination swapped, to pin a scan on
+    /// an innocent address) must not decide how another's rows read. A
+    /// sender with its own parser keeps its header.
+    #[test]
+    fn a_shared_parser_carries_no_header_from_one_sender_to_the_next() {
+        let dir = scratch("shared-parser");
+        let path = dir.join("fw.log");
+        let (mut fw, _tap, _events, _stats, _index) = setup(&path, None, None);
+        let header = b"time,dst,src,dport";
+        let row = b"2026-11-22T07:06:00Z,198.51.100.7,192.0.2.10,158";
+        let peer = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        // The first sender has a parser of its own: its header holds.
+        fw.take_message("udp", peer(0), header, 0, false);
+        fw.take_message("udp", peer(0), row, 0, false);
+        assert_eq!(fw.fresh.len(), 1);
+        assert_eq!(fw.fresh[0].src, "192.0.2.10".parse().ok(), "its own header's order");
+        for i in 1..MAX_SENDERS as u32 {
+            fw.take_message("udp", peer(i), b"hello", 0, false);
+        }
+        fw.fresh.clear();
+        // Two senders past the table share a parser.
+        fw.take_message("udp", peer(1000), header, 0, false);
+        fw.take_message("udp", peer(1001), row, 0, false);
+        assert!(fw.fresh.is_empty(), "a row without its own header is no record: {:?}", fw.fresh);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A batch goes when full or when its oldest attempt is 1 s old in

@@ -61,6 +61,17 @@ impl LineParser {
         }
     }
 
+    /// Forgets what earlier lines set up: a CSV or W3C header, and an open
+    /// multi-line (Norton) record, counted bad as truncated. For a parser
+    /// that senders which cannot be told apart share, so that one sender's
+    /// header or half record never shapes another's lines.
+    pub fn forget_stream(&mut self, tally: &mut FileTally) {
+        self.finish(tally);
+        self.w3c = None;
+        self.csv = None;
+        self.seen_content = false;
+    }
+
     /// Parses line number `line_no` (1-based) of the file.
     pub fn parse(&mut self, line: &[u8], line_no: u32) -> Result<FwRecord, Skip> {
         let line = text::trim_end(line);
