@@ -80,7 +80,6 @@ const PROXY_PORTS: [u16; 9] = [80, 81, 88, 1080, 3128, 8000, 8080, 8081, 8888];
 
 #[derive(Clone, Debug)]
 struct Trojan {
-    name: String,
     port: u16,
     proto: u8,
     probes: u64,
@@ -256,10 +255,10 @@ impl KnownProbe {
         };
         // Only what this detector names earns an entry.
         let trojan = match seen {
-            Seen::Probe { proto, port, .. } if self.is_trojan_port(proto, port) => {
-                cx.shared.ports.lookup(proto, port).map(|i| i.name.as_str())
+            Seen::Probe { proto, port, .. } => {
+                self.is_trojan_port(proto, port) && cx.shared.ports.lookup(proto, port).is_some()
             }
-            _ => None,
+            _ => false,
         };
         let proxy_bit = match seen {
             Seen::Probe { proto: 6, port, .. } => PROXY_PORTS.iter().position(|x| *x == port),
@@ -271,8 +270,7 @@ impl KnownProbe {
         // lookup per SYN to 80 would be most of this detector's cost). A
         // proxy hunter's 80 is found in the per-source table when one of
         // the other proxy ports creates the entry.
-        let creates =
-            trojan.is_some() || proxy_bit.is_some_and(|b| b != 0) || sscan_syn || matches!(seen, Seen::SscanAck);
+        let creates = trojan || proxy_bit.is_some_and(|b| b != 0) || sscan_syn || matches!(seen, Seen::SscanAck);
         let known = if creates { self.map.contains(&key) } else { !self.map.is_empty() && self.map.contains(&key) };
         if !known && !creates {
             return;
@@ -302,8 +300,8 @@ impl KnownProbe {
                     e.sscan_syns += 1;
                     e.sscan_target.get_or_insert(ip.dst);
                 }
-                if let Some(name) = trojan {
-                    add_trojan(e, name, (proto, port, sport, seq), ip.dst, now);
+                if trojan {
+                    add_trojan(e, (proto, port, sport, seq), ip.dst, now);
                 }
                 match proxy_bit {
                     Some(b) => {
@@ -354,14 +352,13 @@ impl KnownProbe {
 }
 
 /// Adds a probe `(proto, port, sport, seq)` to the source's trojan ports.
-fn add_trojan(e: &mut Entry, name: &str, probe: (u8, u16, u16, Option<u32>), dst: IpAddr, now: i64) {
+fn add_trojan(e: &mut Entry, probe: (u8, u16, u16, Option<u32>), dst: IpAddr, now: i64) {
     let (proto, port, sport, seq) = probe;
     let idx = match e.trojans.iter().position(|t| t.proto == proto && t.port == port) {
         Some(i) => i,
         None if e.trojans.len() < NAMES => {
-            // The name is copied once per (source, port), not per probe.
+            // No name is stored: events look it up in the port table.
             e.trojans.push(Trojan {
-                name: name.to_string(),
                 port,
                 proto,
                 probes: 0,
@@ -441,6 +438,11 @@ fn emit_finals(src: IpAddr, e: &Entry, end: Option<EndReason>, cx: &Ctx, now: i6
     }
 }
 
+/// A trojan port's name, from the port table (which made it a trojan port).
+fn trojan_name<'a>(cx: &'a Ctx, t: &Trojan) -> &'a str {
+    cx.shared.ports.lookup(t.proto, t.port).map_or("unknown", |i| i.name.as_str())
+}
+
 fn proto_name(proto: u8) -> &'static str {
     if proto == 17 { "udp" } else { "tcp" }
 }
@@ -448,7 +450,7 @@ fn proto_name(proto: u8) -> &'static str {
 /// The source's trojan detection: every trojan or backdoor port it tried.
 fn render_trojan(src: IpAddr, e: &Entry, status: &str, end: Option<EndReason>, cx: &Ctx, now: i64) -> EventLine {
     let first = &e.trojans[0];
-    let name = first.name.replace('-', "_");
+    let name = trojan_name(cx, first).replace('-', "_");
     let first_us = e.trojan.map_or(first.first_us, |p| p.first_us);
     let id = detection_id(KIND, &[&ip_bytes(&src), b"trojan", &first_us.to_be_bytes()]);
     let note = cx.shared.ports.lookup(first.proto, first.port).map(|i| i.note.clone());
@@ -463,7 +465,7 @@ fn render_trojan(src: IpAddr, e: &Entry, status: &str, end: Option<EndReason>, c
         .trojans
         .iter()
         .map(|t| {
-            json!({"port": t.port, "proto": proto_name(t.proto), "name": t.name, "probes": t.probes,
+            json!({"port": t.port, "proto": proto_name(t.proto), "name": trojan_name(cx, t), "probes": t.probes,
                    "attempts": t.attempts, "answered": t.answered, "refused": t.refused})
         })
         .collect();
@@ -501,10 +503,10 @@ fn render_trojan(src: IpAddr, e: &Entry, status: &str, end: Option<EndReason>, c
     let whom = if hosts == 1 { first.first_target.to_string() } else { format!("{hosts} hosts") };
     let what = if e.trojans.len() == 1 {
         let kind = category_word(cx, first);
-        format!("{}/{} ({}: {kind}'s port)", proto_name(first.proto), first.port, first.name)
+        format!("{}/{} ({}: {kind}'s port)", proto_name(first.proto), first.port, trojan_name(cx, first))
     } else {
         let list: Vec<String> =
-            e.trojans.iter().map(|t| format!("{}/{} {}", proto_name(t.proto), t.port, t.name)).collect();
+            e.trojans.iter().map(|t| format!("{}/{} {}", proto_name(t.proto), t.port, trojan_name(cx, t))).collect();
         format!("{} trojan and backdoor ports ({})", e.trojans.len(), list.join(", "))
     };
     let tries = if probes > attempts {
