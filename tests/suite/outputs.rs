@@ -108,13 +108,7 @@ fn need(tools: &[&str]) -> bool {
     if have(tools) {
         return true;
     }
-    let need = format!("this test needs {tools:?} (scripts/test installs them)");
-    if std::env::var_os("PICKET_SKIP_LAB").is_some_and(|v| v == "1") {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "skipped (PICKET_SKIP_LAB=1): {need}");
-        return false;
-    }
-    panic!("{need}; set PICKET_SKIP_LAB=1 to skip it")
+    common::lab::skip_or_fail(&format!("this test needs {tools:?} (scripts/test installs them)"))
 }
 
 #[test]

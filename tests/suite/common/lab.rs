@@ -46,6 +46,13 @@ pub fn lab_ready(what: &str, tools: &[&str]) -> bool {
         if root { "" } else { ", which this user is not" },
         if missing.is_empty() { String::new() } else { format!(", and {missing:?}, missing here") }
     );
+    skip_or_fail(&need)
+}
+
+/// A lab test that cannot run: false (skip) with `PICKET_SKIP_LAB=1`,
+/// saying so on stderr past the harness's capture; otherwise it fails,
+/// saying what it `need`s.
+pub fn skip_or_fail(need: &str) -> bool {
     if std::env::var_os("PICKET_SKIP_LAB").is_some_and(|v| v == "1") {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "skipped (PICKET_SKIP_LAB=1): {need}");
