@@ -36,7 +36,7 @@
 //! another, and from its second connection in a `Tier` that keeps the
 //! sources with more sessions and never evicts a confirmed one.
 
-use super::fair::{Probation, Tier, Weighted};
+use super::fair::{Fifo, Probation, Tier, Weighted};
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, tcpflag};
@@ -104,12 +104,12 @@ const CLAIM_HOLD_US: i64 = 7_200_000_000;
 /// retrying or a beacon (`periodic`, `syn_retry`).
 pub struct Claims {
     held: AtomicUsize,
-    map: Mutex<Probation<AKey, i64>>,
+    map: Mutex<Fifo<AKey, i64>>,
 }
 
 impl Default for Claims {
     fn default() -> Claims {
-        Claims { held: AtomicUsize::new(0), map: Mutex::new(Probation::new(CLAIMS_KEPT)) }
+        Claims { held: AtomicUsize::new(0), map: Mutex::new(Fifo::new(CLAIMS_KEPT)) }
     }
 }
 
@@ -410,7 +410,7 @@ pub struct BruteForce {
     /// The service ports, one bit each.
     ports: Box<[u64; 1024]>,
     lim: Limits,
-    conns: Probation<ConnKey, Conn>,
+    conns: Fifo<ConnKey, Conn>,
     probation: Probation<AKey, Attack>,
     tier: Tier<AKey, Attack>,
     claims: Arc<Claims>,
@@ -442,7 +442,7 @@ impl BruteForce {
                 idle_us: (rules.idle_s * 1e6) as i64,
                 update_us: (update_interval_s * 1e6) as i64,
             },
-            conns: Probation::new(probation_cap),
+            conns: Fifo::new(probation_cap),
             probation: Probation::new(probation_cap),
             tier: Tier::new(cap),
             claims,

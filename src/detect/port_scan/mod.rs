@@ -44,7 +44,7 @@
 pub mod distributed;
 pub mod tools;
 
-use super::fair::{Inserted, Probation, Tier, Weighted};
+use super::fair::{Fifo, Inserted, Probation, Tier, Weighted};
 use super::sources::Sources;
 use crate::config::{ConfigError, schema::Spans};
 use crate::decode::summary::{L4, PacketSummary, TcpInfo, tcpflag};
@@ -801,7 +801,7 @@ pub struct PortScan {
     scans: Tier<AddrKey, Scan>,
     /// Probes of promoted, unconfirmed sources waiting for an answer, in
     /// time order: the tick settles the front.
-    waits: Probation<WaitKey, Waiting>,
+    waits: Fifo<WaitKey, Waiting>,
     /// Sources whose outcome changed since the last tick.
     dirty: Vec<AddrKey>,
     /// Port lists this worker may still start before confirmation.
@@ -829,7 +829,7 @@ impl PortScan {
             lim: Limits::of(rules),
             probation: Probation::new(probation_cap),
             scans: Tier::new(cap),
-            waits: Probation::new(cap.saturating_mul(4)),
+            waits: Fifo::new(cap.saturating_mul(4)),
             dirty: Vec::new(),
             maps_left: PORT_MAPS,
             ack_suspects: Default::default(),

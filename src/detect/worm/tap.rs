@@ -24,7 +24,7 @@ use super::record::{Attempt, Chunk, Link, MARK_PORTS, WormMsg};
 use crate::decode::summary::{L4, PacketSummary};
 use crate::detect::agg::send;
 use crate::detect::core::Shared;
-use crate::detect::fair::Probation;
+use crate::detect::fair::Fifo;
 use crate::detect::keys::{hash_pair, unicast};
 use crate::stats::{Stats, Table};
 use std::hash::{Hash, Hasher};
@@ -84,8 +84,8 @@ struct Settled {
 /// One worker's `worm_phase` state.
 pub struct Tap {
     link: Link,
-    waiting: Probation<Key, Wait>,
-    settled: Probation<Key, Settled>,
+    waiting: Fifo<Key, Wait>,
+    settled: Fifo<Key, Settled>,
     early: Vec<Attempt>,
     chunk: Chunk,
     wait_us: i64,
@@ -97,8 +97,8 @@ impl Tap {
         let cap = shared.per_worker(rules.max_pending);
         Tap {
             link,
-            waiting: Probation::new(cap),
-            settled: Probation::new(cap),
+            waiting: Fifo::new(cap),
+            settled: Fifo::new(cap),
             early: Vec::with_capacity(64),
             chunk: Chunk::empty(),
             wait_us: (rules.answer_wait_s * 1e6) as i64,
