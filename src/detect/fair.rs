@@ -416,9 +416,9 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
             _ => return None,
         };
         let seq = self.seq;
-        let (b, out) = if l1.min(l2) < self.ways {
-            (if l2 < l1 { b2 } else { b1 }, None)
-        } else {
+        self.seq = seq.wrapping_add(1);
+        if l1.min(l2) >= self.ways {
+            // Both full: the new key takes the older victim's slot in place.
             let o1 = self.buckets.get(b1).and_then(|x| x.oldest(seq));
             let o2 = self.buckets.get(b2).and_then(|x| x.oldest(seq));
             let (b, i) = match (o1, o2) {
@@ -427,10 +427,15 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
                 (None, Some((i2, _))) => (b2, i2),
                 (None, None) => return None,
             };
-            let out = self.buckets.get_mut(b).map(|x| x.take(i));
-            self.len -= 1;
-            (b, out)
-        };
+            let bucket = self.buckets.get_mut(b)?;
+            let slot = bucket.slots.get_mut(i)?;
+            let out = std::mem::replace(slot, (k, v));
+            bucket.tags[i] = tag;
+            bucket.ages[i] = seq;
+            self.remember(&out.0);
+            return Some(out);
+        }
+        let b = if l2 < l1 { b2 } else { b1 };
         let ways = self.ways;
         let bucket = self.buckets.get_mut(b)?;
         if bucket.slots.capacity() == 0 {
@@ -440,13 +445,8 @@ impl<K: Hash + Eq + Copy, V> Probation<K, V> {
         bucket.tags[i] = tag;
         bucket.ages[i] = seq;
         bucket.slots.push((k, v));
-        self.seq = seq.wrapping_add(1);
         self.len += 1;
-        if let Some((ok, _)) = &out {
-            let ok = *ok;
-            self.remember(&ok);
-        }
-        out
+        None
     }
 
     fn set(&mut self, b: usize, i: usize, v: V) -> Option<(K, V)> {
