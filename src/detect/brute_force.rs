@@ -32,8 +32,8 @@
 //! dispatcher whenever it is outside the home net, or without a home net
 //! (an inside client's session data goes with the outside server's address:
 //! those sessions never end here and do not count). Open connections wait
-//! in a FIFO (`Probation`, oldest out); a (source, port) seen once in
-//! another, and from its second connection in a `Tier` that keeps the
+//! in a FIFO (`Fifo`, oldest out); a (source, port) seen once waits in a
+//! `Probation`, and from its second connection in a `Tier` that keeps the
 //! sources with more sessions and never evicts a confirmed one.
 
 use super::fair::{Fifo, Probation, Tier, Weighted};

@@ -38,8 +38,8 @@
 //! nothing is copied. Each victim's packets thus meet in one worker in
 //! packet order, and the results do not depend on `--workers`.
 //!
-//! State: keys (victim, vector, port) seen once wait in a FIFO probation
-//! (`max_probation`); a second packet promotes the key to the tier
+//! State: keys (victim, vector, port) seen once wait in a probation
+//! (`max_probation`, oldest out first); a second packet promotes the key to the tier
 //! (`max_tracked`, weighted clock, a confirmed detection pinned). Both split
 //! between workers, what they drop counted in `state.flood`. A detection ends
 //! `idle_s` after the victim's last packet of that kind.

@@ -100,7 +100,7 @@ crate::rules_section! {
         max_answered_share: f64 = 0.5, floats(0.0, 1.0);
         /// SIGNATURES.md section 1: cap on (src, dst, dport) keys that repeated (full entries, about 800 B each), across all workers; the story's 65,536 warnings a day come from far fewer keys at once
         max_tracked: usize = 16384, entries();
-        /// SIGNATURES.md section 1: cap on keys seen once (a first SYN, about 70 B with its place in line; a spoofed flood or a scan lands here), across all workers; 131,072 outlast a 1 s retransmission inside a 100 kpps flood; keys seen twice wait for their third SYN in a second segment of half this size (about 100 B each)
+        /// SIGNATURES.md section 1: cap on keys seen once (a first SYN, about 65 B with its share of its bucket; a spoofed flood or a scan lands here), across all workers; 131,072 outlast a 1 s retransmission inside a 100 kpps flood; keys seen twice wait for their third SYN in a second segment of half this size (about 100 B each)
         max_probation: usize = 131072, entries();
     }
 }

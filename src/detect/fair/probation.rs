@@ -138,7 +138,9 @@ pub struct Probation<K, V> {
     buckets: Vec<Bucket<K, V>>,
     ways: usize,
     len: usize,
-    /// Inserts so far (wrapping): an entry's age is `seq - ages[i]`.
+    /// Inserts so far (wrapping): an entry's age is `seq - ages[i]`. An
+    /// entry 2^32 inserts old would look new again; a table churned that
+    /// long has replaced it many times over.
     seq: u32,
     hasher: foldhash::quality::RandomState,
     /// Keys evicted lately (`was_evicted`); none until `with_ghosts`.
